@@ -1,0 +1,5 @@
+"""``python -m nlpkit`` runs the CLI."""
+
+from nlpkit.cli import main
+
+main()

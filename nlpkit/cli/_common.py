@@ -1,0 +1,124 @@
+"""Shared pieces of the CLI: dataset options, consoles, and the error boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from nlpkit.errors import NlpkitError
+
+# Results go to stdout, progress and warnings to stderr (spaCy `evaluate` habit).
+_out_console = None
+_err_console = None
+
+
+def out():
+    """Rich console on stdout, for results."""
+    global _out_console
+    if _out_console is None:
+        from rich.console import Console
+
+        _out_console = Console(soft_wrap=True)
+    return _out_console
+
+
+def err():
+    """Rich console on stderr, for progress, warnings and errors."""
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        _err_console = Console(stderr=True, soft_wrap=True)
+    return _err_console
+
+
+def warn(message: str) -> None:
+    err().print(f"[yellow]Warning:[/yellow] {message}", markup=True, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error on stderr and return the ``typer.Exit`` to raise."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """The error boundary: library errors become one line on stderr and a non-zero exit."""
+    try:
+        yield
+    except NlpkitError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        raise typer.Exit(130) from None
+
+
+# --- dataset options, shared by every command that reads user data -------------------------
+
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option("--format", help="Input format: csv, tsv, jsonl, json, parquet, fasttext. Default: from the extension."),
+]
+TextColOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--text-col", help="Text column; repeat to join several (e.g. title and body). Default: text."),
+]
+LabelColOpt = Annotated[
+    Optional[str], typer.Option("--label-col", help="Label column (one value, a list, or a delimited string). Default: labels / label.")
+]
+LabelColsOpt = Annotated[
+    Optional[list[str]], typer.Option("--label-cols", help="Several 0/1 label columns, one per label; repeat or comma-separate.")
+]
+IdColOpt = Annotated[Optional[str], typer.Option("--id-col", help="Id column. Default: id, else row numbers.")]
+LabelSepOpt = Annotated[Optional[str], typer.Option("--label-sep", help="Separator inside a delimited label string, e.g. '|'.")]
+TaskOpt = Annotated[
+    Optional[str], typer.Option("--task", help="Force 'single' or 'multi' label. Default: inferred from the data.")
+]
+EncodingOpt = Annotated[str, typer.Option("--encoding", help="Text encoding of the input file.")]
+DropEmptyOpt = Annotated[
+    bool, typer.Option("--drop-empty", help="Drop rows with empty text or no label (reported) instead of failing.")
+]
+
+
+def dataset_options(
+    format: Optional[str] = None,
+    text_col: Optional[list[str]] = None,
+    label_col: Optional[str] = None,
+    label_cols: Optional[list[str]] = None,
+    id_col: Optional[str] = None,
+    label_sep: Optional[str] = None,
+    task: Optional[str] = None,
+    encoding: str = "utf-8",
+    drop_empty: bool = False,
+):
+    """Build the dataset layer's options object from CLI values (validated there)."""
+    from nlpkit.data import DatasetOptions
+
+    cols: list[str] = []
+    for value in label_cols or []:
+        cols.extend(c.strip() for c in value.split(",") if c.strip())
+    return DatasetOptions(
+        format=format,
+        text_cols=tuple(text_col) if text_col else None,
+        label_col=label_col,
+        label_cols=tuple(cols),
+        id_col=id_col,
+        label_sep=label_sep,
+        task=task,
+        encoding=encoding,
+        drop_empty=drop_empty,
+    )
+
+
+def ensure_exists(path: Path, what: str = "file") -> None:
+    if not path.exists():
+        raise NlpkitError(f"{what} not found: {path}. Check the path.")
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
