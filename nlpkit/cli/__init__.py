@@ -35,6 +35,21 @@ def _register_all() -> None:
         module.register(app)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from nlpkit import __version__
+
+        typer.echo(f"nlpkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Text-classification experiments: split, baseline, pretrain, finetune, report."""
+
+
 _register_all()
 
 

@@ -1,0 +1,69 @@
+"""The CLI as a whole: every subcommand answers --help, and --help stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from nlpkit.cli import COMMAND_MODULES, app
+
+runner = CliRunner()
+HEAVY = ["torch", "transformers", "sklearn", "pandas", "fasttext", "gensim", "tokenizers", "accelerate"]
+
+
+def registered_commands() -> list[str]:
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_every_command_module_is_registered():
+    names = registered_commands()
+    for module in COMMAND_MODULES:
+        assert module in names, f"nlpkit {module} is not registered"
+
+
+def test_top_level_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in registered_commands():
+        assert name in result.output
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_MODULES))
+def test_subcommand_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in sorted(COMMAND_MODULES)])
+def test_help_imports_no_heavy_library(argv):
+    # `nlpkit --help` must stay fast: the heavy libraries are imported by the commands that run.
+    code = (
+        "import sys, json; sys.argv = ['nlpkit'] + %r\n"
+        "from nlpkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m for m in %r if m in sys.modules)))" % (argv, HEAVY)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert loaded == [], f"nlpkit {' '.join(argv)} imported {loaded}"
+
+
+def test_python_dash_m():
+    proc = subprocess.run([sys.executable, "-m", "nlpkit", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "split" in proc.stdout
+
+
+def test_version():
+    from nlpkit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"nlpkit {__version__}"
