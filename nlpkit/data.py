@@ -1,0 +1,1121 @@
+"""The dataset layer: the only code that reads and writes user datasets and split folders.
+
+Every reader turns a file into the same in-memory table (column name -> Python values, plus a way
+to say where row ``i`` came from: "line N" or "row N"), and one parameterised function turns that
+table into a :class:`Dataset`. Problems in the input raise :class:`~nlpkit.errors.DataError` with
+one line naming the file, the line/row and column, and the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from nlpkit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pandas is imported lazily: `nlpkit --help` must stay fast
+    import pandas
+
+FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "fasttext")
+TASKS = ("single", "multi")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "fasttext",
+    ".ft": "fasttext",
+}
+# Separators we look for when a label column seems to hold several labels in one string.
+_SEP_CANDIDATES = ("|", ";", ",")
+_CANONICAL_KEYS = ("id", "text", "labels")
+_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
+_FALSE = {"0", "0.0", "false", "no", "n", "f"}
+
+
+# --------------------------------------------------------------------------------------------
+# Options and the Dataset
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How to read a dataset file; every field has a sensible default (see docs/architecture.md)."""
+
+    format: str | None = None  # csv|tsv|jsonl|json|parquet|fasttext; None = from extension
+    text_cols: tuple[str, ...] | None = None  # None = "text"
+    label_col: str | None = None  # None = "labels", else "label"
+    label_cols: tuple[str, ...] = ()  # several 0/1 columns, one per label
+    id_col: str | None = None  # None = "id" if present, else row numbers "0","1",...
+    label_sep: str | None = None  # split a delimited label string
+    task: str | None = None  # "single" | "multi" | None (infer)
+    encoding: str = "utf-8"
+    drop_empty: bool = False  # drop rows with empty text / missing label instead of failing
+    label_prefix: str = "__label__"  # fastText label prefix
+
+
+@dataclass
+class Dataset:
+    """Documents, their labels as a sparse 0/1 matrix, and the original columns we did not use."""
+
+    ids: list[str]
+    texts: list[str]
+    y: sp.csr_matrix  # (n_docs, n_labels), uint8, 0/1
+    label_names: list[str]  # column order of y; sorted, deterministic
+    task: str  # "single" | "multi"
+    extra: "pandas.DataFrame | None" = None
+    source: str | None = None
+    n_dropped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_names)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "Dataset":
+        """Rows ``index`` (positions, or a boolean mask), in that order, same label space."""
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False).reshape(-1)
+        extra = None
+        if self.extra is not None:
+            extra = self.extra.iloc[idx].reset_index(drop=True)
+        return Dataset(
+            ids=[self.ids[i] for i in idx],
+            texts=[self.texts[i] for i in idx],
+            y=_as_csr(self.y[idx]),
+            label_names=list(self.label_names),
+            task=self.task,
+            extra=extra,
+            source=self.source,
+            n_dropped=0,
+        )
+
+    def with_label_names(self, names: Sequence[str]) -> "Dataset":
+        """The same documents with ``y`` re-indexed onto ``names`` (which must hold every present label)."""
+        names = [str(n) for n in names]
+        if len(set(names)) != len(names):
+            dup = next(n for n, c in Counter(names).items() if c > 1)
+            raise DataError(f"label names contain '{dup}' twice; give each label once")
+        if names == self.label_names:
+            return self
+        position = {n: i for i, n in enumerate(names)}
+        counts = np.asarray(self.y.sum(axis=0)).ravel()
+        missing = [n for n, c in zip(self.label_names, counts) if c > 0 and n not in position]
+        if missing:
+            where = f" in {self.source}" if self.source else ""
+            raise DataError(
+                f"label '{missing[0]}'{where} is not in the new label space"
+                f" ({len(missing)} such label(s)); add it to the label names"
+            )
+        mapping = np.array([position.get(n, -1) for n in self.label_names], dtype=np.int64)
+        coo = self.y.tocoo()
+        y = _build_y(coo.row, mapping[coo.col], len(self), len(names))
+        return Dataset(
+            ids=self.ids,
+            texts=self.texts,
+            y=y,
+            label_names=names,
+            task=self.task,
+            extra=self.extra,
+            source=self.source,
+            n_dropped=self.n_dropped,
+        )
+
+    def label_lists(self) -> list[list[str]]:
+        """Each document's labels as names, in label-space order."""
+        y = self.y
+        names = self.label_names
+        indptr, indices = y.indptr, y.indices
+        return [[names[j] for j in indices[indptr[i] : indptr[i + 1]]] for i in range(y.shape[0])]
+
+    def fingerprint(self) -> str:
+        """sha256 over ids, texts and label names, in document order (independent of label space)."""
+        h = hashlib.sha256()
+        for doc_id, text, labels in zip(self.ids, self.texts, self.label_lists()):
+            h.update(json.dumps([doc_id, text, sorted(labels)], ensure_ascii=False).encode("utf-8"))
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+def _as_csr(m) -> sp.csr_matrix:
+    m = sp.csr_matrix(m, dtype=np.uint8)
+    m.sort_indices()
+    return m
+
+
+def _build_y(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """0/1 uint8 CSR from (row, col) pairs; duplicate pairs count once."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    data = np.ones(len(rows), dtype=np.int32)
+    y = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    y.sum_duplicates()
+    y.data[:] = 1
+    y = y.astype(np.uint8)
+    y.sort_indices()
+    return y
+
+
+# --------------------------------------------------------------------------------------------
+# Reading: file -> table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Table:
+    """What every reader produces: columns of Python values and where each row came from."""
+
+    columns: list[str]
+    n_rows: int
+    get: Callable[[str], list]  # column -> list of values (None where absent)
+    where: Callable[[int], str]  # row index -> "line 5" / "row 5"
+    frame: Any = None  # the pandas DataFrame when the reader made one
+
+
+def _line_where(lines: Sequence[int]) -> Callable[[int], str]:
+    return lambda i: f"line {lines[i]}"
+
+
+def _row_where(i: int) -> str:
+    return f"row {i + 1}"
+
+
+def _resolve_format(path: Path, options: DatasetOptions, text: Callable[[], str]) -> str:
+    if options.format:
+        return options.format
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"cannot tell the format of {path} from its extension '{path.suffix}';"
+            f" pass --format ({', '.join(FORMATS)})"
+        )
+    if fmt == "fasttext":
+        first = next((ln for ln in text().split("\n") if ln.strip()), "")
+        if not first.lstrip().startswith(options.label_prefix):
+            raise DataError(
+                f"{path} does not look like fastText data (line 1 does not start with"
+                f" '{options.label_prefix}'); pass --format (csv, tsv, jsonl, ...)"
+            )
+    return fmt
+
+
+def _decode(path: Path, raw: bytes, encoding: str) -> str:
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise DataError(
+            f"cannot decode {path} as {encoding}: byte 0x{bad} at byte offset {exc.start} (line {line});"
+            f" pass the file's encoding, e.g. --encoding latin-1"
+        ) from None
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the first column name
+        text = text[1:]
+    return text
+
+
+def _read_jsonl(path: Path, text: str) -> _Table:
+    records: list[dict] = []
+    lines: list[int] = []
+    loads = json.loads
+    # Split on "\n" only: JSON strings may hold U+2028 etc. raw, which str.splitlines would cut.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or remove line {lineno}"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__};"
+                f" write one {{\"text\": ..., \"labels\": ...}} object per line"
+            )
+        records.append(obj)
+        lines.append(lineno)
+    return _records_table(records, _line_where(lines))
+
+
+def _read_json(path: Path, text: str) -> _Table:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix the file") from None
+    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if not isinstance(obj, list):
+        raise DataError(
+            f"{path}: expected a JSON array of records, got {type(obj).__name__};"
+            f" use [{{\"text\": ..., \"labels\": ...}}, ...] or JSONL (--format jsonl)"
+        )
+    for i, rec in enumerate(obj):
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: row {i + 1} is a {type(rec).__name__}, not an object; every record must be an object")
+    return _records_table(obj, _row_where)
+
+
+def _records_table(records: list[dict], where: Callable[[int], str]) -> _Table:
+    # Columns in first-seen order; dict.fromkeys over the chained keys runs at C speed.
+    from itertools import chain
+
+    columns = list(dict.fromkeys(chain.from_iterable(records)))
+    return _Table(
+        columns=columns,
+        n_rows=len(records),
+        get=lambda col: [r.get(col) for r in records],
+        where=where,
+    )
+
+
+def _read_delimited(path: Path, text: str, sep: str) -> _Table:
+    import io
+
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} has no header and no rows; write a header line such as 'id,text,labels'") from None
+    except pd.errors.ParserError as exc:
+        msg = " ".join(str(exc).split())
+        raise DataError(f"cannot parse {path}: {msg}; check the delimiter and quoting, or pass --format") from None
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    starts: list[int] | None = None
+
+    def where(i: int) -> str:
+        # Line numbers only matter for error messages: find them lazily (quoted fields may span lines).
+        nonlocal starts
+        if starts is None:
+            starts = _csv_row_lines(text, sep)
+        return f"line {starts[i]}" if i < len(starts) else f"row {i + 1}"
+
+    return _Table(
+        columns=columns,
+        n_rows=len(df),
+        get=lambda col: df[col].tolist(),
+        where=where,
+        frame=df,
+    )
+
+
+def _csv_row_lines(text: str, sep: str) -> list[int]:
+    """First physical line (1-based, header = line 1) of every data row."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    starts: list[int] = []
+    prev_end = 0
+    header_seen = False
+    for row in reader:
+        start = prev_end + 1
+        prev_end = reader.line_num
+        if not row or (len(row) == 1 and row[0] == ""):  # pandas skips blank lines
+            continue
+        if not header_seen:
+            header_seen = True
+            continue
+        starts.append(start)
+    return starts
+
+
+def _read_parquet(path: Path) -> _Table:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a non-parquet file
+        msg = " ".join(str(exc).split())
+        raise DataError(f"cannot read {path} as Parquet: {msg}; check the file or pass --format") from None
+    columns = [str(c) for c in table.column_names]
+    return _Table(
+        columns=columns,
+        n_rows=table.num_rows,
+        get=lambda col: table.column(columns.index(col)).to_pylist(),
+        where=_row_where,
+    )
+
+
+def _read_fasttext(path: Path, text: str, prefix: str) -> _Table:
+    texts: list[str] = []
+    labels: list[list[str]] = []
+    lines: list[int] = []
+    plen = len(prefix)
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        tokens = line.split()
+        n = 0
+        while n < len(tokens) and tokens[n].startswith(prefix):
+            n += 1
+        labs = [t[plen:] for t in tokens[:n] if len(t) > plen]
+        # Keep the text as written after the labels (only the separating spaces are removed).
+        rest = line.lstrip()
+        for t in tokens[:n]:
+            rest = rest[len(t) :].lstrip() if rest.startswith(t) else rest
+        texts.append(rest.strip())
+        labels.append(labs if labs else None)  # a line without labels is a missing label
+        lines.append(lineno)
+    cols = {"text": texts, "labels": labels}
+    return _Table(columns=["text", "labels"], n_rows=len(texts), get=lambda c: cols[c], where=_line_where(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading: table -> Dataset
+# --------------------------------------------------------------------------------------------
+
+
+def _check_options(options: DatasetOptions) -> None:
+    if options.format is not None and options.format not in FORMATS:
+        raise ConfigError(f"unknown format '{options.format}'; use one of: {', '.join(FORMATS)}")
+    if options.task is not None and options.task not in TASKS:
+        raise ConfigError(f"unknown task '{options.task}'; use 'single' or 'multi'")
+    if options.label_cols and options.label_col:
+        raise ConfigError("--label-col and --label-cols cannot be combined; use one label layout")
+    if options.label_cols and options.label_sep:
+        raise ConfigError("--label-sep applies to --label-col, not to 0/1 --label-cols; drop --label-sep")
+    if options.label_sep == "":
+        raise ConfigError("--label-sep is empty; give the separator, e.g. --label-sep '|'")
+    if options.text_cols is not None and len(options.text_cols) == 0:
+        raise ConfigError("no text column given; pass --text-col NAME")
+    try:
+        codecs.lookup(options.encoding)
+    except LookupError:
+        raise ConfigError(f"unknown encoding '{options.encoding}'; use e.g. utf-8 or latin-1") from None
+
+
+def _require_column(table: _Table, col: str, path: Path, what: str = "column") -> None:
+    if col in table.columns:
+        return
+    available = ", ".join(table.columns) if table.columns else "(none)"
+    close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; pass the right {_flag_for(what)}"
+    raise DataError(f"unknown {what} '{col}' in {path}; available: {available}{hint}")
+
+
+def _flag_for(what: str) -> str:
+    return {"text column": "--text-col", "label column": "--label-col", "id column": "--id-col"}.get(
+        what, "column name"
+    )
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    if isinstance(v, str) and not v.strip():
+        return True
+    return False
+
+
+def _scalar_str(v: Any) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def read_dataset(path, options: DatasetOptions = DatasetOptions()) -> Dataset:
+    """Read a dataset file into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    path
+        CSV, TSV, JSONL, JSON (array of records), Parquet or fastText file.
+    options
+        Columns, label layout, task, encoding; see :class:`DatasetOptions`.
+
+    Returns
+    -------
+    Dataset
+        Labels sorted by name; ``task`` inferred ("single" when every row has exactly one label)
+        unless ``options.task`` forces it.
+
+    Raises
+    ------
+    DataError
+        Missing file, unknown column, empty text, missing label, bad bytes, malformed line,
+        duplicate ids, ... : one line naming the file, line/row and the fix.
+    ConfigError
+        Options that contradict each other.
+    """
+    _check_options(options)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file not found: {path}; check the path")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a dataset file; pass a file (or use a split folder where one is expected)")
+
+    cache: dict[str, str] = {}
+
+    def text() -> str:
+        if "text" not in cache:
+            cache["text"] = _decode(path, path.read_bytes(), options.encoding)
+        return cache["text"]
+
+    fmt = _resolve_format(path, options, text)
+    if fmt == "parquet":
+        table = _read_parquet(path)
+    else:
+        if not text().strip():
+            raise DataError(f"{path} is empty; give a file with a header/records")
+        if fmt == "jsonl":
+            table = _read_jsonl(path, text())
+        elif fmt == "json":
+            table = _read_json(path, text())
+        elif fmt == "csv":
+            table = _read_delimited(path, text(), ",")
+        elif fmt == "tsv":
+            table = _read_delimited(path, text(), "\t")
+        else:
+            table = _read_fasttext(path, text(), options.label_prefix)
+    cache.clear()
+    if table.n_rows == 0:
+        raise DataError(f"{path} has no rows; give a file with at least one record")
+    return _table_to_dataset(table, path, options)
+
+
+def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dataset:
+    n = table.n_rows
+    drop = np.zeros(n, dtype=bool)
+
+    # --- text -------------------------------------------------------------------------------
+    text_cols = tuple(options.text_cols) if options.text_cols else ("text",)
+    for col in text_cols:
+        _require_column(table, col, path, "text column")
+    texts = _collect_texts(table, text_cols, path, options, drop)
+
+    # --- labels -----------------------------------------------------------------------------
+    if options.label_cols:
+        for col in options.label_cols:
+            _require_column(table, col, path, "label column")
+        label_lists = _labels_from_indicator_cols(table, options.label_cols, path)
+        used_label = list(options.label_cols)
+    else:
+        label_col = options.label_col
+        if label_col is None:
+            if "labels" in table.columns:
+                label_col = "labels"
+            elif "label" in table.columns:
+                label_col = "label"
+            else:
+                available = ", ".join(table.columns)
+                raise DataError(
+                    f"no label column in {path} (looked for 'labels' and 'label'); available: {available};"
+                    f" pass --label-col NAME or --label-cols A,B,..."
+                )
+        _require_column(table, label_col, path, "label column")
+        label_lists = _labels_from_col(table, label_col, path, options)
+        used_label = [label_col]
+
+    # Missing labels (None) are errors unless dropped; under single-label, so is an empty set.
+    task = options.task
+    for i, labs in enumerate(label_lists):
+        if drop[i]:
+            continue
+        if labs is None or (task == "single" and not labs):
+            if options.drop_empty:
+                drop[i] = True
+                continue
+            col = ", ".join(used_label)
+            raise DataError(
+                f"missing label at {table.where(i)} of {path} (column '{col}');"
+                f" fix the row or pass --drop-empty to skip such rows"
+            )
+        if task == "single" and len(labs) > 1:
+            shown = ", ".join(f"'{x}'" for x in labs[:5])
+            raise DataError(
+                f"{table.where(i)} of {path} has {len(labs)} labels ({shown}) but the task is single-label;"
+                f" drop --task single or fix the row"
+            )
+
+    # --- ids --------------------------------------------------------------------------------
+    id_col = options.id_col
+    if id_col is not None:
+        _require_column(table, id_col, path, "id column")
+    elif "id" in table.columns and "id" not in text_cols and "id" not in used_label:
+        id_col = "id"
+    keep = np.flatnonzero(~drop)
+    if len(keep) == 0:
+        raise DataError(f"every row of {path} was dropped as empty; check --text-col / --label-col")
+    if id_col is None:
+        ids = [str(i) for i in keep]
+    else:
+        raw_ids = table.get(id_col)
+        ids = []
+        for i in keep:
+            v = raw_ids[i]
+            if _is_missing(v):
+                raise DataError(f"missing id at {table.where(i)} of {path} (column '{id_col}'); give every row an id")
+            if isinstance(v, (list, dict)):
+                raise DataError(f"id at {table.where(i)} of {path} is a {type(v).__name__}; ids must be strings or numbers")
+            ids.append(_scalar_str(v))
+        if len(set(ids)) != len(ids):
+            first: dict[str, int] = {}
+            for pos, doc_id in enumerate(ids):
+                if doc_id in first:
+                    a, b = table.where(keep[first[doc_id]]), table.where(keep[pos])
+                    raise DataError(
+                        f"duplicate id '{doc_id}' at {a} and {b} of {path} (column '{id_col}');"
+                        f" make the ids unique or pass --id-col with a unique column"
+                    )
+                first[doc_id] = pos
+
+    texts = [texts[i] for i in keep]
+    kept_labels = [label_lists[i] for i in keep]
+
+    # --- label space and y: one pass with a dict, then a permutation to sorted order ---------
+    code: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    counts = np.empty(len(kept_labels), dtype=np.int64)
+    for r, labs in enumerate(kept_labels):
+        counts[r] = len(set(labs))
+        for lab in labs:
+            c = code.get(lab)
+            if c is None:
+                c = code[lab] = len(code)
+            rows.append(r)
+            cols.append(c)
+    names = sorted(code)
+    order = np.empty(len(names), dtype=np.int64)
+    for new, name in enumerate(names):
+        order[code[name]] = new
+    col_arr = order[np.asarray(cols, dtype=np.int64)] if cols else np.zeros(0, dtype=np.int64)
+    y = _build_y(np.asarray(rows, dtype=np.int64), col_arr, len(kept_labels), len(names))
+
+    if task is None:  # the layout (list, 0/1 columns) does not decide: one label on every row is single
+        task = "single" if len(counts) and bool(np.all(counts == 1)) else "multi"
+
+    # --- extra columns ----------------------------------------------------------------------
+    used = set(text_cols) | set(used_label) | ({id_col} if id_col else set())
+    extra_cols = [c for c in table.columns if c not in used]
+    extra = None
+    if extra_cols:
+        import pandas as pd
+
+        data = {}
+        taken = set(_CANONICAL_KEYS) | set(extra_cols)
+        for col in extra_cols:
+            values = table.get(col)
+            name = col
+            if name in _CANONICAL_KEYS:  # e.g. a "text" column when --text-col body was used
+                name = f"{col}_original"
+                while name in taken:
+                    name += "_"
+                taken.add(name)
+            data[name] = pd.Series([values[i] for i in keep], dtype=object)
+        extra = pd.DataFrame(data)
+
+    return Dataset(
+        ids=ids,
+        texts=texts,
+        y=y,
+        label_names=names,
+        task=task,
+        extra=extra,
+        source=str(path),
+        n_dropped=int(drop.sum()),
+    )
+
+
+def _collect_texts(table: _Table, cols: tuple[str, ...], path: Path, options: DatasetOptions, drop: np.ndarray) -> list[str]:
+    columns = [table.get(c) for c in cols]
+    texts: list[str] = []
+    for i in range(table.n_rows):
+        parts = []
+        for col, values in zip(cols, columns):
+            v = values[i]
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                v = ""
+            elif not isinstance(v, str):
+                if options.drop_empty:
+                    drop[i] = True
+                    v = ""
+                else:
+                    raise DataError(
+                        f"text at {table.where(i)} of {path} (column '{col}') is a {type(v).__name__}, not a string;"
+                        f" fix the row or pass --drop-empty to skip such rows"
+                    )
+            parts.append(v)
+        text = parts[0] if len(parts) == 1 else "\n".join(parts)
+        if not text.strip():
+            if options.drop_empty:
+                drop[i] = True
+            else:
+                col = ", ".join(cols)
+                raise DataError(
+                    f"empty text at {table.where(i)} of {path} (column '{col}');"
+                    f" fix the row or pass --drop-empty to skip such rows"
+                )
+        texts.append(text)
+    return texts
+
+
+def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOptions) -> list[list[str] | None]:
+    values = table.get(col)
+    sep = options.label_sep
+    out: list[list[str] | None] = []
+    for i, v in enumerate(values):
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        if isinstance(v, (list, tuple)):
+            labs = []
+            for x in v:
+                if _is_missing(x):
+                    continue
+                if isinstance(x, (list, dict)):
+                    raise DataError(
+                        f"label at {table.where(i)} of {path} (column '{col}') holds a {type(x).__name__};"
+                        f" labels must be strings or numbers"
+                    )
+                labs.append(_scalar_str(x))
+            out.append(list(dict.fromkeys(labs)))
+        elif _is_missing(v):
+            out.append(None)
+        elif isinstance(v, dict):
+            raise DataError(
+                f"label at {table.where(i)} of {path} (column '{col}') is an object;"
+                f" labels must be a string, a number or a list"
+            )
+        elif sep is not None and isinstance(v, str):
+            labs = [p.strip() for p in v.split(sep)]
+            labs = list(dict.fromkeys(p for p in labs if p))
+            out.append(labs if labs else None)
+        else:
+            out.append([_scalar_str(v)])
+    if sep is None and options.task != "single":
+        _check_not_delimited(values, table, col, path)
+    return out
+
+
+def _check_not_delimited(values: list, table: _Table, col: str, path: Path) -> None:
+    """Refuse a string label column that looks like it holds several labels per row."""
+    strings = [(i, v) for i, v in enumerate(values) if isinstance(v, str)]
+    if len(strings) < 2:
+        return
+    for sep in _SEP_CANDIDATES:
+        hits = [i for i, v in strings if sep in v.strip(sep + " ")]
+        # "many rows": at least 2 and at least 5% of the string labels.
+        if len(hits) >= 2 and len(hits) >= 0.05 * len(strings):
+            first = hits[0]
+            more = f" (and {len(hits) - 1} more rows)"
+            raise DataError(
+                f"label column '{col}' in {path} looks delimited: {table.where(first)} has"
+                f" '{values[first]}'{more}; pass --label-sep '{sep}'"
+                f" (or --task single if '{sep}' is part of the label names)"
+            )
+
+
+def _labels_from_indicator_cols(table: _Table, cols: tuple[str, ...], path: Path) -> list[list[str] | None]:
+    out: list[list[str]] = [[] for _ in range(table.n_rows)]
+    for col in cols:
+        name = str(col)
+        for i, v in enumerate(table.get(col)):
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, bool):
+                on = v
+            elif isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)) and v in (0, 1):
+                on = v == 1
+            elif isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+                on = v.strip().lower() in _TRUE
+            else:
+                shown = "empty" if _is_missing(v) else repr(v)
+                raise DataError(
+                    f"label column '{col}' at {table.where(i)} of {path} holds {shown}, not 0/1;"
+                    f" --label-cols expects one 0/1 column per label"
+                )
+            if on:
+                out[i].append(name)
+    return out  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def _json_value(v: Any) -> Any:
+    """Make an extra-column value JSON-serialisable (numpy scalars/arrays, NaN, timestamps)."""
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(v, np.generic):
+        return _json_value(v.item())
+    if isinstance(v, np.ndarray):
+        return [_json_value(x) for x in v.tolist()]
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    try:
+        import pandas as pd
+
+        if v is pd.NA or v is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return str(v)
+
+
+def _dataset_lines(ds: Dataset) -> Iterator[str]:
+    extra_cols: list[str] = []
+    extra_values: list[list] = []
+    if ds.extra is not None:
+        extra_cols = [str(c) for c in ds.extra.columns if str(c) not in _CANONICAL_KEYS]
+        extra_values = [ds.extra[c].tolist() for c in extra_cols]
+    for i, (doc_id, text, labels) in enumerate(zip(ds.ids, ds.texts, ds.label_lists())):
+        rec: dict[str, Any] = {"id": doc_id, "text": text, "labels": labels}
+        for col, values in zip(extra_cols, extra_values):
+            rec[col] = _json_value(values[i])
+        yield json.dumps(rec, ensure_ascii=False) + "\n"
+
+
+
+def write_dataset(ds: Dataset, path) -> None:
+    """Write ``ds`` as canonical JSONL (``id``, ``text``, ``labels``, then extra columns), atomically.
+
+    The bytes depend only on the dataset's content, so the same dataset always gives the same file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(_dataset_lines(ds))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def file_sha256(path) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Split folders
+# --------------------------------------------------------------------------------------------
+
+_PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_FOLD = re.compile(r"^fold\d+$")
+
+
+@dataclass
+class Split:
+    """A split folder: ``split.json`` plus one canonical JSONL file per part, in one label space."""
+
+    path: Path
+    manifest: dict
+    parts: dict[str, Dataset]
+    label_names: list[str]
+    task: str
+
+    @property
+    def train(self) -> Dataset | None:
+        return self.parts.get("train")
+
+    @property
+    def valid(self) -> Dataset | None:
+        return self.parts.get("valid")
+
+    @property
+    def test(self) -> Dataset | None:
+        return self.parts.get("test")
+
+    @property
+    def folds(self) -> list[Dataset]:
+        """fold0, fold1, ... in numeric order (empty when the split is not k-fold)."""
+        names = sorted((n for n in self.parts if _FOLD.match(n)), key=lambda n: int(n[4:]))
+        return [self.parts[n] for n in names]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["split_sha256"]
+
+    @property
+    def test_fingerprint(self) -> str | None:
+        test = self.parts.get("test")
+        return test.fingerprint() if test is not None else None
+
+
+def _split_sha256(fingerprints: dict[str, str]) -> str:
+    # Part names are included so that swapping train and test changes the hash.
+    payload = "\n".join(sorted(f"{name}:{fp}" for name, fp in fingerprints.items()))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def write_split(path, parts: dict[str, Dataset], manifest: dict, overwrite: bool = False) -> Split:
+    """Write a split folder atomically and return it.
+
+    Parameters
+    ----------
+    path
+        Output folder; must not exist unless ``overwrite`` (then only a split folder is replaced).
+    parts
+        Part name -> Dataset ("train", "valid", "test" or "fold0".."foldK-1"); all are re-indexed
+        onto the sorted union of their label names.
+    manifest
+        Anything to record (source, seed, method, ...); merged with label_names, task, parts,
+        split_sha256. Written with sorted keys and no timestamps: same input, same bytes.
+    overwrite
+        Replace an existing split folder.
+    """
+    path = Path(path)
+    if not parts:
+        raise DataError("a split needs at least one part; nothing to write")
+    for name in parts:
+        if not _PART_NAME.match(name):
+            raise DataError(f"bad split part name '{name}'; use letters, digits, '-' and '_'")
+    _check_output_dir(path, overwrite)
+
+    names = sorted(set().union(*(ds.label_names for ds in parts.values())))
+    tasks = {ds.task for ds in parts.values()}
+    task = "multi" if "multi" in tasks else "single"
+    # dataclasses.replace: never mutate the caller's datasets (with_label_names may return self).
+    aligned = {name: dataclasses.replace(ds.with_label_names(names), task=task) for name, ds in parts.items()}
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        info: dict[str, dict] = {}
+        fingerprints: dict[str, str] = {}
+        for name in sorted(aligned):
+            ds = aligned[name]
+            filename = f"{name}.jsonl"
+            write_dataset(ds, tmp / filename)
+            fingerprints[name] = ds.fingerprint()
+            info[name] = {
+                "file": filename,
+                "n_docs": len(ds),
+                "sha256": file_sha256(tmp / filename),
+                "fingerprint": fingerprints[name],
+            }
+        full = dict(manifest)
+        full.update(
+            {
+                "label_names": names,
+                "task": task,
+                "parts": info,
+                "split_sha256": _split_sha256(fingerprints),
+            }
+        )
+        text = json.dumps(_json_value(full), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        (tmp / "split.json").write_text(text, encoding="utf-8", newline="\n")
+        _move_into_place(tmp, path, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Split(path=path, manifest=json.loads(text), parts=aligned, label_names=names, task=task)
+
+
+def _check_output_dir(path: Path, overwrite: bool) -> None:
+    if not path.exists() and not path.is_symlink():
+        return
+    if not overwrite:
+        raise DataError(f"output folder exists: {path}; choose another --out or pass --overwrite")
+    if not path.is_dir() or not (path / "split.json").is_file():
+        # Never delete something that is not ours, even with --overwrite.
+        raise DataError(
+            f"refusing to overwrite {path}: it is not a split folder (no split.json); choose another --out"
+        )
+
+
+def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    if not path.exists():
+        try:
+            os.rename(tmp, path)
+            return
+        except OSError:
+            if not path.exists():
+                raise
+    # The path exists (now): replace it only with overwrite, keeping the old one until the new is in.
+    _check_output_dir(path, overwrite)
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+    os.rmdir(old)
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_split(path) -> Split:
+    """Load a split folder written by :func:`write_split` (checked against its manifest)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"split folder not found: {path}; make one with `nlpkit split`")
+    if not path.is_dir():
+        raise DataError(f"not a split folder: {path} (not a directory); make one with `nlpkit split`")
+    manifest_path = path / "split.json"
+    if not manifest_path.is_file():
+        raise DataError(f"not a split folder: {path} (no split.json); make one with `nlpkit split`")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{manifest_path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); re-create the split with `nlpkit split --overwrite`"
+        ) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{manifest_path} is not UTF-8 text; re-create the split with `nlpkit split --overwrite`") from None
+    part_info = manifest.get("parts") if isinstance(manifest, dict) else None
+    names = manifest.get("label_names") if isinstance(manifest, dict) else None
+    task = manifest.get("task") if isinstance(manifest, dict) else None
+    if not isinstance(part_info, dict) or not isinstance(names, list) or task not in TASKS:
+        raise DataError(
+            f"{manifest_path} lacks 'parts', 'label_names' or 'task'; re-create the split with `nlpkit split --overwrite`"
+        )
+    if "train" not in part_info and not any(_FOLD.match(n) for n in part_info):
+        raise DataError(
+            f"split {path} has no train part (parts: {', '.join(sorted(part_info)) or 'none'});"
+            f" re-create it with `nlpkit split`"
+        )
+    parts: dict[str, Dataset] = {}
+    opts = DatasetOptions(format="jsonl", task=task)
+    for name in sorted(part_info):
+        info = part_info[name]
+        filename = info.get("file", f"{name}.jsonl") if isinstance(info, dict) else f"{name}.jsonl"
+        part_path = path / filename
+        if not part_path.is_file():
+            raise DataError(
+                f"split part '{name}' listed in {manifest_path} is missing: {part_path};"
+                f" re-create the split with `nlpkit split --overwrite`"
+            )
+        expected = info.get("sha256") if isinstance(info, dict) else None
+        if expected and file_sha256(part_path) != expected:
+            raise DataError(
+                f"split part {part_path} changed after the split was written (sha256 differs from {manifest_path});"
+                f" re-create the split with `nlpkit split --overwrite`"
+            )
+        parts[name] = read_dataset(part_path, opts).with_label_names(names)
+    return Split(path=path, manifest=manifest, parts=parts, label_names=list(names), task=task)
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics (`nlpkit inspect`)
+# --------------------------------------------------------------------------------------------
+
+
+def _summary(values: np.ndarray) -> dict[str, float]:
+    if len(values) == 0:
+        return {k: 0.0 for k in ("min", "p5", "p50", "p95", "max", "mean")}
+    p5, p50, p95 = np.percentile(values, [5, 50, 95])
+    return {
+        "min": int(values.min()),
+        "p5": float(p5),
+        "p50": float(p50),
+        "p95": float(p95),
+        "max": int(values.max()),
+        "mean": round(float(values.mean()), 2),
+    }
+
+
+def describe(ds: Dataset, top: int = 10, n_examples: int = 3) -> dict:
+    """Statistics of a dataset as a JSON-serialisable dict (what `nlpkit inspect` shows).
+
+    Parameters
+    ----------
+    ds
+        The dataset.
+    top
+        How many labels to list at the head and at the tail of the frequency table.
+    n_examples
+        How many duplicate-text groups to show.
+    """
+    n = len(ds)
+    counts = np.asarray(ds.y.sum(axis=0)).ravel().astype(np.int64)
+    per_doc = np.diff(ds.y.indptr).astype(np.int64)
+    freq = [
+        {"label": name, "count": int(c), "pct": round(100.0 * c / n, 2) if n else 0.0}
+        for name, c in zip(ds.label_names, counts)
+    ]
+    head = sorted(freq, key=lambda f: (-f["count"], f["label"]))[:top]
+    tail = sorted(freq, key=lambda f: (f["count"], f["label"]))[:top]
+    cardinality = float(per_doc.mean()) if n else 0.0
+
+    words = np.fromiter((len(t.split()) for t in ds.texts), dtype=np.int64, count=n)
+    chars = np.fromiter((len(t) for t in ds.texts), dtype=np.int64, count=n)
+
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(ds.texts):
+        groups.setdefault(t, []).append(i)
+    dup_groups = [idx for idx in groups.values() if len(idx) > 1]
+    label_lists = ds.label_lists() if dup_groups else []
+    conflicting = sum(1 for idx in dup_groups if len({tuple(label_lists[i]) for i in idx}) > 1)
+    examples = []
+    for idx in dup_groups[:n_examples]:
+        text = ds.texts[idx[0]]
+        examples.append(
+            {
+                "text": text if len(text) <= 80 else text[:77] + "...",
+                "count": len(idx),
+                "ids": [ds.ids[i] for i in idx[:5]],
+                "labels": [label_lists[i] for i in idx[:5]],
+            }
+        )
+
+    return {
+        "source": ds.source,
+        "n_docs": n,
+        "n_labels": ds.n_labels,
+        "task": ds.task,
+        "n_dropped": ds.n_dropped,
+        "label_cardinality": round(cardinality, 4),
+        "label_density": round(cardinality / ds.n_labels, 4) if ds.n_labels else 0.0,
+        "label_sets": len({tuple(x) for x in ds.label_lists()}) if ds.task == "multi" else ds.n_labels,
+        "docs_without_labels": int((per_doc == 0).sum()),
+        "label_frequency_head": head,
+        "label_frequency_tail": tail,
+        "labels_under_2_docs": [f["label"] for f in freq if f["count"] < 2],
+        "labels_under_5_docs": [f["label"] for f in freq if f["count"] < 5],
+        "text_words": _summary(words),
+        "text_chars": _summary(chars),
+        "duplicate_texts": {
+            "groups": len(dup_groups),
+            "docs": int(sum(len(idx) for idx in dup_groups)),
+            "extra_copies": int(sum(len(idx) - 1 for idx in dup_groups)),
+            "conflicting_labels": conflicting,
+            "examples": examples,
+        },
+    }
