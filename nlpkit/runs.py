@@ -1,0 +1,439 @@
+"""The run registry: create a run directory atomically, list complete runs, load one back.
+
+A run is a folder ``<root>/<YYYYmmdd-HHMMSS>-<model>-<6 hex>/`` holding ``run.json``,
+``metrics.json``, ``predictions.npz``, ``model/`` and ``log.txt`` (see docs/architecture.md).
+While it is being written it lives in ``<root>/.tmp-<name>/``; only a clean exit renames it into
+place, after ``run.json`` (with ``"status": "complete"`` as its last key) has been fsynced. A
+process killed half-way therefore leaves a dot-folder that :func:`list_runs` never shows.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from nlpkit.errors import NlpkitError
+
+RUN_KINDS = ("baseline", "finetune", "pretrain")
+RUN_JSON = "run.json"
+METRICS_JSON = "metrics.json"
+PREDICTIONS_NPZ = "predictions.npz"
+LOG_TXT = "log.txt"
+MODEL_DIR = "model"
+TMP_PREFIX = ".tmp-"
+ENV_VAR = "NLPKIT_RUNS_DIR"
+
+_NAME_RE = re.compile(r"^\d{8}-\d{6}-.+-[0-9a-f]{6}$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+_MAX_NAME_ATTEMPTS = 100
+
+
+def runs_root(path: str | os.PathLike | None = None) -> Path:
+    """Where runs live: ``path`` if given, else ``$NLPKIT_RUNS_DIR``, else ``./runs``."""
+    if path is not None and str(path) != "":
+        return Path(path)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path("runs")
+
+
+def utc_now() -> str:
+    """Current time as ISO-8601 UTC with a ``Z`` suffix, second precision."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python, nlpkit and the libraries a result may depend on.
+
+    Uses installed-distribution metadata rather than importing, so recording versions never
+    pulls torch or transformers into a process that does not otherwise need them.
+    """
+    import nlpkit
+
+    versions = {"python": platform.python_version(), "nlpkit": nlpkit.__version__}
+    # key -> distribution names to try, first installed wins
+    dists = {
+        "numpy": ("numpy",),
+        "scipy": ("scipy",),
+        "sklearn": ("scikit-learn",),
+        "pandas": ("pandas",),
+        "torch": ("torch",),
+        "transformers": ("transformers",),
+        "tokenizers": ("tokenizers",),
+        "fasttext": ("fasttext-numpy2", "fasttext", "fasttext-wheel"),
+        "gensim": ("gensim",),
+    }
+    for key, names in dists.items():
+        for dist in names:
+            try:
+                versions[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths, tuples and sets for ``json.dump``.
+
+    Non-finite floats become ``None``: JSON has no NaN, and a metric that cannot be computed is
+    reported as missing rather than as an invalid token.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [to_jsonable(v) for v in sorted(obj, key=str)]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def _dump_json(path: Path, obj: Any) -> None:
+    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text + "\n")
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync one file or directory (best effort on platforms without directory fsync)."""
+    flags = os.O_RDONLY
+    if path.is_dir():
+        flags |= getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _safe_model_tag(model: str) -> str:
+    tag = _UNSAFE_CHARS.sub("_", str(model)).strip("._-")
+    return tag[:60] or "model"
+
+
+def _name_timestamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def _reserve_name(root: Path, model: str) -> tuple[str, Path]:
+    """Pick ``<time>-<model>-<hex>`` and create its ``.tmp-`` folder exclusively.
+
+    ``os.mkdir`` fails if the folder exists, so two processes can never hold the same name; a
+    name whose final folder already exists is skipped too.
+    """
+    tag = _safe_model_tag(model)
+    for _ in range(_MAX_NAME_ATTEMPTS):
+        stamp = _name_timestamp()
+        name = f"{stamp}-{tag}-{secrets.token_hex(3)}"
+        tmp = root / f"{TMP_PREFIX}{name}"
+        try:
+            os.mkdir(tmp)
+        except FileExistsError:
+            continue
+        if (root / name).exists():
+            os.rmdir(tmp)
+            continue
+        return name, tmp
+    raise NlpkitError(f"could not find a free run name under {root} after {_MAX_NAME_ATTEMPTS} tries; check the folder.")
+
+
+class RunWriter:
+    """Context manager that writes one run into ``<root>/.tmp-<name>/`` and publishes it on success.
+
+    Put ``run.json`` fields in :attr:`info` (or pass them to ``write_json("run.json", ...)``, which
+    merges them); the writer adds ``name``, ``kind``, ``model``, ``created`` and, last,
+    ``"status": "complete"`` when the ``with`` block exits cleanly. Any exception — including
+    ``KeyboardInterrupt`` — removes the temporary folder and propagates.
+
+    After a clean exit :attr:`path` and :attr:`model_dir` point at the final folder and
+    :attr:`run` returns the loaded :class:`Run`.
+    """
+
+    def __init__(self, kind: str, model: str, root: Path):
+        self.kind = kind
+        self.model = model
+        self.root = root
+        self.created = utc_now()
+        self.info: dict[str, Any] = {}
+        self.name, self.path = _reserve_name(root, model)
+        self.final_path = root / self.name
+        self.committed = False
+        self._closed = False
+
+    # -- writing -----------------------------------------------------------------------------
+    def _target(self, filename: str | os.PathLike) -> Path:
+        if self._closed:
+            raise RuntimeError(f"run {self.name} is already closed; write inside the with-block")
+        rel = Path(filename)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise ValueError(f"run file name must be relative and inside the run folder: {filename!r}")
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    @property
+    def model_dir(self) -> Path:
+        """Folder for ``Classifier.save`` (created on first access)."""
+        path = self.path / MODEL_DIR
+        if not self._closed:
+            path.mkdir(exist_ok=True)
+        return path
+
+    def write_json(self, filename: str, obj: Any) -> Path:
+        """Write ``obj`` as indented UTF-8 JSON; ``run.json`` is merged into :attr:`info` instead."""
+        if Path(filename).as_posix() == RUN_JSON:
+            if not isinstance(obj, dict):
+                raise TypeError("run.json content must be a dict")
+            self.info.update(obj)
+            return self.path / RUN_JSON
+        target = self._target(filename)
+        _dump_json(target, obj)
+        return target
+
+    def write_predictions(self, ids: Sequence[str], scores: np.ndarray, pred: np.ndarray) -> Path:
+        """Write ``predictions.npz``: ids (unicode), scores (float32 n x L), pred (uint8 n x L)."""
+        ids_arr = np.asarray([str(i) for i in ids], dtype=np.str_)
+        scores_arr = np.asarray(scores, dtype=np.float32)
+        pred_arr = np.asarray(pred).astype(np.uint8)
+        if scores_arr.ndim != 2 or pred_arr.shape != scores_arr.shape or len(ids_arr) != scores_arr.shape[0]:
+            raise ValueError(
+                f"predictions do not line up: {len(ids_arr)} ids, scores {scores_arr.shape}, pred {pred_arr.shape}"
+            )
+        target = self._target(PREDICTIONS_NPZ)
+        with open(target, "wb") as fh:
+            np.savez_compressed(fh, ids=ids_arr, scores=scores_arr, pred=pred_arr)
+        return target
+
+    def log(self, msg: str) -> None:
+        """Append ``msg`` to ``log.txt``, each line prefixed with a UTC timestamp."""
+        target = self._target(LOG_TXT)
+        stamp = utc_now()
+        lines = str(msg).splitlines() or [""]
+        with open(target, "a", encoding="utf-8", newline="\n") as fh:
+            for line in lines:
+                fh.write(f"{stamp} {line}\n")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self._commit()
+            except BaseException:
+                self._discard()
+                raise
+        else:
+            self._discard()
+        return False
+
+    def _discard(self) -> None:
+        self._closed = True
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _commit(self) -> None:
+        info = {"name": self.name, "kind": self.kind, "model": self.model, "created": self.created}
+        info.update({k: v for k, v in self.info.items() if k not in ("name", "kind", "model", "status")})
+        info["status"] = "complete"  # last key: a reader that sees it knows the file is whole
+        _dump_json(self.path / RUN_JSON, info)
+        # Everything on disk before the rename makes the run visible (a crash after it must not
+        # expose a folder whose files are still in the page cache only).
+        for dirpath, _dirnames, filenames in os.walk(self.path):
+            for fn in filenames:
+                _fsync_path(Path(dirpath) / fn)
+            _fsync_path(Path(dirpath))
+        if self.final_path.exists():  # only possible if someone created it by hand meanwhile
+            raise NlpkitError(f"run folder {self.final_path} appeared while writing; remove it and re-run.")
+        os.rename(self.path, self.final_path)
+        _fsync_path(self.root)
+        self.path = self.final_path
+        self.info = info
+        self.committed = True
+        self._closed = True
+
+    @property
+    def run(self) -> "Run":
+        """The published run (after a clean exit of the ``with`` block)."""
+        if not self.committed:
+            raise RuntimeError(f"run {self.name} is not complete yet")
+        return load_run(self.final_path)
+
+
+_runs_root_fn = runs_root  # create_run's ``runs_root`` parameter shadows the function
+
+
+def create_run(kind: str, model: str, runs_root: str | os.PathLike | None = None) -> RunWriter:
+    """Start a run of ``kind`` (baseline|finetune|pretrain) for ``model``; use as a context manager.
+
+    Parameters
+    ----------
+    kind : one of ``RUN_KINDS``.
+    model : model family or name; it becomes part of the folder name.
+    runs_root : the registry folder; default ``$NLPKIT_RUNS_DIR`` or ``./runs`` (created if needed).
+    """
+    if kind not in RUN_KINDS:
+        raise NlpkitError(f"unknown run kind {kind!r}; use one of: {', '.join(RUN_KINDS)}.")
+    root = _runs_root_fn(runs_root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NlpkitError(f"cannot create runs folder {root}: {exc.strerror}. Pass --runs-dir to a writable folder.")
+    if not root.is_dir():
+        raise NlpkitError(f"runs folder {root} is not a directory; pass --runs-dir to a folder.")
+    return RunWriter(kind, model, root)
+
+
+@dataclass
+class Run:
+    """One complete run folder and its ``run.json``."""
+
+    path: Path
+    name: str
+    info: dict = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "")
+
+    @property
+    def model(self) -> str:
+        return self.info.get("model", "")
+
+    @property
+    def created(self) -> str:
+        return self.info.get("created", "")
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL_DIR
+
+    @property
+    def split_sha256(self) -> str | None:
+        return (self.info.get("data") or {}).get("split_sha256")
+
+    def metrics(self) -> dict:
+        """``metrics.json``: ``{"test": evaluate(...), "valid": evaluate(...)}``."""
+        path = self.path / METRICS_JSON
+        if not path.is_file():
+            raise NlpkitError(f"run {self.name} has no {METRICS_JSON} ({self.path}); it records no evaluation.")
+        return _read_json(path)
+
+    def predictions(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Test-part ``(ids, scores float32 n x L, pred uint8 n x L)`` from ``predictions.npz``."""
+        path = self.path / PREDICTIONS_NPZ
+        if not path.is_file():
+            raise NlpkitError(f"run {self.name} has no {PREDICTIONS_NPZ} ({self.path}); it records no predictions.")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return [str(i) for i in npz["ids"]], npz["scores"], npz["pred"]
+        except (ValueError, KeyError, OSError) as exc:
+            raise NlpkitError(f"cannot read {path}: {exc}. The file is damaged; re-run the experiment.") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise NlpkitError(f"cannot read {path}: {exc}. The run is damaged; re-run it or delete the folder.") from None
+
+
+def _read_complete(path: Path) -> Run | None:
+    """The run in ``path`` if its run.json says complete, else None (never raises)."""
+    try:
+        with open(path / RUN_JSON, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("status") != "complete":
+        return None
+    return Run(path=path, name=path.name, info=info)
+
+
+def _iter_run_dirs(root: Path) -> Iterable[Path]:
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()]
+
+
+def list_runs(root: str | os.PathLike | None = None, *, split_sha256: str | None = None,
+              kind: str | None = None) -> list[Run]:
+    """Complete runs under ``root``, sorted by name (i.e. by start time).
+
+    Folders starting with a dot (runs being written or killed half-way) and folders without a
+    complete ``run.json`` are skipped. ``split_sha256`` / ``kind`` filter on run.json fields.
+    """
+    runs = []
+    for path in _iter_run_dirs(runs_root(root)):
+        run = _read_complete(path)
+        if run is None:
+            continue
+        if kind is not None and run.kind != kind:
+            continue
+        if split_sha256 is not None and run.split_sha256 != split_sha256:
+            continue
+        runs.append(run)
+    runs.sort(key=lambda r: r.name)
+    return runs
+
+
+def load_run(path_or_name: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:
+    """Load a complete run from a folder path, or by name under the runs root.
+
+    Raises
+    ------
+    NlpkitError
+        The folder does not exist, or holds no complete run (interrupted, or not a run).
+    """
+    given = Path(path_or_name)
+    candidates = [given]
+    if not given.is_absolute() and len(given.parts) == 1:
+        candidates.append(runs_root(root) / given)
+    path = next((c for c in candidates if c.exists()), None)
+    if path is None:
+        where = " or ".join(str(c) for c in candidates)
+        raise NlpkitError(f"run not found: {path_or_name} (looked for {where}). List runs with `nlpkit runs`.")
+    if not path.is_dir():
+        raise NlpkitError(f"not a run folder: {path} is a file. Pass the run's folder.")
+    if path.name.startswith(TMP_PREFIX):
+        raise NlpkitError(f"not a complete run: {path} is an unfinished run (interrupted or still running); re-run it.")
+    run_json = path / RUN_JSON
+    if not run_json.is_file():
+        raise NlpkitError(f"not a complete run: {path} has no {RUN_JSON}. Pass a folder listed by `nlpkit runs`.")
+    info = _read_json(run_json)
+    if not isinstance(info, dict) or info.get("status") != "complete":
+        status = info.get("status") if isinstance(info, dict) else None
+        raise NlpkitError(f"not a complete run: {run_json} has status {status!r}, not 'complete'; re-run it.")
+    return Run(path=path, name=path.name, info=info)

@@ -1,0 +1,165 @@
+"""Shared fixtures: an isolated runs folder for every test, bundled-data paths, tiny datasets."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # so REGISTRY paths like "fake_model:KeywordClassifier" import
+    sys.path.insert(0, str(TESTS_DIR))
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """Every test writes runs under its own tmp folder, never into ./runs."""
+    path = tmp_path / "runs"
+    monkeypatch.setenv("NLPKIT_RUNS_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The bundled samples: reuters_sample.jsonl, agnews_sample.jsonl, cooking_sample.txt."""
+    return REPO / "data"
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """REGISTRY with the test keyword model added as ``fake-keyword``."""
+    import fake_model
+    from nlpkit import models
+
+    monkeypatch.setitem(models.REGISTRY, fake_model.FAMILY, fake_model.IMPORT_PATH)
+    return models.REGISTRY
+
+
+# --- tiny datasets ------------------------------------------------------------------------------
+
+@dataclass
+class _StandInDataset:
+    """Used only until nlpkit.data lands: the Dataset fields the model contract needs."""
+
+    ids: list
+    texts: list
+    y: sp.csr_matrix
+    label_names: list
+    task: str
+    extra: object = None
+    source: object = None
+    n_dropped: int = 0
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def n_labels(self):
+        return len(self.label_names)
+
+    def subset(self, index):
+        index = np.asarray(index, dtype=int)
+        return _StandInDataset([self.ids[i] for i in index], [self.texts[i] for i in index],
+                               self.y[index], list(self.label_names), self.task)
+
+    def label_lists(self):
+        return [[self.label_names[j] for j in row.indices] for row in self.y]
+
+
+def make_dataset(texts, labels, *, task=None, label_names=None, ids=None):
+    """A Dataset from texts and per-document label lists (label space = sorted union unless given)."""
+    labels = [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
+    if label_names is None:
+        label_names = sorted({lab for labs in labels for lab in labs})
+    if task is None:
+        task = "single" if all(len(labs) == 1 for labs in labels) else "multi"
+    index = {name: j for j, name in enumerate(label_names)}
+    y = sp.lil_matrix((len(texts), len(label_names)), dtype=np.uint8)
+    for i, labs in enumerate(labels):
+        for lab in labs:
+            y[i, index[lab]] = 1
+    y = y.tocsr()
+    ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
+    try:
+        from nlpkit.data import Dataset
+    except ImportError:
+        return _StandInDataset(ids, list(texts), y, list(label_names), task)
+    return Dataset(ids=ids, texts=list(texts), y=y, label_names=list(label_names), task=task,
+                   extra=None, source=None)
+
+
+_FRUIT = ["apple banana cherry", "banana apple pie", "cherry apple tart", "sweet banana bread",
+          "apple cider", "banana split"]
+_ENGINE = ["engine piston valve", "piston oil engine", "valve timing engine", "oil change engine",
+           "turbo piston", "engine repair"]
+_SPORT = ["football goal match", "goal keeper football", "match referee goal", "football league",
+          "penalty goal", "referee whistle"]
+
+
+@pytest.fixture
+def single_parts():
+    """Train/valid/test for a 3-class single-label task, plus a 4th label with no train example."""
+    names = ["engine", "fruit", "sport", "zzz-unseen"]
+
+    def part(lo, hi, prefix):
+        texts, labels = [], []
+        for group, lab in ((_FRUIT, "fruit"), (_ENGINE, "engine"), (_SPORT, "sport")):
+            texts += group[lo:hi]
+            labels += [lab] * (hi - lo)
+        return texts, labels
+
+    tr, va, te = part(0, 4, "tr"), part(4, 5, "va"), part(5, 6, "te")
+    te_texts, te_labels = te[0] + ["mystery thing"], te[1] + ["zzz-unseen"]
+    return {
+        "train": make_dataset(*tr, task="single", label_names=names, ids=[f"tr{i}" for i in range(len(tr[0]))]),
+        "valid": make_dataset(*va, task="single", label_names=names, ids=[f"va{i}" for i in range(len(va[0]))]),
+        "test": make_dataset(te_texts, te_labels, task="single", label_names=names,
+                             ids=[f"te{i}" for i in range(len(te_texts))]),
+    }
+
+
+@pytest.fixture
+def multi_parts():
+    """Train/valid/test for a multi-label task; label "never" has no positive in train."""
+    names = ["a", "b", "c", "never"]
+    texts = ["alpha one", "alpha beta", "beta two", "gamma three", "alpha gamma", "beta gamma",
+             "alpha", "beta", "gamma", "alpha beta gamma"]
+    labels = [["a"], ["a", "b"], ["b"], ["c"], ["a", "c"], ["b", "c"], ["a"], ["b"], ["c"], ["a", "b", "c"]]
+    train = make_dataset(texts, labels, task="multi", label_names=names, ids=[f"tr{i}" for i in range(10)])
+    valid = make_dataset(["alpha two", "beta three", "gamma one"], [["a"], ["b"], ["c"]], task="multi",
+                         label_names=names, ids=["va0", "va1", "va2"])
+    test = make_dataset(["alpha beta x", "gamma y", "never seen"], [["a", "b"], ["c"], ["never"]], task="multi",
+                        label_names=names, ids=["te0", "te1", "te2"])
+    return {"train": train, "valid": valid, "test": test}
+
+
+def _write_split(path, parts, manifest=None):
+    from nlpkit.data import write_split
+
+    return write_split(path, parts, manifest or {"seed": 0, "source": None})
+
+
+@pytest.fixture
+def make_split(tmp_path):
+    """Factory: write parts as a split folder under tmp and load it back (needs nlpkit.data)."""
+    pytest.importorskip("nlpkit.data", reason="nlpkit.data not available yet")
+
+    def factory(parts, name="split", manifest=None):
+        return _write_split(tmp_path / name, parts, manifest)
+
+    return factory
+
+
+@pytest.fixture
+def single_split(make_split, single_parts):
+    return make_split(single_parts, "single_split")
+
+
+@pytest.fixture
+def multi_split(make_split, multi_parts):
+    return make_split(multi_parts, "multi_split")

@@ -1,0 +1,122 @@
+"""One contract test over every registered model family (plus the fake keyword model).
+
+A family whose module is not written yet, or whose dependency is missing, is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.models import REGISTRY, get_model_class, load_model
+from nlpkit.models.base import Classifier, NotFittedError, read_model_json
+
+import fake_model
+
+# Small, fast settings per family so the contract test stays quick; others use their defaults.
+FAST_PARAMS: dict[str, dict] = {
+    "fasttext": {"epoch": 5, "dim": 8},
+    "word2vec": {"vector_size": 8, "epochs": 5},
+    "transformer": {"epochs": 1},
+}
+
+SLOW_FAMILIES = {"transformer", "fasttext", "word2vec"}
+FAMILIES = [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f
+            for f in [*REGISTRY, fake_model.FAMILY]]
+
+
+def _model_class(family: str, monkeypatch) -> type[Classifier]:
+    if family == fake_model.FAMILY:
+        monkeypatch.setitem(REGISTRY, family, fake_model.IMPORT_PATH)
+    try:
+        return get_model_class(family)
+    except NlpkitError as exc:
+        pytest.skip(f"{family}: {exc}")
+
+
+def _make(cls, family):
+    params = {}
+    for key, value in FAST_PARAMS.get(family, {}).items():
+        if key in cls.param_defaults:  # only settings the family declares
+            params[key] = value
+    return cls(**params)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("task", ["single", "multi"])
+def test_classifier_contract(family, task, single_parts, multi_parts, tmp_path, monkeypatch):
+    parts = single_parts if task == "single" else multi_parts
+    cls = _model_class(family, monkeypatch)
+    assert cls.family == family
+
+    model = _make(cls, family)
+    assert isinstance(model.get_params(), dict)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.predict_proba(["anything"])
+
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
+    never = [j for j in range(train.n_labels) if train.y[:, j].sum() == 0]
+    assert never, "the fixture must contain a label with no positive in train"
+
+    assert model.fit(train, valid) is model
+    assert model.label_names_ == train.label_names and model.task_ == task
+    assert isinstance(model.fit_info(), dict)
+
+    scores = model.predict_proba(test.texts)
+    assert scores.shape == (len(test), train.n_labels)
+    assert np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1 + 1e-6).all()
+    if task == "single":
+        np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    assert model.predict_proba([]).shape == (0, train.n_labels)
+
+    out = tmp_path / "model"
+    model.save(out)
+    meta = read_model_json(out)
+    assert meta["family"] == family and meta["label_names"] == train.label_names and meta["task"] == task
+    again = load_model(out)
+    assert type(again) is cls and again.get_params() == model.get_params()
+    np.testing.assert_allclose(again.predict_proba(test.texts), scores, rtol=1e-5, atol=1e-6)
+
+
+def test_get_model_class_unknown_lists_names():
+    with pytest.raises(ConfigError, match="unknown model 'nope'; choose one of: majority, tfidf-lr"):
+        get_model_class("nope")
+
+
+def test_missing_module_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(REGISTRY, "ghost", "nlpkit.models.ghost_family:Ghost")
+    with pytest.raises(NlpkitError, match="model 'ghost' is not available"):
+        get_model_class("ghost")
+
+
+def test_load_model_errors(tmp_path, single_parts, fake_registry):
+    with pytest.raises(NlpkitError, match="no nlpkit_model.json"):
+        load_model(tmp_path)
+    (tmp_path / "nlpkit_model.json").write_text("{not json")
+    with pytest.raises(NlpkitError, match="cannot read"):
+        load_model(tmp_path)
+    model = fake_model.KeywordClassifier().fit(single_parts["train"])
+    model.save(tmp_path / "kw")
+    from nlpkit.models.majority import MajorityClassifier
+    with pytest.raises(NlpkitError, match="is a 'fake-keyword' model, not 'majority'"):
+        MajorityClassifier.load(tmp_path / "kw")
+
+
+def test_unknown_param_rejected_up_front():
+    with pytest.raises(ConfigError, match="unknown parameter\\(s\\) bogus for model 'fake-keyword'; known: min_count"):
+        fake_model.KeywordClassifier(bogus=1)
+
+
+def test_majority_scores_are_priors(single_parts, multi_parts):
+    from nlpkit.models.majority import MajorityClassifier
+
+    train = single_parts["train"]
+    model = MajorityClassifier().fit(train)
+    np.testing.assert_allclose(model.predict_proba(["x"])[0], [1 / 3, 1 / 3, 1 / 3, 0.0])
+    skewed = train.subset([0, 1, 2, 3, 4, 8])  # 4 fruit, 1 engine, 1 sport
+    m2 = MajorityClassifier().fit(skewed)
+    assert m2.label_names_[int(np.argmax(m2.predict_proba(["x"])[0]))] == "fruit"
+    assert m2.fit_info() == {"majority_label": "fruit"}
+    multi = MajorityClassifier().fit(multi_parts["train"])
+    np.testing.assert_allclose(multi.predict_proba(["x"])[0], [0.5, 0.5, 0.5, 0.0])
