@@ -1,0 +1,132 @@
+"""`nlpkit inspect`: read a dataset file and show what is in it (labels, lengths, duplicates)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nlpkit.cli._common import (
+    DropEmptyOpt,
+    EncodingOpt,
+    FormatOpt,
+    IdColOpt,
+    LabelColOpt,
+    LabelColsOpt,
+    LabelSepOpt,
+    TaskOpt,
+    TextColOpt,
+    cli_errors,
+    dataset_options,
+    out,
+)
+
+
+def inspect_cmd(
+    file: Annotated[Path, typer.Argument(help="Dataset file (CSV, TSV, JSONL, JSON, Parquet, fastText).")],
+    format: FormatOpt = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    label_cols: LabelColsOpt = None,
+    id_col: IdColOpt = None,
+    label_sep: LabelSepOpt = None,
+    task: TaskOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    drop_empty: DropEmptyOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="Labels to list at the head and tail of the frequency table.")] = 10,
+) -> None:
+    """Show rows, labels, label frequencies, text lengths and duplicates of a dataset file."""
+    with cli_errors():
+        from nlpkit.data import describe, read_dataset
+
+        options = dataset_options(
+            format=format,
+            text_col=text_col,
+            label_col=label_col,
+            label_cols=label_cols,
+            id_col=id_col,
+            label_sep=label_sep,
+            task=task,
+            encoding=encoding,
+            drop_empty=drop_empty,
+        )
+        stats = describe(read_dataset(file, options), top=top)
+    if as_json:
+        typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
+    else:
+        render(stats, top)
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return f"{x:,.1f}" if not x.is_integer() else f"{int(x):,}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def render(stats: dict, top: int) -> None:
+    """Rich tables for people (stdout)."""
+    from rich.table import Table
+
+    console = out()
+    overview = Table(title=f"Dataset {stats['source']}", show_header=False, title_justify="left")
+    overview.add_column("", style="bold")
+    overview.add_column("")
+    dup = stats["duplicate_texts"]
+    rows = [
+        ("documents", _fmt(stats["n_docs"])),
+        ("dropped rows", _fmt(stats["n_dropped"])),
+        ("task", stats["task"]),
+        ("labels", _fmt(stats["n_labels"])),
+        ("label cardinality (labels/doc)", f"{stats['label_cardinality']:.3f}"),
+        ("label density", f"{stats['label_density']:.4f}"),
+        ("distinct label sets", _fmt(stats["label_sets"])),
+        ("docs without labels", _fmt(stats["docs_without_labels"])),
+        ("labels with < 2 docs", _fmt(len(stats["labels_under_2_docs"]))),
+        ("labels with < 5 docs", _fmt(len(stats["labels_under_5_docs"]))),
+        ("duplicate texts", f"{dup['groups']:,} groups, {dup['extra_copies']:,} extra copies, "
+                            f"{dup['conflicting_labels']:,} with conflicting labels"),
+    ]
+    for key, value in rows:
+        overview.add_row(key, value)
+    console.print(overview)
+
+    lengths = Table(title="Text length", title_justify="left")
+    lengths.add_column("unit")
+    for key in ("min", "p5", "p50", "p95", "max", "mean"):
+        lengths.add_column(key, justify="right")
+    for unit, key in (("words", "text_words"), ("characters", "text_chars")):
+        s = stats[key]
+        lengths.add_row(unit, *(_fmt(s[k]) for k in ("min", "p5", "p50", "p95", "max", "mean")))
+    console.print(lengths)
+
+    def freq_table(title: str, entries: list[dict]) -> Table:
+        table = Table(title=title, title_justify="left")
+        table.add_column("label")
+        table.add_column("docs", justify="right")
+        table.add_column("%", justify="right")
+        for e in entries:
+            table.add_row(e["label"], _fmt(e["count"]), f"{e['pct']:.2f}")
+        return table
+
+    console.print(freq_table(f"Most frequent labels (top {top})", stats["label_frequency_head"]))
+    if stats["n_labels"] > top:
+        console.print(freq_table(f"Least frequent labels (bottom {top})", stats["label_frequency_tail"]))
+    rare = stats["labels_under_2_docs"]
+    if rare:
+        shown = ", ".join(rare[:20]) + (f", ... ({len(rare)} in all)" if len(rare) > 20 else "")
+        console.print(f"Labels with fewer than 2 docs: {shown}", markup=False, highlight=False)
+    if dup["examples"]:
+        table = Table(title="Duplicate texts (examples)", title_justify="left")
+        table.add_column("copies", justify="right")
+        table.add_column("ids")
+        table.add_column("text")
+        for ex in dup["examples"]:
+            table.add_row(str(ex["count"]), ", ".join(ex["ids"]), ex["text"])
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect_cmd)
