@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,35 +41,6 @@ def fake_registry(monkeypatch):
 
 # --- tiny datasets ------------------------------------------------------------------------------
 
-@dataclass
-class _StandInDataset:
-    """Used only until nlpkit.data lands: the Dataset fields the model contract needs."""
-
-    ids: list
-    texts: list
-    y: sp.csr_matrix
-    label_names: list
-    task: str
-    extra: object = None
-    source: object = None
-    n_dropped: int = 0
-
-    def __len__(self):
-        return len(self.ids)
-
-    @property
-    def n_labels(self):
-        return len(self.label_names)
-
-    def subset(self, index):
-        index = np.asarray(index, dtype=int)
-        return _StandInDataset([self.ids[i] for i in index], [self.texts[i] for i in index],
-                               self.y[index], list(self.label_names), self.task)
-
-    def label_lists(self):
-        return [[self.label_names[j] for j in row.indices] for row in self.y]
-
-
 def make_dataset(texts, labels, *, task=None, label_names=None, ids=None):
     """A Dataset from texts and per-document label lists (label space = sorted union unless given)."""
     labels = [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
@@ -85,10 +55,8 @@ def make_dataset(texts, labels, *, task=None, label_names=None, ids=None):
             y[i, index[lab]] = 1
     y = y.tocsr()
     ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
-    try:
-        from nlpkit.data import Dataset
-    except ImportError:
-        return _StandInDataset(ids, list(texts), y, list(label_names), task)
+    from nlpkit.data import Dataset
+
     return Dataset(ids=ids, texts=list(texts), y=y, label_names=list(label_names), task=task,
                    extra=None, source=None)
 
@@ -141,13 +109,12 @@ def multi_parts():
 def _write_split(path, parts, manifest=None):
     from nlpkit.data import write_split
 
-    return write_split(path, parts, manifest or {"seed": 0, "source": None})
+    return write_split(path, parts, manifest or {"seed": 0, "source": "tiny-test-data"})
 
 
 @pytest.fixture
 def make_split(tmp_path):
-    """Factory: write parts as a split folder under tmp and load it back (needs nlpkit.data)."""
-    pytest.importorskip("nlpkit.data", reason="nlpkit.data not available yet")
+    """Factory: write parts as a split folder under tmp (``nlpkit.data.write_split``)."""
 
     def factory(parts, name="split", manifest=None):
         return _write_split(tmp_path / name, parts, manifest)
