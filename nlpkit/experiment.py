@@ -1,0 +1,272 @@
+"""One experiment, the same for every model: fit -> tune the decision rule on valid -> predict test
+-> score -> record one run.
+
+Baseline and fine-tuning commands both call :func:`run_experiment`; they differ only in the model
+they pass in and the options they record in ``config``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from nlpkit.errors import ConfigError, DataError
+from nlpkit.runs import Run, create_run, package_versions
+
+DEFAULT_VALID_FRACTION = 0.1
+
+Stage = Callable[[str], Any]
+
+
+def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: int,
+                   runs_root=None, rule_strategy: str = "auto", progress: Stage | None = None,
+                   extra_info: dict | None = None, fit_progress=None,
+                   valid_fraction: float = DEFAULT_VALID_FRACTION) -> Run:
+    """Fit ``model`` on ``split`` and record one complete run.
+
+    Parameters
+    ----------
+    model
+        An unfitted :class:`nlpkit.models.base.Classifier`.
+    split
+        A :class:`nlpkit.data.Split` with train and test parts. Without a valid part, one is
+        carved from train (stratified, seeded by ``seed``) and recorded in the run's config.
+    kind
+        Run kind: "baseline" or "finetune".
+    config
+        Every resolved option of the command (recorded as is, plus what this function adds).
+    seed
+        Seed for everything random here (valid carving); models take their own seed parameter.
+    runs_root
+        Runs folder (default ``$NLPKIT_RUNS_DIR`` or ``./runs``).
+    rule_strategy
+        Decision-rule strategy for :func:`nlpkit.metrics.tune_rule`.
+    progress
+        Optional ``callable(stage: str)`` called as each stage starts ("fit", "predict-test", ...).
+    extra_info
+        More run.json fields (e.g. the pretraining run a fine-tune starts from).
+    fit_progress
+        Passed to ``model.fit(..., progress=fit_progress)``.
+    valid_fraction
+        Share of train carved out as valid when the split has none.
+
+    Returns
+    -------
+    Run
+        The complete run. ``run.info["warnings"]`` lists what a user should know (e.g. labels
+        present in test but never in train: reported, scored as misses, never a crash).
+    """
+    from nlpkit.metrics import evaluate, tune_rule
+
+    stage = progress or (lambda _name: None)
+    train, test = split.train, split.test
+    if train is None:
+        raise DataError(f"split {split.path} has no train part; re-create it with `nlpkit split`.")
+    if test is None:
+        raise DataError(f"split {split.path} has no test part; re-create it with `nlpkit split --test-size ...`.")
+    if not 0 < valid_fraction < 1:
+        raise ConfigError(f"valid fraction must be between 0 and 1, got {valid_fraction}.")
+    config = copy.deepcopy(dict(config))
+    task, label_names = split.task, list(split.label_names)
+    warnings: list[str] = []
+
+    valid = split.valid
+    if valid is None:
+        stage("carve-valid")
+        train, valid = carve_valid(train, fraction=valid_fraction, seed=seed)
+        config["valid_carved_from_train"] = True
+        config["valid_fraction"] = valid_fraction
+    else:
+        config.setdefault("valid_carved_from_train", False)
+
+    unseen = labels_unseen_in_train(train, test)
+    if unseen:
+        shown = ", ".join(unseen[:10]) + (" ..." if len(unseen) > 10 else "")
+        warnings.append(
+            f"{len(unseen)} label(s) occur in test but never in train ({shown}); "
+            f"no model can predict them, they count as misses."
+        )
+
+    with create_run(kind, model.family, runs_root=runs_root) as run:
+        run.log(f"{kind} run of {model!r} on {split.path} (task {task}, {len(label_names)} labels)")
+        run.log(f"parts: train {len(train)}, valid {len(valid)}"
+                f"{' (carved from train)' if config['valid_carved_from_train'] else ''}, test {len(test)}")
+        for w in warnings:
+            run.log(f"warning: {w}")
+
+        stage("fit")
+        t0 = time.perf_counter()
+        model.fit(train, valid, progress=fit_progress)
+        fit_seconds = time.perf_counter() - t0
+        run.log(f"fit: {fit_seconds:.2f} s")
+
+        stage("predict-valid")
+        t0 = time.perf_counter()
+        scores_valid = _check_scores(model.predict_proba(valid.texts), len(valid), len(label_names), model)
+        valid_seconds = time.perf_counter() - t0
+
+        stage("tune-rule")
+        rule = tune_rule(valid.y, scores_valid, task=task, strategy=rule_strategy)
+        run.log(f"decision rule (tuned on valid): {rule!r}")
+
+        stage("predict-test")
+        t0 = time.perf_counter()
+        scores_test = _check_scores(model.predict_proba(test.texts), len(test), len(label_names), model)
+        predict_seconds = time.perf_counter() - t0
+        docs_per_s = len(test) / predict_seconds if predict_seconds > 0 else None
+        run.log(f"predict test: {len(test)} docs in {predict_seconds:.3f} s")
+
+        stage("evaluate")
+        pred_test = np.asarray(rule.predict(scores_test), dtype=bool)
+        test_eval = evaluate(test.y, scores_test, task=task, label_names=label_names, rule=rule)
+        valid_eval = evaluate(valid.y, scores_valid, task=task, label_names=label_names, rule=rule)
+        run.write_json("metrics.json", {"test": test_eval, "valid": valid_eval})
+        run.write_predictions(test.ids, scores_test, pred_test.astype(np.uint8))
+        headline = {k: v for k, v in test_eval["metrics"].items() if k in ("accuracy", "micro_f1", "macro_f1")}
+        run.log(f"test: {headline}")
+
+        stage("save")
+        model.save(run.model_dir)
+
+        run.info.update({
+            "config": config,
+            "seed": seed,
+            "versions": package_versions(),
+            "data": data_info(split, n_train=len(train), n_valid=len(valid), n_test=len(test)),
+            "model_params": model.get_params(),
+            "fit_info": model.fit_info(),
+            "timings": {
+                "fit_seconds": fit_seconds,
+                "predict_valid_seconds": valid_seconds,
+                "predict_seconds": predict_seconds,
+                "predict_docs_per_s": docs_per_s,
+            },
+            "model_size_bytes": dir_size(run.model_dir),
+            "rule": rule.to_dict(),
+            "labels_unseen_in_train": unseen,
+            "warnings": warnings,
+            **(extra_info or {}),
+        })
+    return run.run
+
+
+def labels_unseen_in_train(train, test) -> list[str]:
+    """Names of labels with a positive in ``test`` but none in ``train`` (same label space)."""
+    in_train = np.asarray(train.y.sum(axis=0)).ravel() > 0
+    in_test = np.asarray(test.y.sum(axis=0)).ravel() > 0
+    return [name for name, a, b in zip(test.label_names, in_train, in_test) if b and not a]
+
+
+def data_info(split, **sizes: int) -> dict[str, Any]:
+    """The ``data`` block of run.json: where the data came from and fingerprints to compare runs."""
+    manifest = split.manifest or {}
+    parts = manifest.get("parts") or {}
+    return {
+        "split_dir": str(Path(split.path).resolve()),
+        "source": _manifest_source(manifest),
+        "source_sha256": _manifest_source_sha256(manifest),
+        "split_sha256": split.fingerprint,
+        "test_sha256": split.test_fingerprint,
+        "test_file_sha256": (parts.get("test") or {}).get("sha256"),
+        "label_names": list(split.label_names),
+        "task": split.task,
+        **sizes,
+    }
+
+
+def _manifest_source(manifest: dict) -> str | None:
+    source = manifest.get("source")
+    if isinstance(source, dict):
+        return source.get("path")
+    return source
+
+
+def _manifest_source_sha256(manifest: dict) -> str | None:
+    if manifest.get("source_sha256"):
+        return manifest["source_sha256"]
+    source = manifest.get("source")
+    if isinstance(source, dict):
+        return source.get("sha256")
+    return None
+
+
+def dir_size(path) -> int:
+    """Total bytes of the files under ``path``."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for fn in files:
+            total += os.path.getsize(os.path.join(dirpath, fn))
+    return total
+
+
+def _check_scores(scores, n_docs: int, n_labels: int, model) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (n_docs, n_labels):
+        raise RuntimeError(f"{model.family} returned scores of shape {scores.shape}, expected {(n_docs, n_labels)}")
+    if not np.isfinite(scores).all():
+        raise RuntimeError(f"{model.family} returned non-finite scores")
+    return scores
+
+
+# --- carving a validation part --------------------------------------------------------------
+
+def carve_valid(train, *, fraction: float = DEFAULT_VALID_FRACTION, seed: int):
+    """Split ``train`` into (train, valid) with ``fraction`` of documents in valid, stratified.
+
+    Uses :mod:`nlpkit.split` (the same iterative stratification as ``nlpkit split``).
+    """
+    n = len(train)
+    if n < 2:
+        raise DataError(f"train has {n} document(s): too few to carve a validation part; add a valid part to the split.")
+    valid_idx = _stratified_valid_indices(train.y, fraction, seed)
+    mask = np.zeros(n, dtype=bool)
+    mask[valid_idx] = True
+    if mask.all() or not mask.any():  # keep both parts non-empty
+        mask[:] = False
+        mask[np.random.default_rng(seed).integers(n)] = True
+    return train.subset(np.flatnonzero(~mask)), train.subset(np.flatnonzero(mask))
+
+
+def _stratified_valid_indices(y, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the valid documents, from nlpkit.split's iterative stratification."""
+    try:
+        from nlpkit import split as split_mod
+    except ImportError:
+        split_mod = None
+    fn = getattr(split_mod, "iterative_split", None) if split_mod is not None else None
+    if fn is not None:
+        assignment = np.asarray(fn(y, [1.0 - fraction, fraction], order=1, seed=seed))
+        return np.flatnonzero(assignment == 1)
+    # TODO(split): remove once nlpkit.split.iterative_split(y, sizes, order=1, seed=...) lands.
+    return _fallback_valid_indices(y, fraction, seed)
+
+
+def _fallback_valid_indices(y, fraction: float, seed: int) -> np.ndarray:
+    """Rarest-label-first stratified sample (Sechidis et al. 2011, the idea of Alg. 1, simplified)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    y = sp.csr_matrix(y)
+    n = y.shape[0]
+    counts = np.asarray(y.sum(axis=0)).ravel()
+    # Each document is grouped under its rarest label; documents without labels form one group.
+    key = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        cols = y.indices[y.indptr[i]:y.indptr[i + 1]]
+        if len(cols):
+            key[i] = cols[np.argmin(counts[cols])]
+    chosen = []
+    for k in np.unique(key):
+        members = np.flatnonzero(key == k)
+        rng.shuffle(members)
+        chosen.extend(members[: int(round(fraction * len(members)))])
+    want = max(1, int(round(fraction * n)))
+    rest = np.setdiff1d(np.arange(n), chosen)
+    rng.shuffle(rest)
+    chosen = list(chosen) + list(rest[: max(0, want - len(chosen))])
+    return np.sort(np.asarray(chosen[:want], dtype=np.int64))

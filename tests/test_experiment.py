@@ -1,0 +1,116 @@
+"""run_experiment: one recorded run with metrics, predictions, model and provenance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fake_model
+from nlpkit.errors import DataError, NlpkitError
+from nlpkit.experiment import carve_valid, labels_unseen_in_train, run_experiment
+from nlpkit.models import load_model
+from nlpkit.models.majority import MajorityClassifier
+from nlpkit.runs import list_runs, load_run
+
+
+def test_single_label_run_records_everything(single_split, runs_dir, fake_registry):
+    stages = []
+    run = run_experiment(fake_model.KeywordClassifier(), single_split, config={"model": "fake-keyword"},
+                         seed=7, progress=stages.append)
+    assert stages == ["fit", "predict-valid", "tune-rule", "predict-test", "evaluate", "save"]
+    assert run.path.parent == runs_dir and [r.name for r in list_runs()] == [run.name]
+    info = run.info
+    assert info["kind"] == "baseline" and info["model"] == "fake-keyword" and info["seed"] == 7
+    assert info["config"] == {"model": "fake-keyword", "valid_carved_from_train": False}
+    data = info["data"]
+    assert data["split_sha256"] == single_split.fingerprint
+    assert data["test_sha256"] == single_split.test_fingerprint
+    assert data["label_names"] == single_split.label_names and data["task"] == "single"
+    assert (data["n_train"], data["n_valid"], data["n_test"]) == (12, 3, 4)
+    assert data["source"] == "tiny-test-data"
+    assert set(info["timings"]) >= {"fit_seconds", "predict_seconds", "predict_docs_per_s"}
+    assert info["model_size_bytes"] == sum(p.stat().st_size for p in run.model_dir.rglob("*") if p.is_file()) > 0
+    assert info["rule"] == {"type": "argmax"}
+    assert info["fit_info"]["vocab_sizes"][3] == 0  # the label never seen in train
+    assert info["labels_unseen_in_train"] == ["zzz-unseen"]
+    assert "never in train (zzz-unseen)" in info["warnings"][0]
+    assert {"python", "nlpkit", "numpy"} <= set(info["versions"])
+    assert list(info)[-1] == "status"
+
+    metrics = run.metrics()
+    assert metrics["test"]["n_docs"] == 4 and metrics["valid"]["n_docs"] == 3
+    # the three seen classes are recognised by keywords; the unseen one is a miss, not a crash
+    assert metrics["test"]["metrics"]["accuracy"] == pytest.approx(0.75)
+
+    ids, scores, pred = run.predictions()
+    assert ids == single_split.test.ids
+    assert scores.shape == pred.shape == (4, 4) and (pred.sum(axis=1) == 1).all()
+    model = load_model(run.model_dir)
+    np.testing.assert_allclose(model.predict_proba(single_split.test.texts), scores, atol=1e-6)
+    assert "warning: 1 label(s) occur in test" in (run.path / "log.txt").read_text()
+
+
+def test_multi_label_run_with_tuned_rule(multi_split):
+    run = run_experiment(MajorityClassifier(), multi_split, kind="baseline", config={}, seed=0,
+                         extra_info={"note": "floor"})
+    assert run.info["note"] == "floor"
+    assert run.info["labels_unseen_in_train"] == ["never"]
+    assert run.info["rule"]["type"] != "argmax"  # a tuned multi-label rule, reloadable from run.json
+    from nlpkit.metrics import DecisionRule
+
+    rule = DecisionRule.from_dict(run.info["rule"])
+    ids, scores, pred = run.predictions()
+    np.testing.assert_array_equal(rule.predict(scores), pred.astype(bool))
+    assert "micro_f1" in run.metrics()["test"]["metrics"]
+
+
+def test_valid_is_carved_from_train_when_missing(make_split, single_parts):
+    split = make_split({"train": single_parts["train"], "test": single_parts["test"]}, "novalid")
+    stages = []
+    run = run_experiment(MajorityClassifier(), split, config={"x": 1}, seed=3, progress=stages.append)
+    assert stages[0] == "carve-valid"
+    cfg = run.info["config"]
+    assert cfg["valid_carved_from_train"] is True and cfg["valid_fraction"] == 0.1 and cfg["x"] == 1
+    n = run.info["data"]
+    assert n["n_train"] + n["n_valid"] == 12 and n["n_valid"] == 1
+
+
+def test_carve_valid_is_seeded_stratified_and_disjoint(data_dir):
+    from nlpkit.data import read_dataset
+
+    ds = read_dataset(data_dir / "agnews_sample.jsonl")
+    tr1, va1 = carve_valid(ds, fraction=0.1, seed=1)
+    tr2, va2 = carve_valid(ds, fraction=0.1, seed=1)
+    _, va3 = carve_valid(ds, fraction=0.1, seed=2)
+    assert va1.ids == va2.ids and va1.ids != va3.ids
+    assert len(va1) == 200 and len(tr1) == 1800 and not set(va1.ids) & set(tr1.ids)
+    share = np.asarray(va1.y.sum(axis=0)).ravel() / np.asarray(ds.y.sum(axis=0)).ravel()
+    assert np.all(np.abs(share - 0.1) < 0.02), share  # each class keeps ~10% in valid
+
+
+def test_errors_leave_no_run(make_split, single_parts, runs_dir):
+    no_test = make_split({"train": single_parts["train"]}, "notest")
+    with pytest.raises(DataError, match="has no test part"):
+        run_experiment(MajorityClassifier(), no_test, config={}, seed=0)
+
+    class Exploding(MajorityClassifier):
+        def predict_proba(self, texts):
+            raise NlpkitError("boom in predict")
+
+    split = make_split(single_parts, "ok")
+    with pytest.raises(NlpkitError, match="boom in predict"):
+        run_experiment(Exploding(), split, config={}, seed=0)
+    assert list_runs() == []
+    assert not runs_dir.exists() or list(runs_dir.iterdir()) == []  # not even a .tmp- folder
+
+
+def test_labels_unseen_in_train(single_parts):
+    assert labels_unseen_in_train(single_parts["train"], single_parts["test"]) == ["zzz-unseen"]
+    assert labels_unseen_in_train(single_parts["train"], single_parts["valid"]) == []
+
+
+def test_carve_valid_needs_two_documents(single_parts):
+    with pytest.raises(DataError, match="too few to carve"):
+        carve_valid(single_parts["train"].subset([0]), seed=0)
