@@ -1,0 +1,69 @@
+"""`nlpkit report`: every run on a split against the baseline, with intervals, p-values and cost."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nlpkit.cli._common import cli_errors, out, warn
+from nlpkit.errors import ConfigError
+
+OUTPUT_FORMATS = ("table", "md", "html", "json")
+
+
+def report_cmd(
+    split_dir: Annotated[Path, typer.Argument(help="Split folder whose test part the runs were scored on.")],
+    metric: Annotated[str, typer.Option("--metric", help="Headline metric, e.g. micro_f1, macro_f1, accuracy.")] = "micro_f1",
+    baseline: Annotated[
+        str,
+        typer.Option("--baseline", help="Run to compare against: a run name, path or model name, or "
+                     "'best-baseline' (best baseline run other than majority)."),
+    ] = "best-baseline",
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", help="Folder for report.html, report.md, report.json. Default: SPLIT_DIR/report.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="What to print: table, md, html or json.")] = "table",
+    runs_dir: Annotated[
+        Optional[Path], typer.Option("--runs-dir", help="Run registry. Default: $NLPKIT_RUNS_DIR, else ./runs.")
+    ] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% intervals.")] = 1000,
+    n_perm: Annotated[int, typer.Option("--n-perm", help="Approximate-randomisation shuffles for p-values.")] = 10000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling: same runs, same report.")] = 0,
+    top_labels: Annotated[int, typer.Option("--top-labels", help="Labels per list in the per-label view.")] = 10,
+) -> None:
+    """Compare every model on SPLIT_DIR with the baseline: metric with 95% interval, difference and
+    p-value, per-label F1, training time, docs/s and size. Writes report.html, report.md, report.json."""
+    with cli_errors():
+        if format not in OUTPUT_FORMATS:
+            raise ConfigError(f"unknown --format {format!r}; use one of: {', '.join(OUTPUT_FORMATS)}.")
+        if top_labels < 1:
+            raise ConfigError(f"--top-labels must be at least 1, got {top_labels}.")
+        from nlpkit.report import build_report, write_report
+
+        report = build_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
+                              n_perm=n_perm, seed=seed, top_labels=top_labels)
+        paths = write_report(report, out_dir if out_dir is not None else split_dir / "report")
+    for item in report["excluded"]:
+        warn(f"not compared: {item['name']} ({item['reason']})")
+    sys.stderr.flush()
+    if format == "table":
+        _print_table(report, paths["html"])
+    else:
+        typer.echo(paths[format].read_text(encoding="utf-8"), nl=False)
+
+
+def _print_table(report: dict, html_path: Path) -> None:
+    from nlpkit.report import leaderboard_table
+
+    console = out()
+    console.print(leaderboard_table(report))
+    for line in report["verdicts"] or ["Only one run: nothing to compare yet."]:
+        console.print(f"• {line}", markup=False, highlight=False)
+    console.print(f"Report: {html_path}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)

@@ -1,0 +1,492 @@
+"""Compare every classifier run on one split against a baseline, with paired uncertainty and cost.
+
+Dror et al. (2018), "The Hitchhiker's Guide to Testing Statistical Significance in NLP", recommend
+resampling tests for F1-type metrics, whose sampling distribution has no closed form: a bootstrap
+over documents for intervals and approximate randomisation for p-values. Every run is scored on the
+same test documents, so both are *paired*: the bootstrap draws the same resampled documents for all
+runs (one seed), and the randomisation test swaps the two systems' predictions document by document.
+
+:func:`build_report` returns one plain, JSON-ready dict; the renderers (markdown, HTML, rich table)
+only format it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from nlpkit.errors import ConfigError, NlpkitError
+
+REPORT_VERSION = 1
+BEST_BASELINE = "best-baseline"
+ALPHA = 0.05  # 95 % intervals, 5 % significance level
+MAJORITY_MODEL = "majority"
+PR_POINTS = 120  # points kept per precision-recall curve (enough for a smooth line, small HTML)
+
+# Short display names for metrics in verdicts and column headers.
+METRIC_LABELS = {
+    "micro_f1": "micro-F1",
+    "macro_f1": "macro-F1",
+    "weighted_f1": "weighted-F1",
+    "samples_f1": "samples-F1",
+    "accuracy": "accuracy",
+    "subset_accuracy": "subset accuracy",
+    "hamming_loss": "Hamming loss",
+}
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+@dataclass
+class _Scored:
+    """One run with its predictions aligned to the split's test documents and label order."""
+
+    run: Any  # nlpkit.runs.Run
+    label: str
+    scores: np.ndarray  # float32 (n_test, n_labels), split label order
+    pred: np.ndarray  # bool (n_test, n_labels)
+
+
+# --- selecting and aligning runs --------------------------------------------------------------
+
+def _model_labels(runs) -> dict[str, str]:
+    """Display label per run name: the model, plus the name's random suffix when a model repeats."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.model] = counts.get(run.model, 0) + 1
+    labels = {}
+    for run in runs:
+        model = run.model or run.name
+        labels[run.name] = model if counts[run.model] == 1 else f"{model} ({run.name.rsplit('-', 1)[-1]})"
+    return labels
+
+
+def _same_test(run, split_sha256: str, test_sha256: str) -> bool:
+    data = run.info.get("data") or {}
+    return data.get("split_sha256") == split_sha256 and data.get("test_sha256") == test_sha256
+
+
+def _align(run, split, y_shape) -> tuple[np.ndarray, np.ndarray]:
+    """The run's (scores, pred) re-ordered onto the split's test ids and label names.
+
+    Raises NlpkitError when the run's predictions do not cover exactly the test documents, or
+    name labels the split does not have.
+    """
+    ids, scores, pred = run.predictions()
+    test_ids = split.test.ids
+    n_test, n_labels = y_shape
+    where = f"run {run.name} ({run.path})"
+    position = {doc_id: i for i, doc_id in enumerate(ids)}
+    if len(position) != len(ids) or len(ids) != n_test or any(i not in position for i in test_ids):
+        missing = next((i for i in test_ids if i not in position), None)
+        detail = f"e.g. test id {missing!r} has no prediction" if missing is not None else "duplicate or extra ids"
+        raise NlpkitError(
+            f"{where}: its {len(ids)} predictions do not match the {n_test} test documents of "
+            f"{split.path} ({detail}); re-run it on this split or delete the run."
+        )
+    run_labels = list((run.info.get("data") or {}).get("label_names") or [])
+    if len(run_labels) != scores.shape[1]:
+        raise NlpkitError(
+            f"{where}: run.json lists {len(run_labels)} labels but predictions.npz has {scores.shape[1]} "
+            "columns; the run is damaged, re-run it."
+        )
+    column = {name: j for j, name in enumerate(split.label_names)}
+    unknown = [name for name in run_labels if name not in column]
+    if unknown:
+        raise NlpkitError(
+            f"{where}: predicts label {unknown[0]!r} that split {split.path} does not have; "
+            "re-run it on this split."
+        )
+    order = np.fromiter((position[i] for i in test_ids), dtype=np.int64, count=n_test)
+    cols = np.fromiter((column[name] for name in run_labels), dtype=np.int64, count=len(run_labels))
+    aligned_scores = np.zeros((n_test, n_labels), dtype=np.float32)
+    aligned_pred = np.zeros((n_test, n_labels), dtype=bool)
+    aligned_scores[:, cols] = scores[order]
+    aligned_pred[:, cols] = pred[order] != 0
+    return aligned_scores, aligned_pred
+
+
+def _resolve_baseline(baseline: str, runs, split, split_dir, runs_root, points, higher_better) -> Any:
+    """The baseline run: ``best-baseline`` or a run named by folder name, path or unique model name."""
+    available = ", ".join(r.name for r in runs)
+    if baseline == BEST_BASELINE:
+        candidates = [r for r in runs if r.kind == "baseline" and r.model != MAJORITY_MODEL]
+        candidates = candidates or [r for r in runs if r.kind == "baseline"]
+        if not candidates:
+            raise NlpkitError(
+                f"no baseline run for split {split_dir} (runs: {available}); run `nlpkit baseline {split_dir}` "
+                "first or pass --baseline RUN."
+            )
+        sign = 1.0 if higher_better else -1.0
+        # best headline metric; ties go to the earliest run (names sort by start time)
+        return sorted(candidates, key=lambda r: (-sign * points[r.name], r.name))[0]
+
+    by_name = {r.name: r for r in runs}
+    if baseline in by_name:
+        return by_name[baseline]
+    by_model = [r for r in runs if r.model == baseline]
+    if len(by_model) == 1:
+        return by_model[0]
+    if len(by_model) > 1:
+        names = ", ".join(r.name for r in by_model)
+        raise ConfigError(f"--baseline {baseline!r} matches several runs ({names}); pass one run name.")
+
+    from nlpkit.runs import load_run
+
+    try:
+        run = load_run(baseline, runs_root)
+    except NlpkitError:
+        raise NlpkitError(
+            f"unknown baseline run {baseline!r}; runs for split {split_dir}: {available}."
+        ) from None
+    for r in runs:  # the same folder given by another path
+        if r.path.resolve() == run.path.resolve():
+            return r
+    if run.kind == "pretrain":
+        raise NlpkitError(
+            f"baseline run {run.name} is a pretrain run, not a classifier; pick one of: {available}."
+        )
+    raise NlpkitError(
+        f"baseline run {run.name} was made on another split (split_sha256 {str(run.split_sha256)[:12]}, "
+        f"this split {split.fingerprint[:12]}); pick a run on {split_dir}: {available}."
+    )
+
+
+# --- per-label view and curves ----------------------------------------------------------------
+
+def _label_f1(y: np.ndarray, pred: np.ndarray) -> list[float | None]:
+    """F1 per label; None where the label is neither present nor predicted (undefined, shown blank)."""
+    tp = np.count_nonzero(y & pred, axis=0)
+    fp = np.count_nonzero(~y & pred, axis=0)
+    fn = np.count_nonzero(y & ~pred, axis=0)
+    den = 2 * tp + fp + fn
+    return [None if d == 0 else float(2 * t / d) for t, d in zip(tp, den)]
+
+
+def precision_recall_points(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score threshold, as sklearn's ``precision_recall_curve``.
+
+    Same points and order (recall decreasing, ending at precision 1, recall 0), written with numpy:
+    importing ``sklearn.metrics`` alone takes seconds, a large share of the report's time budget.
+    """
+    truth = np.asarray(truth, dtype=bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(-scores, kind="mergesort")
+    ranked = scores[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # last index of each distinct score
+    tps = np.cumsum(truth[order])[last].astype(np.float64)
+    fps = (last + 1) - tps
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1] if tps[-1] else np.ones_like(tps)
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+
+
+def _pr_curve(y: np.ndarray, scores: np.ndarray) -> dict:
+    """Micro-averaged precision-recall curve (every document-label pair pooled), downsampled."""
+    if not y.any():
+        return {"recall": [], "precision": [], "average_precision": None}
+    precision, recall = precision_recall_points(y, scores)
+    # sklearn's step-wise average precision: sum over thresholds of (R_n - R_{n-1}) * P_n
+    ap = float(-np.sum(np.diff(recall) * precision[:-1]))
+    # Evenly spaced in threshold rank and in recall, so both the steep and the flat parts keep shape.
+    by_rank = np.linspace(0, len(recall) - 1, min(PR_POINTS, len(recall))).round().astype(int)
+    ascending = recall[::-1]
+    by_recall = len(recall) - 1 - np.searchsorted(ascending, np.linspace(0, 1, PR_POINTS)).clip(0, len(recall) - 1)
+    keep = np.unique(np.r_[by_rank, by_recall])
+    return {
+        "recall": [round(float(v), 5) for v in recall[keep]],
+        "precision": [round(float(v), 5) for v in precision[keep]],
+        "average_precision": ap,
+    }
+
+
+def _train_support(split, n_labels: int) -> np.ndarray:
+    """Positives per label in the training data: the train part, else every fold (no test)."""
+    parts = [split.train] if split.train is not None else [
+        ds for name, ds in split.parts.items() if name not in ("test", "valid")
+    ]
+    support = np.zeros(n_labels, dtype=np.int64)
+    for ds in parts:
+        if ds is not None:
+            support += np.asarray(ds.y.sum(axis=0)).ravel().astype(np.int64)
+    return support
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+def format_signed(value: float, digits: int = 3) -> str:
+    text = f"{value:+.{digits}f}"
+    return text.replace("-", "\u2212")
+
+
+def format_p(p: float | None) -> str:
+    if p is None:
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _cost_phrase(ratio: float | None) -> str:
+    if ratio is None:
+        return "prediction cost unknown"
+    if 0.9 <= ratio <= 1.1:
+        return "at about the same prediction cost"
+    if ratio > 1:
+        return f"at {ratio:.3g}\u00d7 the prediction cost"
+    return f"{1 / ratio:.3g}\u00d7 cheaper to predict"
+
+
+def verdict(row: dict, baseline_label: str, metric: str) -> str:
+    """One plain sentence: how this run compares with the baseline, and at what cost."""
+    diff = row["diff"]
+    name = metric_label(metric)
+    cost = _cost_phrase(row.get("cost_ratio"))
+    interval = f"[{format_signed(diff['lo'])}, {format_signed(diff['hi'])}]"
+    if not diff["significant"]:
+        return (
+            f"{row['label']}: no significant difference from {baseline_label} on {name} "
+            f"({format_signed(diff['point'])} {interval}, {format_p(diff['p_value'])}), {cost}"
+        )
+    direction = "better than" if diff["better"] else "worse than"
+    return (
+        f"{row['label']}: {format_signed(diff['point'])} {name} {interval} — {direction} {baseline_label}, "
+        f"{format_p(diff['p_value'])}, {cost}"
+    )
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def build_report(
+    split_dir: str | os.PathLike,
+    *,
+    metric: str = "micro_f1",
+    baseline: str = BEST_BASELINE,
+    runs_root: str | os.PathLike | None = None,
+    n_boot: int = 1000,
+    n_perm: int = 10000,
+    seed: int = 0,
+    top_labels: int = 10,
+) -> dict:
+    """Compare every classifier run on ``split_dir`` against a baseline.
+
+    Parameters
+    ----------
+    split_dir : split folder (``nlpkit split`` output); its test part is the ground truth.
+    metric : headline metric, a name from ``nlpkit.metrics.METRICS`` (default micro-F1).
+    baseline : ``"best-baseline"`` (the best run of kind ``baseline`` other than ``majority``, which
+        is used only when it is the sole baseline), or a run folder name, path or unique model name.
+    runs_root : the run registry (default ``$NLPKIT_RUNS_DIR`` or ``./runs``).
+    n_boot : bootstrap resamples for the 95 % intervals.
+    n_perm : approximate-randomisation shuffles for the p-values.
+    seed : one seed for every resampling, so the same runs give the same report.
+    top_labels : how many labels to show per list (most frequent, most different).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``split``, ``settings``, ``baseline``, ``rows`` (sorted by the headline metric,
+        each with ``metric``/``diff`` intervals, secondary metrics, cost and ``verdict``),
+        ``verdicts``, ``per_label``, ``pr_curves`` and ``excluded`` runs.
+
+    Raises
+    ------
+    NlpkitError
+        No runs for the split, unknown metric or baseline, a baseline from another split, or a run
+        whose predictions do not match the test documents.
+    """
+    from nlpkit.data import load_split
+    from nlpkit.metrics import METRICS, approx_randomization, bootstrap_ci, paired_bootstrap_diff
+    from nlpkit.runs import list_runs
+    from nlpkit.runs import runs_root as _root
+    from nlpkit.runs import to_jsonable
+
+    if n_boot < 1:
+        raise ConfigError(f"--n-boot must be at least 1, got {n_boot}; 1000 is a good default.")
+    if n_perm < 1:
+        raise ConfigError(f"--n-perm must be at least 1, got {n_perm}; 10000 is a good default.")
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
+
+    split = load_split(split_dir)
+    if split.test is None:
+        raise NlpkitError(f"split {split_dir} has no test part; a report scores runs on the test part.")
+    root = _root(runs_root)
+    task = split.task
+    applicable = _applicable_metrics(METRICS, task)
+    if metric not in applicable:
+        raise ConfigError(
+            f"metric {metric!r} does not apply to {task}-label split {split_dir}; use one of: "
+            f"{', '.join(sorted(applicable))}."
+        )
+    higher_better = bool(getattr(METRICS[metric], "greater_is_better", True))
+
+    test_sha256 = split.test_fingerprint  # hashes the test part: once
+    listed = list_runs(root, split_sha256=split.fingerprint)
+    excluded = []
+    runs = []
+    for run in listed:
+        if run.kind == "pretrain":
+            excluded.append({"name": run.name, "reason": "pretrain run: not a classifier"})
+        elif not _same_test(run, split.fingerprint, test_sha256):
+            excluded.append({"name": run.name, "reason": "test part fingerprint differs from the split's"})
+        else:
+            runs.append(run)
+    if not runs:
+        raise NlpkitError(f"no runs for split {split_dir} in {root}; run `nlpkit baseline {split_dir}` first.")
+
+    y = split.test.y
+    y = (y.toarray() if hasattr(y, "toarray") else np.asarray(y)) != 0
+    labels = _model_labels(runs)
+    scored = []
+    for run in runs:
+        scores, pred = _align(run, split, y.shape)
+        scored.append(_Scored(run=run, label=labels[run.name], scores=scores, pred=pred))
+
+    # Headline metric with a 95 % bootstrap interval: the same seed draws the same resampled
+    # documents for every run, so the intervals are paired.
+    # The metrics layer works on csr matrices: convert once, not in every call.
+    y_csr = sparse.csr_matrix(y, dtype=np.float64)
+    pred_csr = {s.run.name: sparse.csr_matrix(s.pred, dtype=np.float64) for s in scored}
+    headline = {}
+    for s in scored:
+        point, lo, hi = bootstrap_ci(y_csr, pred_csr[s.run.name], metric, n_boot=n_boot, alpha=ALPHA, seed=seed)
+        headline[s.run.name] = (float(point), float(lo), float(hi))
+    points = {name: v[0] for name, v in headline.items()}
+    base_run = _resolve_baseline(baseline, runs, split, split_dir, runs_root, points, higher_better)
+    base = next(s for s in scored if s.run.name == base_run.name)
+
+    secondary = [m for m in ("micro_f1", "macro_f1", "accuracy" if task == "single" else "subset_accuracy")
+                 if m != metric and m in applicable]
+    base_dps = _timing(base.run, "predict_docs_per_s")
+    rows = []
+    for s in scored:
+        info = s.run.info
+        point, lo, hi = headline[s.run.name]
+        row = {
+            "name": s.run.name,
+            "label": s.label,
+            "kind": s.run.kind,
+            "model": s.run.model,
+            "path": str(s.run.path),
+            "is_baseline": s is base,
+            "metric": {"point": point, "lo": lo, "hi": hi},
+            "secondary": {m: _point(METRICS, m, y_csr, pred_csr[s.run.name]) for m in secondary},
+            "fit_seconds": _timing(s.run, "fit_seconds"),
+            "predict_docs_per_s": _timing(s.run, "predict_docs_per_s"),
+            "model_size_bytes": info.get("model_size_bytes"),
+            "diff": None,
+            "cost_ratio": None,
+            "verdict": None,
+        }
+        dps = row["predict_docs_per_s"]
+        if base_dps and dps:
+            row["cost_ratio"] = base_dps / dps
+        if s is not base:
+            mine, theirs = pred_csr[s.run.name], pred_csr[base.run.name]
+            d, dlo, dhi = paired_bootstrap_diff(y_csr, mine, theirs, metric, n_boot=n_boot, alpha=ALPHA, seed=seed)
+            p = float(approx_randomization(y_csr, mine, theirs, metric, n_iter=n_perm, seed=seed))
+            d, dlo, dhi = float(d), float(dlo), float(dhi)
+            excludes_zero = dlo > 0 or dhi < 0
+            row["diff"] = {
+                "point": d, "lo": dlo, "hi": dhi, "p_value": p,
+                "significant": bool(excludes_zero and p < ALPHA),
+                "better": bool((d > 0) == higher_better) if d != 0 else False,
+            }
+            row["verdict"] = verdict(row, base.label, metric)
+        rows.append(row)
+    sign = -1.0 if higher_better else 1.0
+    rows.sort(key=lambda r: (sign * r["metric"]["point"], not r["is_baseline"], r["name"]))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+
+    report = {
+        "report_version": REPORT_VERSION,
+        "split": {
+            "path": str(Path(split_dir)),
+            "split_sha256": split.fingerprint,
+            "test_sha256": test_sha256,
+            "task": task,
+            "n_test": int(y.shape[0]),
+            "n_labels": int(y.shape[1]),
+        },
+        "settings": {
+            "metric": metric,
+            "metric_label": metric_label(metric),
+            "higher_is_better": higher_better,
+            "secondary": secondary,
+            "baseline_requested": baseline,
+            "n_boot": n_boot,
+            "n_perm": n_perm,
+            "seed": seed,
+            "alpha": ALPHA,
+            "runs_root": str(root),
+        },
+        "baseline": {"name": base.run.name, "label": base.label},
+        "rows": rows,
+        "verdicts": [r["verdict"] for r in rows if r["verdict"]],
+        "per_label": _per_label(split, y, scored, rows, top_labels),
+        "pr_curves": {s.run.name: _pr_curve(y, s.scores) for s in scored},
+        "excluded": excluded,
+    }
+    return to_jsonable(report)
+
+
+def _applicable_metrics(metrics: dict, task: str) -> set[str]:
+    out = set()
+    for name, m in metrics.items():
+        tasks = getattr(m, "tasks", None)
+        if tasks is None or task in tasks:
+            out.add(name)
+    return out
+
+
+def _point(metrics, name, y, pred) -> float | None:
+    """A metric's value on the full test set (no resampling)."""
+    value = metrics[name](y, pred)
+    return None if value is None else float(value)
+
+
+def _timing(run, key: str) -> float | None:
+    value = (run.info.get("timings") or {}).get(key)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def _per_label(split, y: np.ndarray, scored: list[_Scored], rows: list[dict], top: int) -> dict:
+    """F1 per label for each run, train/test support, and the labels where runs differ most."""
+    order = [r["name"] for r in rows]  # columns in leaderboard order
+    by_name = {s.run.name: s for s in scored}
+    f1 = {name: _label_f1(y, by_name[name].pred) for name in order}
+    train_support = _train_support(split, y.shape[1])
+    test_support = y.sum(axis=0)
+    labels = []
+    for j, label in enumerate(split.label_names):
+        values = [f1[name][j] for name in order]
+        defined = [v for v in values if v is not None]
+        spread = (max(defined) - min(defined)) if len(defined) > 1 else 0.0
+        labels.append({
+            "label": label,
+            "train_support": int(train_support[j]),
+            "test_support": int(test_support[j]),
+            "f1": {name: f1[name][j] for name in order},
+            "spread": float(spread),
+        })
+    frequent = sorted(labels, key=lambda d: (-d["train_support"], -d["test_support"], d["label"]))[:top]
+    different = sorted(
+        (d for d in labels if d["spread"] > 0), key=lambda d: (-d["spread"], -d["test_support"], d["label"])
+    )[:top]
+    return {
+        "runs": order,
+        "labels": labels,
+        "most_frequent": [d["label"] for d in frequent],
+        "most_different": [d["label"] for d in different],
+    }

@@ -1,0 +1,384 @@
+"""``report.html``: one self-contained page (inline CSS and SVG, no scripts, no network).
+
+Charts are drawn here as SVG strings so the file opens anywhere, offline, years later: the headline
+metric with interval whiskers, the difference to the baseline, quality against prediction cost, the
+micro-averaged precision-recall curves and a per-label F1 heatmap. Hovering a mark shows its exact
+values (SVG ``<title>``).
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from nlpkit.report.compare import format_p, format_signed
+from nlpkit.report.render_text import (
+    fmt_bytes,
+    fmt_rate,
+    fmt_value,
+    leaderboard_cells,
+    leaderboard_columns,
+)
+
+# Tableau 10: distinguishable, colour-blind friendlier than the default matplotlib cycle.
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+           "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+BETTER, WORSE, NEUTRAL = "#2e7d32", "#c62828", "#757575"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+CSS = f"""
+* {{ box-sizing: border-box; }}
+body {{ font-family: {FONT}; margin: 0; color: #1f2328; background: #fff; }}
+main {{ max-width: 1320px; margin: 0 auto; padding: 20px 24px 40px; }}
+h1 {{ font-size: 22px; margin: 0 0 4px; }}
+h2 {{ font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }}
+h3 {{ font-size: 14px; margin: 0 0 6px; }}
+p.meta {{ color: #57606a; font-size: 13px; margin: 2px 0; }}
+ul.verdicts {{ font-size: 15px; line-height: 1.5; padding-left: 20px; }}
+ul.verdicts li.better::marker {{ color: {BETTER}; }}
+ul.verdicts li.worse::marker {{ color: {WORSE}; }}
+table.board {{ border-collapse: collapse; font-size: 13px; width: 100%; }}
+table.board th, table.board td {{ padding: 5px 8px; border-bottom: 1px solid #eaeef2; text-align: right;
+  white-space: nowrap; }}
+table.board th {{ background: #f6f8fa; position: sticky; top: 0; }}
+table.board td.l, table.board th.l {{ text-align: left; }}
+table.board tr.baseline td {{ background: #fff8e1; font-weight: 600; }}
+.swatch {{ display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(600px, 1fr)); gap: 20px; }}
+.card {{ border: 1px solid #d0d7de; border-radius: 6px; padding: 12px; overflow-x: auto; }}
+.card p.note {{ color: #57606a; font-size: 12px; margin: 6px 0 0; }}
+svg text {{ font-family: {FONT}; }}
+footer {{ color: #57606a; font-size: 12px; margin-top: 28px; line-height: 1.5; }}
+"""
+
+
+def _e(text) -> str:
+    return escape(str(text), quote=True)
+
+
+def _n(x: float) -> str:
+    """Compact SVG coordinate."""
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _colours(report: dict) -> dict[str, str]:
+    return {row["name"]: PALETTE[i % len(PALETTE)] for i, row in enumerate(report["rows"])}
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi]."""
+    span = hi - lo
+    if span <= 0:
+        return [lo]
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, t = [], first
+    while t <= hi + 1e-9:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def _svg(width: int, height: int, body: list[str], label: str) -> str:
+    return (f'<svg width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">' + "".join(body) + "</svg>")
+
+
+def _text(x, y, s, *, anchor="start", size=12, fill="#1f2328", weight="normal", extra="") -> str:
+    return (f'<text x="{_n(x)}" y="{_n(y)}" font-size="{size}" fill="{fill}" text-anchor="{anchor}" '
+            f'font-weight="{weight}"{extra}>{_e(s)}</text>')
+
+
+def _label_text(s: str, limit: int = 26) -> str:
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+def chart_metric_bars(report: dict, width: int = 620) -> str:
+    """Horizontal bars of the headline metric, 95 % interval whiskers, the baseline marked."""
+    rows, s = report["rows"], report["settings"]
+    colours = _colours(report)
+    left, right, top, row_h = 190, 70, 26, 30
+    height = top + row_h * len(rows) + 34
+    hi_all = max(r["metric"]["hi"] for r in rows)
+    x_max = 1.0 if hi_all <= 1.0 else hi_all * 1.05
+    x_max = x_max if x_max > 0 else 1.0
+    plot_w = width - left - right
+    sx = lambda v: left + plot_w * max(0.0, v) / x_max  # noqa: E731
+    body = []
+    for t in _ticks(0.0, x_max):
+        x = sx(t)
+        body.append(f'<line x1="{_n(x)}" y1="{top - 6}" x2="{_n(x)}" y2="{height - 30}" stroke="#eaeef2"/>')
+        body.append(_text(x, height - 14, f"{t:g}", anchor="middle", size=11, fill="#57606a"))
+    for i, r in enumerate(rows):
+        y = top + i * row_h
+        m = r["metric"]
+        colour = colours[r["name"]]
+        name = _label_text(r["label"]) + (" ★" if r["is_baseline"] else "")
+        tip = f"{r['label']}: {s['metric_label']} {m['point']:.4f} [{m['lo']:.4f}, {m['hi']:.4f}]"
+        body.append(_text(left - 8, y + 15, name, anchor="end", weight="600" if r["is_baseline"] else "normal"))
+        body.append(f'<g><title>{_e(tip)}</title>'
+                    f'<rect x="{left}" y="{y + 4}" width="{_n(sx(m["point"]) - left)}" height="16" rx="2" '
+                    f'fill="{colour}" fill-opacity="0.85"/>'
+                    f'<line x1="{_n(sx(m["lo"]))}" y1="{y + 12}" x2="{_n(sx(m["hi"]))}" y2="{y + 12}" '
+                    f'stroke="#1f2328" stroke-width="1.5"/>'
+                    f'<line x1="{_n(sx(m["lo"]))}" y1="{y + 6}" x2="{_n(sx(m["lo"]))}" y2="{y + 18}" stroke="#1f2328"/>'
+                    f'<line x1="{_n(sx(m["hi"]))}" y1="{y + 6}" x2="{_n(sx(m["hi"]))}" y2="{y + 18}" stroke="#1f2328"/>'
+                    "</g>")
+        body.append(_text(sx(m["hi"]) + 6, y + 16, f"{m['point']:.3f}", size=11))
+    body.append(f'<line x1="{left}" y1="{top - 6}" x2="{left}" y2="{height - 30}" stroke="#8c959f"/>')
+    return _svg(width, height, body, f"{s['metric_label']} per run with 95% intervals")
+
+
+def chart_diffs(report: dict, width: int = 620) -> str:
+    """Difference to the baseline with its paired 95 % interval; green/red when significant."""
+    rows, s = report["rows"], report["settings"]
+    left, right, top, row_h = 190, 110, 26, 30
+    height = top + row_h * len(rows) + 34
+    extent = max([abs(v) for r in rows if r["diff"] for v in (r["diff"]["lo"], r["diff"]["hi"])] + [0.005])
+    extent *= 1.1
+    plot_w = width - left - right
+    sx = lambda v: left + plot_w * (v + extent) / (2 * extent)  # noqa: E731
+    body = []
+    for t in _ticks(-extent, extent, 6):
+        x = sx(t)
+        body.append(f'<line x1="{_n(x)}" y1="{top - 6}" x2="{_n(x)}" y2="{height - 30}" stroke="#eaeef2"/>')
+        body.append(_text(x, height - 14, format_signed(t, 3) if t else "0", anchor="middle", size=11, fill="#57606a"))
+    body.append(f'<line x1="{_n(sx(0))}" y1="{top - 6}" x2="{_n(sx(0))}" y2="{height - 30}" stroke="#57606a" '
+                'stroke-dasharray="4 3"/>')
+    for i, r in enumerate(rows):
+        y = top + i * row_h + 12
+        body.append(_text(left - 8, y + 4, _label_text(r["label"]), anchor="end",
+                          weight="600" if r["is_baseline"] else "normal"))
+        d = r["diff"]
+        if not d:
+            body.append(_text(sx(0) + 6, y + 4, "baseline", size=11, fill="#57606a"))
+            continue
+        colour = NEUTRAL if not d["significant"] else (BETTER if d["better"] else WORSE)
+        tip = (f"{r['label']} − baseline: {format_signed(d['point'], 4)} "
+               f"[{format_signed(d['lo'], 4)}, {format_signed(d['hi'], 4)}], {format_p(d['p_value'])}")
+        body.append(f'<g><title>{_e(tip)}</title>'
+                    f'<line x1="{_n(sx(d["lo"]))}" y1="{y}" x2="{_n(sx(d["hi"]))}" y2="{y}" stroke="{colour}" '
+                    f'stroke-width="2.5"/>'
+                    f'<circle cx="{_n(sx(d["point"]))}" cy="{y}" r="5" fill="{colour}"/></g>')
+        body.append(_text(width - right + 8, y + 4, f"{format_signed(d['point'])}  {format_p(d['p_value'])}",
+                          size=11, fill=colour))
+    return _svg(width, height, body, f"difference in {s['metric_label']} to the baseline")
+
+
+def chart_cost(report: dict, width: int = 620, height: int = 360) -> str:
+    """Headline metric (with interval) against prediction throughput, docs/s on a log scale."""
+    s = report["settings"]
+    colours = _colours(report)
+    rows = [r for r in report["rows"] if r["predict_docs_per_s"]]
+    left, right, top, bottom = 60, 30, 16, 46
+    body = []
+    if not rows:
+        body.append(_text(width / 2, height / 2, "no run records its prediction throughput", anchor="middle"))
+        return _svg(width, height, body, "quality against prediction cost")
+    rates = [r["predict_docs_per_s"] for r in rows]
+    lo_x = math.floor(math.log10(min(rates)) - 0.15)
+    hi_x = math.ceil(math.log10(max(rates)) + 0.15)
+    lo_y = min(r["metric"]["lo"] for r in rows)
+    hi_y = max(r["metric"]["hi"] for r in rows)
+    pad = max((hi_y - lo_y) * 0.12, 0.01)
+    lo_y, hi_y = lo_y - pad, hi_y + pad
+    pw, ph = width - left - right, height - top - bottom
+    sx = lambda v: left + pw * (math.log10(v) - lo_x) / (hi_x - lo_x)  # noqa: E731
+    sy = lambda v: top + ph * (1 - (v - lo_y) / (hi_y - lo_y))  # noqa: E731
+    for e in range(lo_x, hi_x + 1):
+        x = left + pw * (e - lo_x) / (hi_x - lo_x)
+        body.append(f'<line x1="{_n(x)}" y1="{top}" x2="{_n(x)}" y2="{top + ph}" stroke="#eaeef2"/>')
+        body.append(_text(x, top + ph + 16, fmt_rate(10.0 ** e), anchor="middle", size=11, fill="#57606a"))
+    for t in _ticks(lo_y, hi_y, 5):
+        y = sy(t)
+        body.append(f'<line x1="{left}" y1="{_n(y)}" x2="{left + pw}" y2="{_n(y)}" stroke="#eaeef2"/>')
+        body.append(_text(left - 6, y + 4, f"{t:.3g}", anchor="end", size=11, fill="#57606a"))
+    body.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#8c959f"/>')
+    body.append(_text(left + pw / 2, height - 8, "prediction throughput, documents per second (log scale) → cheaper",
+                      anchor="middle", size=12))
+    body.append(_text(14, top + ph / 2, s["metric_label"], anchor="middle", size=12,
+                      extra=f' transform="rotate(-90 14 {_n(top + ph / 2)})"'))
+    for r in rows:
+        m = r["metric"]
+        x, y = sx(r["predict_docs_per_s"]), sy(m["point"])
+        colour = colours[r["name"]]
+        tip = (f"{r['label']}: {s['metric_label']} {m['point']:.4f} [{m['lo']:.4f}, {m['hi']:.4f}], "
+               f"{fmt_rate(r['predict_docs_per_s'])} docs/s, model {fmt_bytes(r['model_size_bytes'])}")
+        shape = (f'<rect x="{_n(x - 6)}" y="{_n(y - 6)}" width="12" height="12" fill="{colour}" stroke="#1f2328"/>'
+                 if r["is_baseline"] else f'<circle cx="{_n(x)}" cy="{_n(y)}" r="6" fill="{colour}" stroke="#1f2328"/>')
+        body.append(f'<g><title>{_e(tip)}</title>'
+                    f'<line x1="{_n(x)}" y1="{_n(sy(m["lo"]))}" x2="{_n(x)}" y2="{_n(sy(m["hi"]))}" '
+                    f'stroke="{colour}" stroke-width="2"/>{shape}</g>')
+        anchor = "end" if x > left + pw * 0.7 else "start"
+        dx = -10 if anchor == "end" else 10
+        body.append(_text(x + dx, y - 8, _label_text(r["label"], 22), anchor=anchor, size=11))
+    return _svg(width, height, body, "quality against prediction cost")
+
+
+def chart_pr(report: dict, width: int = 620, height: int = 360) -> str:
+    """Micro-averaged precision-recall curve per run (all document-label pairs pooled)."""
+    colours = _colours(report)
+    left, right, top, bottom = 50, 190, 16, 46
+    pw, ph = width - left - right, height - top - bottom
+    sx = lambda v: left + pw * v  # noqa: E731
+    sy = lambda v: top + ph * (1 - v)  # noqa: E731
+    body = []
+    for t in _ticks(0, 1, 5):
+        body.append(f'<line x1="{_n(sx(t))}" y1="{top}" x2="{_n(sx(t))}" y2="{top + ph}" stroke="#eaeef2"/>')
+        body.append(f'<line x1="{left}" y1="{_n(sy(t))}" x2="{left + pw}" y2="{_n(sy(t))}" stroke="#eaeef2"/>')
+        body.append(_text(sx(t), top + ph + 16, f"{t:g}", anchor="middle", size=11, fill="#57606a"))
+        body.append(_text(left - 6, sy(t) + 4, f"{t:g}", anchor="end", size=11, fill="#57606a"))
+    body.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#8c959f"/>')
+    body.append(_text(left + pw / 2, height - 8, "recall (micro)", anchor="middle"))
+    body.append(_text(14, top + ph / 2, "precision (micro)", anchor="middle",
+                      extra=f' transform="rotate(-90 14 {_n(top + ph / 2)})"'))
+    legend_y = top + 8
+    for r in report["rows"]:
+        curve = report["pr_curves"].get(r["name"]) or {}
+        colour = colours[r["name"]]
+        if curve.get("recall"):
+            pts = " ".join(f"{_n(sx(x))},{_n(sy(y))}" for x, y in zip(curve["recall"], curve["precision"]))
+            ap = curve.get("average_precision")
+            body.append(f'<g><title>{_e(r["label"])}: average precision {fmt_value(ap, 4)}</title>'
+                        f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2" '
+                        f'stroke-linejoin="round"/></g>')
+        ap_text = fmt_value(curve.get("average_precision"))
+        body.append(f'<rect x="{left + pw + 14}" y="{legend_y - 9}" width="12" height="12" fill="{colour}"/>')
+        body.append(_text(left + pw + 32, legend_y + 1, f"{_label_text(r['label'], 18)}  AP {ap_text}", size=11))
+        legend_y += 18
+    return _svg(width, height, body, "micro-averaged precision-recall curves")
+
+
+def _heat_colour(v: float) -> tuple[str, str]:
+    """White → dark blue for F1 in [0, 1]; text colour that stays readable on it."""
+    lo, hi = (247, 251, 255), (8, 48, 107)
+    rgb = tuple(round(a + (b - a) * v) for a, b in zip(lo, hi))
+    return "#%02x%02x%02x" % rgb, ("#ffffff" if v > 0.55 else "#1f2328")
+
+
+def heatmap_labels(report: dict) -> list[dict]:
+    """Rows of the heatmap: the most frequent and the most different labels, by training frequency."""
+    pl = report["per_label"]
+    wanted = set(pl["most_frequent"]) | set(pl["most_different"])
+    rows = [d for d in pl["labels"] if d["label"] in wanted]
+    return sorted(rows, key=lambda d: (-d["train_support"], -d["test_support"], d["label"]))
+
+
+def chart_heatmap(report: dict) -> str:
+    """Per-label F1: labels × runs, train/test support beside each label, spread at the right."""
+    pl = report["per_label"]
+    label_of = {r["name"]: r["label"] for r in report["rows"]}
+    rows = heatmap_labels(report)
+    different = set(pl["most_different"])
+    runs = pl["runs"]
+    left, head, row_h = 300, 110, 22
+    cell_w = max(56, min(110, (1260 - left - 80) // max(1, len(runs))))
+    width = left + cell_w * len(runs) + 80
+    height = head + row_h * len(rows) + 10
+    body = [_text(left - 8, head - 8, "label  (train / test docs)", anchor="end", size=11, fill="#57606a"),
+            _text(left + cell_w * len(runs) + 40, head - 8, "spread", anchor="middle", size=11, fill="#57606a")]
+    for j, name in enumerate(runs):
+        x = left + cell_w * j + cell_w / 2
+        body.append(_text(x, head - 10, _label_text(label_of[name], 22), size=11,
+                          extra=f' transform="rotate(-35 {_n(x)} {head - 10})"'))
+    for i, d in enumerate(rows):
+        y = head + i * row_h
+        mark = " ◆" if d["label"] in different else ""
+        body.append(_text(left - 8, y + 15, f"{_label_text(d['label'], 24)}{mark}  ({d['train_support']:,} / "
+                          f"{d['test_support']:,})", anchor="end", size=12))
+        for j, name in enumerate(runs):
+            v = d["f1"].get(name)
+            x = left + cell_w * j
+            if v is None:
+                fill, ink, txt = "#eaeef2", "#57606a", "–"
+            else:
+                (fill, ink), txt = _heat_colour(v), f"{v:.2f}"
+            tip = f"{d['label']} / {label_of[name]}: F1 {txt} (test support {d['test_support']})"
+            body.append(f'<g><title>{_e(tip)}</title><rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" '
+                        f'height="{row_h - 2}" fill="{fill}"/>'
+                        + _text(x + cell_w / 2, y + 15, txt, anchor="middle", size=11, fill=ink) + "</g>")
+        body.append(_text(left + cell_w * len(runs) + 40, y + 15, f"{d['spread']:.2f}", anchor="middle", size=11))
+    return _svg(width, height, body, "per-label F1 heatmap")
+
+
+# --- page -------------------------------------------------------------------------------------
+
+def _leaderboard_html(report: dict) -> str:
+    colours = _colours(report)
+    cols = leaderboard_columns(report)
+    head = "".join(f'<th class="{"l" if i in (1, 2) else ""}">{_e(c)}</th>' for i, c in enumerate(cols))
+    body = []
+    for r in report["rows"]:
+        cells = leaderboard_cells(report, r)
+        tds = []
+        for i, c in enumerate(cells):
+            if i == 1:
+                tds.append(f'<td class="l" title="{_e(r["name"])}"><span class="swatch" '
+                           f'style="background:{colours[r["name"]]}"></span>{_e(c)}</td>')
+            else:
+                tds.append(f'<td class="{"l" if i == 2 else ""}">{_e(c)}</td>')
+        body.append(f'<tr class="{"baseline" if r["is_baseline"] else ""}">' + "".join(tds) + "</tr>")
+    return f'<table class="board"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _verdict_class(row: dict) -> str:
+    d = row["diff"]
+    if not d or not d["significant"]:
+        return "same"
+    return "better" if d["better"] else "worse"
+
+
+def render_html(report: dict) -> str:
+    """The whole report as one self-contained HTML page (readable at ~1366 px wide)."""
+    split, s = report["split"], report["settings"]
+    verdicts = [f'<li class="{_verdict_class(r)}">{_e(r["verdict"])}</li>' for r in report["rows"] if r["verdict"]]
+    if not verdicts:
+        verdicts = ["<li>Only one run: nothing to compare yet.</li>"]
+    pl = report["per_label"]
+    excluded = ""
+    if report["excluded"]:
+        excluded = ("<p class=\"meta\">Not compared: "
+                    + "; ".join(f"{_e(e['name'])} ({_e(e['reason'])})" for e in report["excluded"]) + "</p>")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>nlpkit report: {_e(split['path'])}</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        f"<h1>Report: {_e(split['path'])}</h1>",
+        f"<p class=\"meta\">{_e(split['task'])}-label · {split['n_test']:,} test documents · "
+        f"{split['n_labels']} labels · baseline <b>{_e(report['baseline']['label'])}</b> "
+        f"({_e(report['baseline']['name'])}) · split {_e(split['split_sha256'][:12])}</p>",
+        f"<p class=\"meta\">{_e(s['metric_label'])} with 95% paired-bootstrap intervals ({s['n_boot']} resamples of "
+        f"the test documents); p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}.</p>",
+        excluded,
+        "<h2>Verdicts</h2>",
+        f'<ul class="verdicts">{"".join(verdicts)}</ul>',
+        "<h2>Leaderboard</h2>",
+        _leaderboard_html(report),
+        "<h2>Charts</h2>",
+        '<div class="grid">',
+        f'<div class="card"><h3>{_e(s["metric_label"])} with 95% interval (★ baseline)</h3>{chart_metric_bars(report)}</div>',
+        f'<div class="card"><h3>Difference to {_e(report["baseline"]["label"])} (paired 95% interval)</h3>'
+        f'{chart_diffs(report)}<p class="note">Green / red: significant at p &lt; 0.05 with an interval '
+        f'excluding 0; grey: no significant difference.</p></div>',
+        f'<div class="card"><h3>Quality against prediction cost</h3>{chart_cost(report)}'
+        f'<p class="note">Right is cheaper (more documents per second); vertical bars are 95% intervals; '
+        f'square: baseline.</p></div>',
+        f'<div class="card"><h3>Precision–recall, micro-averaged over all labels</h3>{chart_pr(report)}</div>',
+        "</div>",
+        "<h2>Per-label F1</h2>",
+        f'<div class="card">{chart_heatmap(report)}<p class="note">The {len(pl["most_frequent"])} most frequent '
+        f'labels in training and the {len(pl["most_different"])} labels where runs differ most (◆, largest '
+        f'max − min F1); blank “–”: label neither in the test part nor predicted.</p></div>',
+        "<footer>Intervals and tests follow Dror et al. (2018), <i>The Hitchhiker’s Guide to Testing Statistical "
+        "Significance in Natural Language Processing</i>: bootstrap over documents for intervals, approximate "
+        "randomisation for p-values; all runs are resampled on the same documents (paired). "
+        "Cost ratio = baseline docs/s ÷ model docs/s. Generated by nlpkit report.</footer>",
+        "</main></body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"

@@ -1,0 +1,154 @@
+"""Text renderings of a report dict: markdown (to paste), JSON (for machines), a rich table (terminal)."""
+
+from __future__ import annotations
+
+import json
+
+from nlpkit.report.compare import format_p, format_signed, metric_label
+
+
+# --- cell formatting, shared with the HTML renderer -------------------------------------------
+
+def fmt_value(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_interval(m: dict | None) -> str:
+    if not m:
+        return "–"
+    return f"{m['point']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
+
+
+def fmt_diff(d: dict | None) -> str:
+    if not d:
+        return "baseline"
+    return f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]"
+
+
+def fmt_p(d: dict | None) -> str:
+    if not d:
+        return "–"
+    return format_p(d["p_value"]).removeprefix("p = ")
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    if s < 1:
+        return f"{s:.2f} s"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def fmt_rate(r: float | None) -> str:
+    if r is None:
+        return "–"
+    if r >= 1e6:
+        return f"{r / 1e6:.1f}M"
+    if r >= 1e4:
+        return f"{r / 1e3:.0f}k"
+    if r >= 100:
+        return f"{r:,.0f}"
+    return f"{r:.3g}"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def leaderboard_columns(report: dict) -> list[str]:
+    s = report["settings"]
+    name = metric_label(s["metric"])
+    return (["#", "model", "kind", f"{name} [95% CI]", f"Δ vs baseline [95% CI]", "p"]
+            + [metric_label(m) for m in s["secondary"]]
+            + ["fit time", "docs/s", "size"])
+
+
+def leaderboard_cells(report: dict, row: dict) -> list[str]:
+    s = report["settings"]
+    model = row["label"] + (" (baseline)" if row["is_baseline"] else "")
+    return ([str(row["rank"]), model, row["kind"], fmt_interval(row["metric"]), fmt_diff(row["diff"]),
+             fmt_p(row["diff"])]
+            + [fmt_value(row["secondary"].get(m)) for m in s["secondary"]]
+            + [fmt_seconds(row["fit_seconds"]), fmt_rate(row["predict_docs_per_s"]),
+               fmt_bytes(row["model_size_bytes"])])
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _md_table(header: list[str], rows: list[list[str]], right_from: int = 0) -> list[str]:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: dict) -> str:
+    """The leaderboard, the verdicts and the labels where runs differ most, as GitHub markdown."""
+    split, s = report["split"], report["settings"]
+    lines = [
+        f"# Report: {split['path']}",
+        "",
+        f"{split['task']}-label, {split['n_test']:,} test documents, {split['n_labels']} labels. "
+        f"Headline: {s['metric_label']} with 95% paired-bootstrap intervals ({s['n_boot']} resamples); "
+        f"p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}. "
+        f"Baseline: {report['baseline']['label']} (`{report['baseline']['name']}`).",
+        "",
+        "## Leaderboard",
+        "",
+    ]
+    lines += _md_table(leaderboard_columns(report), [leaderboard_cells(report, r) for r in report["rows"]],
+                       right_from=3)
+    lines += ["", "## Verdicts", ""]
+    lines += [f"- {v}" for v in report["verdicts"]] or ["- Only one run: nothing to compare yet."]
+    pl = report["per_label"]
+    if pl["most_different"] and len(pl["runs"]) > 1:
+        labels = {d["label"]: d for d in pl["labels"]}
+        label_of = {r["name"]: r["label"] for r in report["rows"]}
+        lines += ["", "## Labels where runs differ most (F1)", ""]
+        header = ["label", "train", "test"] + [label_of[n] for n in pl["runs"]] + ["spread"]
+        body = []
+        for name in pl["most_different"]:
+            d = labels[name]
+            body.append([name, str(d["train_support"]), str(d["test_support"])]
+                        + [fmt_value(d["f1"][n], 2) for n in pl["runs"]] + [fmt_value(d["spread"], 2)])
+        lines += _md_table(header, body, right_from=1)
+    if report["excluded"]:
+        lines += ["", "Not compared: " + "; ".join(f"`{e['name']}` ({e['reason']})" for e in report["excluded"])]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: dict) -> str:
+    """Everything in the report, as indented JSON (byte-identical for identical inputs and seed)."""
+    return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def leaderboard_table(report: dict):
+    """A rich Table of the leaderboard (the baseline row in bold)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    s = report["settings"]
+    title = f"{report['split']['path']}: {s['metric_label']}, baseline {report['baseline']['label']}"
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(leaderboard_columns(report)):
+        table.add_column(col, justify="left" if i in (1, 2) else "right", no_wrap=i != 1)
+    for row in report["rows"]:
+        # Text cells: run names are data, never rich markup
+        table.add_row(*(Text(c) for c in leaderboard_cells(report, row)),
+                      style="bold" if row["is_baseline"] else None)
+    return table
