@@ -1,0 +1,46 @@
+"""The metrics layer: (true labels, scores) -> every metric; decision rules; bootstrap intervals and
+randomisation tests over documents.
+
+``from nlpkit.metrics import evaluate, tune_rule, bootstrap_ci, ...`` is the public surface; the
+submodules are ``counts`` (tp/fp/fn arithmetic and zero-division conventions), ``ranking``
+(vectorised AP / ROC-AUC / LRAP / P@k), ``rules`` (decision rules), ``evaluation`` (``evaluate``) and
+``significance`` (``METRICS``, bootstrap, randomisation).
+"""
+
+from nlpkit.metrics.evaluation import evaluate
+from nlpkit.metrics.rules import (
+    Argmax,
+    DecisionRule,
+    FixedThreshold,
+    GlobalThreshold,
+    PerLabelThreshold,
+    TopK,
+    decide,
+    tune_rule,
+)
+from nlpkit.metrics.significance import (
+    METRICS,
+    Metric,
+    approx_randomization,
+    bootstrap_ci,
+    get_metric,
+    paired_bootstrap_diff,
+)
+
+__all__ = [
+    "METRICS",
+    "Argmax",
+    "DecisionRule",
+    "FixedThreshold",
+    "GlobalThreshold",
+    "Metric",
+    "PerLabelThreshold",
+    "TopK",
+    "approx_randomization",
+    "bootstrap_ci",
+    "decide",
+    "evaluate",
+    "get_metric",
+    "paired_bootstrap_diff",
+    "tune_rule",
+]

@@ -1,0 +1,412 @@
+"""Decision rules: how a (documents x labels) score matrix becomes a boolean prediction matrix.
+
+One class per behaviour, registered by its ``type`` key so a rule recorded in a run's JSON can be
+rebuilt with ``DecisionRule.from_dict``. Tuned rules learn thresholds on the validation part in one
+vectorised pass (a sort of the scores and a cumulative sum), never by looping over candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.metrics._arrays import as_label_matrix, as_score_matrix, safe_divide
+
+TASKS = ("single", "multi")
+
+
+def _at_least_one(pred: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Give every document without a predicted label its highest-scored label."""
+    empty = np.flatnonzero(~pred.any(axis=1))
+    if empty.size:
+        pred[empty, scores[empty].argmax(axis=1)] = True
+    return pred
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+class DecisionRule:
+    """Base class: ``fit(y, scores) -> self``, ``predict(scores) -> bool (n, L)``, ``to_dict()``.
+
+    Subclasses set ``type`` (the registry key written by ``to_dict``) and implement ``predict``;
+    tuned rules also override ``fit`` and keep learned state in attributes ending in ``_``.
+    """
+
+    type: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type["DecisionRule"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.type:
+            DecisionRule.registry[cls.type] = cls
+
+    def fit(self, y, scores) -> "DecisionRule":
+        """Learn from validation labels and scores; a no-op for rules without parameters to tune."""
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """Constructor keyword arguments."""
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        """Learned (JSON-serialisable) state; empty for rules that need no fitting."""
+        return {}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ConfigError(f"decision rule {self.type!r} has no learned state, got keys {sorted(state)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.params(), **self.state()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DecisionRule":
+        """Rebuild a rule written by ``to_dict`` (the ``type`` key picks the class)."""
+        if not isinstance(d, dict) or "type" not in d:
+            raise ConfigError("a decision rule must be a JSON object with a 'type' key, e.g. {'type': 'argmax'}")
+        rule_cls = DecisionRule.registry.get(d["type"])
+        if rule_cls is None:
+            raise ConfigError(
+                f"unknown decision rule type {d['type']!r}; known: {', '.join(sorted(DecisionRule.registry))}"
+            )
+        rest = {k: v for k, v in d.items() if k != "type"}
+        param_names = set(rule_cls.param_names)
+        try:
+            rule = rule_cls(**{k: v for k, v in rest.items() if k in param_names})
+        except TypeError as exc:
+            raise ConfigError(f"bad parameters for decision rule {d['type']!r}: {exc}") from None
+        rule._set_state({k: v for k, v in rest.items() if k not in param_names})
+        return rule
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # mutable (fit), so unhashable
+
+
+class Argmax(DecisionRule):
+    """Single-label: the highest-scored label (ties go to the lower label index)."""
+
+    type = "argmax"
+
+    def predict(self, scores) -> np.ndarray:
+        s = as_score_matrix(scores)
+        pred = np.zeros(s.shape, dtype=bool)
+        if s.shape[1]:
+            pred[np.arange(s.shape[0]), s.argmax(axis=1)] = True
+        return pred
+
+
+class TopK(DecisionRule):
+    """The k highest-scored labels of every document (ties go to the lower label index)."""
+
+    type = "top_k"
+    param_names = ("k",)
+
+    def __init__(self, k: int = 1):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"top-k needs a whole number k >= 1, got {k!r}")
+        self.k = int(k)
+
+    def params(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def predict(self, scores) -> np.ndarray:
+        s = as_score_matrix(scores)
+        k = min(self.k, s.shape[1])
+        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        pred = np.zeros(s.shape, dtype=bool)
+        np.put_along_axis(pred, top, True, axis=1)
+        return pred
+
+
+class _ThresholdRule(DecisionRule):
+    """Shared by threshold rules: ``scores >= threshold`` (per label or global), then at-least-one."""
+
+    def _thresholds(self, n_labels: int) -> np.ndarray | float:
+        raise NotImplementedError
+
+    def predict(self, scores) -> np.ndarray:
+        s = as_score_matrix(scores)
+        pred = s >= self._thresholds(s.shape[1])
+        return _at_least_one(pred, s) if self.at_least_one and s.shape[1] else pred
+
+
+def _check_threshold(value, name: str = "threshold") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+class FixedThreshold(_ThresholdRule):
+    """Every label whose score is >= ``threshold`` (default 0.5)."""
+
+    type = "fixed_threshold"
+    param_names = ("threshold", "at_least_one")
+
+    def __init__(self, threshold: float = 0.5, at_least_one: bool = True):
+        self.threshold = _check_threshold(threshold)
+        self.at_least_one = _check_bool(at_least_one, "at_least_one")
+
+    def params(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "at_least_one": self.at_least_one}
+
+    def _thresholds(self, n_labels: int) -> float:
+        return self.threshold
+
+
+def best_global_threshold(y: np.ndarray, scores: np.ndarray, at_least_one: bool) -> tuple[float, float]:
+    """The threshold t maximising micro-F1 of ``scores >= t`` (plus the at-least-one fallback).
+
+    Candidates are every distinct score and "above all scores". One sort of all n*L scores and a
+    cumulative sum give tp and the number of predictions for every candidate at once; with
+    at-least-one, a document whose maximum score is below t adds its argmax label (tp when that
+    label is true), counted with a second sort of the per-document maxima. Among equally good
+    candidates the highest threshold wins. The returned threshold is the midpoint between the best
+    candidate and the next lower distinct score, so it does not sit on a validation score.
+    Returns (threshold, validation micro-F1).
+    """
+    flat = scores.ravel()
+    order = np.argsort(-flat, kind="stable")
+    s = flat[order]
+    cumtp = np.cumsum(y.ravel()[order], dtype=np.float64)
+    ends = np.flatnonzero(np.r_[s[:-1] != s[1:], True])
+    # Candidate 0 is "above every score" (nothing passes the threshold).
+    values = np.r_[np.inf, s[ends]]
+    tp = np.r_[0.0, cumtp[ends]]
+    n_pred = np.r_[0.0, ends + 1.0]
+    if at_least_one:
+        doc_max = scores.max(axis=1)
+        top_is_true = y[np.arange(len(y)), scores.argmax(axis=1)]
+        by_max = np.argsort(doc_max, kind="stable")
+        forced_tp = np.r_[0.0, np.cumsum(top_is_true[by_max], dtype=np.float64)]
+        forced = np.searchsorted(doc_max[by_max], values, side="left")  # docs with max < t
+        tp = tp + forced_tp[forced]
+        n_pred = n_pred + forced
+    f1 = safe_divide(2 * tp, n_pred + y.sum())
+    best = int(np.argmax(f1))
+    if best == 0:
+        threshold = float(np.nextafter(s[0], np.inf))
+    elif best < len(values) - 1:
+        threshold = float((values[best] + values[best + 1]) / 2)
+    else:
+        threshold = float(values[best])
+    return threshold, float(f1[best])
+
+
+def best_label_thresholds(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, the threshold maximising that label's F1 on (y, scores), all labels at once.
+
+    Each column is sorted once; at the end of every tie group, F1 = 2 tp / (n_predicted + n_pos).
+    The highest threshold wins ties; the threshold is the midpoint to the next lower distinct score
+    (or the lowest score itself when every document should be predicted). Labels without positives
+    get F1 0 and a threshold just above their top score. Returns (thresholds, best F1 per label).
+    """
+    n, n_labels = scores.shape
+    order = np.argsort(-scores, axis=0, kind="stable")
+    s = np.take_along_axis(scores, order, axis=0)
+    cumtp = np.cumsum(np.take_along_axis(y, order, axis=0), axis=0, dtype=np.float64)
+    n_pos = cumtp[-1]
+    is_end = np.ones(s.shape, dtype=bool)
+    is_end[:-1] = s[:-1] != s[1:]
+    f1 = np.where(is_end, safe_divide(2 * cumtp, np.arange(1, n + 1)[:, None] + n_pos), -1.0)
+    best = f1.argmax(axis=0)
+    cols = np.arange(n_labels)
+    hi = s[best, cols]
+    lo = s[np.minimum(best + 1, n - 1), cols]
+    thresholds = np.where(best < n - 1, (hi + lo) / 2, hi)
+    thresholds = np.where(n_pos > 0, thresholds, np.nextafter(s[0], np.inf))
+    return thresholds, np.maximum(f1[best, cols], 0.0)
+
+
+class GlobalThreshold(_ThresholdRule):
+    """One threshold for every label, tuned to maximise micro-F1 on the validation part."""
+
+    type = "global_threshold"
+    param_names = ("at_least_one",)
+
+    def __init__(self, at_least_one: bool = True):
+        self.at_least_one = _check_bool(at_least_one, "at_least_one")
+        self.threshold_: float | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"at_least_one": self.at_least_one}
+
+    def state(self) -> dict[str, Any]:
+        return {} if self.threshold_ is None else {"threshold": self.threshold_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        unknown = set(state) - {"threshold"}
+        if unknown:
+            raise ConfigError(f"unknown keys for decision rule 'global_threshold': {sorted(unknown)}")
+        if "threshold" in state:
+            self.threshold_ = _check_threshold(state["threshold"])
+
+    def fit(self, y, scores) -> "GlobalThreshold":
+        y, s = _fit_inputs(y, scores)
+        self.threshold_, self.valid_micro_f1_ = best_global_threshold(y, s, self.at_least_one)
+        return self
+
+    def _thresholds(self, n_labels: int) -> float:
+        if self.threshold_ is None:
+            raise NlpkitError("the global-threshold rule is not tuned yet: call fit(y_valid, scores_valid) first")
+        return self.threshold_
+
+
+class PerLabelThreshold(_ThresholdRule):
+    """One threshold per label, each maximising that label's F1 on the validation part.
+
+    Per-label tuning ("SCut") overfits labels with few validation positives: a threshold set on two
+    examples says little about the test set (Yang 2001, "A study of thresholding strategies for text
+    categorization", SIGIR; Fan & Lin 2007, "A study on threshold selection for multi-label
+    classification"). Labels with fewer than ``min_positives`` validation positives therefore use the
+    tuned global (micro-F1) threshold instead — recorded in ``fallback_labels``. ``shrink`` (default 0,
+    off) optionally pulls every tuned threshold toward the global one, weighting them
+    n_pos : shrink, i.e. t = (n_pos * t_label + shrink * t_global) / (n_pos + shrink); a label with as
+    many positives as ``shrink`` lands half-way. That is a simple empirical-Bayes-style heuristic, not
+    taken from a paper; the hard fallback alone is the documented SCutFBR-like choice.
+    """
+
+    type = "per_label_threshold"
+    param_names = ("min_positives", "at_least_one", "shrink")
+
+    def __init__(self, min_positives: int = 5, at_least_one: bool = True, shrink: float = 0.0):
+        if isinstance(min_positives, bool) or not isinstance(min_positives, (int, np.integer)) or min_positives < 1:
+            raise ConfigError(f"min_positives must be a whole number >= 1, got {min_positives!r}")
+        self.min_positives = int(min_positives)
+        self.at_least_one = _check_bool(at_least_one, "at_least_one")
+        self.shrink = _check_threshold(shrink, "shrink")
+        if self.shrink < 0:
+            raise ConfigError(f"shrink must be >= 0, got {shrink!r}")
+        self.thresholds_: np.ndarray | None = None
+        self.global_threshold_: float | None = None
+        self.fallback_labels_: list[int] = []
+
+    def params(self) -> dict[str, Any]:
+        return {"min_positives": self.min_positives, "at_least_one": self.at_least_one, "shrink": self.shrink}
+
+    def state(self) -> dict[str, Any]:
+        if self.thresholds_ is None:
+            return {}
+        return {
+            "global_threshold": self.global_threshold_,
+            "thresholds": [float(t) for t in self.thresholds_],
+            "fallback_labels": list(self.fallback_labels_),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        unknown = set(state) - {"global_threshold", "thresholds", "fallback_labels"}
+        if unknown:
+            raise ConfigError(f"unknown keys for decision rule 'per_label_threshold': {sorted(unknown)}")
+        if "thresholds" in state:
+            self.thresholds_ = np.array([_check_threshold(t) for t in state["thresholds"]], dtype=np.float64)
+            self.global_threshold_ = _check_threshold(state.get("global_threshold", 0.5), "global_threshold")
+            self.fallback_labels_ = [int(i) for i in state.get("fallback_labels", [])]
+
+    def fit(self, y, scores) -> "PerLabelThreshold":
+        y, s = _fit_inputs(y, scores)
+        self.global_threshold_, _ = best_global_threshold(y, s, self.at_least_one)
+        tuned, self.valid_label_f1_ = best_label_thresholds(y, s)
+        n_pos = y.sum(axis=0).astype(np.float64)
+        if self.shrink > 0:
+            tuned = (n_pos * tuned + self.shrink * self.global_threshold_) / (n_pos + self.shrink)
+        rare = n_pos < self.min_positives
+        self.thresholds_ = np.where(rare, self.global_threshold_, tuned)
+        self.fallback_labels_ = [int(i) for i in np.flatnonzero(rare)]
+        return self
+
+    def _thresholds(self, n_labels: int) -> np.ndarray:
+        if self.thresholds_ is None:
+            raise NlpkitError(
+                "the per-label-threshold rule is not tuned yet: call fit(y_valid, scores_valid) first"
+            )
+        if len(self.thresholds_) != n_labels:
+            raise NlpkitError(
+                f"the per-label thresholds were tuned for {len(self.thresholds_)} labels but the scores "
+                f"have {n_labels}; tune the rule on scores with the same label space"
+            )
+        return self.thresholds_[None, :]
+
+
+def _fit_inputs(y, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = as_label_matrix(y, name="y_valid")
+    s = as_score_matrix(scores, y.shape, name="scores_valid")
+    if y.shape[0] == 0:
+        raise NlpkitError("cannot tune a decision rule on an empty validation part; give it documents")
+    return y, s
+
+
+# Multi-label strategies for tune_rule: name -> factory(at_least_one) -> untuned rule.
+MULTI_STRATEGIES: dict[str, Callable[[bool], DecisionRule]] = {
+    "auto": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),
+    "per-label": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),
+    "global": lambda at_least_one: GlobalThreshold(at_least_one=at_least_one),
+    "fixed": lambda at_least_one: FixedThreshold(0.5, at_least_one=at_least_one),
+}
+SINGLE_STRATEGIES = ("auto", "argmax")
+_TOP_K = re.compile(r"top-?(\d+)$")
+
+
+def tune_rule(y_valid, scores_valid, *, task: str, strategy: str = "auto", at_least_one: bool | None = None
+              ) -> DecisionRule:
+    """Choose and fit the decision rule for a task on the validation part.
+
+    Parameters
+    ----------
+    y_valid, scores_valid
+        Validation labels (csr or dense 0/1, n x L) and scores (n x L).
+    task
+        ``"single"`` -> ``Argmax``. ``"multi"`` -> by ``strategy``: ``"auto"`` / ``"per-label"``
+        (``PerLabelThreshold`` with global fallback), ``"global"``, ``"fixed"`` (0.5), ``"topK"``
+        (e.g. ``"top1"``, ``"top3"``).
+    at_least_one
+        None: True unless some validation document has no label (then empty predictions are legal).
+
+    Returns
+    -------
+    DecisionRule, fitted.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task must be 'single' or 'multi', got {task!r}")
+    y = as_label_matrix(y_valid, name="y_valid")
+    s = as_score_matrix(scores_valid, y.shape, name="scores_valid")
+    strategies = SINGLE_STRATEGIES if task == "single" else (*MULTI_STRATEGIES, "top1", "top3", "top5")
+    if task == "single":
+        if strategy not in SINGLE_STRATEGIES:
+            raise ConfigError(
+                f"decision strategy {strategy!r} is for multi-label data; single-label data uses "
+                f"'argmax' (choose one of: {', '.join(strategies)})"
+            )
+        return Argmax()
+    if at_least_one is None:
+        at_least_one = bool(y.shape[0] == 0 or y.any(axis=1).all())
+    top_k = _TOP_K.match(str(strategy))
+    if top_k:
+        return TopK(int(top_k.group(1)))
+    if strategy not in MULTI_STRATEGIES:
+        raise ConfigError(f"unknown decision strategy {strategy!r}; choose one of: {', '.join(strategies)}")
+    return MULTI_STRATEGIES[strategy](at_least_one).fit(y, s)
+
+
+def decide(scores, rule: DecisionRule) -> np.ndarray:
+    """Boolean (n, L) predictions of ``rule`` on ``scores``."""
+    return rule.predict(scores)

@@ -1,0 +1,279 @@
+"""Confidence intervals and significance tests over documents, batched so thousands of resamples
+cost one sparse matrix product.
+
+Every metric in ``METRICS`` is a function of per-document sufficient statistics (per-label tp/fp/fn
+rows, or a per-document score). A bootstrap resample is a count vector w over documents (how many
+times each was drawn), so its statistics are ``w @ stats``; B resamples at once are a (B x n) @
+(n x k) product. The approximate randomisation test swaps each document's predictions between two
+systems with probability 1/2: with a 0/1 swap mask m, system a's statistics become
+``total_a + m @ (stats_b - stats_a)``, again one product per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+from scipy import sparse
+
+from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.metrics import counts
+from nlpkit.metrics._arrays import as_label_csr, check_same_shape, safe_divide
+
+# Rows per batch: keep a (batch x n_docs) float64 matrix near 32 MB.
+_BATCH_ELEMENTS = 1 << 22
+
+Stats = tuple  # of (n_docs, k) matrices, sparse or dense
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric computed from binary predictions through per-document sufficient statistics.
+
+    ``per_doc(y, pred)`` returns a tuple of (n_docs, k) matrices (csr float inputs); ``combine``
+    maps their column sums — each (B, k), one row per resample — to B metric values.
+    """
+
+    name: str
+    per_doc: Callable[[sparse.csr_matrix, sparse.csr_matrix], Stats]
+    combine: Callable[[tuple[np.ndarray, ...]], np.ndarray]
+    greater_is_better: bool = True
+    description: str = ""
+
+    def __call__(self, y_true, pred) -> float:
+        """The metric on the full data."""
+        y, p = _inputs(y_true, pred)
+        return float(self.combine(_totals(self.per_doc(y, p)))[0])
+
+
+def _label_stats(y: sparse.csr_matrix, p: sparse.csr_matrix) -> Stats:
+    tp = y.multiply(p).tocsr()
+    return tp, (p - tp).tocsr(), (y - tp).tocsr()
+
+
+def _micro_stats(y, p) -> Stats:
+    tp, fp, fn = _label_stats(y, p)
+    return (np.column_stack([np.asarray(m.sum(axis=1)).ravel() for m in (tp, fp, fn)]),)
+
+
+def _doc_stats(value: Callable[[sparse.csr_matrix, sparse.csr_matrix], np.ndarray]):
+    """Per-document value v_i; the metric is the (resample-weighted) mean of v."""
+
+    def per_doc(y, p) -> Stats:
+        v = np.asarray(value(y, p), dtype=np.float64).ravel()
+        return (np.column_stack([v, np.ones_like(v)]),)
+
+    return per_doc
+
+
+def _doc_mean(sums: tuple[np.ndarray, ...]) -> np.ndarray:
+    (s,) = sums
+    return safe_divide(s[:, 0], s[:, 1])
+
+
+def _row_sums(m) -> np.ndarray:
+    return np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
+
+
+def _samples(part: str):
+    def value(y, p):
+        tp, n_pred, n_true = _row_sums(y.multiply(p)), _row_sums(p), _row_sums(y)
+        den = {"precision": n_pred, "recall": n_true, "f1": (n_pred + n_true) / 2}[part]
+        return safe_divide(tp, den)
+
+    return value
+
+
+def _exact_match(y, p):
+    return (_row_sums(abs(y - p)) == 0).astype(np.float64)
+
+
+def _hamming(y, p):
+    return _row_sums(abs(y - p)) / max(y.shape[1], 1)
+
+
+def _counts_metric(average: str, part: int):
+    fn_avg = counts.AVERAGES[average]
+
+    def combine(sums):
+        return fn_avg(*sums)[part]
+
+    return combine
+
+
+def _build_registry() -> dict[str, Metric]:
+    registry: dict[str, Metric] = {}
+    parts = ("precision", "recall", "f1")
+    for i, part in enumerate(parts):
+        registry[f"micro_{part}"] = Metric(
+            f"micro_{part}", _micro_stats, lambda sums, i=i: counts.precision_recall_f1(*sums[0].T)[i],
+            description=f"{part} of the counts pooled over labels",
+        )
+        for average in ("macro", "weighted"):
+            registry[f"{average}_{part}"] = Metric(
+                f"{average}_{part}", _label_stats, _counts_metric(average, i),
+                description=f"{average} average of per-label {part}",
+            )
+        registry[f"samples_{part}"] = Metric(
+            f"samples_{part}", _doc_stats(_samples(part)), _doc_mean,
+            description=f"mean over documents of per-document {part}",
+        )
+    registry["subset_accuracy"] = Metric(
+        "subset_accuracy", _doc_stats(_exact_match), _doc_mean,
+        description="fraction of documents whose predicted label set is exactly right",
+    )
+    # For one-hot single-label predictions, exact match is plain accuracy.
+    registry["accuracy"] = Metric(
+        "accuracy", _doc_stats(_exact_match), _doc_mean, description="fraction of documents predicted right",
+    )
+    registry["hamming_loss"] = Metric(
+        "hamming_loss", _doc_stats(_hamming), _doc_mean, greater_is_better=False,
+        description="fraction of (document, label) cells predicted wrong",
+    )
+    return registry
+
+
+METRICS: dict[str, Metric] = _build_registry()
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called ``name``; ConfigError listing the choices otherwise."""
+    try:
+        return METRICS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown metric {name!r}; choose one of: {', '.join(sorted(METRICS))}") from None
+
+
+def _inputs(y_true, *preds) -> tuple[sparse.csr_matrix, ...]:
+    y = as_label_csr(y_true, name="y_true")
+    out = [y]
+    for i, pred in enumerate(preds):
+        name = "pred" if len(preds) == 1 else f"pred_{'ab'[i]}"
+        p = as_label_csr(pred, name=name)
+        check_same_shape(y.shape, p.shape, "y_true", name)
+        out.append(p)
+    if y.shape[0] == 0:
+        raise NlpkitError("cannot resample an empty set of documents; give at least one document")
+    return tuple(out)
+
+
+def _totals(stats: Stats) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(m.sum(axis=0), dtype=np.float64).reshape(1, -1) for m in stats)
+
+
+def _weighted(weights: np.ndarray, stats: Stats) -> tuple[np.ndarray, ...]:
+    # dense (B x n) @ sparse (n x k) -> dense (B x k); scipy computes it as (stats.T @ w.T).T
+    return tuple(np.asarray(weights @ m, dtype=np.float64) for m in stats)
+
+
+def _batches(total: int, n_docs: int) -> Iterator[int]:
+    step = max(1, _BATCH_ELEMENTS // max(n_docs, 1))
+    for start in range(0, total, step):
+        yield min(step, total - start)
+
+
+def _bootstrap_weights(rng: np.random.Generator, n_docs: int, size: int) -> np.ndarray:
+    """(size, n_docs) multinomial counts: how often each document is drawn in each resample."""
+    idx = rng.integers(0, n_docs, size=(size, n_docs)) + (np.arange(size) * n_docs)[:, None]
+    return np.bincount(idx.ravel(), minlength=size * n_docs).reshape(size, n_docs).astype(np.float64)
+
+
+def _swap_masks(rng: np.random.Generator, n_docs: int, size: int) -> np.ndarray:
+    """(size, n_docs) 0/1 matrix, each entry 1 with probability 1/2 (eight per random byte)."""
+    raw = rng.integers(0, 256, size=(size, (n_docs + 7) // 8), dtype=np.uint8)
+    return np.unpackbits(raw, axis=1, count=n_docs).astype(np.float64)
+
+
+def _check_resampling(n: int, alpha: float | None, name: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {n!r}")
+    if alpha is not None and not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be between 0 and 1 (0.05 for a 95% interval), got {alpha!r}")
+
+
+def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(y_true, pred, metric: str = "micro_f1", *, n_boot: int = 1000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Percentile bootstrap interval of a metric, resampling documents with replacement.
+
+    Parameters
+    ----------
+    y_true, pred
+        0/1 (n_docs, n_labels) matrices, csr or dense; single-label predictions one-hot.
+    metric
+        A name in ``METRICS``.
+    n_boot, alpha, seed
+        Number of resamples, 1 - coverage (0.05: 95% interval), random seed.
+
+    Returns
+    -------
+    (point, lo, hi): the metric on all documents and the alpha/2, 1 - alpha/2 percentiles.
+    """
+    m = get_metric(metric)
+    _check_resampling(n_boot, alpha, "n_boot")
+    y, p = _inputs(y_true, pred)
+    stats = m.per_doc(y, p)
+    point = float(m.combine(_totals(stats))[0])
+    rng = np.random.default_rng(seed)
+    n = y.shape[0]
+    values = np.concatenate([
+        m.combine(_weighted(_bootstrap_weights(rng, n, size), stats)) for size in _batches(n_boot, n)
+    ])
+    return (point, *_interval(values, alpha))
+
+
+def paired_bootstrap_diff(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_boot: int = 1000,
+                          alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
+    """Paired bootstrap interval of metric(a) - metric(b): both systems are scored on the SAME
+    resampled documents in every resample (Koehn 2004; Berg-Kirkpatrick et al. 2012).
+
+    Returns
+    -------
+    (diff, lo, hi): the difference on all documents and its percentile interval.
+    """
+    m = get_metric(metric)
+    _check_resampling(n_boot, alpha, "n_boot")
+    y, pa, pb = _inputs(y_true, pred_a, pred_b)
+    stats_a, stats_b = m.per_doc(y, pa), m.per_doc(y, pb)
+    diff = float(m.combine(_totals(stats_a))[0] - m.combine(_totals(stats_b))[0])
+    rng = np.random.default_rng(seed)
+    n = y.shape[0]
+    values = []
+    for size in _batches(n_boot, n):
+        w = _bootstrap_weights(rng, n, size)
+        values.append(m.combine(_weighted(w, stats_a)) - m.combine(_weighted(w, stats_b)))
+    return (diff, *_interval(np.concatenate(values), alpha))
+
+
+def approx_randomization(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_iter: int = 10000,
+                         seed: int = 0) -> float:
+    """Two-sided p-value of metric(a) - metric(b) by approximate randomisation.
+
+    Each iteration swaps every document's predictions between a and b with probability 1/2;
+    p = (#{|diff*| >= |diff|} + 1) / (n_iter + 1) (Noreen 1989; Dror et al. 2018, "The Hitchhiker's
+    Guide to Testing Statistical Significance in NLP"). The +1 counts the observed assignment, so p
+    is never 0 and the test is valid at any n_iter.
+    """
+    m = get_metric(metric)
+    _check_resampling(n_iter, None, "n_iter")
+    y, pa, pb = _inputs(y_true, pred_a, pred_b)
+    stats_a, stats_b = m.per_doc(y, pa), m.per_doc(y, pb)
+    total_a, total_b = _totals(stats_a), _totals(stats_b)
+    delta = tuple(sparse.csr_matrix(b - a) if sparse.issparse(a) else b - a for a, b in zip(stats_a, stats_b))
+    observed = abs(float(m.combine(total_a)[0] - m.combine(total_b)[0]))
+    # Tolerance so that a permutation reproducing the observed difference counts despite rounding.
+    tol = 1e-12 * max(1.0, observed)
+    rng = np.random.default_rng(seed)
+    n = y.shape[0]
+    extreme = 0
+    for size in _batches(n_iter, n):
+        moved = _weighted(_swap_masks(rng, n, size), delta)
+        a = tuple(t + d for t, d in zip(total_a, moved))
+        b = tuple(t - d for t, d in zip(total_b, moved))
+        extreme += int((np.abs(m.combine(a) - m.combine(b)) >= observed - tol).sum())
+    return (extreme + 1) / (n_iter + 1)
