@@ -130,3 +130,32 @@ def single_split(make_split, single_parts):
 @pytest.fixture
 def multi_split(make_split, multi_parts):
     return make_split(multi_parts, "multi_split")
+
+
+_TINY_WORDS = (
+    "apple banana cherry pie tart sweet bread cider split engine piston valve oil timing change turbo "
+    "repair football goal match keeper referee league penalty whistle alpha beta gamma one two three "
+    "mystery thing never seen x y"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised 1-layer BERT with a word-level vocabulary, saved like a checkpoint.
+
+    For tests of the transformer family that must not download anything; its scores mean nothing.
+    """
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    words = sorted(set(_TINY_WORDS.split()))
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"))
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertForMaskedLM(config).save_pretrained(path)
+    return path

@@ -15,10 +15,12 @@ from nlpkit.models.base import Classifier, NotFittedError, read_model_json
 import fake_model
 
 # Small, fast settings per family so the contract test stays quick; others use their defaults.
+# Only keys a family declares in ``param_defaults`` are passed.
 FAST_PARAMS: dict[str, dict] = {
-    "fasttext": {"epoch": 5, "dim": 8},
-    "word2vec": {"vector_size": 8, "epochs": 5},
-    "transformer": {"epochs": 1},
+    "tfidf-lr": {"seed": 0},
+    "fasttext": {"epoch": 5, "epochs": 5, "dim": 8, "seed": 0, "threads": 1},
+    "word2vec": {"vector_size": 8, "dim": 8, "epochs": 5, "seed": 0, "workers": 1},
+    "transformer": {"epochs": 1, "max_length": 32, "batch_size": 8, "seed": 0, "device": "cpu"},
 }
 
 SLOW_FAMILIES = {"transformer", "fasttext", "word2vec"}
@@ -35,22 +37,21 @@ def _model_class(family: str, monkeypatch) -> type[Classifier]:
         pytest.skip(f"{family}: {exc}")
 
 
-def _make(cls, family):
-    params = {}
-    for key, value in FAST_PARAMS.get(family, {}).items():
-        if key in cls.param_defaults:  # only settings the family declares
-            params[key] = value
+def _make(cls, family, request):
+    params = {k: v for k, v in FAST_PARAMS.get(family, {}).items() if k in cls.param_defaults}
+    if family == "transformer":  # fine-tunes a checkpoint folder: a tiny random one, built once
+        params["model"] = str(request.getfixturevalue("tiny_checkpoint"))
     return cls(**params)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("task", ["single", "multi"])
-def test_classifier_contract(family, task, single_parts, multi_parts, tmp_path, monkeypatch):
+def test_classifier_contract(family, task, single_parts, multi_parts, tmp_path, monkeypatch, request):
     parts = single_parts if task == "single" else multi_parts
     cls = _model_class(family, monkeypatch)
     assert cls.family == family
 
-    model = _make(cls, family)
+    model = _make(cls, family, request)
     assert isinstance(model.get_params(), dict)
     with pytest.raises(NotFittedError, match="not fitted"):
         model.predict_proba(["anything"])

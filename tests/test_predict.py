@@ -1,0 +1,169 @@
+"""`nlpkit predict` and `nlpkit runs` through the CLI, errors included."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+import fake_model
+from nlpkit.cli import app
+from nlpkit.experiment import run_experiment
+from nlpkit.models.majority import MajorityClassifier
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def keyword_run(single_split, fake_registry):
+    return run_experiment(fake_model.KeywordClassifier(), single_split, config={}, seed=0)
+
+
+@pytest.fixture
+def multi_run(multi_split):
+    return run_experiment(MajorityClassifier(), multi_split, config={}, seed=0)
+
+
+def _jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_predict_unlabelled_jsonl_to_stdout(keyword_run, tmp_path):
+    inp = tmp_path / "new.jsonl"
+    inp.write_text('{"id": "n1", "text": "apple banana"}\n{"id": "n2", "text": "piston engine"}\n')
+    result = runner.invoke(app, ["predict", str(keyword_run.path), str(inp), "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    recs = _jsonl(result.stdout)
+    assert [r["id"] for r in recs] == ["n1", "n2"]
+    assert recs[0]["labels"] == ["fruit"] and recs[1]["labels"] == ["engine"]
+    assert list(recs[0]["scores"])[0] == "fruit" and len(recs[0]["scores"]) == 2
+    assert "true_labels" not in recs[0]
+
+
+def test_predict_by_run_name_labelled_input_to_csv(keyword_run, tmp_path, data_dir):
+    inp = tmp_path / "in.csv"
+    inp.write_text("text,label\nfootball goal,sport\ncherry tart,fruit\n")
+    out = tmp_path / "sub" / "pred.csv"
+    result = runner.invoke(app, ["predict", keyword_run.name, str(inp), "--out", str(out), "--top-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # results went to the file, the summary to stderr
+    assert "Wrote 2 predictions" in result.stderr
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["id", "labels", "true_labels", "top1", "top1_score"]
+    assert rows[1][:4] == ["0", "sport", "sport", "sport"] and rows[2][:3] == ["1", "fruit", "fruit"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_predict_multi_label_applies_tuned_rule(multi_run, multi_split, tmp_path):
+    from nlpkit.metrics import DecisionRule
+
+    inp = tmp_path / "in.txt"  # fastText format without labels
+    inp.write_text("alpha beta\ngamma\n")
+    out = tmp_path / "pred.jsonl"
+    result = runner.invoke(app, ["predict", str(multi_run.path), str(inp), "-o", str(out), "--format", "fasttext"])
+    assert result.exit_code == 0, result.output
+    recs = _jsonl(out.read_text())
+    import numpy as np
+
+    rule = DecisionRule.from_dict(multi_run.info["rule"])
+    prior = np.array([[0.5, 0.5, 0.5, 0.0]])
+    expected = [n for n, on in zip(["a", "b", "c", "never"], rule.predict(prior)[0]) if on]
+    assert [r["labels"] for r in recs] == [expected, expected]
+    assert len(recs[0]["scores"]) == 4
+
+
+def test_predict_json_and_tsv_outputs(keyword_run, tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "turbo piston"}\n')
+    for name in ("p.json", "p.tsv"):
+        result = runner.invoke(app, ["predict", str(keyword_run.path), str(inp), "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "p.json").read_text())[0]["labels"] == ["engine"]
+    assert (tmp_path / "p.tsv").read_text().splitlines()[1].split("\t")[:2] == ["0", "engine"]
+
+
+@pytest.mark.parametrize(
+    "make_args, fragment",
+    [
+        (lambda run, tmp: [str(tmp / "nope"), str(tmp / "in.jsonl")], "run not found"),
+        (lambda run, tmp: ["no-such-run", str(tmp / "in.jsonl")], "run not found: no-such-run"),
+        (lambda run, tmp: [str(tmp), str(tmp / "in.jsonl")], "not a complete run"),
+        (lambda run, tmp: [str(run.path), str(tmp / "missing.jsonl")], "file not found"),
+        (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--out", str(tmp / "p.xlsx")], "unknown output type"),
+        (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--out", str(tmp / "in.jsonl")], "is the input file"),
+        (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--text-col", "body"], "unknown text column 'body'"),
+    ],
+    ids=["missing-dir", "missing-name", "not-a-run", "missing-input", "bad-ext", "out-is-input", "bad-text-col"],
+)
+def test_predict_errors(keyword_run, tmp_path, make_args, fragment):
+    (tmp_path / "in.jsonl").write_text('{"text": "apple"}\n')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = runner.invoke(app, ["predict", *make_args(keyword_run, tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and fragment in result.stderr
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_predict_run_without_model(keyword_run, tmp_path):
+    shutil.rmtree(keyword_run.model_dir)
+    (tmp_path / "in.jsonl").write_text('{"text": "apple"}\n')
+    result = runner.invoke(app, ["predict", str(keyword_run.path), str(tmp_path / "in.jsonl")])
+    assert result.exit_code == 1 and "has no model/ folder" in result.stderr
+
+
+def test_predict_interrupted_run(keyword_run, tmp_path):
+    tmp_run = keyword_run.path.parent / f".tmp-{keyword_run.name}x"
+    shutil.copytree(keyword_run.path, tmp_run)
+    (tmp_path / "in.jsonl").write_text('{"text": "apple"}\n')
+    result = runner.invoke(app, ["predict", str(tmp_run), str(tmp_path / "in.jsonl")])
+    assert result.exit_code == 1 and "unfinished run" in result.stderr
+
+
+# --- nlpkit runs --------------------------------------------------------------------------------
+
+@pytest.fixture
+def wide_console(monkeypatch):
+    """A wide stdout console, so table cells are not truncated under CliRunner's 80 columns."""
+    from rich.console import Console
+
+    from nlpkit.cli import _common
+
+    monkeypatch.setattr(_common, "_out_console", Console(width=250, soft_wrap=True))
+
+
+def test_runs_lists_complete_runs(keyword_run, multi_run, runs_dir, wide_console):
+    (runs_dir / f".tmp-{keyword_run.name}-killed").mkdir()
+    result = runner.invoke(app, ["runs", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == sorted([keyword_run.name, multi_run.name])
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["fake-keyword"]["metric"] == "accuracy"
+    assert by_model["fake-keyword"]["value"] == pytest.approx(0.75)
+    assert by_model["majority"]["metric"] == "micro_f1" and by_model["majority"]["split"] == "multi_split"
+
+    table = runner.invoke(app, ["runs"])
+    assert table.exit_code == 0
+    assert keyword_run.name in table.stdout and "accuracy 0.7500" in table.stdout and "killed" not in table.stdout
+
+
+def test_runs_kind_filter_and_runs_dir(keyword_run, tmp_path):
+    result = runner.invoke(app, ["runs", "--kind", "finetune", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    empty = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path / "elsewhere")])
+    assert empty.exit_code == 0 and "No complete runs" in empty.stderr and empty.stdout == ""
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--kind", "train"], "unknown run kind 'train' for --kind"),
+    (["--runs-dir", "FILE"], "is a file"),
+])
+def test_runs_errors(args, fragment, tmp_path):
+    (tmp_path / "FILE").write_text("x")
+    args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
+    result = runner.invoke(app, ["runs", *args])
+    assert result.exit_code == 1 and fragment in result.stderr
