@@ -216,57 +216,17 @@ def _check_scores(scores, n_docs: int, n_labels: int, model) -> np.ndarray:
 # --- carving a validation part --------------------------------------------------------------
 
 def carve_valid(train, *, fraction: float = DEFAULT_VALID_FRACTION, seed: int):
-    """Split ``train`` into (train, valid) with ``fraction`` of documents in valid, stratified.
+    """Split ``train`` into (train, valid) with ``fraction`` of documents in valid.
 
-    Uses :mod:`nlpkit.split` (the same iterative stratification as ``nlpkit split``).
+    Uses :func:`nlpkit.split.carve`, the same iterative stratification as ``nlpkit split``, so the
+    carved part keeps every label's share as far as the counts allow. At least one document goes
+    to valid.
     """
+    from nlpkit.split import carve
+
     n = len(train)
     if n < 2:
         raise DataError(f"train has {n} document(s): too few to carve a validation part; add a valid part to the split.")
-    valid_idx = _stratified_valid_indices(train.y, fraction, seed)
-    mask = np.zeros(n, dtype=bool)
-    mask[valid_idx] = True
-    if mask.all() or not mask.any():  # keep both parts non-empty
-        mask[:] = False
-        mask[np.random.default_rng(seed).integers(n)] = True
-    return train.subset(np.flatnonzero(~mask)), train.subset(np.flatnonzero(mask))
-
-
-def _stratified_valid_indices(y, fraction: float, seed: int) -> np.ndarray:
-    """Indices of the valid documents, from nlpkit.split's iterative stratification."""
-    try:
-        from nlpkit import split as split_mod
-    except ImportError:
-        split_mod = None
-    fn = getattr(split_mod, "iterative_split", None) if split_mod is not None else None
-    if fn is not None:
-        assignment = np.asarray(fn(y, [1.0 - fraction, fraction], order=1, seed=seed))
-        return np.flatnonzero(assignment == 1)
-    # TODO(split): remove once nlpkit.split.iterative_split(y, sizes, order=1, seed=...) lands.
-    return _fallback_valid_indices(y, fraction, seed)
-
-
-def _fallback_valid_indices(y, fraction: float, seed: int) -> np.ndarray:
-    """Rarest-label-first stratified sample (Sechidis et al. 2011, the idea of Alg. 1, simplified)."""
-    import scipy.sparse as sp
-
-    rng = np.random.default_rng(seed)
-    y = sp.csr_matrix(y)
-    n = y.shape[0]
-    counts = np.asarray(y.sum(axis=0)).ravel()
-    # Each document is grouped under its rarest label; documents without labels form one group.
-    key = np.full(n, -1, dtype=np.int64)
-    for i in range(n):
-        cols = y.indices[y.indptr[i]:y.indptr[i + 1]]
-        if len(cols):
-            key[i] = cols[np.argmin(counts[cols])]
-    chosen = []
-    for k in np.unique(key):
-        members = np.flatnonzero(key == k)
-        rng.shuffle(members)
-        chosen.extend(members[: int(round(fraction * len(members)))])
-    want = max(1, int(round(fraction * n)))
-    rest = np.setdiff1d(np.arange(n), chosen)
-    rng.shuffle(rest)
-    chosen = list(chosen) + list(rest[: max(0, want - len(chosen))])
-    return np.sort(np.asarray(chosen[:want], dtype=np.int64))
+    size = fraction if fraction * n >= 1 else 1  # a count of 1 when the fraction rounds to nothing
+    kept, carved = carve(train.y, size, order=1, seed=seed)
+    return train.subset(kept), train.subset(carved)

@@ -111,6 +111,8 @@ def test_labels_unseen_in_train(single_parts):
     assert labels_unseen_in_train(single_parts["train"], single_parts["valid"]) == []
 
 
-def test_carve_valid_needs_two_documents(single_parts):
+def test_carve_valid_small_train(single_parts):
     with pytest.raises(DataError, match="too few to carve"):
         carve_valid(single_parts["train"].subset([0]), seed=0)
+    tr, va = carve_valid(single_parts["train"].subset([0, 4, 8]), seed=0)  # 10% of 3 rounds to 0
+    assert (len(tr), len(va)) == (2, 1)
