@@ -468,9 +468,14 @@ def _per_label(split, y: np.ndarray, scored: list[_Scored], rows: list[dict], to
     f1 = {name: _label_f1(y, by_name[name].pred) for name in order}
     train_support = _train_support(split, y.shape[1])
     test_support = y.sum(axis=0)
+    # The majority floor scores 0 on nearly every label; with two or more real models, leave it out
+    # of the spread so "where runs differ most" points at labels the models disagree on.
+    models = {s.run.name: s.run.model for s in scored}
+    compared = [n for n in order if models[n] != MAJORITY_MODEL]
+    compared = compared if len(compared) >= 2 else order
     labels = []
     for j, label in enumerate(split.label_names):
-        values = [f1[name][j] for name in order]
+        values = [f1[name][j] for name in compared]
         defined = [v for v in values if v is not None]
         spread = (max(defined) - min(defined)) if len(defined) > 1 else 0.0
         labels.append({
@@ -486,6 +491,7 @@ def _per_label(split, y: np.ndarray, scored: list[_Scored], rows: list[dict], to
     )[:top]
     return {
         "runs": order,
+        "spread_over": compared,
         "labels": labels,
         "most_frequent": [d["label"] for d in frequent],
         "most_different": [d["label"] for d in different],

@@ -47,6 +47,7 @@ table.board tr.baseline td {{ background: #fff8e1; font-weight: 600; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(600px, 1fr)); gap: 20px; }}
 .card {{ border: 1px solid #d0d7de; border-radius: 6px; padding: 12px; overflow-x: auto; }}
 .card p.note {{ color: #57606a; font-size: 12px; margin: 6px 0 0; }}
+svg {{ max-width: 100%; height: auto; display: block; }}
 svg text {{ font-family: {FONT}; }}
 footer {{ color: #57606a; font-size: 12px; margin-top: 28px; line-height: 1.5; }}
 """
@@ -101,7 +102,7 @@ def chart_metric_bars(report: dict, width: int = 620) -> str:
     """Horizontal bars of the headline metric, 95 % interval whiskers, the baseline marked."""
     rows, s = report["rows"], report["settings"]
     colours = _colours(report)
-    left, right, top, row_h = 190, 70, 26, 30
+    left, right, top, row_h = 170, 70, 26, 30
     height = top + row_h * len(rows) + 34
     hi_all = max(r["metric"]["hi"] for r in rows)
     x_max = 1.0 if hi_all <= 1.0 else hi_all * 1.05
@@ -136,7 +137,7 @@ def chart_metric_bars(report: dict, width: int = 620) -> str:
 def chart_diffs(report: dict, width: int = 620) -> str:
     """Difference to the baseline with its paired 95 % interval; green/red when significant."""
     rows, s = report["rows"], report["settings"]
-    left, right, top, row_h = 190, 110, 26, 30
+    left, right, top, row_h = 170, 140, 26, 30
     height = top + row_h * len(rows) + 34
     extent = max([abs(v) for r in rows if r["diff"] for v in (r["diff"]["lo"], r["diff"]["hi"])] + [0.005])
     extent *= 1.1
@@ -164,7 +165,7 @@ def chart_diffs(report: dict, width: int = 620) -> str:
                     f'<line x1="{_n(sx(d["lo"]))}" y1="{y}" x2="{_n(sx(d["hi"]))}" y2="{y}" stroke="{colour}" '
                     f'stroke-width="2.5"/>'
                     f'<circle cx="{_n(sx(d["point"]))}" cy="{y}" r="5" fill="{colour}"/></g>')
-        body.append(_text(width - right + 8, y + 4, f"{format_signed(d['point'])}  {format_p(d['p_value'])}",
+        body.append(_text(width - right + 8, y + 4, f"{format_signed(d['point'])}, {format_p(d['p_value'])}",
                           size=11, fill=colour))
     return _svg(width, height, body, f"difference in {s['metric_label']} to the baseline")
 
@@ -219,11 +220,14 @@ def chart_cost(report: dict, width: int = 620, height: int = 360) -> str:
     return _svg(width, height, body, "quality against prediction cost")
 
 
-def chart_pr(report: dict, width: int = 620, height: int = 360) -> str:
+def chart_pr(report: dict, width: int = 620) -> str:
     """Micro-averaged precision-recall curve per run (all document-label pairs pooled)."""
     colours = _colours(report)
-    left, right, top, bottom = 50, 190, 16, 46
-    pw, ph = width - left - right, height - top - bottom
+    rows = report["rows"]
+    left, right, top, ph = 56, 20, 16, 260
+    legend_rows = (len(rows) + 1) // 2
+    height = top + ph + 46 + 18 * legend_rows
+    pw = width - left - right
     sx = lambda v: left + pw * v  # noqa: E731
     sy = lambda v: top + ph * (1 - v)  # noqa: E731
     body = []
@@ -231,13 +235,12 @@ def chart_pr(report: dict, width: int = 620, height: int = 360) -> str:
         body.append(f'<line x1="{_n(sx(t))}" y1="{top}" x2="{_n(sx(t))}" y2="{top + ph}" stroke="#eaeef2"/>')
         body.append(f'<line x1="{left}" y1="{_n(sy(t))}" x2="{left + pw}" y2="{_n(sy(t))}" stroke="#eaeef2"/>')
         body.append(_text(sx(t), top + ph + 16, f"{t:g}", anchor="middle", size=11, fill="#57606a"))
-        body.append(_text(left - 6, sy(t) + 4, f"{t:g}", anchor="end", size=11, fill="#57606a"))
+        body.append(_text(left - 8, sy(t) + 4, f"{t:g}", anchor="end", size=11, fill="#57606a"))
     body.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#8c959f"/>')
-    body.append(_text(left + pw / 2, height - 8, "recall (micro)", anchor="middle"))
+    body.append(_text(left + pw / 2, top + ph + 34, "recall (micro)", anchor="middle"))
     body.append(_text(14, top + ph / 2, "precision (micro)", anchor="middle",
                       extra=f' transform="rotate(-90 14 {_n(top + ph / 2)})"'))
-    legend_y = top + 8
-    for r in report["rows"]:
+    for i, r in enumerate(rows):
         curve = report["pr_curves"].get(r["name"]) or {}
         colour = colours[r["name"]]
         if curve.get("recall"):
@@ -246,10 +249,11 @@ def chart_pr(report: dict, width: int = 620, height: int = 360) -> str:
             body.append(f'<g><title>{_e(r["label"])}: average precision {fmt_value(ap, 4)}</title>'
                         f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2" '
                         f'stroke-linejoin="round"/></g>')
-        ap_text = fmt_value(curve.get("average_precision"))
-        body.append(f'<rect x="{left + pw + 14}" y="{legend_y - 9}" width="12" height="12" fill="{colour}"/>')
-        body.append(_text(left + pw + 32, legend_y + 1, f"{_label_text(r['label'], 18)}  AP {ap_text}", size=11))
-        legend_y += 18
+        x = left + (pw / 2) * (i % 2)
+        y = top + ph + 56 + 18 * (i // 2)
+        body.append(f'<rect x="{_n(x)}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
+        body.append(_text(x + 18, y, f"{_label_text(r['label'], 30)}: AP {fmt_value(curve.get('average_precision'))}",
+                          size=11))
     return _svg(width, height, body, "micro-averaged precision-recall curves")
 
 
@@ -339,6 +343,7 @@ def render_html(report: dict) -> str:
     if not verdicts:
         verdicts = ["<li>Only one run: nothing to compare yet.</li>"]
     pl = report["per_label"]
+    spread_note = ", the majority floor left out" if len(pl["spread_over"]) < len(pl["runs"]) else ""
     excluded = ""
     if report["excluded"]:
         excluded = ("<p class=\"meta\">Not compared: "
@@ -374,7 +379,7 @@ def render_html(report: dict) -> str:
         "<h2>Per-label F1</h2>",
         f'<div class="card">{chart_heatmap(report)}<p class="note">The {len(pl["most_frequent"])} most frequent '
         f'labels in training and the {len(pl["most_different"])} labels where runs differ most (◆, largest '
-        f'max − min F1); blank “–”: label neither in the test part nor predicted.</p></div>',
+        f'max − min F1 over the models{spread_note}); blank “–”: label neither in the test part nor predicted.</p></div>',
         "<footer>Intervals and tests follow Dror et al. (2018), <i>The Hitchhiker’s Guide to Testing Statistical "
         "Significance in Natural Language Processing</i>: bootstrap over documents for intervals, approximate "
         "randomisation for p-values; all runs are resampled on the same documents (paired). "

@@ -28,7 +28,7 @@ def fmt_diff(d: dict | None) -> str:
 def fmt_p(d: dict | None) -> str:
     if not d:
         return "–"
-    return format_p(d["p_value"]).removeprefix("p = ")
+    return format_p(d["p_value"]).removeprefix("p = ").removeprefix("p ")
 
 
 def fmt_seconds(s: float | None) -> str:

@@ -1,0 +1,538 @@
+"""`nlpkit report`: leaderboard, baseline choice, significance, per-label view, files, errors.
+
+Runs are synthetic: predictions written straight into the registry with ``create_run`` (no model
+is trained), so every expected figure is computed here from the same arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from nlpkit.cli import app
+from nlpkit.data import Dataset, write_split
+from nlpkit.metrics import METRICS
+from nlpkit.report import build_report, render_html, render_markdown
+from nlpkit.report.compare import precision_recall_points
+from nlpkit.runs import create_run
+
+runner = CliRunner()
+
+
+# --- fixtures: a split and runs with known predictions -----------------------------------------
+
+def _dataset(y: np.ndarray, prefix: str, label_names: list[str], task: str) -> Dataset:
+    n = y.shape[0]
+    return Dataset(ids=[f"{prefix}{i}" for i in range(n)], texts=[f"text {prefix} {i}" for i in range(n)],
+                   y=sp.csr_matrix(y.astype(np.uint8)), label_names=list(label_names), task=task,
+                   extra=None, source=None)
+
+
+def make_split(path: Path, *, n_train=400, n_test=300, n_labels=6, task="multi", seed=0):
+    """A split folder with skewed label frequencies (label 0 most frequent)."""
+    rng = np.random.default_rng(seed)
+    names = [f"label{j}" for j in range(n_labels)]
+    freq = np.linspace(0.5, 0.05, n_labels)
+
+    def labels(n):
+        if task == "single":
+            y = np.zeros((n, n_labels), dtype=bool)
+            y[np.arange(n), rng.choice(n_labels, size=n, p=freq / freq.sum())] = True
+            return y
+        y = rng.random((n, n_labels)) < freq
+        y[np.arange(n), 0] |= ~y.any(axis=1)
+        return y
+
+    parts = {"train": _dataset(labels(n_train), "tr", names, task), "test": _dataset(labels(n_test), "te", names, task)}
+    return write_split(path, parts, {"seed": seed})
+
+
+def y_test(split) -> np.ndarray:
+    return split.test.y.toarray().astype(bool)
+
+
+def noisy(y: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """``y`` with a fraction ``rate`` of its cells flipped (multi-label)."""
+    rng = np.random.default_rng(seed)
+    return y ^ (rng.random(y.shape) < rate)
+
+
+def noisy_single(y: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """One-hot ``y`` with a fraction ``rate`` of documents moved to another label."""
+    rng = np.random.default_rng(seed)
+    true = y.argmax(axis=1)
+    wrong = rng.random(len(true)) < rate
+    pred = np.where(wrong, (true + 1 + rng.integers(0, y.shape[1] - 1, len(true))) % y.shape[1], true)
+    return np.eye(y.shape[1], dtype=bool)[pred]
+
+
+def add_run(split, pred, *, kind="baseline", model="tfidf-lr", docs_per_s=1000.0, fit_seconds=2.0,
+            size=12345, ids=None, label_names=None, split_sha256=None, scores=None):
+    """Record a complete run with these test predictions (columns in ``label_names`` order)."""
+    pred = np.asarray(pred, dtype=bool)
+    if scores is None:
+        scores = np.where(pred, 0.75, 0.25).astype(np.float32)
+    with create_run(kind, model) as w:
+        w.write_json("run.json", {
+            "config": {},
+            "seed": 0,
+            "data": {"split_dir": str(split.path), "split_sha256": split_sha256 or split.fingerprint,
+                     "test_sha256": split.test_fingerprint, "label_names": label_names or split.label_names,
+                     "task": split.task},
+            "timings": {"fit_seconds": fit_seconds, "predict_docs_per_s": docs_per_s},
+            "model_size_bytes": size,
+        })
+        w.write_json("metrics.json", {"test": {}})
+        if kind != "pretrain":
+            w.write_predictions(ids if ids is not None else split.test.ids, scores, pred)
+    return w.run
+
+
+@pytest.fixture
+def split(tmp_path):
+    return make_split(tmp_path / "split")
+
+
+def row_of(report, name) -> dict:
+    return next(r for r in report["rows"] if r["name"] == name)
+
+
+# --- leaderboard and significance -----------------------------------------------------------
+
+def test_better_model_wins_with_interval_and_small_p(split):
+    y = y_test(split)
+    base_pred, good_pred = noisy(y, 0.20, seed=1), noisy(y, 0.03, seed=2)
+    base = add_run(split, base_pred, model="tfidf-lr", docs_per_s=4000)
+    good = add_run(split, good_pred, kind="finetune", model="transformer", docs_per_s=100)
+
+    report = build_report(split.path, n_boot=500, n_perm=2000)
+
+    assert report["baseline"]["name"] == base.name
+    rows = report["rows"]
+    assert [r["name"] for r in rows] == [good.name, base.name]  # sorted by the headline metric
+    assert [r["rank"] for r in rows] == [1, 2]
+    g, b = row_of(report, good.name), row_of(report, base.name)
+    assert b["is_baseline"] and not g["is_baseline"] and b["diff"] is None
+    # point estimates are the metrics layer's values on the full test set
+    micro = METRICS["micro_f1"]
+    assert g["metric"]["point"] == pytest.approx(micro(y, good_pred))
+    assert b["metric"]["point"] == pytest.approx(micro(y, base_pred))
+    d = g["diff"]
+    assert d["point"] == pytest.approx(micro(y, good_pred) - micro(y, base_pred))
+    assert 0 < d["lo"] <= d["point"] <= d["hi"]
+    assert d["p_value"] < 0.01 and d["significant"] and d["better"]
+    # verdict: signed difference, interval, p and cost (4000 / 100 = 40x)
+    assert g["verdict"].startswith(f"transformer: +{d['point']:.3f} micro-F1 [")
+    assert "better than tfidf-lr" in g["verdict"]
+    assert re.search(r", p (< 0\.001|= 0\.00\d), ", g["verdict"])
+    assert g["cost_ratio"] == pytest.approx(40.0)
+    assert "at 40× the prediction cost" in g["verdict"]
+    assert report["verdicts"] == [g["verdict"]]
+    # secondary metrics for a multi-label split
+    assert set(g["secondary"]) == {"macro_f1", "subset_accuracy"}
+    assert g["secondary"]["macro_f1"] == pytest.approx(METRICS["macro_f1"](y, good_pred))
+    assert g["fit_seconds"] == 2.0 and g["predict_docs_per_s"] == 100 and g["model_size_bytes"] == 12345
+
+
+def test_worse_and_cheaper_model_verdict(split):
+    y = y_test(split)
+    add_run(split, noisy(y, 0.03, seed=1), model="tfidf-lr", docs_per_s=1000)
+    worse = add_run(split, noisy(y, 0.25, seed=2), model="fasttext", docs_per_s=4000)
+    report = build_report(split.path, baseline="tfidf-lr", n_boot=300, n_perm=1000)
+    w = row_of(report, worse.name)
+    assert w["diff"]["hi"] < 0 and w["diff"]["significant"] and not w["diff"]["better"]
+    assert "worse than tfidf-lr" in w["verdict"] and "4× cheaper to predict" in w["verdict"]
+    assert w["verdict"].startswith("fasttext: −0.")
+
+
+def test_identical_models_no_significant_difference(split):
+    y = y_test(split)
+    pred = noisy(y, 0.1, seed=3)
+    add_run(split, pred, model="tfidf-lr")
+    twin = add_run(split, pred, kind="finetune", model="transformer", docs_per_s=1000)
+    report = build_report(split.path, n_boot=300, n_perm=1000)
+    d = row_of(report, twin.name)["diff"]
+    assert d["point"] == 0 and d["lo"] == 0 and d["hi"] == 0
+    assert d["p_value"] > 0.5 and not d["significant"]
+    verdict = row_of(report, twin.name)["verdict"]
+    assert "no significant difference from tfidf-lr" in verdict and "p = 1.000" in verdict
+    assert "at about the same prediction cost" in verdict
+
+
+def test_intervals_contain_the_point_estimate(split):
+    y = y_test(split)
+    for i, rate in enumerate((0.02, 0.08, 0.15, 0.3)):
+        add_run(split, noisy(y, rate, seed=10 + i), model=f"m{i}")
+    for metric in ("micro_f1", "macro_f1", "subset_accuracy"):
+        report = build_report(split.path, metric=metric, baseline="m2", n_boot=200, n_perm=200)
+        for row in report["rows"]:
+            m = row["metric"]
+            assert m["lo"] <= m["point"] <= m["hi"], (metric, row["name"])
+            assert m["hi"] > m["lo"]  # 300 noisy documents: the interval has width
+            if row["diff"]:
+                assert row["diff"]["lo"] <= row["diff"]["point"] <= row["diff"]["hi"]
+
+
+def test_lower_is_better_metric_sorts_ascending(split):
+    y = y_test(split)
+    add_run(split, noisy(y, 0.2, seed=1), model="tfidf-lr")
+    good = add_run(split, noisy(y, 0.02, seed=2), model="transformer", kind="finetune")
+    report = build_report(split.path, metric="hamming_loss", n_boot=200, n_perm=500)
+    assert report["rows"][0]["name"] == good.name
+    d = row_of(report, good.name)["diff"]
+    assert d["point"] < 0 and d["better"] and d["significant"]
+    assert "better than" in row_of(report, good.name)["verdict"]
+
+
+def test_single_label_split_reports_accuracy(tmp_path):
+    split = make_split(tmp_path / "single", task="single", n_labels=4)
+    y = y_test(split)
+    add_run(split, noisy_single(y, 0.3, seed=1), model="tfidf-lr")
+    ft = add_run(split, noisy_single(y, 0.1, seed=2), kind="finetune", model="transformer")
+    report = build_report(split.path, metric="accuracy", n_boot=200, n_perm=500)
+    assert report["split"]["task"] == "single"
+    row = row_of(report, ft.name)
+    assert row["metric"]["point"] == pytest.approx(np.mean(noisy_single(y, 0.1, seed=2).argmax(1) == y.argmax(1)))
+    assert set(row["secondary"]) == {"micro_f1", "macro_f1"}
+    assert "accuracy" in render_markdown(report)
+
+
+def test_duplicate_models_get_the_run_suffix(split):
+    y = y_test(split)
+    a = add_run(split, noisy(y, 0.1, seed=1), model="tfidf-lr")
+    b = add_run(split, noisy(y, 0.1, seed=2), model="tfidf-lr")
+    report = build_report(split.path, baseline=a.name, n_boot=100, n_perm=100)
+    labels = {r["name"]: r["label"] for r in report["rows"]}
+    assert labels[a.name] == f"tfidf-lr ({a.name[-6:]})" and labels[b.name] == f"tfidf-lr ({b.name[-6:]})"
+
+
+# --- baseline selection -----------------------------------------------------------------------
+
+def test_best_baseline_skips_majority_and_finetune_runs(split):
+    y = y_test(split)
+    # majority made better than the real baselines on purpose: the rule still skips it
+    add_run(split, noisy(y, 0.01, seed=1), model="majority")
+    add_run(split, noisy(y, 0.25, seed=2), model="tfidf-lr")
+    best = add_run(split, noisy(y, 0.10, seed=3), model="fasttext")
+    add_run(split, noisy(y, 0.02, seed=4), kind="finetune", model="transformer")
+    report = build_report(split.path, n_boot=100, n_perm=100)
+    assert report["baseline"] == {"name": best.name, "label": "fasttext"}
+    assert [r["name"] for r in report["rows"] if r["is_baseline"]] == [best.name]
+
+
+def test_best_baseline_falls_back_to_majority(split):
+    y = y_test(split)
+    maj = add_run(split, noisy(y, 0.3, seed=1), model="majority")
+    add_run(split, noisy(y, 0.05, seed=2), kind="finetune", model="transformer")
+    assert build_report(split.path, n_boot=100, n_perm=100)["baseline"]["name"] == maj.name
+
+
+def test_explicit_baseline_by_name_path_or_model(split):
+    y = y_test(split)
+    lr = add_run(split, noisy(y, 0.2, seed=1), model="tfidf-lr")
+    ft = add_run(split, noisy(y, 0.05, seed=2), kind="finetune", model="transformer")
+    for given in (ft.name, str(ft.path), "transformer"):
+        report = build_report(split.path, baseline=given, n_boot=100, n_perm=100)
+        assert report["baseline"]["name"] == ft.name
+        assert row_of(report, lr.name)["diff"]["point"] < 0
+
+
+def test_cli_unknown_baseline_lists_available_runs(split):
+    y = y_test(split)
+    lr = add_run(split, noisy(y, 0.2, seed=1), model="tfidf-lr")
+    ft = add_run(split, noisy(y, 0.05, seed=2), kind="finetune", model="transformer")
+    result = runner.invoke(app, ["report", str(split.path), "--baseline", "no-such-run", "--n-boot", "50"])
+    assert result.exit_code == 1
+    assert "Error: unknown baseline run 'no-such-run'" in result.output
+    assert lr.name in result.output and ft.name in result.output
+    assert "Traceback" not in result.output
+    assert not (split.path / "report").exists()  # nothing half-written
+
+
+def test_cli_ambiguous_model_name_as_baseline(split):
+    y = y_test(split)
+    add_run(split, noisy(y, 0.2, seed=1), model="tfidf-lr")
+    add_run(split, noisy(y, 0.1, seed=2), model="tfidf-lr")
+    result = runner.invoke(app, ["report", str(split.path), "--baseline", "tfidf-lr"])
+    assert result.exit_code == 1
+    assert "matches several runs" in result.output and "pass one run name" in result.output
+
+
+def test_cli_baseline_from_another_split_is_refused(split, tmp_path):
+    other = make_split(tmp_path / "other", seed=7)
+    mine = add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    foreign = add_run(other, noisy(y_test(other), 0.1, seed=2), model="fasttext")
+    result = runner.invoke(app, ["report", str(split.path), "--baseline", foreign.name])
+    assert result.exit_code == 1
+    assert f"baseline run {foreign.name} was made on another split" in result.output
+    assert mine.name in result.output  # what to pick instead
+    # without --baseline the foreign run is simply not listed
+    report = build_report(split.path, n_boot=50, n_perm=50)
+    assert [r["name"] for r in report["rows"]] == [mine.name]
+
+
+def test_cli_pretrain_run_as_baseline_is_refused(split):
+    add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    pre = add_run(split, None, kind="pretrain", model="mlm")
+    result = runner.invoke(app, ["report", str(split.path), "--baseline", pre.name])
+    assert result.exit_code == 1
+    assert "is a pretrain run, not a classifier" in result.output
+
+
+def test_cli_no_baseline_run(split):
+    add_run(split, noisy(y_test(split), 0.1, seed=1), kind="finetune", model="transformer")
+    result = runner.invoke(app, ["report", str(split.path)])
+    assert result.exit_code == 1
+    assert f"no baseline run for split {split.path}" in result.output and "--baseline RUN" in result.output
+
+
+# --- which runs are compared ------------------------------------------------------------------
+
+def test_pretrain_runs_are_left_out_with_a_warning(split):
+    lr = add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    pre = add_run(split, None, kind="pretrain", model="mlm")
+    report = build_report(split.path, n_boot=50, n_perm=50)
+    assert [r["name"] for r in report["rows"]] == [lr.name]
+    assert report["excluded"] == [{"name": pre.name, "reason": "pretrain run: not a classifier"}]
+    result = runner.invoke(app, ["report", str(split.path), "--n-boot", "50", "--n-perm", "50"])
+    assert result.exit_code == 0
+    assert f"not compared: {pre.name}" in result.output
+
+
+def test_cli_no_runs_for_the_split(split, tmp_path):
+    other = make_split(tmp_path / "other", seed=7)
+    add_run(other, noisy(y_test(other), 0.1, seed=1))  # a run, but for another split
+    result = runner.invoke(app, ["report", str(split.path)])
+    assert result.exit_code == 1
+    assert f"no runs for split {split.path}" in result.output
+    assert f"run `nlpkit baseline {split.path}` first" in result.output
+
+
+def test_cli_missing_split_folder(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "split folder not found" in result.output
+
+
+def test_predictions_with_other_ids_are_an_error(split):
+    y = y_test(split)
+    add_run(split, noisy(y, 0.1, seed=1), model="tfidf-lr")
+    ids = list(split.test.ids)
+    ids[5] = "not-a-test-id"
+    bad = add_run(split, noisy(y, 0.1, seed=2), model="fasttext", ids=ids)
+    result = runner.invoke(app, ["report", str(split.path)])
+    assert result.exit_code == 1
+    assert f"run {bad.name}" in result.output and "do not match the 300 test documents" in result.output
+    assert "'te5' has no prediction" in result.output
+
+
+def test_runs_are_aligned_by_id_and_label_name(split):
+    """A run that stored documents and labels in another order scores exactly like the original."""
+    y = y_test(split)
+    pred = noisy(y, 0.1, seed=1)
+    ref = add_run(split, pred, model="tfidf-lr")
+    doc_order = np.random.default_rng(0).permutation(len(y))
+    label_order = list(range(y.shape[1]))[::-1]
+    shuffled = add_run(split, pred[doc_order][:, label_order], model="fasttext",
+                       ids=[split.test.ids[i] for i in doc_order],
+                       label_names=[split.label_names[j] for j in label_order])
+    report = build_report(split.path, baseline=ref.name, n_boot=100, n_perm=100)
+    assert row_of(report, shuffled.name)["metric"] == row_of(report, ref.name)["metric"]
+    assert row_of(report, shuffled.name)["diff"]["point"] == 0
+
+
+def test_run_with_unknown_label_is_an_error(split):
+    y = y_test(split)
+    add_run(split, noisy(y, 0.1, seed=1), model="tfidf-lr")
+    names = list(split.label_names)
+    names[0] = "mystery"
+    add_run(split, noisy(y, 0.1, seed=2), model="fasttext", label_names=names)
+    result = runner.invoke(app, ["report", str(split.path)])
+    assert result.exit_code == 1 and "predicts label 'mystery'" in result.output
+
+
+# --- per-label view and curves ----------------------------------------------------------------
+
+def test_per_label_view_finds_where_models_differ(split):
+    y = y_test(split)
+    a_pred = y.copy()
+    b_pred = y.copy()
+    b_pred[:, 3] = ~y[:, 3]  # model b gets label3 entirely wrong
+    a = add_run(split, a_pred, model="tfidf-lr")
+    b = add_run(split, b_pred, model="fasttext")
+    report = build_report(split.path, baseline=a.name, n_boot=50, n_perm=50, top_labels=2)
+    pl = report["per_label"]
+    assert pl["most_different"][0] == "label3"
+    by_label = {d["label"]: d for d in pl["labels"]}
+    assert by_label["label3"]["f1"][a.name] == 1.0 and by_label["label3"]["f1"][b.name] == 0.0
+    assert by_label["label3"]["spread"] == 1.0
+    assert by_label["label0"]["spread"] == 0.0
+    for j, name in enumerate(split.label_names):
+        assert by_label[name]["test_support"] == int(y[:, j].sum())
+        assert by_label[name]["train_support"] == int(split.train.y[:, j].sum())
+    assert pl["most_frequent"] == ["label0", "label1"]  # frequencies fall with the label index
+    html = render_html(report)
+    assert "label3 ◆" in html
+
+
+def test_precision_recall_points_match_sklearn():
+    from sklearn.metrics import precision_recall_curve
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(2000) < 0.2
+    scores = np.round(rng.random(2000), 2)  # ties on purpose
+    precision, recall = precision_recall_points(truth, scores)
+    ref_p, ref_r, _ = precision_recall_curve(truth, scores)
+    np.testing.assert_allclose(precision, ref_p)
+    np.testing.assert_allclose(recall, ref_r)
+
+
+def test_pr_curves_and_average_precision(split):
+    from sklearn.metrics import average_precision_score
+
+    y = y_test(split)
+    rng = np.random.default_rng(4)
+    scores = np.clip(y * 0.5 + rng.random(y.shape) * 0.6, 0, 1).astype(np.float32)
+    run = add_run(split, scores >= 0.5, scores=scores, model="tfidf-lr")
+    curve = build_report(split.path, n_boot=50, n_perm=50)["pr_curves"][run.name]
+    assert curve["average_precision"] == pytest.approx(average_precision_score(y.ravel(), scores.ravel()))
+    assert len(curve["recall"]) == len(curve["precision"]) <= 250
+    assert curve["recall"][-1] == 0 and curve["precision"][-1] == 1
+
+
+# --- files, formats, determinism --------------------------------------------------------------
+
+@pytest.fixture
+def two_runs(split):
+    y = y_test(split)
+    base = add_run(split, noisy(y, 0.2, seed=1), model="tfidf-lr", docs_per_s=5000)
+    ft = add_run(split, noisy(y, 0.05, seed=2), kind="finetune", model="transformer", docs_per_s=50)
+    return base, ft
+
+
+def test_cli_writes_md_json_html_and_prints_table(split, two_runs, tmp_path):
+    base, ft = two_runs
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", str(split.path), "--out", str(out), "--n-boot", "200", "--n-perm", "500"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]  # no temp files
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["baseline"]["name"] == base.name
+    assert [r["name"] for r in report["rows"]] == [ft.name, base.name]
+    verdict = row_of(report, ft.name)["verdict"]
+    # stdout: the table, the verdicts, the path to the html last
+    assert "tfidf-lr (baseline)" in result.stdout and "transformer" in result.stdout
+    assert verdict in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1] == f"Report: {out / 'report.html'}"
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| # | model | kind | micro-F1 [95% CI] |" in md
+    assert f"- {verdict}" in md
+    assert "at 100× the prediction cost" in verdict
+
+
+def test_default_out_is_split_report_folder(split, two_runs):
+    result = runner.invoke(app, ["report", str(split.path), "--format", "json", "--n-boot", "100", "--n-perm", "100"])
+    assert result.exit_code == 0, result.output
+    written = (split.path / "report" / "report.json").read_text(encoding="utf-8")
+    assert json.loads(result.stdout) == json.loads(written)
+
+
+@pytest.mark.parametrize("fmt, marker", [("md", "## Leaderboard"), ("html", "<!DOCTYPE html>")])
+def test_format_selects_stdout(split, two_runs, tmp_path, fmt, marker):
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["report", str(split.path), "--out", str(out), "--format", fmt,
+                                 "--n-boot", "100", "--n-perm", "100"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(marker) or result.stdout.startswith("# Report")
+    assert marker in result.stdout
+    assert result.stdout == (out / f"report.{fmt}").read_text(encoding="utf-8")
+
+
+def test_same_seed_same_report_json(split, two_runs, tmp_path):
+    def run(seed, name):
+        out = tmp_path / name
+        args = ["report", str(split.path), "--out", str(out), "--seed", str(seed), "--n-boot", "300", "--n-perm", "300"]
+        assert runner.invoke(app, args).exit_code == 0
+        return (out / "report.json").read_bytes(), (out / "report.html").read_bytes()
+
+    first, again, other = run(3, "a"), run(3, "b"), run(4, "c")
+    assert first == again
+    r3, r4 = json.loads(first[0]), json.loads(other[0])
+    assert r3["settings"]["seed"] == 3 and r4["settings"]["seed"] == 4
+    assert [r["metric"] for r in r3["rows"]] != [r["metric"] for r in r4["rows"]]  # intervals depend on the seed
+
+
+def test_html_is_self_contained_with_charts(split, two_runs, tmp_path):
+    out = tmp_path / "o"
+    assert runner.invoke(app, ["report", str(split.path), "--out", str(out), "--n-boot", "100",
+                               "--n-perm", "100"]).exit_code == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    # nothing fetched from anywhere: no external src/href, no stylesheet links, no CSS url()/@import
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "<link" not in html and "<script" not in html and "url(" not in html and "@import" not in html
+    assert "http://" not in html and "https://" not in html
+    assert html.count("<svg") == 5  # metric bars, differences, cost, PR curves, heatmap
+    for title in ("with 95% interval", "Difference to tfidf-lr", "Quality against prediction cost",
+                  "Precision–recall", "Per-label F1"):
+        assert title in html
+    assert "<polyline" in html  # the PR curves are drawn
+
+
+def test_cli_out_is_a_file(split, two_runs, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    result = runner.invoke(app, ["report", str(split.path), "--out", str(target), "--n-boot", "50"])
+    assert result.exit_code == 1
+    assert f"--out {target} is a file" in result.output
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "f2"], "unknown metric 'f2'; use one of:"),
+    (["--format", "pdf"], "unknown --format 'pdf'; use one of: table, md, html, json"),
+    (["--n-boot", "0"], "--n-boot must be at least 1"),
+    (["--n-perm", "0"], "--n-perm must be at least 1"),
+    (["--top-labels", "0"], "--top-labels must be at least 1"),
+])
+def test_cli_bad_options(split, two_runs, args, message):
+    result = runner.invoke(app, ["report", str(split.path), *args])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (split.path / "report").exists()
+
+
+def test_cli_module_has_no_heavy_imports():
+    import subprocess
+    import sys
+
+    code = ("import sys, nlpkit.cli.report; "
+            "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_reuters_sized_report_is_fast(tmp_path):
+    """3,019 test documents x 90 labels, five runs: the whole report in under 5 s of CPU time."""
+    split = make_split(tmp_path / "big", n_train=2000, n_test=3019, n_labels=90, seed=1)
+    y = y_test(split)
+    rng = np.random.default_rng(0)
+    for i, (model, rate) in enumerate([("majority", 0.3), ("tfidf-lr", 0.05), ("fasttext", 0.06),
+                                       ("transformer", 0.03), ("transformer", 0.035)]):
+        scores = np.clip(np.where(noisy(y, rate, seed=i), 0.8, 0.2) + rng.normal(0, 0.1, y.shape), 0, 1)
+        add_run(split, scores >= 0.5, scores=scores.astype(np.float32), model=model,
+                kind="finetune" if model == "transformer" else "baseline")
+    for metric in ("micro_f1", "macro_f1"):
+        start = time.process_time()
+        report = build_report(split.path, metric=metric)
+        render_html(report), render_markdown(report)
+        elapsed = time.process_time() - start
+        assert len(report["rows"]) == 5
+        assert elapsed < 5.0, f"{metric}: {elapsed:.1f} s"
