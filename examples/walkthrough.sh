@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# nlpkit end to end on the bundled Reuters sample:
+#   inspect -> split -> baseline -> pretrain (tiny) -> finetune -> report
+# Usage: bash examples/walkthrough.sh [WORKDIR]   (default: ./nlpkit-demo; re-running replaces it)
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-nlpkit-demo}"
+data="$here/data/reuters_sample.jsonl"
+rm -rf "$work"
+mkdir -p "$work"
+export NLPKIT_RUNS_DIR="$work/runs"
+
+echo "== 1. inspect: a first look at the data" >&2
+nlpkit inspect "$data"
+
+echo "== 2. split: iterative stratification into train / valid / test" >&2
+nlpkit split "$data" --out "$work/split" --test-size 0.2 --valid-size 0.1 --seed 13
+
+echo "== 3. baseline: majority, TF-IDF + LR, fastText, word2vec" >&2
+nlpkit baseline "$work/split" --seed 13
+
+echo "== 4. pretrain: a WordPiece tokenizer and a tiny BERT on the training texts" >&2
+nlpkit pretrain "$work/split" --out "$work/pretrained" --size tiny --max-length 128 \
+  --vocab-size 4000 --time-budget 90s --seed 13
+
+echo "== 5. finetune: the pretrained encoder as a multi-label classifier" >&2
+nlpkit finetune "$work/split" --model "$work/pretrained" --epochs 6 --max-length 128 --seed 13
+
+echo "== 6. report: every run against the best baseline" >&2
+nlpkit report "$work/split" --out "$work/report"
