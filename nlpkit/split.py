@@ -198,6 +198,7 @@ PAIR_LABEL_WEIGHT = 0.5
 # Batches up to this many documents are placed one by one in plain Python (cheaper than the
 # vectorised path's fixed cost; the result is the same greedy).
 _SMALL_BATCH = 8
+_MIN_PAIR = 2  # order 2 stratifies pairs seen at least this often; a pair in one document cannot be spread
 
 
 class _State:
@@ -419,6 +420,8 @@ def iterative_split(y, sizes: Sequence[Size], *, order: int = 1, seed: int = 0) 
     strata = y
     if order == 2:
         z, pairs = label_pairs(y)
+        keep = np.flatnonzero(np.asarray(z.sum(axis=0)).ravel() >= _MIN_PAIR)
+        z, pairs = z[:, keep], pairs[keep]
         strata = sp.hstack([y, z], format="csr")
         strata.sort_indices()
         parents = np.concatenate([parents, pairs])
@@ -605,4 +608,170 @@ def split_quality(y, assignment, n_parts: int | None = None, sizes: Sequence[int
         "FLPZ": int((ppos == 0).sum()),
         "sizes": got.tolist(),
         "size_error_max": float(np.max(np.abs(got - want))) if p else 0.0,
+    }
+
+
+# --- datasets: plan, split, manifest (used by `nlpkit split`) --------------------------------
+
+METHODS = ("iterative", "random", "skmultilearn")
+
+
+def parse_size(text: str | float | int | None, option: str) -> Size | None:
+    """``"0.2"`` -> 0.2 (fraction), ``"300"`` -> 300 (count), ``"0"``/None -> None (no part)."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = repr(text)
+    s = str(text).strip()
+    try:
+        if s.lstrip("+").isdigit():
+            value: Size = int(s)
+            return None if value == 0 else value
+        f = float(s)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not a number; give a fraction like 0.2 or a count like 500.") from None
+    if f == 0:
+        return None
+    if not 0 < f < 1:
+        raise ConfigError(f"{option} {text} is neither a fraction in (0, 1) nor a whole count >= 1; e.g. {option} 0.2.")
+    return f
+
+
+def _size_str(s: Size | None) -> str | None:
+    return None if s is None else repr(s)
+
+
+def plan_parts(
+    n: int, *, test_size: Size | None, valid_size: Size | None, folds: int | None
+) -> tuple[list[str], list[Size]]:
+    """Part names and requested sizes for ``n`` documents (the CLI's --test-size/--valid-size/--folds).
+
+    Without folds: ``train`` (the rest), ``valid`` if asked, ``test`` if asked. With ``folds=K``:
+    ``test`` first if asked, then ``fold0 .. fold{K-1}`` sharing the rest equally.
+    Raises ConfigError when the sizes do not fit in ``n`` documents.
+    """
+    if n < 2:
+        raise DataError(f"only {n} document(s); a split needs at least 2.")
+    fixed_names, fixed = [], []
+    for name, size in (("valid", valid_size), ("test", test_size)):
+        if size is not None:
+            fixed_names.append(name)
+            fixed.append(size)
+    counts = resolve_sizes(fixed, n) if fixed else np.zeros(0, np.int64)
+    rest = n - int(counts.sum())
+    if folds is not None:
+        if folds < 2:
+            raise ConfigError(f"--folds {folds}: k-fold needs at least 2 folds.")
+        if folds > rest:
+            raise ConfigError(f"--folds {folds} but only {rest} documents to put in folds; use at most {rest} folds.")
+        fold_counts = [rest // folds + (1 if i < rest % folds else 0) for i in range(folds)]
+        return fixed_names + [f"fold{i}" for i in range(folds)], [int(c) for c in counts] + fold_counts
+    if rest < 1:
+        asked = ", ".join(f"--{nm}-size {_size_str(s)}" for nm, s in zip(fixed_names, fixed))
+        raise ConfigError(f"sizes leave no document for train ({asked} of {n} documents); use smaller sizes.")
+    return ["train"] + fixed_names, [rest] + [int(c) for c in counts]
+
+
+def assign_parts(y, counts: Sequence[int], *, method: str, order: int, seed: int) -> np.ndarray:
+    """Part index per row by ``method`` (iterative | random | skmultilearn); counts sum to n."""
+    if method == "iterative":
+        return iterative_split(y, list(counts), order=order, seed=seed)
+    if method == "random":
+        return random_split(y, list(counts), seed=seed)
+    if method == "skmultilearn":
+        return skmultilearn_split(y, list(counts), order=order, seed=seed)
+    raise ConfigError(f"unknown method {method!r}; use one of: {', '.join(METHODS)}.")
+
+
+def label_table(y, assignment: np.ndarray, n_parts: int) -> np.ndarray:
+    """(n_labels, n_parts) document counts per label and part."""
+    return _part_counts(_as_csr(y), np.asarray(assignment, np.int64), n_parts).T.astype(np.int64)
+
+
+def split_dataset(ds, *, test_size=0.2, valid_size=None, folds=None, order=1, seed=0, method="iterative") -> dict:
+    """Split one Dataset; returns ``{"parts", "names", "assignment", "requested", "order",
+    "notes", "rare_labels", "quality", "random_quality"}``.
+
+    ``notes`` are one-line warnings for the user (order 2 on single-label data, rare labels).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown --method {method!r}; use one of: {', '.join(METHODS)}.")
+    n = len(ds)
+    if n and ds.y.nnz == 0:
+        where = f" in {ds.source}" if ds.source else ""
+        raise DataError(f"no labels at all{where}; check --label-col / --label-cols (nothing to stratify).")
+    names, counts = plan_parts(n, test_size=test_size, valid_size=valid_size, folds=folds)
+    notes, order = _check_order(ds, order)
+    assignment = assign_parts(ds.y, counts, method=method, order=order, seed=seed)
+    parts = {name: ds.subset(np.flatnonzero(assignment == j)) for j, name in enumerate(names)}
+    return _finish(ds.y, ds.label_names, names, counts, assignment, parts, order, seed, notes)
+
+
+def assemble_split(train, test, valid=None, *, valid_size=None, order=1, seed=0, method="iterative") -> dict:
+    """A split from parts the user already has; a missing valid part is carved from train
+    (``valid_size`` of train's documents, same stratification). Same return value as
+    ``split_dataset``; quality is measured on the union, label space = sorted union."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown --method {method!r}; use one of: {', '.join(METHODS)}.")
+    names_all = sorted(set(train.label_names) | set(test.label_names) | set(valid.label_names if valid else []))
+    train, test = train.with_label_names(names_all), test.with_label_names(names_all)
+    valid = valid.with_label_names(names_all) if valid is not None else None
+    for part, ds in (("train", train), ("test", test), ("valid", valid)):
+        if ds is not None and len(ds) == 0:
+            raise DataError(f"the {part} file {ds.source} has no documents.")
+    notes, order = _check_order_many([train, test] + ([valid] if valid is not None else []), order)
+    if valid is None and valid_size is not None:
+        n_train = len(train)
+        if n_train < 2:
+            raise DataError(f"train has {n_train} document(s); cannot carve a valid part from it.")
+        carved = int(resolve_sizes([valid_size], n_train)[0])
+        if carved >= n_train:
+            raise ConfigError(f"--valid-size {valid_size} takes all {n_train} train documents; use a smaller size.")
+        a = assign_parts(train.y, [n_train - carved, carved], method=method, order=order, seed=seed)
+        train, valid = train.subset(np.flatnonzero(a == 0)), train.subset(np.flatnonzero(a == 1))
+    names = ["train"] + (["valid"] if valid is not None else []) + ["test"]
+    parts = {"train": train, "test": test}
+    if valid is not None:
+        parts["valid"] = valid
+    y = sp.vstack([parts[nm].y for nm in names], format="csr")
+    counts = [len(parts[nm]) for nm in names]
+    assignment = np.repeat(np.arange(len(names)), counts)
+    return _finish(y, names_all, names, counts, assignment, parts, order, seed, notes)
+
+
+def _check_order(ds, order: int) -> tuple[list[str], int]:
+    return _check_order_many([ds], order)
+
+
+def _check_order_many(datasets, order: int) -> tuple[list[str], int]:
+    if order not in (1, 2):
+        raise ConfigError(f"--order {order}: use 1 (labels) or 2 (labels and label pairs).")
+    notes = []
+    if order == 2 and all(int(np.diff(ds.y.indptr).max(initial=0)) <= 1 for ds in datasets):
+        notes.append("--order 2 balances label pairs, but every document has at most one label; using --order 1.")
+        order = 1
+    return notes, order
+
+
+def _finish(y, label_names, names, counts, assignment, parts, order, seed, notes) -> dict:
+    n_parts = len(names)
+    rare = rare_labels(y, n_parts)
+    if rare.size:
+        shown = ", ".join(label_names[i] for i in rare[:10]) + (", ..." if rare.size > 10 else "")
+        notes.append(
+            f"{rare.size} label(s) have fewer documents than the {n_parts} parts and cannot be in every part: {shown}"
+        )
+    quality = split_quality(y, assignment, n_parts, sizes=counts)
+    baseline = split_quality(y, random_split(y, list(counts), seed=seed), n_parts, sizes=counts)
+    return {
+        "parts": parts,
+        "names": names,
+        "assignment": assignment,
+        "requested": dict(zip(names, (int(c) for c in counts))),
+        "order": order,
+        "notes": notes,
+        "rare_labels": [label_names[i] for i in rare],
+        "quality": quality,
+        "random_quality": baseline,
+        "label_counts": label_table(y, assignment, n_parts),
     }

@@ -1,0 +1,236 @@
+"""`nlpkit split`: a stratified train/valid/test (or k-fold) split folder from one dataset file,
+or from parts the user already has (--train/--test [--valid])."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nlpkit.cli._common import (
+    DropEmptyOpt,
+    EncodingOpt,
+    FormatOpt,
+    IdColOpt,
+    LabelColOpt,
+    LabelColsOpt,
+    LabelSepOpt,
+    TaskOpt,
+    TextColOpt,
+    cli_errors,
+    dataset_options,
+    out,
+    warn,
+)
+from nlpkit.errors import ConfigError
+
+# Measures shown in the table, in order (definitions: nlpkit.split.split_quality).
+_MEASURES = ("LD", "LPD", "rLD", "DCP", "ED", "FZ", "FLZ", "FLZ_avoidable", "FZLC", "FLPZ", "size_error_max")
+
+
+def split_cmd(
+    input: Annotated[
+        Optional[Path], typer.Argument(help="Dataset file to split (omit with --train/--test).", show_default=False)
+    ] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Split folder to create.", show_default=False)] = None,
+    test_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--test-size",
+            help="Test part: fraction (0.2) or count (500); 0 = none. Default 0.2, or no test part with --folds.",
+            show_default=False,
+        ),
+    ] = None,
+    valid_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--valid-size",
+            help="Valid part: fraction or count; 0 = none. Default 0.1 (of all documents; of train with --train).",
+            show_default=False,
+        ),
+    ] = None,
+    folds: Annotated[
+        Optional[int], typer.Option("--folds", help="K stratified folds fold0..fold{K-1} instead of train/valid.", show_default=False)
+    ] = None,
+    order: Annotated[int, typer.Option("--order", help="1: balance labels; 2: also label pairs.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
+    method: Annotated[str, typer.Option("--method", help="iterative, random or skmultilearn (reference implementation).")] = "iterative",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing split folder.")] = False,
+    show_labels: Annotated[bool, typer.Option("--show-labels", help="Also print document counts per label and part.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    train: Annotated[Optional[Path], typer.Option("--train", help="Existing train part (with --test).", show_default=False)] = None,
+    test: Annotated[Optional[Path], typer.Option("--test", help="Existing test part (with --train).", show_default=False)] = None,
+    valid: Annotated[
+        Optional[Path], typer.Option("--valid", help="Existing valid part; else carved from train.", show_default=False)
+    ] = None,
+    format: FormatOpt = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    label_cols: LabelColsOpt = None,
+    id_col: IdColOpt = None,
+    label_sep: LabelSepOpt = None,
+    task: TaskOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    drop_empty: DropEmptyOpt = False,
+) -> None:
+    """Split a dataset into stratified train/valid/test parts (or k folds) and write a split folder.
+
+    Iterative stratification (Sechidis et al. 2011) keeps every label's share the same in each
+    part; labels with enough documents appear in every part; part sizes are exact. The table
+    compares the split's quality measures with a random split of the same sizes (lower is better).
+    """
+    with cli_errors():
+        from nlpkit import split as S
+        from nlpkit.data import file_sha256, read_dataset, write_split
+
+        options = dataset_options(
+            format=format,
+            text_col=text_col,
+            label_col=label_col,
+            label_cols=label_cols,
+            id_col=id_col,
+            label_sep=label_sep,
+            task=task,
+            encoding=encoding,
+            drop_empty=drop_empty,
+        )
+        _check_args(input, out_dir, train, test, valid, folds, method)
+        if folds is not None and valid_size is not None and S.parse_size(valid_size, "--valid-size") is not None:
+            raise ConfigError("--valid-size does not go with --folds (each fold serves as valid in turn); drop one.")
+        valid_sz = S.parse_size("0.1" if valid_size is None else valid_size, "--valid-size")
+        test_sz = S.parse_size(test_size, "--test-size") if test_size is not None else (None if folds else 0.2)
+        if input is not None:
+            ds = read_dataset(input, options)
+            sources = {"input": {"path": str(input), "sha256": file_sha256(input)}}
+            result = S.split_dataset(
+                ds,
+                test_size=test_sz,
+                valid_size=None if folds else valid_sz,
+                folds=folds,
+                order=order,
+                seed=seed,
+                method=method,
+            )
+        else:
+            if test_sz is None and test_size is not None:
+                raise ConfigError("--test-size 0 does nothing with --test FILE; drop it.")
+            files = {"train": train, "test": test} | ({"valid": valid} if valid is not None else {})
+            read = {role: read_dataset(path, options) for role, path in files.items()}
+            sources = {role: {"path": str(path), "sha256": file_sha256(path)} for role, path in files.items()}
+            result = S.assemble_split(
+                read["train"],
+                read["test"],
+                read.get("valid"),
+                valid_size=valid_sz,
+                order=order,
+                seed=seed,
+                method=method,
+            )
+        for note in result["notes"]:
+            warn(note)
+        manifest = {
+            "created_by": "nlpkit split",
+            "sources": sources,
+            "method": method,
+            "order": result["order"],
+            "seed": seed,
+            "options": {
+                "test_size": test_size,
+                "valid_size": valid_size,
+                "folds": folds,
+                "order": order,
+                "method": method,
+                "seed": seed,
+                "dataset": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()},
+            },
+            "sizes": {
+                "requested": result["requested"],
+                "obtained": {nm: len(result["parts"][nm]) for nm in result["names"]},
+            },
+            "quality": result["quality"],
+            "random_quality": result["random_quality"],
+            "rare_labels": result["rare_labels"],
+        }
+        split = write_split(out_dir, result["parts"], manifest, overwrite=overwrite)
+    summary = {
+        "path": str(split.path),
+        "method": method,
+        "order": result["order"],
+        "seed": seed,
+        "parts": manifest["sizes"],
+        "quality": result["quality"],
+        "random_quality": result["random_quality"],
+        "rare_labels": result["rare_labels"],
+        "split_sha256": split.fingerprint,
+    }
+    if show_labels:
+        summary["label_counts"] = {
+            name: dict(zip(result["names"], (int(x) for x in row)))
+            for name, row in zip(split.label_names, result["label_counts"])
+        }
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        _render(summary, result, split.label_names, show_labels)
+
+
+def _check_args(input, out_dir, train, test, valid, folds, method) -> None:
+    from nlpkit.split import METHODS
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown --method {method!r}; use one of: {', '.join(METHODS)}.")
+    if out_dir is None:
+        raise ConfigError("no output folder; pass --out DIR.")
+    given = [name for name, v in (("--train", train), ("--test", test), ("--valid", valid)) if v is not None]
+    if input is not None and given:
+        raise ConfigError(f"give either INPUT or --train/--test, not both (got INPUT and {given[0]}).")
+    if input is None:
+        if not given:
+            raise ConfigError("nothing to split; give INPUT, or --train FILE --test FILE.")
+        if train is None or test is None:
+            raise ConfigError("--train and --test go together; give both (and optionally --valid).")
+        if folds is not None:
+            raise ConfigError("--folds needs INPUT; it does not go with --train/--test.")
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.3g}" if x else "0"
+    return str(x)
+
+
+def _render(summary: dict, result: dict, label_names: list[str], show_labels: bool) -> None:
+    from rich.table import Table
+
+    console = out()
+    names = result["names"]
+    sizes = Table(title=f"Split {summary['path']} ({summary['method']}, order {summary['order']}, seed {summary['seed']})",
+                  title_justify="left")
+    sizes.add_column("part")
+    sizes.add_column("requested", justify="right")
+    sizes.add_column("obtained", justify="right")
+    for nm in names:
+        sizes.add_row(nm, str(summary["parts"]["requested"][nm]), str(summary["parts"]["obtained"][nm]))
+    console.print(sizes)
+    quality = Table(title="Quality (lower is better)", title_justify="left")
+    quality.add_column("measure")
+    quality.add_column("this split", justify="right")
+    quality.add_column("random split", justify="right")
+    for key in _MEASURES:
+        quality.add_row(key, _fmt(summary["quality"][key]), _fmt(summary["random_quality"][key]))
+    console.print(quality)
+    if show_labels:
+        table = Table(title="Documents per label and part", title_justify="left")
+        table.add_column("label")
+        for nm in names:
+            table.add_column(nm, justify="right")
+        table.add_column("total", justify="right")
+        for name, row in zip(label_names, result["label_counts"]):
+            table.add_row(name, *(str(int(x)) for x in row), str(int(row.sum())))
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("split")(split_cmd)
