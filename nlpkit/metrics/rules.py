@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.metrics import ranking
 from nlpkit.metrics._arrays import as_label_matrix, as_score_matrix, safe_divide
 
 TASKS = ("single", "multi")
@@ -186,7 +187,7 @@ def best_global_threshold(y: np.ndarray, scores: np.ndarray, at_least_one: bool)
     Returns (threshold, validation micro-F1).
     """
     flat = scores.ravel()
-    order = np.argsort(-flat, kind="stable")
+    order = np.argsort(-flat)  # order inside a tie group does not matter: groups are scored whole
     s = flat[order]
     cumtp = np.cumsum(y.ravel()[order], dtype=np.float64)
     ends = np.flatnonzero(np.r_[s[:-1] != s[1:], True])
@@ -207,35 +208,43 @@ def best_global_threshold(y: np.ndarray, scores: np.ndarray, at_least_one: bool)
     if best == 0:
         threshold = float(np.nextafter(s[0], np.inf))
     elif best < len(values) - 1:
-        threshold = float((values[best] + values[best + 1]) / 2)
+        threshold = float(_between(values[best], values[best + 1]))
     else:
         threshold = float(values[best])
     return threshold, float(f1[best])
 
 
+def _between(hi, lo):
+    """A threshold t with lo < t <= hi: the midpoint, or hi when they are adjacent floats."""
+    mid = (np.asarray(hi, dtype=np.float64) + lo) / 2
+    return np.where(mid > lo, mid, hi)
+
+
 def best_label_thresholds(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per label, the threshold maximising that label's F1 on (y, scores), all labels at once.
 
-    Each column is sorted once; at the end of every tie group, F1 = 2 tp / (n_predicted + n_pos).
-    The highest threshold wins ties; the threshold is the midpoint to the next lower distinct score
-    (or the lowest score itself when every document should be predicted). Labels without positives
-    get F1 0 and a threshold just above their top score. Returns (thresholds, best F1 per label).
+    Only the end of a tie group holding a positive can be optimal (raising the threshold past a
+    group of negatives only removes false positives), so the candidates are one per positive:
+    F1 = 2 tp / (n_predicted + n_pos) there, from one sort of each column. The highest threshold wins
+    ties; the threshold is the midpoint to the next lower distinct score (or the lowest score itself
+    when every document should be predicted). Labels without positives get F1 0 and a threshold
+    just above their top score. Returns (thresholds, best F1 per label).
     """
     n, n_labels = scores.shape
-    order = np.argsort(-scores, axis=0, kind="stable")
-    s = np.take_along_axis(scores, order, axis=0)
-    cumtp = np.cumsum(np.take_along_axis(y, order, axis=0), axis=0, dtype=np.float64)
-    n_pos = cumtp[-1]
-    is_end = np.ones(s.shape, dtype=bool)
-    is_end[:-1] = s[:-1] != s[1:]
-    f1 = np.where(is_end, safe_divide(2 * cumtp, np.arange(1, n + 1)[:, None] + n_pos), -1.0)
-    best = f1.argmax(axis=0)
-    cols = np.arange(n_labels)
-    hi = s[best, cols]
-    lo = s[np.minimum(best + 1, n - 1), cols]
-    thresholds = np.where(best < n - 1, (hi + lo) / 2, hi)
-    thresholds = np.where(n_pos > 0, thresholds, np.nextafter(s[0], np.inf))
-    return thresholds, np.maximum(f1[best, cols], 0.0)
+    c = ranking.sort_columns(y, scores)
+    top = c.sorted_scores[:, 0]
+    thresholds = np.nextafter(top, np.inf)
+    best_f1 = np.zeros(n_labels)
+    if c.label.size:
+        f1 = 2 * c.tp_to_end / (c.end + 1 + c.n_pos[c.label])
+        order = np.lexsort((c.end, -f1, c.label))  # by label, then best F1, then highest threshold
+        first = order[np.r_[True, c.label[order][1:] != c.label[order][:-1]]]
+        label, end = c.label[first], c.end[first]
+        hi = c.sorted_scores[label, end]
+        lo = c.sorted_scores[label, np.minimum(end + 1, n - 1)]
+        thresholds[label] = np.where(end < n - 1, _between(hi, lo), hi)
+        best_f1[label] = f1[first]
+    return thresholds, best_f1
 
 
 class GlobalThreshold(_ThresholdRule):

@@ -48,13 +48,18 @@ class Metric:
 
 
 def _label_stats(y: sparse.csr_matrix, p: sparse.csr_matrix) -> Stats:
-    tp = y.multiply(p).tocsr()
-    return tp, (p - tp).tocsr(), (y - tp).tocsr()
+    """Per document and label: true positive, predicted, true. (Not fp/fn: under randomisation the
+    'true' block never changes, so its difference between systems is all zeros and costs nothing.)"""
+    return y.multiply(p).tocsr(), p, y
 
 
 def _micro_stats(y, p) -> Stats:
-    tp, fp, fn = _label_stats(y, p)
-    return (np.column_stack([np.asarray(m.sum(axis=1)).ravel() for m in (tp, fp, fn)]),)
+    return (np.column_stack([_row_sums(m) for m in _label_stats(y, p)]),)
+
+
+def _tp_fp_fn(sums: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tp, predicted, true = sums
+    return tp, predicted - tp, true - tp
 
 
 def _doc_stats(value: Callable[[sparse.csr_matrix, sparse.csr_matrix], np.ndarray]):
@@ -97,7 +102,7 @@ def _counts_metric(average: str, part: int):
     fn_avg = counts.AVERAGES[average]
 
     def combine(sums):
-        return fn_avg(*sums)[part]
+        return fn_avg(*_tp_fp_fn(sums))[part]
 
     return combine
 
@@ -107,7 +112,7 @@ def _build_registry() -> dict[str, Metric]:
     parts = ("precision", "recall", "f1")
     for i, part in enumerate(parts):
         registry[f"micro_{part}"] = Metric(
-            f"micro_{part}", _micro_stats, lambda sums, i=i: counts.precision_recall_f1(*sums[0].T)[i],
+            f"micro_{part}", _micro_stats, lambda sums, i=i: counts.precision_recall_f1(*_tp_fp_fn(tuple(sums[0].T)))[i],
             description=f"{part} of the counts pooled over labels",
         )
         for average in ("macro", "weighted"):
@@ -162,9 +167,36 @@ def _totals(stats: Stats) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(m.sum(axis=0), dtype=np.float64).reshape(1, -1) for m in stats)
 
 
-def _weighted(weights: np.ndarray, stats: Stats) -> tuple[np.ndarray, ...]:
-    # dense (B x n) @ sparse (n x k) -> dense (B x k); scipy computes it as (stats.T @ w.T).T
-    return tuple(np.asarray(weights @ m, dtype=np.float64) for m in stats)
+@dataclass(frozen=True)
+class _Stacked:
+    """A metric's per-document statistics side by side and transposed, one (K, n_docs) matrix, so a
+    batch of B resamples costs one product with an (n_docs, B) weight matrix. Sparse csr (scipy's
+    fast layout for sparse @ dense, reading contiguous rows of the dense operand) unless dense is
+    small or not sparse enough to pay off."""
+
+    matrix_t: object
+    splits: tuple[int, ...]
+
+    @classmethod
+    def of(cls, stats: Stats, rows: np.ndarray | None = None) -> "_Stacked":
+        splits = tuple(np.cumsum([m.shape[1] for m in stats])[:-1])
+        if any(sparse.issparse(m) for m in stats):
+            matrix = sparse.hstack([sparse.csr_matrix(m) for m in stats], format="csr")
+            if rows is not None:
+                matrix = matrix[rows]
+            n, k = matrix.shape
+            dense = n * k <= 1 << 18 or matrix.nnz > 0.05 * n * k
+            matrix_t = np.ascontiguousarray(matrix.T.toarray()) if dense else matrix.T.tocsr()
+        else:
+            matrix = np.hstack([np.asarray(m, dtype=np.float64) for m in stats])
+            matrix_t = np.ascontiguousarray((matrix if rows is None else matrix[rows]).T)
+        return cls(matrix_t, splits)
+
+    def weighted(self, weights_t: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Column sums of the statistics under each column of ``weights_t`` (n_docs x B): a tuple
+        of (B, k) arrays, one per statistic."""
+        sums = np.asarray(self.matrix_t @ weights_t, dtype=np.float64).T
+        return tuple(np.split(sums, self.splits, axis=1))
 
 
 def _batches(total: int, n_docs: int) -> Iterator[int]:
@@ -174,15 +206,17 @@ def _batches(total: int, n_docs: int) -> Iterator[int]:
 
 
 def _bootstrap_weights(rng: np.random.Generator, n_docs: int, size: int) -> np.ndarray:
-    """(size, n_docs) multinomial counts: how often each document is drawn in each resample."""
-    idx = rng.integers(0, n_docs, size=(size, n_docs)) + (np.arange(size) * n_docs)[:, None]
-    return np.bincount(idx.ravel(), minlength=size * n_docs).reshape(size, n_docs).astype(np.float64)
+    """(n_docs, size) multinomial counts: how often each document is drawn in each of ``size``
+    resamples (column = resample), via one bincount of uniform draws."""
+    draws = rng.integers(0, n_docs, size=(size, n_docs), dtype=np.int64)
+    flat = (draws * size + np.arange(size)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_docs * size).reshape(n_docs, size).astype(np.float64)
 
 
 def _swap_masks(rng: np.random.Generator, n_docs: int, size: int) -> np.ndarray:
-    """(size, n_docs) 0/1 matrix, each entry 1 with probability 1/2 (eight per random byte)."""
-    raw = rng.integers(0, 256, size=(size, (n_docs + 7) // 8), dtype=np.uint8)
-    return np.unpackbits(raw, axis=1, count=n_docs).astype(np.float64)
+    """(n_docs, size) 0/1 matrix, each entry 1 with probability 1/2 (eight per random byte)."""
+    raw = rng.integers(0, 256, size=(n_docs, (size + 7) // 8), dtype=np.uint8)
+    return np.unpackbits(raw, axis=1, count=size).astype(np.float64)
 
 
 def _check_resampling(n: int, alpha: float | None, name: str) -> None:
@@ -221,8 +255,9 @@ def bootstrap_ci(y_true, pred, metric: str = "micro_f1", *, n_boot: int = 1000, 
     point = float(m.combine(_totals(stats))[0])
     rng = np.random.default_rng(seed)
     n = y.shape[0]
+    stacked = _Stacked.of(stats)
     values = np.concatenate([
-        m.combine(_weighted(_bootstrap_weights(rng, n, size), stats)) for size in _batches(n_boot, n)
+        m.combine(stacked.weighted(_bootstrap_weights(rng, n, size))) for size in _batches(n_boot, n)
     ])
     return (point, *_interval(values, alpha))
 
@@ -243,10 +278,11 @@ def paired_bootstrap_diff(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n
     diff = float(m.combine(_totals(stats_a))[0] - m.combine(_totals(stats_b))[0])
     rng = np.random.default_rng(seed)
     n = y.shape[0]
+    stacked_a, stacked_b = _Stacked.of(stats_a), _Stacked.of(stats_b)
     values = []
     for size in _batches(n_boot, n):
         w = _bootstrap_weights(rng, n, size)
-        values.append(m.combine(_weighted(w, stats_a)) - m.combine(_weighted(w, stats_b)))
+        values.append(m.combine(stacked_a.weighted(w)) - m.combine(stacked_b.weighted(w)))
     return (diff, *_interval(np.concatenate(values), alpha))
 
 
@@ -264,15 +300,22 @@ def approx_randomization(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_
     y, pa, pb = _inputs(y_true, pred_a, pred_b)
     stats_a, stats_b = m.per_doc(y, pa), m.per_doc(y, pb)
     total_a, total_b = _totals(stats_a), _totals(stats_b)
-    delta = tuple(sparse.csr_matrix(b - a) if sparse.issparse(a) else b - a for a, b in zip(stats_a, stats_b))
     observed = abs(float(m.combine(total_a)[0] - m.combine(total_b)[0]))
+    # Only documents where a and b differ change anything when swapped: draw masks for those alone.
+    delta = tuple(sparse.csr_matrix(b - a) if sparse.issparse(a) else np.asarray(b - a) for a, b in zip(stats_a, stats_b))
+    differ = np.zeros(y.shape[0], dtype=bool)
+    for d in delta:
+        differ |= np.asarray(abs(d).sum(axis=1)).ravel() > 0
+    n = int(differ.sum())
+    if n == 0:
+        return 1.0
+    moved_stats = _Stacked.of(delta, rows=np.flatnonzero(differ))
     # Tolerance so that a permutation reproducing the observed difference counts despite rounding.
     tol = 1e-12 * max(1.0, observed)
     rng = np.random.default_rng(seed)
-    n = y.shape[0]
     extreme = 0
     for size in _batches(n_iter, n):
-        moved = _weighted(_swap_masks(rng, n, size), delta)
+        moved = moved_stats.weighted(_swap_masks(rng, n, size))
         a = tuple(t + d for t, d in zip(total_a, moved))
         b = tuple(t - d for t, d in zip(total_b, moved))
         extreme += int((np.abs(m.combine(a) - m.combine(b)) >= observed - tol).sum())
