@@ -71,6 +71,11 @@ def test_classifier_contract(family, task, single_parts, multi_parts, tmp_path, 
         np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
     assert model.predict_proba([]).shape == (0, train.n_labels)
 
+    # same params, same data -> same scores (every random choice is seeded)
+    twin = cls(**model.get_params())
+    assert twin.get_params() == model.get_params()
+    np.testing.assert_allclose(twin.fit(train, valid).predict_proba(test.texts), scores, rtol=1e-5, atol=1e-6)
+
     out = tmp_path / "model"
     model.save(out)
     meta = read_model_json(out)

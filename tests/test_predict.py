@@ -94,7 +94,7 @@ def test_predict_json_and_tsv_outputs(keyword_run, tmp_path):
         (lambda run, tmp: [str(run.path), str(tmp / "missing.jsonl")], "file not found"),
         (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--out", str(tmp / "p.xlsx")], "unknown output type"),
         (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--out", str(tmp / "in.jsonl")], "is the input file"),
-        (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--text-col", "body"], "unknown text column 'body'"),
+        (lambda run, tmp: [str(run.path), str(tmp / "in.jsonl"), "--text-col", "body"], "column 'body'"),
     ],
     ids=["missing-dir", "missing-name", "not-a-run", "missing-input", "bad-ext", "out-is-input", "bad-text-col"],
 )
@@ -113,6 +113,17 @@ def test_predict_run_without_model(keyword_run, tmp_path):
     (tmp_path / "in.jsonl").write_text('{"text": "apple"}\n')
     result = runner.invoke(app, ["predict", str(keyword_run.path), str(tmp_path / "in.jsonl")])
     assert result.exit_code == 1 and "has no model/ folder" in result.stderr
+
+
+def test_predict_with_pretrain_run_is_refused(tmp_path):
+    from nlpkit.runs import create_run
+
+    with create_run("pretrain", "bert-tiny") as w:
+        w.write_json("run.json", {"config": {}})
+    (tmp_path / "in.jsonl").write_text('{"text": "apple"}\n')
+    result = runner.invoke(app, ["predict", w.name, str(tmp_path / "in.jsonl")])
+    assert result.exit_code == 1
+    assert "has no model/ folder (pretrain run)" in result.stderr
 
 
 def test_predict_interrupted_run(keyword_run, tmp_path):
