@@ -1,0 +1,171 @@
+"""``nlpkit pretrain``: train a domain WordPiece tokenizer and a BERT-style encoder from scratch (MLM)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nlpkit.cli._common import (DropEmptyOpt, EncodingOpt, FormatOpt, IdColOpt, LabelColOpt, LabelColsOpt,
+                                LabelSepOpt, TaskOpt, TextColOpt, cli_errors, err, out)
+
+HELP = """Pretrain a domain encoder: WordPiece tokenizer + BERT/ModernBERT masked-language model.
+
+CORPUS is a split folder (train + valid texts; test is never read), a dataset file, a .txt file
+(one document per line) or a folder of .txt files (one document each).  DIR gets a Hugging Face
+folder (the best checkpoint; DIR/last/ = last weights) that `nlpkit finetune --model DIR` and
+AutoModelForMaskedLM / AutoTokenizer load.  Under torchrun / accelerate launch it trains
+data-parallel; the global batch is batch-size x grad-accum x processes.
+"""
+
+# Options whose CLI default is None so that, with --resume, an option left out is taken from the
+# checkpoint's config, and one given explicitly is checked against it.
+_TRAJECTORY = ("size", "arch", "layers", "hidden", "heads", "vocab_size", "max_length", "lowercase",
+               "strip_accents", "batch_size", "grad_accum", "lr", "warmup", "schedule", "clip", "mlm_prob",
+               "whole_word_mask", "seed", "init_from")
+
+
+def pretrain_cmd(
+    corpus: Annotated[Path, typer.Argument(help="Split folder, dataset file, .txt file or folder of .txt files.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder (HF model + tokenizer + checkpoints).")],
+    size: Annotated[Optional[str], typer.Option(help="Preset: tiny 2x128, mini 4x256, small 4x512, medium 8x512, base 12x768. Default mini.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="bert (default) or modernbert (rotary, GeGLU, local/global attention; long documents).")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Layers (overrides the preset).")] = None,
+    hidden: Annotated[Optional[int], typer.Option(help="Hidden size (overrides the preset).")] = None,
+    heads: Annotated[Optional[int], typer.Option(help="Attention heads. Default hidden/64.")] = None,
+    vocab_size: Annotated[Optional[int], typer.Option("--vocab-size", help="WordPiece vocabulary size. Default 16384.")] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Tokens per packed block = position embeddings. Default 128.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (default 1000 if no --epochs/--time-budget).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the packed corpus.")] = None,
+    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Train for this long, e.g. 30m, 1h30m, 90s.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Blocks per micro-batch per process. Default 32.")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option("--grad-accum", help="Micro-batches per optimizer step. Default 1.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate. Default from the preset.")] = None,
+    warmup: Annotated[Optional[float], typer.Option(help="Warm-up: share of training (<1) or steps (>=1). Default 0.06.")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="Decay after warm-up: linear (default) or cosine.")] = None,
+    clip: Annotated[Optional[float], typer.Option(help="Gradient-norm clipping; 0 disables. Default 1.0.")] = None,
+    mlm_prob: Annotated[Optional[float], typer.Option("--mlm-prob", help="Share of tokens masked. Default 0.15.")] = None,
+    whole_word_mask: Annotated[Optional[bool], typer.Option("--whole-word-mask/--no-whole-word-mask", help="Mask all pieces of a word together.")] = None,
+    lowercase: Annotated[Optional[bool], typer.Option("--lowercase/--no-lowercase", help="Lower-case text in the tokenizer. Default on.")] = None,
+    strip_accents: Annotated[Optional[bool], typer.Option("--strip-accents/--keep-accents", help="Strip accents. Default: when lower-casing.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for everything random. Default 0.")] = None,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Held-out MLM loss every N steps.")] = 100,
+    save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 200,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    compare_tokenizer: Annotated[Optional[Path], typer.Option("--compare-tokenizer", help="Reference tokenizer folder for the fertility report.")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue pretraining this HF MLM folder (its tokenizer).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from DIR's last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing DIR.")] = False,
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Run registry folder. Default $NLPKIT_RUNS_DIR or ./runs.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the final report as JSON on stdout.")] = False,
+    format: FormatOpt = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    label_cols: LabelColsOpt = None,
+    id_col: IdColOpt = None,
+    label_sep: LabelSepOpt = None,
+    task: TaskOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    drop_empty: DropEmptyOpt = False,
+) -> None:
+    with cli_errors():
+        from nlpkit.pretrain.config import CONFIG_FILE_NAME, PretrainConfig, parse_duration
+
+        given = {k: v for k, v in dict(
+            size=size, arch=arch, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size,
+            max_length=max_length, lowercase=lowercase, strip_accents=strip_accents, batch_size=batch_size,
+            grad_accum=grad_accum, lr=lr, warmup=warmup, schedule=schedule, clip=clip, mlm_prob=mlm_prob,
+            whole_word_mask=whole_word_mask, seed=seed,
+            init_from=str(init_from) if init_from else None,
+        ).items() if v is not None}
+        dataset_options = {k: v for k, v in dict(
+            format=format, text_cols=list(text_col) if text_col else None, label_col=label_col,
+            label_cols=list(label_cols) if label_cols else None, id_col=id_col, label_sep=label_sep, task=task,
+        ).items() if v is not None}
+        if encoding != "utf-8":
+            dataset_options["encoding"] = encoding
+        if drop_empty:
+            dataset_options["drop_empty"] = True
+        length = dict(steps=steps, epochs=epochs, time_budget=parse_duration(time_budget))
+        common = dict(corpus=str(corpus), out=str(out_dir), eval_every=eval_every, save_every=save_every,
+                      compile=compile, threads=threads, dataset_options=dataset_options,
+                      compare_tokenizer=str(compare_tokenizer) if compare_tokenizer else None)
+        stored_path = out_dir / CONFIG_FILE_NAME
+        if resume and stored_path.exists():
+            # Resume: options left out come from the checkpoint's config; given ones are checked.
+            try:
+                base = PretrainConfig.from_dict(json.loads(stored_path.read_text(encoding="utf-8")))
+            except (ValueError, TypeError) as exc:
+                from nlpkit.errors import NlpkitError
+
+                raise NlpkitError(f"{stored_path} is not valid JSON ({exc}); use --overwrite to start again.") from None
+            for key, value in {**given, **common}.items():
+                setattr(base, key, value)
+            if any(v is not None for v in length.values()):
+                base.steps, base.epochs, base.time_budget = length["steps"], length["epochs"], length["time_budget"]
+            cfg = base
+        else:
+            cfg = PretrainConfig(**{**given, **common, **length})
+        _run(cfg, resume=resume, overwrite=overwrite, runs_dir=runs_dir, json_out=json_out)
+
+
+def _run(cfg, *, resume: bool, overwrite: bool, runs_dir, json_out: bool) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from nlpkit.pretrain import pretrain
+
+    console = err()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+    )
+    with progress:
+        result = pretrain(cfg, resume=resume, overwrite=overwrite, runs_root=runs_dir, progress=progress,
+                          log=lambda m: progress.console.print(m, markup=False, highlight=False))
+    if not result.report.get("config"):
+        return  # not rank 0 under DDP: rank 0 prints the summary
+    _print_summary(result, json_out)
+
+
+def _print_summary(result, json_out: bool) -> None:
+    rep = result.report
+    if json_out:
+        summary = {k: rep[k] for k in ("steps", "final_eval_loss", "best_eval_loss", "heldout_unigram_entropy",
+                                       "throughput", "corpus", "tokenizer")}
+        summary.update(out=str(result.out), run=result.run_name)
+        out().print_json(json.dumps(summary, default=str))
+        return
+    from rich.table import Table
+
+    c, tok, tp = rep["corpus"], rep["tokenizer"], rep["throughput"]
+    t = Table(title=f"Corpus: {c['source']}")
+    for col in ("documents", "words", "characters", "tokens", "median tokens/doc", f"docs > {c['max_length']} tokens"):
+        t.add_column(col, justify="right")
+    t.add_row(*(f"{x:,}" for x in (c["documents"], c["words"], c["characters"], c["tokens"])),
+              f"{c['tokens_per_doc']['median']:.0f}", f"{c['docs_over_max_length']:,}")
+    out().print(t)
+    ft = Table(title="Tokenizer fertility on held-out text")
+    for col in ("tokenizer", "vocab", "tokens/word", "words split", "unknown"):
+        ft.add_column(col, justify="right")
+    rows = [("trained", tok["heldout"])]
+    if "reference" in tok:
+        ref = Path(tok["reference"]["path"])
+        rows.append((ref.parent.name if ref.name == "model" else ref.name, tok["reference"]))
+    for name, f in rows:
+        ft.add_row(name, f"{f['vocab_size']:,}", f"{f['tokens_per_word']:.3f}", f"{f['share_words_split']:.1%}",
+                   f"{f['share_unk']:.2%}")
+    out().print(ft)
+    out().print(
+        f"{rep['steps']} steps, held-out MLM loss {rep['final_eval_loss']:.4f} (best {rep['best_eval_loss']:.4f}; "
+        f"unigram entropy {rep['heldout_unigram_entropy']:.4f}), {tp['tokens_per_s']:,.0f} tokens/s; "
+        f"model in {result.out}" + (f", run {result.run_name}" if result.run_name else ""),
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pretrain", help=HELP)(pretrain_cmd)

@@ -1,0 +1,141 @@
+"""The encoder (BERT or ModernBERT, Hugging Face classes), MLM masking, and the masked-only loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nlpkit.pretrain.config import PretrainConfig
+
+PAD, UNK, CLS, SEP, MASK = range(5)  # special-token ids fixed by tokenizer.train_wordpiece
+FINETUNE_DROPOUT = 0.1  # written into the saved config: fine-tuning wants BERT's usual dropout
+
+
+def build_model(cfg: PretrainConfig, vocab_size: int):
+    """A fresh ``BertForMaskedLM`` / ``ModernBertForMaskedLM`` with dropout off (Cramming, Geiping &
+    Goldstein 2022: no dropout when each token is seen about once) and PyTorch SDPA attention.
+
+    ``max_position_embeddings`` is the chosen max length: nothing caps it at 512.
+    """
+    if cfg.arch == "bert":
+        from transformers import BertConfig, BertForMaskedLM
+
+        mc = BertConfig(
+            vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
+            max_position_embeddings=cfg.max_length, type_vocab_size=2, pad_token_id=PAD,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        )
+        mc._attn_implementation = "sdpa"
+        model = BertForMaskedLM(mc)
+    else:
+        from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+        # ModernBERT's default special ids (50281...) point outside a domain vocabulary and crash
+        # the embedding lookup: take them from our tokenizer.
+        mc = ModernBertConfig(
+            vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
+            max_position_embeddings=cfg.max_length, pad_token_id=PAD, bos_token_id=CLS, eos_token_id=SEP,
+            cls_token_id=CLS, sep_token_id=SEP, local_attention=min(128, cfg.max_length),
+            attention_dropout=0.0, embedding_dropout=0.0, mlp_dropout=0.0,
+        )
+        mc.mask_token_id = MASK
+        mc._attn_implementation = "sdpa"
+        model = ModernBertForMaskedLM(mc)
+    return model
+
+
+def set_finetune_dropout(config, on: bool) -> None:
+    """Switch the dropout fields of a saved config between pretraining (0) and fine-tuning values."""
+    p = FINETUNE_DROPOUT if on else 0.0
+    if config.model_type == "bert":
+        config.hidden_dropout_prob = p
+        config.attention_probs_dropout_prob = p
+    # ModernBERT's own defaults are 0 everywhere (its authors fine-tune without dropout): keep them.
+
+
+def mlm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on masked positions only, computing the LM head only there.
+
+    The encoder runs on every position, but the prediction head (transform + vocabulary
+    projection, the largest matmul of a small model) runs on the ~15% masked ones: gathering the
+    hidden states before the decoder is Cramming's sparse prediction (Geiping & Goldstein 2022).
+    ``labels`` is -100 where nothing is predicted.  No attention mask: packed blocks have no
+    padding, which also lets SDPA take its unmasked fast path.
+    """
+    if model.config.model_type == "bert":
+        hidden = model.bert(input_ids, return_dict=True).last_hidden_state
+    else:
+        hidden = model.model(input_ids=input_ids).last_hidden_state
+    sel = labels.reshape(-1) != -100
+    h = hidden.reshape(-1, hidden.shape[-1])[sel]
+    logits = model.cls(h) if model.config.model_type == "bert" else model.decoder(model.head(h))
+    return F.cross_entropy(logits.float(), labels.reshape(-1)[sel])
+
+
+class MaskedLMWrapper(torch.nn.Module):
+    """``forward(input_ids, labels) -> loss``: one module for DDP / torch.compile to wrap."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, labels):
+        return mlm_loss(self.model, input_ids, labels)
+
+
+def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mlm_prob: float, generator: torch.Generator,
+                word_start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking (Devlin et al. 2019): choose ``mlm_prob`` of the non-special tokens; of those
+    80% become [MASK], 10% a random token, 10% stay.  Returns (inputs, labels with -100 elsewhere).
+
+    With ``word_start`` (bool per vocabulary id: False for ``##`` continuation pieces) whole words
+    are chosen together: every piece of a word shares the random draw of its first piece.
+    """
+    ids = input_ids
+    special = ids < 5
+    u = torch.rand(ids.shape, generator=generator)
+    if word_start is not None:
+        starts = word_start[ids] | special
+        pos = torch.arange(ids.shape[1]).expand_as(ids)
+        start_pos = torch.cummax(torch.where(starts, pos, torch.zeros_like(pos)), dim=1).values
+        u = torch.gather(u, 1, start_pos)
+    chosen = (u < mlm_prob) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    r = torch.rand(ids.shape, generator=generator)
+    rand_tok = torch.randint(5, vocab_size, ids.shape, generator=generator)
+    inputs = torch.where(chosen & (r < 0.8), torch.full_like(ids, MASK), ids)
+    inputs = torch.where(chosen & (r >= 0.8) & (r < 0.9), rand_tok, inputs)
+    return inputs, labels
+
+
+def word_start_table(tokenizer) -> torch.Tensor:
+    """Bool per vocabulary id: True unless the piece continues a word (WordPiece ``##`` prefix)."""
+    vocab = tokenizer.get_vocab()
+    table = torch.ones(max(vocab.values()) + 1, dtype=torch.bool)
+    for piece, i in vocab.items():
+        if piece.startswith("##"):
+            table[i] = False
+    return table
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; none on biases and LayerNorm weights (nanoGPT, BERT)."""
+    decay, no_decay, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:  # tied embeddings appear once
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model, cfg: PretrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW, fused where this torch supports it on the device (CPU and CUDA in torch >= 2.4)."""
+    groups = param_groups(model, cfg.weight_decay)
+    kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-6)
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, foreach=True, **kw)

@@ -1,0 +1,137 @@
+"""A domain WordPiece tokenizer (HF ``tokenizers``) saved as a BERT fast tokenizer, and its fertility report."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nlpkit.errors import ConfigError, DataError
+from nlpkit.pretrain.config import SPECIAL_TOKENS
+
+# A WordPiece vocabulary learnt from fewer words than this many per entry is mostly whole rare
+# words seen once or twice: a sign the corpus is too small for the requested size.
+MIN_WORDS_PER_VOCAB_ENTRY = 10
+
+
+def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = True,
+                    strip_accents: bool | None = None, min_frequency: int = 2):
+    """Train a WordPiece vocabulary on ``texts`` and wrap it as ``transformers.BertTokenizerFast``.
+
+    Special tokens get ids 0..4: [PAD] [UNK] [CLS] [SEP] [MASK].  Normalisation and
+    pre-tokenisation are BERT's (``BertNormalizer``/``BertPreTokenizer``), so the saved folder
+    loads with ``AutoTokenizer.from_pretrained`` and behaves exactly as during training.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizerFast
+
+    n_words = sum(len(t.split()) for t in texts)
+    needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
+    if n_words < needed:
+        raise DataError(
+            f"corpus too small for --vocab-size {vocab_size}: {n_words} words, need at least {needed} "
+            f"({MIN_WORDS_PER_VOCAB_ENTRY} per vocabulary entry); use --vocab-size {max(64, n_words // MIN_WORDS_PER_VOCAB_ENTRY)} or less, or add text."
+        )
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                strip_accents=strip_accents, lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # Printable ASCII is always in the alphabet: a "!" absent from a small corpus must not
+    # become [UNK] later.
+    alphabet = [chr(c) for c in range(33, 127)]
+    if lowercase:
+        alphabet = sorted(set(a.lower() for a in alphabet))
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=list(SPECIAL_TOKENS), initial_alphabet=alphabet,
+                                        show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    vocab = tok.get_vocab()
+    for i, s in enumerate(SPECIAL_TOKENS):
+        if vocab.get(s) != i:  # the trainer adds special tokens first, in order
+            raise RuntimeError(f"special token {s} got id {vocab.get(s)}, expected {i}")
+    if len(vocab) < 0.5 * vocab_size:
+        raise DataError(
+            f"corpus too small for --vocab-size {vocab_size}: only {len(vocab)} pieces occur at least "
+            f"{min_frequency} times; use --vocab-size {len(vocab)} or less, or add text."
+        )
+    return BertTokenizerFast(vocab=vocab, do_lower_case=lowercase, strip_accents=strip_accents,
+                             model_max_length=1_000_000_000)
+
+
+def load_tokenizer(path: str | Path):
+    """A tokenizer folder (e.g. --compare-tokenizer DIR) via AutoTokenizer, with a one-line error."""
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"tokenizer folder not found: {path}; pass a folder with tokenizer.json / vocab.txt.")
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing bad folder
+        raise ConfigError(f"cannot load a tokenizer from {path} ({type(exc).__name__}: {str(exc)[:120]}); "
+                          "pass a Hugging Face tokenizer folder.") from None
+
+
+def encode_docs(tokenizer, texts: Sequence[str], batch: int = 1000) -> list[list[int]]:
+    """Token ids of each document, without special tokens (fast batch encoding)."""
+    out: list[list[int]] = []
+    for i in range(0, len(texts), batch):
+        enc = tokenizer(list(texts[i:i + batch]), add_special_tokens=False, return_attention_mask=False,
+                        return_token_type_ids=False)
+        out.extend(enc["input_ids"])
+    return out
+
+
+def fertility(tokenizer, texts: Sequence[str]) -> dict:
+    """Subword tokens per word, share of words split into several pieces, share of [UNK] tokens.
+
+    Words are the tokenizer's own pre-tokens (BERT: whitespace and punctuation), so the figures
+    of two tokenizers with the same pre-tokenizer compare like with like.
+    """
+    from tokenizers import Tokenizer
+
+    # A copy without truncation/padding: a reference saved with truncation at 512 would
+    # otherwise silently drop the tail of long documents from the counts.
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    unk_id = tokenizer.unk_token_id
+    n_words = n_tokens = n_split = n_unk = 0
+    encs = backend.encode_batch(list(texts), add_special_tokens=False)
+    for enc in encs:
+        word_ids = [w for w in enc.word_ids if w is not None]
+        if not word_ids:
+            continue
+        counts = Counter(word_ids)
+        n_words += len(counts)
+        n_tokens += len(word_ids)
+        n_split += sum(1 for c in counts.values() if c > 1)
+        n_unk += sum(1 for t in enc.ids if t == unk_id)
+    return {
+        "words": n_words,
+        "tokens": n_tokens,
+        "tokens_per_word": n_tokens / n_words if n_words else float("nan"),
+        "share_words_split": n_split / n_words if n_words else float("nan"),
+        "share_unk": n_unk / n_tokens if n_tokens else float("nan"),
+        "vocab_size": len(tokenizer),
+    }
+
+
+def unigram_entropy(docs_ids: Sequence[Sequence[int]]) -> float:
+    """Entropy (nats) of the token unigram distribution over ``docs_ids``: the loss of a model
+    that ignores context, the bar an MLM must clear."""
+    counts = Counter()
+    for ids in docs_ids:
+        counts.update(ids)
+    c = np.array(list(counts.values()), dtype=np.float64)
+    if not len(c):
+        return float("nan")
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _is_finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)

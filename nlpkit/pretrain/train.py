@@ -1,0 +1,594 @@
+"""``pretrain(config)``: corpus -> WordPiece tokenizer -> packed blocks -> MLM training loop -> HF folder + run.
+
+Output layout of ``config.out`` (DIR):
+
+    DIR/                    the final model = the best held-out checkpoint: config.json,
+                            model.safetensors, tokenizer.json, tokenizer_config.json
+                            (AutoModelForMaskedLM / AutoTokenizer / AutoModelForSequenceClassification load it)
+    DIR/last/               the same files for the weights after the last step
+    DIR/checkpoints/checkpoint.pt   training state for --resume (model, optimizer, step, data position, RNG)
+    DIR/pretrain_config.json        the resolved PretrainConfig
+    DIR/pretrain.json               corpus report, fertility, loss curves, throughput
+
+The loop is nanoGPT-style straight-line code.  Under ``torchrun``/``accelerate launch`` it runs
+data-parallel (DDP): the global batch is ``batch_size x grad_accum x world_size`` blocks, each
+rank reads a disjoint slice of every global batch, only rank 0 logs and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.pretrain.config import CONFIG_FILE_NAME, PRESETS, PretrainConfig, option_name
+from nlpkit.pretrain.corpus import Corpus, corpus_report, read_corpus
+from nlpkit.pretrain.model import (CLS, SEP, MaskedLMWrapper, build_model, make_optimizer, mask_tokens,
+                                   set_finetune_dropout, word_start_table)
+from nlpkit.pretrain.tokenizer import encode_docs, fertility, load_tokenizer, train_wordpiece, unigram_entropy
+
+CHECKPOINT = Path("checkpoints") / "checkpoint.pt"
+CONFIG_FILE = CONFIG_FILE_NAME
+REPORT_FILE = "pretrain.json"
+EVAL_SEED_OFFSET = 7919  # eval masks are fixed for the whole run, so eval losses compare across steps
+
+
+@dataclass
+class PretrainResult:
+    """What ``pretrain`` produced (rank 0 holds the full picture; other ranks get the same paths)."""
+
+    out: Path
+    report: dict
+    run_name: str | None = None
+    model: object | None = None  # the trained HF model (last weights), for callers and tests
+    history: dict = field(default_factory=dict)
+
+
+# --- distributed --------------------------------------------------------------------------------
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """Read RANK/WORLD_SIZE/LOCAL_RANK (torchrun, accelerate launch) and join the process group:
+    NCCL on GPU, gloo on CPU.  Single process when WORLD_SIZE is absent or 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if world > 1:
+        import torch.distributed as td
+
+        if cuda:
+            torch.cuda.set_device(device)
+        if not td.is_initialized():
+            td.init_process_group(backend="nccl" if cuda else "gloo")
+    return Dist(rank=rank, world=world, local_rank=local, device=device)
+
+
+def _barrier(dist: Dist) -> None:
+    if dist.world > 1:
+        torch.distributed.barrier()
+
+
+def _any_rank(flag: bool, dist: Dist) -> bool:
+    """True on every rank if ``flag`` is true on any (keeps ranks stepping in lock-step)."""
+    if dist.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=dist.device)
+    torch.distributed.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def pack(docs_ids: list[list[int]], max_length: int) -> torch.Tensor:
+    """Concatenate documents with [SEP] after each and cut the stream into blocks of ``max_length``
+    starting with [CLS] (run_mlm.py's group_texts): no padding anywhere, the tail is dropped."""
+    body = max_length - 1
+    total = sum(len(d) + 1 for d in docs_ids)
+    stream = np.empty(total, dtype=np.int64)
+    pos = 0
+    for d in docs_ids:
+        stream[pos:pos + len(d)] = d
+        stream[pos + len(d)] = SEP
+        pos += len(d) + 1
+    n = total // body
+    blocks = np.empty((n, max_length), dtype=np.int64)
+    blocks[:, 0] = CLS
+    blocks[:, 1:] = stream[: n * body].reshape(n, body)
+    return torch.from_numpy(blocks)
+
+
+class BlockSampler:
+    """Seeded epoch-wise shuffling of packed blocks with an explicit position (epoch, cursor).
+
+    Each call hands out one micro-batch of ``batch`` blocks per rank: rank r takes rows
+    ``[r*batch, (r+1)*batch)`` of the next ``batch*world`` blocks of the epoch's permutation, so
+    ranks never share a block.  The position is all a checkpoint needs to continue exactly.
+    """
+
+    def __init__(self, n_blocks: int, batch: int, dist: Dist, seed: int, epoch: int = 0, cursor: int = 0):
+        self.n, self.batch, self.dist, self.seed = n_blocks, batch, dist, seed
+        self.epoch, self.cursor = epoch, cursor
+        self._perm_epoch, self._perm = None, None
+
+    @property
+    def per_global_micro(self) -> int:
+        return self.batch * self.dist.world
+
+    @property
+    def micro_per_epoch(self) -> int:
+        return self.n // self.per_global_micro
+
+    def next_indices(self) -> np.ndarray:
+        if self.cursor + self.per_global_micro > self.n:
+            self.epoch, self.cursor = self.epoch + 1, 0
+        if self._perm_epoch != self.epoch:
+            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            self._perm_epoch = self.epoch
+        start = self.cursor + self.dist.rank * self.batch
+        idx = self._perm[start:start + self.batch]
+        self.cursor += self.per_global_micro
+        return idx
+
+
+def _step_generator(seed: int, rank: int, step: int, micro: int) -> torch.Generator:
+    """The masking RNG of one micro-batch, derived from (seed, rank, step, micro): masks do not
+    depend on how a run was interrupted, so a resumed run draws the same masks."""
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([seed, rank, step, micro]).generate_state(1, np.uint64)[0] >> 1))
+    return g
+
+
+# --- schedule -----------------------------------------------------------------------------------
+
+def lr_at(cfg: PretrainConfig, step: int, progress: float) -> float:
+    """Learning rate for optimizer step ``step`` (0-based) at training progress ``progress`` in [0, 1].
+
+    Linear warm-up (``warmup`` < 1: share of training; >= 1: steps), times a decay from ``lr``
+    to ``min_lr_ratio x lr`` over the whole run, linear or cosine (nanoGPT's get_lr, with
+    progress measured in steps or, under --time-budget, in elapsed time as in Cramming).
+    """
+    if cfg.warmup >= 1:
+        warm = min(1.0, (step + 1) / cfg.warmup)
+    elif cfg.warmup > 0:
+        warm = min(1.0, max(progress, 1e-9) / cfg.warmup)
+    else:
+        warm = 1.0
+    p = min(max(progress, 0.0), 1.0)
+    shape = (1.0 - p) if cfg.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * p))
+    return cfg.lr * warm * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape)
+
+
+# --- checkpoint I/O -----------------------------------------------------------------------------
+
+def _rng_state() -> dict:
+    py = random.getstate()
+    np_state = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary sibling and ``os.replace`` it: a crash mid-save keeps the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """``torch.load(weights_only=True)``: tensors and plain types only, never arbitrary pickles."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("model", "optimizer", "step", "config", "data", "rng"):
+            if key not in state:
+                raise KeyError(key)
+        return state
+    except Exception as exc:  # noqa: BLE001 - any failure means the file cannot be trusted
+        raise NlpkitError(
+            f"checkpoint {path} is unreadable or incomplete ({type(exc).__name__}: {str(exc)[:100]}); "
+            "nothing was changed - restore it, or start again with --overwrite."
+        ) from None
+
+
+def save_hf_folder(model, tokenizer, folder: Path) -> None:
+    """Save an HF folder file by file through a temporary sibling (each file replaced atomically).
+    The saved config carries fine-tuning dropout; pretraining ran without dropout."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no tqdm bars on stderr from save_pretrained
+    tmp = folder.parent / f".tmp-{folder.name or 'model'}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    set_finetune_dropout(model.config, True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+    finally:
+        set_finetune_dropout(model.config, False)
+    tokenizer.save_pretrained(tmp)
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in sorted(tmp.iterdir()):
+        os.replace(f, folder / f.name)
+    tmp.rmdir()
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _jsonable(o):
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate_mlm(model, blocks: torch.Tensor, cfg: PretrainConfig, vocab_size: int, device, autocast,
+                 word_start=None) -> float:
+    """Mean MLM loss per masked token on the held-out blocks, with masks fixed by the seed."""
+    from nlpkit.pretrain.model import mlm_loss
+
+    was_training = model.training
+    model.eval()
+    g = torch.Generator()
+    g.manual_seed(cfg.seed + EVAL_SEED_OFFSET)
+    total, count = 0.0, 0
+    for i in range(0, len(blocks), cfg.batch_size):
+        x = blocks[i:i + cfg.batch_size]
+        inputs, labels = mask_tokens(x, vocab_size=vocab_size, mlm_prob=cfg.mlm_prob, generator=g,
+                                     word_start=word_start)
+        n = int((labels != -100).sum())
+        if n == 0:
+            continue
+        with autocast:
+            loss = mlm_loss(model, inputs.to(device), labels.to(device))
+        total += float(loss) * n
+        count += n
+    model.train(was_training)
+    return total / count if count else float("nan")
+
+
+# --- the command --------------------------------------------------------------------------------
+
+def _prepare_out(cfg: PretrainConfig, out: Path, *, resume: bool, overwrite: bool, dist: Dist):
+    """Check --out against --resume/--overwrite; return the checkpoint state to resume from, if any."""
+    ckpt_path = out / CHECKPOINT
+    if resume and overwrite:
+        raise ConfigError("give --resume or --overwrite, not both.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder path.")
+    exists = out.exists() and any(out.iterdir())
+    if resume:
+        if not ckpt_path.exists():
+            if exists and not (out / CONFIG_FILE).exists():
+                raise ConfigError(f"--out {out} is not a pretraining folder (no {CONFIG_FILE}); pick another --out.")
+            return None  # nothing saved yet: start from step 0 in the same folder
+        if not (out / CONFIG_FILE).exists():
+            raise NlpkitError(f"{out / CONFIG_FILE} is missing, so the checkpoint cannot be checked; use --overwrite to start again.")
+        stored = PretrainConfig.from_dict(json.loads((out / CONFIG_FILE).read_text(encoding="utf-8")))
+        conflicts = cfg.resume_conflicts(stored)
+        if conflicts:
+            name, old, new = conflicts[0]
+            more = f" (and {len(conflicts) - 1} more: {', '.join(option_name(c[0]) for c in conflicts[1:])})" if len(conflicts) > 1 else ""
+            raise ConfigError(
+                f"--resume: {option_name(name)} is {new!r} but the checkpoint in {out} used {old!r}{more}; "
+                f"rerun with {option_name(name)} {old} (or leave it out), or use --overwrite to start again."
+            )
+        return load_checkpoint(ckpt_path)
+    if exists and not overwrite:
+        raise ConfigError(f"--out {out} already exists and is not empty; pass --resume to continue it, "
+                          "--overwrite to replace it, or choose another --out.")
+    return None
+
+
+def _total_steps(cfg: PretrainConfig, sampler: BlockSampler) -> int | None:
+    if cfg.steps is not None:
+        return cfg.steps
+    if cfg.epochs is not None:
+        return max(1, math.ceil(cfg.epochs * sampler.micro_per_epoch / cfg.grad_accum))
+    return None  # time budget
+
+
+def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = False, runs_root=None,
+             progress=None, log: Callable[[str], None] | None = None, record_run: bool = True) -> PretrainResult:
+    """Train a WordPiece tokenizer and an MLM encoder from scratch on a corpus.
+
+    Parameters
+    ----------
+    config : every option; validated (and resolved: preset dims, lr, length) before any work.
+    resume : continue from ``out/checkpoints/checkpoint.pt``; options that define the training
+        trajectory must agree with the checkpoint (ConfigError names the first that does not).
+    overwrite : replace an existing ``out`` folder.
+    runs_root : registry folder for the pretrain run (default ``$NLPKIT_RUNS_DIR`` / ``./runs``).
+    progress : a ``rich.progress.Progress`` to show the training bar on (rank 0 only).
+    log : called with one-line messages (reports, evaluations) on rank 0.
+    record_run : record a run in the registry (rank 0).
+
+    Returns
+    -------
+    PretrainResult with the output folder, the report written to ``pretrain.json`` and the model.
+    """
+    cfg = config.validate()
+    dist = setup_distributed()
+    say = (log or (lambda _m: None)) if dist.main else (lambda _m: None)
+    out = Path(cfg.out)
+    state = _prepare_out(cfg, out, resume=resume, overwrite=overwrite, dist=dist)
+    _barrier(dist)  # every rank has checked --out before rank 0 creates it
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif dist.world > 1 and dist.device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))))
+
+    # -- corpus and tokenizer ------------------------------------------------------------------
+    corpus: Corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed,
+                                 dataset_options=cfg.dataset_options)
+    t0 = time.perf_counter()
+    init_model = None
+    if cfg.init_from:
+        tokenizer, init_model = _load_init(cfg)
+    elif state is not None:
+        tokenizer = load_tokenizer(out)  # resume: the tokenizer saved at the start of the run
+    else:
+        if dist.main:
+            tokenizer = train_wordpiece(corpus.train, cfg.vocab_size, lowercase=cfg.lowercase,
+                                        strip_accents=cfg.strip_accents)
+        _barrier(dist)
+    if dist.main and state is None:
+        if overwrite and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer.save_pretrained(out)
+        _write_json(out / CONFIG_FILE, cfg.to_dict())
+    _barrier(dist)
+    if not dist.main and state is None and not cfg.init_from:
+        tokenizer = load_tokenizer(out)
+    tokenizer_seconds = time.perf_counter() - t0
+    vocab_size = len(tokenizer)
+
+    train_ids = encode_docs(tokenizer, corpus.train)
+    held_ids = encode_docs(tokenizer, corpus.heldout)
+    report = {"corpus": corpus_report(corpus, np.array([len(d) for d in train_ids]), cfg.max_length)}
+    report["tokenizer"] = {"vocab_size": vocab_size, "seconds": round(tokenizer_seconds, 3),
+                           "heldout": fertility(tokenizer, corpus.heldout)}
+    if cfg.compare_tokenizer:
+        report["tokenizer"]["reference"] = {"path": cfg.compare_tokenizer,
+                                            **fertility(load_tokenizer(cfg.compare_tokenizer), corpus.heldout)}
+    report["heldout_unigram_entropy"] = unigram_entropy(held_ids)
+    say("corpus " + json.dumps({k: report["corpus"][k] for k in ("documents", "words", "characters", "tokens",
+                                                                 "docs_over_max_length")}))
+
+    blocks = pack(train_ids, cfg.max_length)
+    global_micro = cfg.batch_size * dist.world
+    if len(blocks) < global_micro:
+        raise ConfigError(
+            f"the corpus packs into only {len(blocks)} block(s) of {cfg.max_length} tokens, fewer than one batch "
+            f"({cfg.batch_size} x {dist.world} process(es)); lower --batch-size or --max-length, or add text."
+        )
+    held_len = min(cfg.max_length, max(16, sum(len(d) + 1 for d in held_ids) // 2))
+    eval_blocks = pack(held_ids, held_len)[: cfg.eval_blocks]
+    if len(eval_blocks) == 0:
+        raise ConfigError("the held-out documents are too short to evaluate on; raise heldout_docs or add text.")
+    report["blocks"] = {"train": len(blocks), "eval": len(eval_blocks), "eval_length": held_len}
+
+    # -- model, optimizer ----------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    model = init_model if init_model is not None else build_model(cfg, vocab_size)
+    model.to(dist.device)
+    model.train()
+    optimizer = make_optimizer(model, cfg, dist.device)
+    sampler = BlockSampler(len(blocks), cfg.batch_size, dist, cfg.seed)
+    total_steps = _total_steps(cfg, sampler)
+    step, elapsed, tokens_seen, best = 0, 0.0, 0, float("inf")
+    history = {"train": [], "eval": []}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, tokens_seen = int(state["step"]), float(state["elapsed"]), int(state["tokens_seen"])
+        best = float(state["best_eval"])
+        sampler.epoch, sampler.cursor = int(state["data"]["epoch"]), int(state["data"]["cursor"])
+        history = json.loads(state["history"])
+        _set_rng_state(state["rng"])
+        say(f"resumed from step {step} ({out / CHECKPOINT})")
+    word_start = word_start_table(tokenizer) if cfg.whole_word_mask else None
+    wrapped = MaskedLMWrapper(model)
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(wrapped, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dist.device.type == "cuda" else nullcontext())
+    n_params = sum(p.numel() for p in model.parameters())
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * dist.world * cfg.max_length
+    say(f"model {cfg.arch} {cfg.layers}x{cfg.hidden} ({n_params / 1e6:.2f}M params), {len(blocks)} blocks of "
+        f"{cfg.max_length}, global batch {cfg.batch_size}x{cfg.grad_accum}x{dist.world}, "
+        f"{total_steps if total_steps else '?'} steps, device {dist.device}")
+
+    def progress_at(step_: int, elapsed_: float) -> float:
+        return step_ / total_steps if total_steps else elapsed_ / cfg.time_budget
+
+    def checkpoint_state() -> dict:
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "elapsed": elapsed, "tokens_seen": tokens_seen, "best_eval": best,
+            "data": {"epoch": sampler.epoch, "cursor": sampler.cursor}, "rng": _rng_state(),
+            "config": json.dumps(cfg.to_dict()), "history": json.dumps(history),
+        }
+
+    def eval_and_keep_best() -> float:
+        nonlocal best
+        loss = evaluate_mlm(model, eval_blocks, cfg, vocab_size, dist.device, autocast, word_start)
+        history["eval"].append({"step": step, "tokens": tokens_seen, "loss": loss,
+                                "perplexity": math.exp(min(loss, 50)), "elapsed": round(elapsed, 3)})
+        if loss < best:
+            best = loss
+            save_hf_folder(model, tokenizer, out)
+        say(f"step {step}: held-out MLM loss {loss:.4f} (ppl {math.exp(min(loss, 50)):.1f}), best {best:.4f}")
+        return loss
+
+    task = None
+    if progress is not None and dist.main:
+        total = total_steps if total_steps else cfg.time_budget
+        done = step if total_steps else elapsed
+        task = progress.add_task("pretrain", total=total, completed=done, loss=float("nan"), tps=0.0)
+
+    # -- the loop ------------------------------------------------------------------------------
+    train_time = 0.0
+    train_tokens = 0
+    window_loss, window_n = 0.0, 0
+    log_every = max(1, min(cfg.eval_every, 10))
+    while True:
+        done = step >= total_steps if total_steps else _any_rank(elapsed >= cfg.time_budget, dist)
+        if done:
+            break
+        t_step = time.perf_counter()
+        lr = lr_at(cfg, step, progress_at(step, elapsed))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            x = blocks[sampler.next_indices()]
+            inputs, labels = mask_tokens(x, vocab_size=vocab_size, mlm_prob=cfg.mlm_prob,
+                                         generator=_step_generator(cfg.seed, dist.rank, step, micro),
+                                         word_start=word_start)
+            sync = micro == cfg.grad_accum - 1
+            ctx = wrapped.no_sync() if (dist.world > 1 and not sync and hasattr(wrapped, "no_sync")) else nullcontext()
+            with ctx, autocast:
+                loss = wrapped(inputs.to(dist.device, non_blocking=True), labels.to(dist.device, non_blocking=True))
+            (loss / cfg.grad_accum).backward()
+            loss_sum += float(loss.detach())
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        dt = time.perf_counter() - t_step
+        elapsed += dt
+        train_time += dt
+        tokens_seen += tokens_per_step
+        train_tokens += tokens_per_step
+        window_loss += loss_sum / cfg.grad_accum
+        window_n += 1
+        if step % log_every == 0 or step == total_steps:
+            tps = train_tokens / train_time if train_time else 0.0
+            history["train"].append({"step": step, "tokens": tokens_seen, "loss": window_loss / window_n,
+                                     "lr": lr, "tokens_per_s": tps, "elapsed": round(elapsed, 3)})
+            if task is not None:
+                progress.update(task, completed=step if total_steps else min(elapsed, cfg.time_budget),
+                                loss=window_loss / window_n, tps=tps)
+            window_loss, window_n = 0.0, 0
+        last = (step >= total_steps) if total_steps else False
+        if dist.main and (step % cfg.eval_every == 0) and not last:
+            eval_and_keep_best()
+        if step % cfg.save_every == 0 and not last:
+            if dist.main:
+                save_checkpoint(out / CHECKPOINT, checkpoint_state())
+            _barrier(dist)
+
+    # -- final evaluation, last/best folders, report -------------------------------------------
+    result = PretrainResult(out=out, report=report, model=model, history=history)
+    if dist.main:
+        final_loss = eval_and_keep_best()
+        save_hf_folder(model, tokenizer, out / "last")
+        save_checkpoint(out / CHECKPOINT, checkpoint_state())
+        throughput = {"tokens_per_s": train_tokens / train_time if train_time else None,
+                      "train_seconds": round(train_time, 3), "tokens_seen": tokens_seen,
+                      "tokens_per_step": tokens_per_step, "world_size": dist.world, "device": str(dist.device),
+                      "threads": torch.get_num_threads(), "params": n_params}
+        report.update({
+            "config": cfg.to_dict(), "steps": step, "final_eval_loss": final_loss, "best_eval_loss": best,
+            "final_train_loss": history["train"][-1]["loss"] if history["train"] else None,
+            "throughput": throughput, "history": history,
+            "layout": {"best": ".", "last": "last", "checkpoint": str(CHECKPOINT), "config": CONFIG_FILE},
+        })
+        _write_json(out / REPORT_FILE, report)
+        if record_run:
+            result.run_name = _record_run(cfg, report, out, runs_root)
+    _barrier(dist)
+    return result
+
+
+def _load_init(cfg: PretrainConfig):
+    """--init-from DIR: continue pretraining an existing MLM (its tokenizer, its positions)."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    path = Path(cfg.init_from)
+    if not (path / "config.json").exists():
+        raise ConfigError(f"--init-from {path} has no config.json; pass a Hugging Face model folder.")
+    mc = AutoConfig.from_pretrained(str(path))
+    limit = getattr(mc, "max_position_embeddings", None)
+    if limit is not None and cfg.max_length > limit:
+        raise ConfigError(f"--max-length {cfg.max_length} exceeds the {limit} positions of --init-from {path}; "
+                          f"use --max-length {limit} or less.")
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForMaskedLM.from_pretrained(str(path), attn_implementation="sdpa")
+    set_finetune_dropout(model.config, False)
+    for m in model.modules():  # pretraining runs without dropout (see build_model)
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return tokenizer, model
+
+
+def _record_run(cfg: PretrainConfig, report: dict, out: Path, runs_root) -> str:
+    from nlpkit.runs import create_run, package_versions
+
+    preset = PRESETS.get(cfg.size or "", {})
+    custom = (cfg.layers, cfg.hidden) != (preset.get("layers"), preset.get("hidden"))
+    model_name = f"{cfg.arch}-{f'{cfg.layers}x{cfg.hidden}' if custom else cfg.size}"
+    size = sum(f.stat().st_size for f in out.glob("*") if f.is_file())
+    with create_run("pretrain", model_name, runs_root=runs_root) as run:
+        run.write_json("run.json", {
+            "config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
+            "data": {"corpus": cfg.corpus, "corpus_sha256": report["corpus"]["fingerprint"],
+                     "kind": report["corpus"]["kind"]},
+            "timings": {"fit_seconds": report["throughput"]["train_seconds"],
+                        "tokens_per_s": report["throughput"]["tokens_per_s"]},
+            "model_size_bytes": size, "model_path": str(out.resolve()),
+            "pretrain": {"final_eval_loss": report["final_eval_loss"], "best_eval_loss": report["best_eval_loss"],
+                         "heldout_unigram_entropy": report["heldout_unigram_entropy"], "steps": report["steps"]},
+        })
+        run.write_json("pretrain.json", report)
+        run.log(f"pretrained {model_name} into {out.resolve()}")
+    return run.name
