@@ -72,6 +72,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     if not 0 < valid_fraction < 1:
         raise ConfigError(f"valid fraction must be between 0 and 1, got {valid_fraction}.")
     config = copy.deepcopy(dict(config))
+    config.setdefault("rule_strategy", rule_strategy)
     task, label_names = split.task, list(split.label_names)
     warnings: list[str] = []
 

@@ -409,6 +409,16 @@ def list_runs(root: str | os.PathLike | None = None, *, split_sha256: str | None
     return runs
 
 
+def unfinished_runs(root: str | os.PathLike | None = None) -> list[Path]:
+    """``.tmp-*`` folders under ``root``: runs in progress, or left by a killed process."""
+    root = runs_root(root)
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(Path(e.path) for e in entries if e.name.startswith(TMP_PREFIX) and e.is_dir())
+
+
 def load_run(path_or_name: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:
     """Load a complete run from a folder path, or by name under the runs root.
 

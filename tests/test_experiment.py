@@ -23,7 +23,7 @@ def test_single_label_run_records_everything(single_split, runs_dir, fake_regist
     assert run.path.parent == runs_dir and [r.name for r in list_runs()] == [run.name]
     info = run.info
     assert info["kind"] == "baseline" and info["model"] == "fake-keyword" and info["seed"] == 7
-    assert info["config"] == {"model": "fake-keyword", "valid_carved_from_train": False}
+    assert info["config"] == {"model": "fake-keyword", "rule_strategy": "auto", "valid_carved_from_train": False}
     data = info["data"]
     assert data["split_sha256"] == single_split.fingerprint
     assert data["test_sha256"] == single_split.test_fingerprint

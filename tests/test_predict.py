@@ -157,6 +157,7 @@ def test_runs_lists_complete_runs(keyword_run, multi_run, runs_dir, wide_console
     assert by_model["fake-keyword"]["value"] == pytest.approx(0.75)
     assert by_model["majority"]["metric"] == "micro_f1" and by_model["majority"]["split"] == "multi_split"
 
+    assert "1 unfinished run folder(s)" in result.stderr
     table = runner.invoke(app, ["runs"])
     assert table.exit_code == 0
     assert keyword_run.name in table.stdout and "accuracy 0.7500" in table.stdout and "killed" not in table.stdout

@@ -110,6 +110,7 @@ def test_killed_process_leaves_no_listed_run(runs_dir):
     name = proc.stdout.strip()
     assert (runs_dir / f".tmp-{name}" / "metrics.json").exists()  # it really was killed mid-write
     assert [r.model for r in list_runs()] == ["ok"]
+    assert runs.unfinished_runs() == [runs_dir / f".tmp-{name}"]
     with pytest.raises(NlpkitError, match="not a complete run"):
         load_run(runs_dir / f".tmp-{name}")
     with pytest.raises(NlpkitError, match="run not found"):

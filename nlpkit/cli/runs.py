@@ -23,7 +23,7 @@ def runs_cmd(
     """List complete runs (interrupted ones are never shown), oldest first."""
     with cli_errors():
         from nlpkit.errors import ConfigError
-        from nlpkit.runs import RUN_KINDS, list_runs, runs_root
+        from nlpkit.runs import RUN_KINDS, list_runs, runs_root, unfinished_runs
 
         if kind is not None and kind not in RUN_KINDS:
             raise ConfigError(f"unknown run kind {kind!r} for --kind; use one of: {', '.join(RUN_KINDS)}.")
@@ -31,6 +31,13 @@ def runs_cmd(
         if root.exists() and not root.is_dir():
             raise ConfigError(f"runs folder {root} is a file; pass --runs-dir with a folder.")
         rows = [summarise(run) for run in list_runs(root, kind=kind)]
+        unfinished = unfinished_runs(root)
+    if unfinished:
+        err().print(
+            f"{len(unfinished)} unfinished run folder(s) (.tmp-*) in {root}: still running, or left by an "
+            "interrupted run; delete them when no run is in progress.",
+            highlight=False,
+        )
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
