@@ -75,14 +75,14 @@ def summarise(run) -> dict[str, Any]:
 
 def render(rows: list[dict], root: Path) -> None:
     """A compact table: the name already carries start time and model; --json has everything."""
-    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Runs in {root}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"Runs in {root}", title_justify="left", box=None, padding=(0, 1),
+                  pad_edge=False, header_style="bold")
     table.add_column("name", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("model")
-    table.add_column("split")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    table.add_column("split", overflow="ellipsis", no_wrap=True, max_width=10)
     table.add_column("test metric", no_wrap=True)
     for r in rows:
         split = r["split"] or "-"
