@@ -697,7 +697,9 @@ def split_dataset(ds, *, test_size=0.2, valid_size=None, folds=None, order=1, se
     if method not in METHODS:
         raise ConfigError(f"unknown --method {method!r}; use one of: {', '.join(METHODS)}.")
     n = len(ds)
-    if n and ds.y.nnz == 0:
+    if n < 2:
+        raise DataError(f"{ds.source or 'the dataset'} has only {n} document(s); a split needs at least 2, add documents.")
+    if ds.y.nnz == 0:
         where = f" in {ds.source}" if ds.source else ""
         raise DataError(f"no labels at all{where}; check --label-col / --label-cols (nothing to stratify).")
     names, counts = plan_parts(n, test_size=test_size, valid_size=valid_size, folds=folds)

@@ -97,6 +97,8 @@ def split_cmd(
             drop_empty=drop_empty,
         )
         _check_args(input, out_dir, train, test, valid, folds, method)
+        if out_dir.exists() and not overwrite:  # fail before any work (write_split checks again)
+            raise ConfigError(f"output folder exists: {out_dir}; choose another --out or pass --overwrite.")
         if folds is not None and valid_size is not None and S.parse_size(valid_size, "--valid-size") is not None:
             raise ConfigError("--valid-size does not go with --folds (each fold serves as valid in turn); drop one.")
         valid_sz = S.parse_size("0.1" if valid_size is None else valid_size, "--valid-size")
@@ -137,8 +139,8 @@ def split_cmd(
             "order": result["order"],
             "seed": seed,
             "options": {
-                "test_size": test_size,
-                "valid_size": valid_size,
+                "test_size": test_sz,
+                "valid_size": None if (folds or (input is None and valid is not None)) else valid_sz,
                 "folds": folds,
                 "order": order,
                 "method": method,
