@@ -170,6 +170,7 @@ def data_info(split, **sizes: int) -> dict[str, Any]:
     return {
         "split_dir": str(Path(split.path).resolve()),
         "source": _manifest_source(manifest),
+        "sources": _manifest_sources(manifest),
         "source_sha256": _manifest_source_sha256(manifest),
         "split_sha256": split.fingerprint,
         "test_sha256": split.test_fingerprint,
@@ -180,20 +181,38 @@ def data_info(split, **sizes: int) -> dict[str, Any]:
     }
 
 
-def _manifest_source(manifest: dict) -> str | None:
-    source = manifest.get("source")
+def _manifest_sources(manifest: dict) -> dict[str, dict]:
+    """``{role: {"path", "sha256"}}`` of the files a split was made from (``nlpkit split`` manifest)."""
+    sources = manifest.get("sources")
+    if isinstance(sources, dict):
+        return {str(k): v for k, v in sources.items() if isinstance(v, dict)}
+    source = manifest.get("source")  # a hand-written manifest: a path, or {"path", "sha256"}
     if isinstance(source, dict):
-        return source.get("path")
-    return source
+        return {"input": source}
+    if source:
+        return {"input": {"path": str(source), "sha256": manifest.get("source_sha256")}}
+    return {}
+
+
+def _manifest_source(manifest: dict) -> str | None:
+    sources = _manifest_sources(manifest)
+    if list(sources) == ["input"]:
+        return sources["input"].get("path")
+    return None
 
 
 def _manifest_source_sha256(manifest: dict) -> str | None:
-    if manifest.get("source_sha256"):
-        return manifest["source_sha256"]
-    source = manifest.get("source")
-    if isinstance(source, dict):
-        return source.get("sha256")
-    return None
+    """sha256 of the one input file; with separate train/valid/test files, one hash over theirs."""
+    import hashlib
+
+    sources = _manifest_sources(manifest)
+    if list(sources) == ["input"]:
+        return sources["input"].get("sha256")
+    hashes = {role: src.get("sha256") for role, src in sources.items()}
+    if not hashes or not all(hashes.values()):
+        return None
+    payload = "\n".join(f"{role}:{h}" for role, h in sorted(hashes.items()))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def dir_size(path) -> int:

@@ -116,3 +116,46 @@ def test_carve_valid_small_train(single_parts):
         carve_valid(single_parts["train"].subset([0]), seed=0)
     tr, va = carve_valid(single_parts["train"].subset([0, 4, 8]), seed=0)  # 10% of 3 rounds to 0
     assert (len(tr), len(va)) == (2, 1)
+
+
+def test_end_to_end_split_cli_experiment_predict_cli(data_dir, tmp_path):
+    """`nlpkit split` -> run_experiment -> `nlpkit predict`: provenance of the input file survives."""
+    from typer.testing import CliRunner
+
+    from nlpkit.cli import app
+    from nlpkit.data import file_sha256, load_split
+
+    runner = CliRunner()
+    src = data_dir / "reuters_sample.jsonl"
+    out = tmp_path / "reuters_split"
+    result = runner.invoke(app, ["split", str(src), "--out", str(out), "--seed", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    split = load_split(out)
+    run = run_experiment(MajorityClassifier(), split, config={"split_dir": str(out)}, seed=1)
+    data = run.info["data"]
+    assert data["source"] == str(src) and data["source_sha256"] == file_sha256(src)
+    assert data["sources"] == {"input": {"path": str(src), "sha256": file_sha256(src)}}
+    assert data["task"] == "multi" and len(data["label_names"]) == split.train.n_labels
+
+    pred = runner.invoke(app, ["predict", str(run.path), str(out / "test.jsonl")])
+    assert pred.exit_code == 0, pred.output
+    recs = [json.loads(line) for line in pred.stdout.splitlines()]
+    assert [r["id"] for r in recs] == split.test.ids
+    _, _, stored = run.predictions()
+    names = data["label_names"]
+    # the CLI applies the same tuned rule as the recorded predictions (it lists labels by score)
+    assert [sorted(r["labels"]) for r in recs] == [sorted(names[j] for j in np.flatnonzero(row)) for row in stored]
+    assert all("true_labels" in r for r in recs)
+
+
+def test_source_hash_of_separate_part_files():
+    from nlpkit.experiment import _manifest_source, _manifest_source_sha256
+
+    one = {"sources": {"input": {"path": "a.csv", "sha256": "h"}}}
+    assert (_manifest_source(one), _manifest_source_sha256(one)) == ("a.csv", "h")
+    parts = {"sources": {"train": {"path": "tr", "sha256": "1"}, "test": {"path": "te", "sha256": "2"}}}
+    swapped = {"sources": {"train": {"path": "tr", "sha256": "2"}, "test": {"path": "te", "sha256": "1"}}}
+    assert _manifest_source(parts) is None
+    assert len(_manifest_source_sha256(parts)) == 64
+    assert _manifest_source_sha256(parts) != _manifest_source_sha256(swapped)
+    assert _manifest_source_sha256({}) is None
