@@ -66,6 +66,11 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     stage = progress or (lambda _name: None)
     train, test = split.train, split.test
     if train is None:
+        if getattr(split, "folds", None):
+            raise DataError(
+                f"split {split.path} has {len(split.folds)} folds but no train part; experiments need a "
+                f"train/test split: re-create it with `nlpkit split` without --folds."
+            )
         raise DataError(f"split {split.path} has no train part; re-create it with `nlpkit split`.")
     if test is None:
         raise DataError(f"split {split.path} has no test part; re-create it with `nlpkit split --test-size ...`.")

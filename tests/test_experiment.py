@@ -95,6 +95,11 @@ def test_errors_leave_no_run(make_split, single_parts, runs_dir):
     with pytest.raises(DataError, match="has no test part"):
         run_experiment(MajorityClassifier(), no_test, config={}, seed=0)
 
+    folds = make_split({"fold0": single_parts["train"], "fold1": single_parts["valid"], "test": single_parts["test"]},
+                       "folds")
+    with pytest.raises(DataError, match="has 2 folds but no train part"):
+        run_experiment(MajorityClassifier(), folds, config={}, seed=0)
+
     class Exploding(MajorityClassifier):
         def predict_proba(self, texts):
             raise NlpkitError("boom in predict")
