@@ -21,7 +21,7 @@ def as_label_matrix(y, *, name: str = "y_true") -> np.ndarray:
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise NlpkitError(
-                f"{name} must contain only 0/1, found {arr[row, col]!r} at row {row}, column {col}"
+                f"{name} must contain only 0/1, found {arr[row, col].item()!r} at row {row}, column {col}"
             )
     return arr.astype(bool, copy=False)
 

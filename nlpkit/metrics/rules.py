@@ -178,39 +178,39 @@ class FixedThreshold(_ThresholdRule):
 def best_global_threshold(y: np.ndarray, scores: np.ndarray, at_least_one: bool) -> tuple[float, float]:
     """The threshold t maximising micro-F1 of ``scores >= t`` (plus the at-least-one fallback).
 
-    Candidates are every distinct score and "above all scores". One sort of all n*L scores and a
-    cumulative sum give tp and the number of predictions for every candidate at once; with
-    at-least-one, a document whose maximum score is below t adds its argmax label (tp when that
-    label is true), counted with a second sort of the per-document maxima. Among equally good
-    candidates the highest threshold wins. The returned threshold is the midpoint between the best
+    Candidates are the scores of the positives, the documents' maximum scores (with at-least-one)
+    and "above all scores"; binary searches in the sorted scores give tp and the number of
+    predictions for every candidate at once. With at-least-one, a document whose maximum score is
+    below t adds its argmax label (tp when that label is true). Among equally good candidates the
+    highest threshold wins. The returned threshold is the midpoint between the best
     candidate and the next lower distinct score, so it does not sit on a validation score.
     Returns (threshold, validation micro-F1).
     """
-    flat = scores.ravel()
-    order = np.argsort(-flat)  # order inside a tie group does not matter: groups are scored whole
-    s = flat[order]
-    cumtp = np.cumsum(y.ravel()[order], dtype=np.float64)
-    ends = np.flatnonzero(np.r_[s[:-1] != s[1:], True])
-    # Candidate 0 is "above every score" (nothing passes the threshold).
-    values = np.r_[np.inf, s[ends]]
-    tp = np.r_[0.0, cumtp[ends]]
-    n_pred = np.r_[0.0, ends + 1.0]
+    # Between two consecutive "special" values (a positive's score or a document's maximum), tp
+    # and the forced predictions are constant while raising the threshold only drops negatives, so
+    # the optimum sits at one of them (or above every score).
+    flat_sorted = np.sort(scores, axis=None)
+    pos_sorted = np.sort(scores[y])
+    doc_max = scores.max(axis=1)
+    special = np.unique(np.r_[pos_sorted, doc_max if at_least_one else []])[::-1]
+    values = np.r_[np.inf, special]  # candidate 0: above every score, nothing passes
+    total = flat_sorted.size
+    n_pred = total - np.searchsorted(flat_sorted, values, side="left")
+    tp = pos_sorted.size - np.searchsorted(pos_sorted, values, side="left")
     if at_least_one:
-        doc_max = scores.max(axis=1)
         top_is_true = y[np.arange(len(y)), scores.argmax(axis=1)]
         by_max = np.argsort(doc_max, kind="stable")
-        forced_tp = np.r_[0.0, np.cumsum(top_is_true[by_max], dtype=np.float64)]
-        forced = np.searchsorted(doc_max[by_max], values, side="left")  # docs with max < t
+        forced_tp = np.r_[0, np.cumsum(top_is_true[by_max])]
+        forced = np.searchsorted(doc_max[by_max], values, side="left")  # documents with max < t
         tp = tp + forced_tp[forced]
         n_pred = n_pred + forced
-    f1 = safe_divide(2 * tp, n_pred + y.sum())
+    f1 = safe_divide(2 * tp, n_pred + pos_sorted.size)
     best = int(np.argmax(f1))
     if best == 0:
-        threshold = float(np.nextafter(s[0], np.inf))
-    elif best < len(values) - 1:
-        threshold = float(_between(values[best], values[best + 1]))
+        threshold = float(np.nextafter(flat_sorted[-1], np.inf))
     else:
-        threshold = float(values[best])
+        below = np.searchsorted(flat_sorted, values[best], side="left") - 1  # next lower distinct score
+        threshold = float(_between(values[best], flat_sorted[below])) if below >= 0 else float(values[best])
     return threshold, float(f1[best])
 
 
@@ -232,16 +232,15 @@ def best_label_thresholds(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     """
     n, n_labels = scores.shape
     c = ranking.sort_columns(y, scores)
-    top = c.sorted_scores[:, 0]
-    thresholds = np.nextafter(top, np.inf)
+    thresholds = np.nextafter(c.sorted_scores[:, -1], np.inf)
     best_f1 = np.zeros(n_labels)
     if c.label.size:
         f1 = 2 * c.tp_to_end / (c.end + 1 + c.n_pos[c.label])
         order = np.lexsort((c.end, -f1, c.label))  # by label, then best F1, then highest threshold
         first = order[np.r_[True, c.label[order][1:] != c.label[order][:-1]]]
-        label, end = c.label[first], c.end[first]
-        hi = c.sorted_scores[label, end]
-        lo = c.sorted_scores[label, np.minimum(end + 1, n - 1)]
+        label, end, hi = c.label[first], c.end[first], c.value[first]
+        # The next lower distinct score: increasing position n - 1 - (end + 1).
+        lo = c.sorted_scores[label, np.maximum(n - 2 - end, 0)]
         thresholds[label] = np.where(end < n - 1, _between(hi, lo), hi)
         best_f1[label] = f1[first]
     return thresholds, best_f1

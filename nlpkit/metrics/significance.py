@@ -40,6 +40,7 @@ class Metric:
     combine: Callable[[tuple[np.ndarray, ...]], np.ndarray]
     greater_is_better: bool = True
     description: str = ""
+    tasks: tuple[str, ...] = ("single", "multi")  # tasks where the metric is meaningful
 
     def __call__(self, y_true, pred) -> float:
         """The metric on the full data."""
@@ -122,19 +123,20 @@ def _build_registry() -> dict[str, Metric]:
             )
         registry[f"samples_{part}"] = Metric(
             f"samples_{part}", _doc_stats(_samples(part)), _doc_mean,
-            description=f"mean over documents of per-document {part}",
+            description=f"mean over documents of per-document {part}", tasks=("multi",),
         )
     registry["subset_accuracy"] = Metric(
         "subset_accuracy", _doc_stats(_exact_match), _doc_mean,
-        description="fraction of documents whose predicted label set is exactly right",
+        description="fraction of documents whose predicted label set is exactly right", tasks=("multi",),
     )
     # For one-hot single-label predictions, exact match is plain accuracy.
     registry["accuracy"] = Metric(
         "accuracy", _doc_stats(_exact_match), _doc_mean, description="fraction of documents predicted right",
+        tasks=("single",),
     )
     registry["hamming_loss"] = Metric(
         "hamming_loss", _doc_stats(_hamming), _doc_mean, greater_is_better=False,
-        description="fraction of (document, label) cells predicted wrong",
+        description="fraction of (document, label) cells predicted wrong", tasks=("multi",),
     )
     return registry
 
