@@ -362,7 +362,7 @@ def _csv_row_lines(text: str, sep: str) -> list[int]:
     for row in reader:
         start = prev_end + 1
         prev_end = reader.line_num
-        if not row or (len(row) == 1 and row[0] == ""):  # pandas skips blank lines
+        if not row or (len(row) == 1 and not row[0].strip()):  # pandas skips blank lines
             continue
         if not header_seen:
             header_seen = True
@@ -402,10 +402,14 @@ def _read_fasttext(path: Path, text: str, prefix: str) -> _Table:
         while n < len(tokens) and tokens[n].startswith(prefix):
             n += 1
         labs = [t[plen:] for t in tokens[:n] if len(t) > plen]
-        # Keep the text as written after the labels (only the separating spaces are removed).
+        # Keep the text as written after the leading labels (only the separating spaces go).
         rest = line.lstrip()
         for t in tokens[:n]:
-            rest = rest[len(t) :].lstrip() if rest.startswith(t) else rest
+            rest = rest[len(t) :].lstrip()
+        if prefix in rest and any(t.startswith(prefix) for t in tokens[n:]):
+            # fastText treats a prefixed token anywhere in the line as a label.
+            labs += [t[plen:] for t in tokens[n:] if t.startswith(prefix) and len(t) > plen]
+            rest = " ".join(t for t in tokens[n:] if not t.startswith(prefix))
         texts.append(rest.strip())
         labels.append(labs if labs else None)  # a line without labels is a missing label
         lines.append(lineno)
@@ -418,7 +422,17 @@ def _read_fasttext(path: Path, text: str, prefix: str) -> _Table:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_options(options: DatasetOptions) -> None:
+def _check_options(options: DatasetOptions) -> DatasetOptions:
+    """Reject contradictory options (ConfigError); return them normalised."""
+    # A bare string where a tuple is expected would otherwise be read letter by letter.
+    if isinstance(options.text_cols, str):
+        options = dataclasses.replace(options, text_cols=(options.text_cols,))
+    if isinstance(options.label_cols, str):
+        options = dataclasses.replace(options, label_cols=(options.label_cols,))
+    if options.format is not None:
+        options = dataclasses.replace(options, format=options.format.lower())
+    if options.task is not None:
+        options = dataclasses.replace(options, task=options.task.lower())
     if options.format is not None and options.format not in FORMATS:
         raise ConfigError(f"unknown format '{options.format}'; use one of: {', '.join(FORMATS)}")
     if options.task is not None and options.task not in TASKS:
@@ -435,6 +449,9 @@ def _check_options(options: DatasetOptions) -> None:
         codecs.lookup(options.encoding)
     except LookupError:
         raise ConfigError(f"unknown encoding '{options.encoding}'; use e.g. utf-8 or latin-1") from None
+    if not options.label_prefix:
+        raise ConfigError("the fastText label prefix is empty; use e.g. '__label__'")
+    return options
 
 
 def _require_column(table: _Table, col: str, path: Path, what: str) -> None:
@@ -493,7 +510,7 @@ def read_dataset(path, options: DatasetOptions = DatasetOptions()) -> Dataset:
     ConfigError
         Options that contradict each other.
     """
-    _check_options(options)
+    options = _check_options(options)
     path = Path(path)
     if not path.exists():
         raise DataError(f"file not found: {path}; check the path")
@@ -651,15 +668,8 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
         import pandas as pd
 
         data = {}
-        taken = set(_CANONICAL_KEYS) | set(extra_cols)
-        for col in extra_cols:
+        for col, name in zip(extra_cols, _extra_names(extra_cols)):
             values = table.get(col)
-            name = col
-            if name in _CANONICAL_KEYS:  # e.g. a "text" column when --text-col body was used
-                name = f"{col}_original"
-                while name in taken:
-                    name += "_"
-                taken.add(name)
             data[name] = pd.Series([values[i] for i in keep], dtype=object)
         extra = pd.DataFrame(data)
 
@@ -673,6 +683,22 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
         source=str(path),
         n_dropped=int(drop.sum()),
     )
+
+
+def _extra_names(columns: list[str]) -> list[str]:
+    """Extra column names as written: one named id/text/labels (e.g. "text" when --text-col body
+    was used) becomes "text_original", so it neither clobbers nor is lost."""
+    taken = set(_CANONICAL_KEYS) | set(columns)
+    names = []
+    for col in columns:
+        name = col
+        if col in _CANONICAL_KEYS:
+            name = f"{col}_original"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+        names.append(name)
+    return names
 
 
 def _collect_texts(table: _Table, cols: tuple[str, ...], path: Path, options: DatasetOptions, drop: np.ndarray) -> list[str]:
@@ -797,7 +823,7 @@ def _labels_from_indicator_cols(table: _Table, cols: tuple[str, ...], path: Path
                 shown = "empty" if _is_missing(v) else repr(v)
                 raise DataError(
                     f"label column '{col}' at {table.where(i)} of {path} holds {shown}, not 0/1;"
-                    f" --label-cols expects one 0/1 column per label"
+                    f" --label-cols expects one 0/1 column per label (write 0 or 1 in every row)"
                 )
             if on:
                 out[i].append(name)
@@ -823,15 +849,10 @@ def _json_value(v: Any) -> Any:
         return [_json_value(x) for x in v]
     if isinstance(v, dict):
         return {str(k): _json_value(x) for k, x in v.items()}
-    if hasattr(v, "isoformat"):
+    if type(v).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
+    if hasattr(v, "isoformat"):  # datetime, date, pandas Timestamp
         return v.isoformat()
-    try:
-        import pandas as pd
-
-        if v is pd.NA or v is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
     return str(v)
 
 
@@ -839,8 +860,10 @@ def _dataset_lines(ds: Dataset) -> Iterator[str]:
     extra_cols: list[str] = []
     extra_values: list[list] = []
     if ds.extra is not None:
-        extra_cols = [str(c) for c in ds.extra.columns if str(c) not in _CANONICAL_KEYS]
-        extra_values = [ds.extra[c].tolist() for c in extra_cols]
+        if len(ds.extra) != len(ds):
+            raise DataError(f"dataset has {len(ds)} documents but {len(ds.extra)} rows of extra columns; subset both together")
+        extra_values = [ds.extra[c].tolist() for c in ds.extra.columns]
+        extra_cols = _extra_names([str(c) for c in ds.extra.columns])
     for i, (doc_id, text, labels) in enumerate(zip(ds.ids, ds.texts, ds.label_lists())):
         rec: dict[str, Any] = {"id": doc_id, "text": text, "labels": labels}
         for col, values in zip(extra_cols, extra_values):
@@ -855,6 +878,7 @@ def write_dataset(ds: Dataset, path) -> None:
     The bytes depend only on the dataset's content, so the same dataset always gives the same file.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
@@ -988,6 +1012,8 @@ def write_split(path, parts: dict[str, Dataset], manifest: dict, overwrite: bool
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for name in aligned:
+        aligned[name] = dataclasses.replace(aligned[name], source=str(path / f"{name}.jsonl"), n_dropped=0)
     return Split(path=path, manifest=json.loads(text), parts=aligned, label_names=names, task=task)
 
 
@@ -996,7 +1022,9 @@ def _check_output_dir(path: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise DataError(f"output folder exists: {path}; choose another --out or pass --overwrite")
-    if not path.is_dir() or not (path / "split.json").is_file():
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return  # an empty folder holds nothing to lose
+    if not path.is_dir() or path.is_symlink() or not (path / "split.json").is_file():
         # Never delete something that is not ours, even with --overwrite.
         raise DataError(
             f"refusing to overwrite {path}: it is not a split folder (no split.json); choose another --out"
@@ -1059,6 +1087,11 @@ def load_split(path) -> Split:
     for name in sorted(part_info):
         info = part_info[name]
         filename = info.get("file", f"{name}.jsonl") if isinstance(info, dict) else f"{name}.jsonl"
+        if not isinstance(filename, str) or Path(filename).name != filename or filename.startswith("."):
+            raise DataError(
+                f"{manifest_path}: part '{name}' names file {filename!r}, not a plain file name in the folder;"
+                f" re-create the split with `nlpkit split --overwrite`"
+            )
         part_path = path / filename
         if not part_path.is_file():
             raise DataError(

@@ -513,3 +513,58 @@ def test_describe_duplicates_and_unlabelled(tmp_path):
     assert dup["examples"][0]["ids"] == ["a", "b", "d"]
     assert stats["docs_without_labels"] == 1
     assert stats["task"] == "multi"
+
+
+# --- hardening -----------------------------------------------------------------------------------
+
+
+def test_csv_line_numbers_skip_blank_lines_like_pandas(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("id,text,label\n1,a,x\n   \n\n2,b,y\n3,,z\n", encoding="utf-8")
+    with pytest.raises(DataError, match="empty text at line 6 of"):
+        read_dataset(path)
+
+
+def test_fasttext_labels_after_the_text(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("__label__a hello __label__b world\n__label__c  keep  spacing \n", encoding="utf-8")
+    ds = read_dataset(path)
+    assert ds.texts == ["hello world", "keep  spacing"]
+    assert ds.label_lists() == [["a", "b"], ["c"]]
+
+
+def test_options_given_as_plain_strings_are_normalised(data_dir):
+    ds = read_dataset(data_dir / "agnews_sample.jsonl", DatasetOptions(text_cols="text", task="SINGLE"))
+    assert ds.task == "single"
+    assert len(ds) == sum(1 for _ in open(data_dir / "agnews_sample.jsonl", encoding="utf-8"))
+
+
+def test_write_dataset_creates_parent_folders(tmp_path):
+    ds = read_dataset(write_jsonl(tmp_path / "a.jsonl", RECORDS))
+    write_dataset(ds, tmp_path / "x" / "y" / "out.jsonl")
+    assert read_dataset(tmp_path / "x" / "y" / "out.jsonl").fingerprint() == ds.fingerprint()
+    assert [p.name for p in (tmp_path / "x" / "y").iterdir()] == ["out.jsonl"]  # no temp file left
+
+
+def test_overwrite_may_replace_an_empty_folder(tmp_path, reuters):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataError, match="output folder exists"):
+        write_split(tmp_path / "out", parts_of(reuters), {})
+    write_split(tmp_path / "out", parts_of(reuters), {}, overwrite=True)
+    assert load_split(tmp_path / "out").train is not None
+
+
+def test_load_split_refuses_part_files_outside_the_folder(tmp_path, reuters):
+    out = tmp_path / "s"
+    write_split(out, parts_of(reuters), {})
+    manifest = json.loads((out / "split.json").read_text(encoding="utf-8"))
+    manifest["parts"]["test"]["file"] = "../elsewhere.jsonl"
+    (out / "split.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(DataError, match="not a plain file name"):
+        load_split(out)
+
+
+def test_write_split_parts_point_at_their_files(tmp_path, reuters):
+    split = write_split(tmp_path / "s", parts_of(reuters), {})
+    assert split.test.source == str(tmp_path / "s" / "test.jsonl")
+    assert split.test.fingerprint() == load_split(tmp_path / "s").test.fingerprint()
