@@ -74,6 +74,7 @@ class DatasetOptions:
     encoding: str = "utf-8"
     drop_empty: bool = False  # drop rows with empty text / missing label instead of failing
     label_prefix: str = "__label__"  # fastText label prefix
+    labels_optional: bool = False  # a file with no label column (or unlabelled fastText) reads with 0 labels
 
 
 @dataclass
@@ -569,20 +570,28 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
                 label_col = "labels"
             elif "label" in table.columns:
                 label_col = "label"
+            elif options.labels_optional:
+                label_col = None
             else:
                 available = ", ".join(table.columns)
                 raise DataError(
                     f"no label column in {path} (looked for 'labels' and 'label'); available: {available};"
                     f" pass --label-col NAME or --label-cols A,B,..."
                 )
-        _require_column(table, label_col, path, "label column")
-        label_lists = _labels_from_col(table, label_col, path, options)
-        used_label = [label_col]
+        if label_col is None:  # unlabelled data (e.g. for prediction)
+            label_lists, used_label = [[] for _ in range(n)], []
+        else:
+            _require_column(table, label_col, path, "label column")
+            label_lists = _labels_from_col(table, label_col, path, options)
+            used_label = [label_col]
+            if options.labels_optional and all(labs is None for labs in label_lists):
+                label_lists = [[] for _ in range(n)]  # e.g. fastText lines without any __label__
+    unlabelled = not used_label or all(not labs for labs in label_lists)
 
     # Missing labels (None) are errors unless dropped; under single-label, so is an empty set.
     task = options.task
     for i, labs in enumerate(label_lists):
-        if drop[i]:
+        if drop[i] or (unlabelled and options.labels_optional):
             continue
         if labs is None or (task == "single" and not labs):
             if options.drop_empty:

@@ -568,3 +568,24 @@ def test_write_split_parts_point_at_their_files(tmp_path, reuters):
     split = write_split(tmp_path / "s", parts_of(reuters), {})
     assert split.test.source == str(tmp_path / "s" / "test.jsonl")
     assert split.test.fingerprint() == load_split(tmp_path / "s").test.fingerprint()
+
+
+def test_labels_optional_reads_unlabelled_files(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("id,text,source\n1,a,x\n2,b,y\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no label column"):
+        read_dataset(csv)
+    ds = read_dataset(csv, DatasetOptions(labels_optional=True))
+    assert (ds.ids, ds.texts, ds.n_labels, ds.label_lists()) == (["1", "2"], ["a", "b"], 0, [[], []])
+    assert ds.y.shape == (2, 0)
+    assert ds.extra.columns.tolist() == ["source"]
+    ft = tmp_path / "d.txt"
+    ft.write_text("__label__q first\n", encoding="utf-8")
+    assert read_dataset(ft, DatasetOptions(labels_optional=True)).label_lists() == [["q"]]
+    ft.write_text("first line\nsecond line\n", encoding="utf-8")
+    ds = read_dataset(ft, DatasetOptions(format="fasttext", labels_optional=True))
+    assert (ds.texts, ds.n_labels) == (["first line", "second line"], 0)
+    # A labelled file still reads its labels, and a named label column must exist.
+    assert read_dataset(write_jsonl(tmp_path / "l.jsonl", RECORDS), DatasetOptions(labels_optional=True)).n_labels == 4
+    with pytest.raises(DataError, match="unknown column 'tags'"):
+        read_dataset(csv, DatasetOptions(labels_optional=True, label_col="tags"))
