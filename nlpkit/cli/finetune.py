@@ -1,0 +1,125 @@
+"""`nlpkit finetune`: fine-tune a local checkpoint for classification and record a scored run."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
+
+
+def finetune_cmd(
+    split_dir: Annotated[Path, typer.Argument(help="Split folder written by `nlpkit split` (train, optional valid, test).")],
+    model: Annotated[Path, typer.Option("--model", help="Local checkpoint folder: `nlpkit pretrain` output or any Hugging Face model folder (BERT, RoBERTa, DistilBERT, MiniLM, ModernBERT).")],
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = 3,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 5e-5,
+    head_lr: Annotated[Optional[float], typer.Option("--head-lr", help="Learning rate of the new classification head. Default: --lr.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per training step.")] = 16,
+    max_length: Annotated[int, typer.Option("--max-length", min=4, help="Tokens per sequence, special tokens included.")] = 256,
+    long_text: Annotated[str, typer.Option("--long-text", help="Documents longer than --max-length: truncate, head-tail (first quarter + last three quarters) or chunks (overlapping windows, logits pooled).")] = "truncate",
+    chunk_stride: Annotated[Optional[int], typer.Option("--chunk-stride", help="With --long-text chunks: tokens shared by consecutive chunks. Default: a quarter of the window.")] = None,
+    max_chunks: Annotated[int, typer.Option("--max-chunks", min=1, help="With --long-text chunks: at most this many chunks per document (the first ones).")] = 8,
+    pool: Annotated[str, typer.Option("--pool", help="With --long-text chunks: pool chunk logits by mean or max.")] = "mean",
+    pos_weight: Annotated[bool, typer.Option("--pos-weight", help="Multi-label: weight positives of rare labels in the BCE loss (negatives/positives, at most 30).")] = False,
+    layer_decay: Annotated[float, typer.Option("--layer-decay", help="Layer-wise lr decay factor in (0, 1]; 1 = off.")] = 1.0,
+    warmup: Annotated[float, typer.Option("--warmup", help="Warm-up fraction of the training steps, then linear decay.")] = 0.1,
+    patience: Annotated[int, typer.Option("--patience", min=0, help="Stop after this many evaluations without a better validation metric; 0 = never.")] = 2,
+    evals_per_epoch: Annotated[int, typer.Option("--evals-per-epoch", min=1, help="Validation evaluations per epoch.")] = 1,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Stop training after this many seconds (the best checkpoint is kept).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch. Default: torch's choice.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the head's initial weights, dropout, batch order and valid carving.")] = 0,
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Fine-tune MODEL on SPLIT_DIR, tune the decision rule on valid, score test, record a run.
+
+    Without a valid part in the split, 10 % of train is carved off (stratified, seeded) for early
+    stopping and threshold tuning; the run's config records it.
+    """
+    with cli_errors():
+        options = dict(epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
+                       long_text=long_text, chunk_stride=chunk_stride, max_chunks=max_chunks, pool=pool,
+                       pos_weight=pos_weight, layer_decay=layer_decay, warmup=warmup, patience=patience,
+                       evals_per_epoch=evals_per_epoch, time_budget=time_budget, threads=threads, device=device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name)
+        for w in caught:
+            if _is_ours(w):
+                warn(str(w.message))
+    if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
+        return
+    for message in run.info.get("warnings", []):
+        warn(message)
+    _print_summary(run, as_json)
+
+
+def _is_ours(w: warnings.WarningMessage) -> bool:
+    from nlpkit.models.transformer import FinetuneWarning
+
+    return issubclass(w.category, FinetuneWarning)
+
+
+def _run(split_dir, model, options, *, seed, runs_dir, name):
+    from nlpkit.finetune import dist_info, finetune
+
+    if not is_tty() or not dist_info().is_main:
+        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, **options)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err(), transient=True) as progress:
+        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, progress=progress,
+                        stage=lambda s: progress.console.log(f"[dim]{s}[/dim]"), **options)
+
+
+def _print_summary(run, as_json: bool) -> None:
+    metrics = run.metrics()["test"]["metrics"]
+    info = run.info
+    fit = info.get("fit_info", {})
+    summary = {
+        "run": run.name,
+        "path": str(run.path),
+        "task": info["data"]["task"],
+        "test": {k: metrics.get(k) for k in ("accuracy", "micro_f1", "macro_f1") if k in metrics},
+        "best_valid_metric": fit.get("best_valid_metric"),
+        "stopped": fit.get("stopped"),
+        "fit_seconds": info["timings"]["fit_seconds"],
+        "train_docs_per_s": fit.get("train_docs_per_s"),
+        "predict_docs_per_s_batch1": fit.get("predict_docs_per_s_batch1"),
+        "predict_docs_per_s_batch32": fit.get("predict_docs_per_s_batch32"),
+        "model_size_bytes": info.get("model_size_bytes"),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Fine-tuned run {run.name}", show_header=False, title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("")
+    for key, value in summary["test"].items():
+        table.add_row(f"test {key}", "-" if value is None else f"{value:.4f}")
+    rows = [
+        ("best valid metric", summary["best_valid_metric"], "{:.4f}"),
+        ("stopped", summary["stopped"], "{}"),
+        ("fit seconds", summary["fit_seconds"], "{:.1f}"),
+        ("train docs/s", summary["train_docs_per_s"], "{:.1f}"),
+        ("predict docs/s (batch 1)", summary["predict_docs_per_s_batch1"], "{:.1f}"),
+        ("predict docs/s (batch 32)", summary["predict_docs_per_s_batch32"], "{:.1f}"),
+        ("model size", summary["model_size_bytes"] / 1e6 if summary["model_size_bytes"] else None, "{:.1f} MB"),
+        ("run folder", summary["path"], "{}"),
+    ]
+    for label, value, fmt in rows:
+        table.add_row(label, "-" if value is None else fmt.format(value))
+    out().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune_cmd)
