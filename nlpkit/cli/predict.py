@@ -115,29 +115,10 @@ def read_inputs(path: Path, options) -> tuple[list[str], list[str], list[list[st
     """``(ids, texts, label lists or None)`` from a dataset file whose labels are optional."""
     import dataclasses
 
-    from nlpkit.data import DatasetOptions, read_dataset
-    from nlpkit.errors import DataError
+    from nlpkit.data import read_dataset
 
-    fields = {f.name for f in dataclasses.fields(DatasetOptions)}
-    for name, value in (("require_labels", False), ("labels_optional", True)):
-        if name in fields:  # the dataset layer reads label-less files itself
-            ds = read_dataset(path, dataclasses.replace(options, **{name: value}))
-            has_labels = ds.n_labels > 0
-            return ds.ids, ds.texts, ds.label_lists() if has_labels else None
-    try:
-        ds = read_dataset(path, options)
-        return ds.ids, ds.texts, ds.label_lists()
-    except DataError as exc:
-        user_gave_labels = options.label_col is not None or options.label_cols
-        # "no label column" (CSV/JSON) or "missing label" (an unlabelled fastText line)
-        if user_gave_labels or not str(exc).startswith(("no label column", "missing label")):
-            raise
-    # TODO(data): drop this once DatasetOptions can mark labels optional. Until then the text
-    # column stands in as a one-label-per-row label column so read_dataset applies the same
-    # id/text/encoding handling; the labels it builds are thrown away.
-    text_col = (options.text_cols or ("text",))[0]
-    ds = read_dataset(path, dataclasses.replace(options, label_col=text_col, label_sep=None, task="single"))
-    return ds.ids, ds.texts, None
+    ds = read_dataset(path, dataclasses.replace(options, labels_optional=True))
+    return ds.ids, ds.texts, (ds.label_lists() if ds.n_labels > 0 else None)
 
 
 def _output_format(out_file: Path, input_path: Path) -> str:
