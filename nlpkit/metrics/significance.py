@@ -171,28 +171,24 @@ def _totals(stats: Stats) -> tuple[np.ndarray, ...]:
 
 @dataclass(frozen=True)
 class _Stacked:
-    """A metric's per-document statistics side by side and transposed, one (K, n_docs) matrix, so a
-    batch of B resamples costs one product with an (n_docs, B) weight matrix. Sparse csr (scipy's
-    fast layout for sparse @ dense, reading contiguous rows of the dense operand) unless dense is
-    small or not sparse enough to pay off."""
+    """A metric's per-document statistics side by side and transposed, one (K, n_docs) csr matrix,
+    so a batch of B resamples costs one product with an (n_docs, B) weight matrix.
 
-    matrix_t: object
+    Always sparse: scipy's csr @ dense costs nnz * B in one thread, which beats a multi-threaded
+    BLAS product here (measured 4x faster wall time on 2 busy cores, where BLAS threads contend),
+    and the statistics are mostly zeros (tp/predicted/true per label).
+    """
+
+    matrix_t: sparse.csr_matrix
     splits: tuple[int, ...]
 
     @classmethod
     def of(cls, stats: Stats, rows: np.ndarray | None = None) -> "_Stacked":
         splits = tuple(np.cumsum([m.shape[1] for m in stats])[:-1])
-        if any(sparse.issparse(m) for m in stats):
-            matrix = sparse.hstack([sparse.csr_matrix(m) for m in stats], format="csr")
-            if rows is not None:
-                matrix = matrix[rows]
-            n, k = matrix.shape
-            dense = n * k <= 1 << 18 or matrix.nnz > 0.05 * n * k
-            matrix_t = np.ascontiguousarray(matrix.T.toarray()) if dense else matrix.T.tocsr()
-        else:
-            matrix = np.hstack([np.asarray(m, dtype=np.float64) for m in stats])
-            matrix_t = np.ascontiguousarray((matrix if rows is None else matrix[rows]).T)
-        return cls(matrix_t, splits)
+        matrix = sparse.hstack([sparse.csr_matrix(m, dtype=np.float64) for m in stats], format="csr")
+        if rows is not None:
+            matrix = matrix[rows]
+        return cls(matrix.T.tocsr(), splits)
 
     def weighted(self, weights_t: np.ndarray) -> tuple[np.ndarray, ...]:
         """Column sums of the statistics under each column of ``weights_t`` (n_docs x B): a tuple
