@@ -536,3 +536,29 @@ def test_reuters_sized_report_is_fast(tmp_path):
         elapsed = time.process_time() - start
         assert len(report["rows"]) == 5
         assert elapsed < 5.0, f"{metric}: {elapsed:.1f} s"
+
+
+def test_single_run_report(split, tmp_path):
+    only = add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["report", str(split.path), "--out", str(out), "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [r["name"] for r in report["rows"]] == [only.name] and report["verdicts"] == []
+    assert "Only one run: nothing to compare yet." in result.stdout
+    assert "Only one run" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_cost_phrases():
+    from nlpkit.report.compare import format_ratio
+
+    assert format_ratio(4.5) == "4.5×" and format_ratio(40.0) == "40×" and format_ratio(1013.7) == "1,014×"
+    row = {"label": "m", "cost_ratio": None,
+           "diff": {"point": 0.01, "lo": 0.005, "hi": 0.02, "p_value": 0.01, "significant": True, "better": True}}
+    from nlpkit.report import verdict
+
+    assert verdict(row, "b", "micro_f1").endswith("prediction cost unknown")
+    row["cost_ratio"] = 0.25
+    assert verdict(row, "b", "micro_f1").endswith("4× cheaper to predict")
+    row["cost_ratio"] = 1.05
+    assert verdict(row, "b", "micro_f1").endswith("at about the same prediction cost")

@@ -34,8 +34,10 @@ def report_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling: same runs, same report.")] = 0,
     top_labels: Annotated[int, typer.Option("--top-labels", help="Labels per list in the per-label view.")] = 10,
 ) -> None:
-    """Compare every model on SPLIT_DIR with the baseline: metric with 95% interval, difference and
-    p-value, per-label F1, training time, docs/s and size. Writes report.html, report.md, report.json."""
+    """Compare every run on SPLIT_DIR with the baseline: intervals, p-values, per-label F1 and cost.
+
+    Writes report.html, report.md and report.json into --out; --format chooses what is printed.
+    """
     with cli_errors():
         if format not in OUTPUT_FORMATS:
             raise ConfigError(f"unknown --format {format!r}; use one of: {', '.join(OUTPUT_FORMATS)}.")

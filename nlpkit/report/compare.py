@@ -232,14 +232,19 @@ def format_p(p: float | None) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def format_ratio(ratio: float) -> str:
+    """4.5×, 40×, 1,250×: three significant digits, never scientific notation."""
+    return f"{ratio:.3g}\u00d7" if ratio < 1000 else f"{ratio:,.0f}\u00d7"
+
+
 def _cost_phrase(ratio: float | None) -> str:
     if ratio is None:
         return "prediction cost unknown"
     if 0.9 <= ratio <= 1.1:
         return "at about the same prediction cost"
     if ratio > 1:
-        return f"at {ratio:.3g}\u00d7 the prediction cost"
-    return f"{1 / ratio:.3g}\u00d7 cheaper to predict"
+        return f"at {format_ratio(ratio)} the prediction cost"
+    return f"{format_ratio(1 / ratio)} cheaper to predict"
 
 
 def verdict(row: dict, baseline_label: str, metric: str) -> str:

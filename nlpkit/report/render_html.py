@@ -139,10 +139,14 @@ def chart_diffs(report: dict, width: int = 620) -> str:
     rows, s = report["rows"], report["settings"]
     left, right, top, row_h = 170, 140, 26, 30
     height = top + row_h * len(rows) + 34
-    extent = max([abs(v) for r in rows if r["diff"] for v in (r["diff"]["lo"], r["diff"]["hi"])] + [0.005])
+    # Scale to the real models: the majority floor is usually far below and would squash every
+    # other interval into a dot; a row beyond the scale is drawn clipped with an arrow at the edge.
+    compared = [r for r in rows if r["diff"]]
+    scaled = [r for r in compared if r["model"] != "majority"] or compared
+    extent = max([abs(v) for r in scaled for v in (r["diff"]["lo"], r["diff"]["hi"])] + [0.005])
     extent *= 1.1
     plot_w = width - left - right
-    sx = lambda v: left + plot_w * (v + extent) / (2 * extent)  # noqa: E731
+    sx = lambda v: left + plot_w * (min(max(v, -extent), extent) + extent) / (2 * extent)  # noqa: E731
     body = []
     for t in _ticks(-extent, extent, 6):
         x = sx(t)
@@ -165,6 +169,10 @@ def chart_diffs(report: dict, width: int = 620) -> str:
                     f'<line x1="{_n(sx(d["lo"]))}" y1="{y}" x2="{_n(sx(d["hi"]))}" y2="{y}" stroke="{colour}" '
                     f'stroke-width="2.5"/>'
                     f'<circle cx="{_n(sx(d["point"]))}" cy="{y}" r="5" fill="{colour}"/></g>')
+        for end, sign in ((d["lo"], -1), (d["hi"], 1)):
+            if abs(end) > extent and end * sign > 0:  # clipped: an arrow head at the edge
+                x = sx(end)
+                body.append(f'<path d="M{_n(x + sign * 7)},{y} L{_n(x)},{y - 5} L{_n(x)},{y + 5} Z" fill="{colour}"/>')
         body.append(_text(width - right + 8, y + 4, f"{format_signed(d['point'])}, {format_p(d['p_value'])}",
                           size=11, fill=colour))
     return _svg(width, height, body, f"difference in {s['metric_label']} to the baseline")
@@ -203,7 +211,8 @@ def chart_cost(report: dict, width: int = 620, height: int = 360) -> str:
                       anchor="middle", size=12))
     body.append(_text(14, top + ph / 2, s["metric_label"], anchor="middle", size=12,
                       extra=f' transform="rotate(-90 14 {_n(top + ph / 2)})"'))
-    for r in rows:
+    placed: list[tuple[float, float, float]] = []  # label boxes (x0, x1, baseline y) already drawn
+    for r in sorted(rows, key=lambda r: sy(r["metric"]["point"])):
         m = r["metric"]
         x, y = sx(r["predict_docs_per_s"]), sy(m["point"])
         colour = colours[r["name"]]
@@ -216,7 +225,17 @@ def chart_cost(report: dict, width: int = 620, height: int = 360) -> str:
                     f'stroke="{colour}" stroke-width="2"/>{shape}</g>')
         anchor = "end" if x > left + pw * 0.7 else "start"
         dx = -10 if anchor == "end" else 10
-        body.append(_text(x + dx, y - 8, _label_text(r["label"], 22), anchor=anchor, size=11))
+        text = _label_text(r["label"], 22)
+        text_w = 6.2 * len(text)
+        x0 = x + dx - (text_w if anchor == "end" else 0)
+        ty = y - 8
+        # Runs with similar cost and quality: move a label down until it overlaps no earlier one.
+        while any(abs(ty - py) < 13 and x0 < px1 and px0 < x0 + text_w for px0, px1, py in placed):
+            ty += 13
+        placed.append((x0, x0 + text_w, ty))
+        if ty - (y - 8) > 13:
+            body.append(f'<line x1="{_n(x)}" y1="{_n(y)}" x2="{_n(x + dx / 2)}" y2="{_n(ty - 4)}" stroke="#8c959f"/>')
+        body.append(_text(x + dx, ty, text, anchor=anchor, size=11))
     return _svg(width, height, body, "quality against prediction cost")
 
 
