@@ -52,6 +52,8 @@ class _Scored:
     label: str
     scores: np.ndarray  # float32 (n_test, n_labels), split label order
     pred: np.ndarray  # bool (n_test, n_labels)
+    pred_csr: Any = None  # the same predictions as the metrics layer takes them
+    headline: dict | None = None  # {"point", "lo", "hi"} of the headline metric
 
 
 # --- selecting and aligning runs --------------------------------------------------------------
@@ -306,8 +308,7 @@ def build_report(
         whose predictions do not match the test documents.
     """
     from nlpkit.data import load_split
-    from nlpkit.metrics import METRICS, approx_randomization, bootstrap_ci, paired_bootstrap_diff
-    from nlpkit.runs import list_runs
+    from nlpkit.metrics import METRICS
     from nlpkit.runs import runs_root as _root
     from nlpkit.runs import to_jsonable
 
@@ -317,94 +318,37 @@ def build_report(
         raise ConfigError(f"--n-perm must be at least 1, got {n_perm}; 10000 is a good default.")
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
+    higher_better = METRICS[metric].greater_is_better
 
     split = load_split(split_dir)
     if split.test is None:
         raise NlpkitError(f"split {split_dir} has no test part; a report scores runs on the test part.")
     root = _root(runs_root)
     task = split.task
-    applicable = _applicable_metrics(METRICS, task)
-    if metric not in applicable:
-        raise ConfigError(
-            f"metric {metric!r} does not apply to {task}-label split {split_dir}; use one of: "
-            f"{', '.join(sorted(applicable))}."
-        )
-    higher_better = bool(getattr(METRICS[metric], "greater_is_better", True))
-
     test_sha256 = split.test_fingerprint  # hashes the test part: once
-    listed = list_runs(root, split_sha256=split.fingerprint)
-    excluded = []
-    runs = []
-    for run in listed:
-        if run.kind == "pretrain":
-            excluded.append({"name": run.name, "reason": "pretrain run: not a classifier"})
-        elif not _same_test(run, split.fingerprint, test_sha256):
-            excluded.append({"name": run.name, "reason": "test part fingerprint differs from the split's"})
-        else:
-            runs.append(run)
+    runs, excluded = _select_runs(root, split.fingerprint, test_sha256)
     if not runs:
         raise NlpkitError(f"no runs for split {split_dir} in {root}; run `nlpkit baseline {split_dir}` first.")
 
     y = split.test.y
-    y = (y.toarray() if hasattr(y, "toarray") else np.asarray(y)) != 0
+    y = (y.toarray() if sparse.issparse(y) else np.asarray(y)) != 0
     labels = _model_labels(runs)
-    scored = []
-    for run in runs:
-        scores, pred = _align(run, split, y.shape)
-        scored.append(_Scored(run=run, label=labels[run.name], scores=scores, pred=pred))
+    scored = [_Scored(run, labels[run.name], *_align(run, split, y.shape)) for run in runs]
 
-    # Headline metric with a 95 % bootstrap interval: the same seed draws the same resampled
-    # documents for every run, so the intervals are paired.
-    # The metrics layer works on csr matrices: convert once, not in every call.
-    y_csr = sparse.csr_matrix(y, dtype=np.float64)
-    pred_csr = {s.run.name: sparse.csr_matrix(s.pred, dtype=np.float64) for s in scored}
-    headline = {}
+    # Headline metric with a 95 % bootstrap interval per run. The metrics layer draws its resamples
+    # from ``seed`` alone, so every run (and every paired difference) is scored on the same
+    # resampled documents.
+    y_csr = sparse.csr_matrix(y, dtype=np.float64)  # the metrics layer works on csr: convert once
     for s in scored:
-        point, lo, hi = bootstrap_ci(y_csr, pred_csr[s.run.name], metric, n_boot=n_boot, alpha=ALPHA, seed=seed)
-        headline[s.run.name] = (float(point), float(lo), float(hi))
-    points = {name: v[0] for name, v in headline.items()}
+        s.pred_csr = sparse.csr_matrix(s.pred, dtype=np.float64)
+        s.headline = _bootstrap(y_csr, s.pred_csr, metric, n_boot, seed)
+    points = {s.run.name: s.headline["point"] for s in scored}
     base_run = _resolve_baseline(baseline, runs, split, split_dir, runs_root, points, higher_better)
     base = next(s for s in scored if s.run.name == base_run.name)
 
     secondary = [m for m in ("micro_f1", "macro_f1", "accuracy" if task == "single" else "subset_accuracy")
-                 if m != metric and m in applicable]
-    base_dps = _timing(base.run, "predict_docs_per_s")
-    rows = []
-    for s in scored:
-        info = s.run.info
-        point, lo, hi = headline[s.run.name]
-        row = {
-            "name": s.run.name,
-            "label": s.label,
-            "kind": s.run.kind,
-            "model": s.run.model,
-            "path": str(s.run.path),
-            "is_baseline": s is base,
-            "metric": {"point": point, "lo": lo, "hi": hi},
-            "secondary": {m: _point(METRICS, m, y_csr, pred_csr[s.run.name]) for m in secondary},
-            "fit_seconds": _timing(s.run, "fit_seconds"),
-            "predict_docs_per_s": _timing(s.run, "predict_docs_per_s"),
-            "model_size_bytes": info.get("model_size_bytes"),
-            "diff": None,
-            "cost_ratio": None,
-            "verdict": None,
-        }
-        dps = row["predict_docs_per_s"]
-        if base_dps and dps:
-            row["cost_ratio"] = base_dps / dps
-        if s is not base:
-            mine, theirs = pred_csr[s.run.name], pred_csr[base.run.name]
-            d, dlo, dhi = paired_bootstrap_diff(y_csr, mine, theirs, metric, n_boot=n_boot, alpha=ALPHA, seed=seed)
-            p = float(approx_randomization(y_csr, mine, theirs, metric, n_iter=n_perm, seed=seed))
-            d, dlo, dhi = float(d), float(dlo), float(dhi)
-            excludes_zero = dlo > 0 or dhi < 0
-            row["diff"] = {
-                "point": d, "lo": dlo, "hi": dhi, "p_value": p,
-                "significant": bool(excludes_zero and p < ALPHA),
-                "better": bool((d > 0) == higher_better) if d != 0 else False,
-            }
-            row["verdict"] = verdict(row, base.label, metric)
-        rows.append(row)
+                 if m != metric]
+    rows = [_row(s, base, y_csr, metric, secondary, n_boot, n_perm, seed, higher_better) for s in scored]
     sign = -1.0 if higher_better else 1.0
     rows.sort(key=lambda r: (sign * r["metric"]["point"], not r["is_baseline"], r["name"]))
     for rank, row in enumerate(rows, 1):
@@ -442,19 +386,71 @@ def build_report(
     return to_jsonable(report)
 
 
-def _applicable_metrics(metrics: dict, task: str) -> set[str]:
-    out = set()
-    for name, m in metrics.items():
-        tasks = getattr(m, "tasks", None)
-        if tasks is None or task in tasks:
-            out.add(name)
-    return out
+def _select_runs(root, split_sha256: str, test_sha256: str) -> tuple[list, list[dict]]:
+    """Classifier runs scored on this split's test part, and the runs left out with the reason."""
+    from nlpkit.runs import list_runs
+
+    runs, excluded = [], []
+    for run in list_runs(root, split_sha256=split_sha256):
+        if run.kind == "pretrain":
+            excluded.append({"name": run.name, "reason": "pretrain run: not a classifier"})
+        elif not _same_test(run, split_sha256, test_sha256):
+            excluded.append({"name": run.name, "reason": "test part fingerprint differs from the split's"})
+        else:
+            runs.append(run)
+    return runs, excluded
 
 
-def _point(metrics, name, y, pred) -> float | None:
-    """A metric's value on the full test set (no resampling)."""
-    value = metrics[name](y, pred)
-    return None if value is None else float(value)
+def _bootstrap(y_csr, pred_csr, metric: str, n_boot: int, seed: int) -> dict:
+    from nlpkit.metrics import bootstrap_ci
+
+    point, lo, hi = bootstrap_ci(y_csr, pred_csr, metric, n_boot=n_boot, alpha=ALPHA, seed=seed)
+    return {"point": float(point), "lo": float(lo), "hi": float(hi)}
+
+
+def _compare(y_csr, mine: _Scored, base: _Scored, metric: str, n_boot: int, n_perm: int, seed: int,
+             higher_better: bool) -> dict:
+    """Paired bootstrap interval of (run - baseline) and its approximate-randomisation p-value."""
+    from nlpkit.metrics import approx_randomization, paired_bootstrap_diff
+
+    d, lo, hi = paired_bootstrap_diff(y_csr, mine.pred_csr, base.pred_csr, metric, n_boot=n_boot, alpha=ALPHA,
+                                      seed=seed)
+    p = float(approx_randomization(y_csr, mine.pred_csr, base.pred_csr, metric, n_iter=n_perm, seed=seed))
+    d, lo, hi = float(d), float(lo), float(hi)
+    # Significant only when both agree: the interval excludes 0 and p < alpha.
+    return {
+        "point": d, "lo": lo, "hi": hi, "p_value": p,
+        "significant": bool((lo > 0 or hi < 0) and p < ALPHA),
+        "better": bool(d != 0 and (d > 0) == higher_better),
+    }
+
+
+def _row(s: _Scored, base: _Scored, y_csr, metric: str, secondary: list[str], n_boot: int, n_perm: int,
+         seed: int, higher_better: bool) -> dict:
+    """One leaderboard row: headline interval, secondary metrics, cost, and the comparison."""
+    from nlpkit.metrics import METRICS
+
+    dps, base_dps = _timing(s.run, "predict_docs_per_s"), _timing(base.run, "predict_docs_per_s")
+    row = {
+        "name": s.run.name,
+        "label": s.label,
+        "kind": s.run.kind,
+        "model": s.run.model,
+        "path": str(s.run.path),
+        "is_baseline": s is base,
+        "metric": s.headline,
+        "secondary": {m: float(METRICS[m](y_csr, s.pred_csr)) for m in secondary},
+        "fit_seconds": _timing(s.run, "fit_seconds"),
+        "predict_docs_per_s": dps,
+        "model_size_bytes": s.run.info.get("model_size_bytes"),
+        "cost_ratio": base_dps / dps if base_dps and dps else None,
+        "diff": None,
+        "verdict": None,
+    }
+    if s is not base:
+        row["diff"] = _compare(y_csr, s, base, metric, n_boot, n_perm, seed, higher_better)
+        row["verdict"] = verdict(row, base.label, metric)
+    return row
 
 
 def _timing(run, key: str) -> float | None:
