@@ -143,6 +143,15 @@ def resolve_sizes(sizes: Sequence[Size], n: int) -> np.ndarray:
 # --- sparse helpers ------------------------------------------------------------------------
 
 
+def _lexsort(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.lexsort(keys)`` (last key primary) by chained stable argsorts, much faster on large
+    arrays than np.lexsort."""
+    order = np.argsort(keys[0], kind="stable")
+    for key in keys[1:]:
+        order = order[np.argsort(key[order], kind="stable")]
+    return order
+
+
 def _gather_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column indices of the given CSR rows, and for each one its position in ``rows``."""
     starts = indptr[rows]
@@ -285,7 +294,7 @@ class _State:
             key1 = (self.count[col, j] + t) * (1 + 2 * w) / self.quota[j]
         else:
             key1 = (self.count[col, j] + t + w * (self.count[a, j] + self.count[b, j] + 2 * t)) / self.quota[j]
-        take = np.lexsort((tie[j], -(self.left[j] - t), key1))[:k]
+        take = _lexsort((tie[j], -(self.left[j] - t), key1))[:k]
         return np.sort(j[take], kind="stable")
 
 
@@ -350,7 +359,103 @@ def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray) -> int:
     return swaps
 
 
-def _stratify(r: sp.csr_matrix, parents: np.ndarray, quotas: np.ndarray, n_labels: int, seed: int) -> np.ndarray:
+def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``np.isin(values, pool)`` for hashes: sorted queries into the sorted pool (several times
+    faster than np.isin or unsorted searchsorted on large uint64 arrays)."""
+    out = np.zeros(values.shape, bool)
+    if pool.size == 0 or values.size == 0:
+        return out
+    pool = np.sort(pool)
+    order = np.argsort(values)
+    sv = values[order]
+    pos = np.minimum(np.searchsorted(pool, sv), pool.size - 1)
+    out[order] = pool[pos] == sv
+    return out
+
+
+def _rebalance_labels(st: _State, n_labels: int, seed: int) -> int:
+    """Finish with order-1 balancing: swap documents whose label sets differ by one label only.
+
+    After the greedy pass (pair batches at order 2 hand out most documents and leave single
+    labels less balanced) a label ``l`` may have too many documents in part ``A`` and too few
+    in ``B``. A document of ``A`` with labels ``{l} + S`` is then swapped with a document of
+    ``B`` with labels exactly ``S`` (label sets matched through a random 64-bit hash per label,
+    summed per document): one ``l`` moves from A to B, every other label's counts and both part
+    sizes stay the same, and only pairs containing ``l`` are touched. Labels are visited most
+    frequent first (they weigh most in LD). Returns the number of swaps.
+    """
+    p = st.p
+    rng = np.random.default_rng([seed, 2])
+    h_lab = rng.integers(0, 2**63, size=n_labels, dtype=np.uint64)
+    owner = np.repeat(np.arange(st.n), np.diff(st.r_indptr))
+    is_lab = st.r_indices < n_labels
+    lab_idx, owner = st.r_indices[is_lab], owner[is_lab]
+    h_doc = np.zeros(st.n, np.uint64)
+    np.add.at(h_doc, owner, h_lab[lab_idx])  # uint64 arithmetic wraps: a hash, not a count
+    # only documents whose label set is another document's set minus one label take part
+    targets = h_doc[owner] - h_lab[lab_idx]
+    is_z = _member(h_doc, targets)
+    entry = _member(targets, h_doc[is_z])
+    x_lab, x_doc = lab_idx[entry], owner[entry]
+    grouped = np.argsort(x_lab * st.n + st.doc_rank[x_doc], kind="stable")
+    x_lab, x_doc = x_lab[grouped], x_doc[grouped]
+    x_start = np.searchsorted(x_lab, np.arange(n_labels + 1))
+    z_doc = np.flatnonzero(is_z)
+    z_doc = z_doc[_lexsort((st.doc_rank[z_doc], h_doc[z_doc]))]
+    z_hash = h_doc[z_doc]  # sorted; a document's part is checked when it is looked up
+    totals = st.count[:n_labels].sum(axis=1)
+    share = st.quota / st.quota.sum()
+    swaps = 0
+    for lab in np.argsort(-totals, kind="stable").tolist():
+        if totals[lab] < 2:
+            break
+        dev = st.count[lab] - totals[lab] * share
+        if dev.max() - dev.min() <= 1.0:
+            continue
+        docs = x_doc[x_start[lab] : x_start[lab + 1]]
+        if docs.size == 0:
+            continue
+        h_l, h_li = h_lab[lab], int(h_lab[lab])
+        for _ in range(2 * p):
+            a, b = int(np.argmax(dev)), int(np.argmin(dev))
+            if dev[a] - dev[b] <= 1.0:
+                break
+            need = max(int((dev[a] - dev[b]) // 2), 1)
+            done = 0
+            xs = docs[st.part[docs] == a]
+            for c0 in range(0, xs.size, 64):  # most labels need only a few swaps: look up in chunks
+                chunk = xs[c0 : c0 + 64]
+                lo = np.searchsorted(z_hash, h_doc[chunk] - h_l).tolist()
+                for x, i in zip(chunk.tolist(), lo):
+                    target = (int(h_doc[x]) - h_li) % 2**64
+                    z, end = -1, min(i + 64, z_hash.size)  # bounded scan of the matching run
+                    while i < end and int(z_hash[i]) == target:
+                        if st.part[z_doc[i]] == b:
+                            z = int(z_doc[i])
+                            break
+                        i += 1
+                    if z < 0:
+                        continue
+                    for doc, old, new in ((x, a, b), (z, b, a)):
+                        cols = st.r_indices[st.r_indptr[doc] : st.r_indptr[doc + 1]]
+                        st.count[cols, old] -= 1
+                        st.count[cols, new] += 1
+                        st.part[doc] = new
+                    done += 1
+                    if done >= need:
+                        break
+                if done >= need:
+                    break
+            swaps += done
+            dev = st.count[lab] - totals[lab] * share
+            if done == 0:
+                break
+    return swaps
+
+
+def _stratify(
+    r: sp.csr_matrix, parents: np.ndarray, quotas: np.ndarray, n_labels: int, seed: int, rebalance: bool
+) -> np.ndarray:
     """The whole pass over strata matrix ``r``: columns ``0 .. n_labels-1`` are the labels, any
     further ones label pairs (``parents`` gives each column's labels)."""
     rng = np.random.default_rng(seed)
@@ -363,25 +468,21 @@ def _stratify(r: sp.csr_matrix, parents: np.ndarray, quotas: np.ndarray, n_label
     # halved since its last one (stale entries are skipped when popped), which keeps the number
     # of heap operations near-linear while the order stays "rarest first" within a factor of 2.
     key = st.remaining.copy()
-    stages = [np.arange(st.m)]
-    for stage in stages:
-        active = np.zeros(st.m, bool)
-        active[stage] = True
-        heap = [(int(key[c]), int(col_rank[c]), int(c)) for c in stage[key[stage] > 0]]
-        heapq.heapify(heap)
-        while heap:
-            rem, _, col = heapq.heappop(heap)
-            if rem != key[col] or st.remaining[col] == 0:
-                continue
-            docs = st.unassigned(col)
-            touched = st.assign(docs, st.apportion(col, docs.size))
-            now = st.remaining[touched]
-            stale = touched[(now > 0) & (2 * now <= key[touched])]
-            if stale.size:
-                stale = np.unique(stale)
-                key[stale] = st.remaining[stale]
-                for c in stale[active[stale]].tolist():
-                    heapq.heappush(heap, (int(key[c]), int(col_rank[c]), c))
+    heap = [(int(key[c]), int(col_rank[c]), int(c)) for c in np.flatnonzero(key > 0)]
+    heapq.heapify(heap)
+    while heap:
+        rem, _, col = heapq.heappop(heap)
+        if rem != key[col] or st.remaining[col] == 0:
+            continue
+        docs = st.unassigned(col)
+        touched = st.assign(docs, st.apportion(col, docs.size))
+        now = st.remaining[touched]
+        stale = touched[(now > 0) & (2 * now <= key[touched])]
+        if stale.size:
+            stale = np.unique(stale)
+            key[stale] = st.remaining[stale]
+            for c in stale.tolist():
+                heapq.heappush(heap, (int(key[c]), int(col_rank[c]), c))
 
     # Phase 2: documents without labels fill what is left of each quota, in random order, so
     # they spread in proportion to the free places.
@@ -391,12 +492,18 @@ def _stratify(r: sp.csr_matrix, parents: np.ndarray, quotas: np.ndarray, n_label
         st.part[rest] = np.repeat(np.arange(st.p), st.left)
         st.left[:] = 0
 
-    # Phase 3: fill the holes the greedy left (labels that could be in every part but are not).
+    # Phase 3: finish with order-1 balancing by swaps that change one label only.
+    if rebalance:
+        _rebalance_labels(st, n_labels, seed)
+
+    # Phase 4: fill the holes the greedy left (labels that could be in every part but are not).
     _repair_presence(st, n_labels, col_rank)
     return st.part
 
 
-def iterative_split(y, sizes: Sequence[Size], *, order: int = 1, seed: int = 0) -> np.ndarray:
+def iterative_split(
+    y, sizes: Sequence[Size], *, order: int = 1, seed: int = 0, rebalance: bool = True
+) -> np.ndarray:
     """Split rows of a label matrix into parts of given sizes by iterative stratification.
 
     Sechidis, Tsoumakas & Vlahavas (2011), "On the stratification of multi-label data", Alg. 1,
@@ -452,13 +559,13 @@ def iterative_split(y, sizes: Sequence[Size], *, order: int = 1, seed: int = 0) 
         strata = sp.hstack([y, z], format="csr")
         strata.sort_indices()
         parents = np.concatenate([parents, pairs])
-    part = _stratify(strata, parents, quotas, n_labels, seed)
+    part = _stratify(strata, parents, quotas, n_labels, seed, rebalance)
     if rest > 0:
         part[part == counts.size] = -1
     return part
 
 
-def kfold(y, k: int, *, order: int = 1, seed: int = 0) -> np.ndarray:
+def kfold(y, k: int, *, order: int = 1, seed: int = 0, rebalance: bool = True) -> np.ndarray:
     """Stratified k-fold: the fold (``0 .. k-1``) of each row; fold sizes differ by at most one."""
     y = _as_csr(y)
     n = y.shape[0]
@@ -467,10 +574,12 @@ def kfold(y, k: int, *, order: int = 1, seed: int = 0) -> np.ndarray:
     if k > n:
         raise ConfigError(f"{k} folds but only {n} documents; use at most {n} folds.")
     sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
-    return iterative_split(y, sizes, order=order, seed=seed)
+    return iterative_split(y, sizes, order=order, seed=seed, rebalance=rebalance)
 
 
-def carve(y, size: Size, *, order: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def carve(
+    y, size: Size, *, order: int = 1, seed: int = 0, rebalance: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Carve one stratified part out of a label matrix (e.g. a valid part out of train).
 
     Returns
@@ -482,7 +591,7 @@ def carve(y, size: Size, *, order: int = 1, seed: int = 0) -> tuple[np.ndarray, 
     carved = int(resolve_sizes([size], n)[0])
     if carved >= n:
         raise ConfigError(f"carving {carved} of {n} documents leaves nothing; use a smaller size.")
-    part = iterative_split(y, [n - carved, carved], order=order, seed=seed)
+    part = iterative_split(y, [n - carved, carved], order=order, seed=seed, rebalance=rebalance)
     return np.flatnonzero(part == 0), np.flatnonzero(part == 1)
 
 
