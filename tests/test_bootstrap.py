@@ -13,8 +13,14 @@ import scipy.sparse as sp
 from sklearn import metrics as skm
 
 from nlpkit.errors import ConfigError, NlpkitError
-from nlpkit.metrics import METRICS, approx_randomization, bootstrap_ci, get_metric, paired_bootstrap_diff
-from nlpkit.metrics import significance
+from nlpkit.metrics import (
+    METRICS,
+    approx_randomization,
+    bootstrap_ci,
+    get_metric,
+    paired_bootstrap_diff,
+    significance,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +78,19 @@ def test_single_label_metrics_match_sklearn(name):
 
 
 def test_metric_registry_describes_each_metric():
-    assert {"micro_f1", "macro_f1", "weighted_f1", "samples_f1", "accuracy", "subset_accuracy", "micro_precision",
-            "micro_recall", "macro_precision", "macro_recall", "hamming_loss"} <= set(METRICS)
+    assert {
+        "micro_f1",
+        "macro_f1",
+        "weighted_f1",
+        "samples_f1",
+        "accuracy",
+        "subset_accuracy",
+        "micro_precision",
+        "micro_recall",
+        "macro_precision",
+        "macro_recall",
+        "hamming_loss",
+    } <= set(METRICS)
     assert METRICS["hamming_loss"].greater_is_better is False
     assert METRICS["accuracy"].tasks == ("single",) and "multi" in METRICS["subset_accuracy"].tasks
     with pytest.raises(ConfigError, match="unknown metric 'f1'; choose one of: accuracy, hamming_loss"):
@@ -138,11 +155,13 @@ def test_identical_systems_and_degenerate_intervals():
 def test_results_depend_only_on_the_seed():
     y, pred = _multi(3, 80, 5)
     other = np.roll(pred, 1, axis=1)
-    assert bootstrap_ci(y, pred, n_boot=300, seed=5) == bootstrap_ci(sp.csr_matrix(y), pred.astype(np.uint8),
-                                                                       n_boot=300, seed=5)
+    assert bootstrap_ci(y, pred, n_boot=300, seed=5) == bootstrap_ci(
+        sp.csr_matrix(y), pred.astype(np.uint8), n_boot=300, seed=5
+    )
     assert bootstrap_ci(y, pred, n_boot=300, seed=5) != bootstrap_ci(y, pred, n_boot=300, seed=6)
-    assert approx_randomization(y, pred, other, n_iter=500, seed=1) == approx_randomization(y, pred, other,
-                                                                                          n_iter=500, seed=1)
+    assert approx_randomization(y, pred, other, n_iter=500, seed=1) == approx_randomization(
+        y, pred, other, n_iter=500, seed=1
+    )
 
 
 def test_bad_arguments_raise_config_errors():
@@ -276,8 +295,16 @@ def test_randomisation_p_value_is_small_under_a_real_difference():
         true = rng.integers(0, 4, 300)
         guess_a = np.where(rng.random(300) < 0.85, true, (true + 1) % 4)
         guess_b = np.where(rng.random(300) < 0.70, true, (true + 2) % 4)
-        p_values.append(approx_randomization(_one_hot(true, 4), _one_hot(guess_a, 4), _one_hot(guess_b, 4),
-                                             "accuracy", n_iter=2000, seed=rep))
+        p_values.append(
+            approx_randomization(
+                _one_hot(true, 4),
+                _one_hot(guess_a, 4),
+                _one_hot(guess_b, 4),
+                "accuracy",
+                n_iter=2000,
+                seed=rep,
+            )
+        )
     # expected difference 0.15 with a standard error of about 0.034: p is nearly always tiny
     assert np.median(p_values) < 0.001 and max(p_values) < 0.05
 

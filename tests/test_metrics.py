@@ -21,9 +21,10 @@ from nlpkit.metrics import (
     TopK,
     decide,
     evaluate,
+    ranking,
+    rules,
     tune_rule,
 )
-from nlpkit.metrics import ranking, rules
 
 
 def _multi_case(seed: int, n: int, n_labels: int, density: float = 0.15, decimals: int | None = 2):
@@ -60,7 +61,9 @@ def _quiet_sklearn():
 # --- multi-label against scikit-learn -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed,n,n_labels,decimals", [(0, 40, 5, 1), (1, 200, 12, 2), (2, 500, 30, None), (3, 7, 3, 1)])
+@pytest.mark.parametrize(
+    "seed,n,n_labels,decimals", [(0, 40, 5, 1), (1, 200, 12, 2), (2, 500, 30, None), (3, 7, 3, 1)]
+)
 def test_multi_label_metrics_match_sklearn(seed, n, n_labels, decimals):
     y, scores = _multi_case(seed, n, n_labels, decimals=decimals)
     rule = FixedThreshold(0.5, at_least_one=False)
@@ -77,12 +80,16 @@ def test_multi_label_metrics_match_sklearn(seed, n, n_labels, decimals):
     assert m["lrap"] == pytest.approx(skm.label_ranking_average_precision_score(y, scores), abs=1e-12)
     assert m["coverage_error"] == pytest.approx(skm.coverage_error(y, scores), abs=1e-12)
     defined = y.any(axis=0) & ~y.all(axis=0)
-    assert m["macro_roc_auc"] == pytest.approx(skm.roc_auc_score(y[:, defined], scores[:, defined], average="macro"))
+    assert m["macro_roc_auc"] == pytest.approx(
+        skm.roc_auc_score(y[:, defined], scores[:, defined], average="macro")
+    )
     assert m["micro_roc_auc"] == pytest.approx(skm.roc_auc_score(y, scores, average="micro"))
     assert m["macro_average_precision"] == pytest.approx(
         skm.average_precision_score(y[:, defined], scores[:, defined], average="macro")
     )
-    assert m["micro_average_precision"] == pytest.approx(skm.average_precision_score(y, scores, average="micro"))
+    assert m["micro_average_precision"] == pytest.approx(
+        skm.average_precision_score(y, scores, average="micro")
+    )
     assert m["n_labels_without_positives"] == 1 and out["labels_without_positives"] == ["0"]
     assert out["labels_without_negatives"] == [str(j) for j in np.flatnonzero(y.all(axis=0))]
 
@@ -93,7 +100,9 @@ def test_multi_label_metrics_match_sklearn(seed, n, n_labels, decimals):
         assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((p[j], r[j], f[j]), abs=1e-12)
         if defined[j]:
             assert row["roc_auc"] == pytest.approx(skm.roc_auc_score(y[:, j], scores[:, j]))
-            assert row["average_precision"] == pytest.approx(skm.average_precision_score(y[:, j], scores[:, j]))
+            assert row["average_precision"] == pytest.approx(
+                skm.average_precision_score(y[:, j], scores[:, j])
+            )
         else:
             assert row["roc_auc"] is None
     assert out["per_label"][0]["average_precision"] is None  # no positives: AP undefined
@@ -158,8 +167,12 @@ def test_single_label_metrics_match_sklearn(seed, n, n_labels):
     m = out["metrics"]
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(true, pred))
     for average in ("micro", "macro", "weighted"):
-        p, r, f, _ = skm.precision_recall_fscore_support(true, pred, labels=labels, average=average, zero_division=0)
-        assert (m[f"{average}_precision"], m[f"{average}_recall"], m[f"{average}_f1"]) == pytest.approx((p, r, f))
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            true, pred, labels=labels, average=average, zero_division=0
+        )
+        assert (m[f"{average}_precision"], m[f"{average}_recall"], m[f"{average}_f1"]) == pytest.approx(
+            (p, r, f)
+        )
     assert m["log_loss"] == pytest.approx(skm.log_loss(true, prob, labels=labels))
     assert out["confusion_matrix"] == skm.confusion_matrix(true, pred, labels=labels).tolist()
     p, r, f, support = skm.precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
@@ -200,21 +213,40 @@ def test_tiny_multi_label_case_worked_by_hand():
     # LRAP: doc0 1, doc1 b at rank 2 -> 1/2, doc2 (no label) 1 -> 5/6
     y = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0]])
     s = np.array([[0.9, 0.6, 0.2], [0.7, 0.4, 0.1], [0.3, 0.2, 0.8]])
-    out = evaluate(y, s, task="multi", label_names=["a", "b", "c"], rule=FixedThreshold(0.5, at_least_one=False), ks=(1,))
+    out = evaluate(
+        y, s, task="multi", label_names=["a", "b", "c"], rule=FixedThreshold(0.5, at_least_one=False), ks=(1,)
+    )
     m = out["metrics"]
     expected = {
-        "micro_precision": 1 / 2, "micro_recall": 2 / 3, "micro_f1": 4 / 7, "macro_f1": 4 / 9,
-        "macro_precision": 1 / 2, "macro_recall": 1 / 2, "weighted_f1": 2 / 3,
-        "samples_precision": 1 / 3, "samples_recall": 1 / 3, "samples_f1": 1 / 3,
-        "subset_accuracy": 1 / 3, "hamming_loss": 1 / 3, "p_at_1": 1 / 2, "r_at_1": 1 / 4,
-        "coverage_error": 4 / 3, "lrap": 5 / 6,
+        "micro_precision": 1 / 2,
+        "micro_recall": 2 / 3,
+        "micro_f1": 4 / 7,
+        "macro_f1": 4 / 9,
+        "macro_precision": 1 / 2,
+        "macro_recall": 1 / 2,
+        "weighted_f1": 2 / 3,
+        "samples_precision": 1 / 3,
+        "samples_recall": 1 / 3,
+        "samples_f1": 1 / 3,
+        "subset_accuracy": 1 / 3,
+        "hamming_loss": 1 / 3,
+        "p_at_1": 1 / 2,
+        "r_at_1": 1 / 4,
+        "coverage_error": 4 / 3,
+        "lrap": 5 / 6,
     }
     for name, value in expected.items():
         assert m[name] == pytest.approx(value), name
     assert out["labels_without_positives"] == ["c"] and m["n_labels_without_positives"] == 1
     assert out["per_label"][2] == {
-        "label": "c", "support": 0, "predicted": 1, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-        "average_precision": None, "roc_auc": None,
+        "label": "c",
+        "support": 0,
+        "predicted": 1,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "average_precision": None,
+        "roc_auc": None,
     }
     # a: positives {0}, negatives {1, 2}: 0.9 beats both -> AUC 1; b: {0,1} vs {2}: 0.6, 0.4 > 0.2 -> 1
     assert m["macro_roc_auc"] == 1.0 and m["macro_average_precision"] == 1.0
@@ -241,12 +273,25 @@ def test_tiny_single_label_case_worked_by_hand():
 def test_output_is_plain_json_and_sparse_equals_dense():
     y, scores = _multi_case(4, 100, 10)
     dense = evaluate(y, scores, task="multi", label_names=list("abcdefghij"))
-    csr = evaluate(sp.csr_matrix(y.astype(np.uint8)), scores.astype(np.float32).astype(np.float64), task="multi",
-                   label_names=list("abcdefghij"))
+    csr = evaluate(
+        sp.csr_matrix(y.astype(np.uint8)),
+        scores.astype(np.float32).astype(np.float64),
+        task="multi",
+        label_names=list("abcdefghij"),
+    )
     assert json.loads(json.dumps(dense)) == dense  # JSON-serialisable, nothing lost
     assert csr == dense
-    assert set(dense) >= {"task", "n_docs", "n_labels", "metrics", "per_label", "labels_without_positives", "rule"}
+    assert set(dense) >= {
+        "task",
+        "n_docs",
+        "n_labels",
+        "metrics",
+        "per_label",
+        "labels_without_positives",
+        "rule",
+    }
     assert dense["rule"] == {"type": "fixed_threshold", "threshold": 0.5, "at_least_one": True}
+    assert evaluate(y, scores, task="multi", label_names=list("abcdefghij"), rule=dense["rule"]) == dense
     assert all(isinstance(v, (float, int)) or v is None for v in dense["metrics"].values())
 
 
@@ -330,7 +375,7 @@ def test_tuned_thresholds_are_optimal_against_an_exhaustive_search(seed):
     for at_least_one in (False, True):
         rule = GlobalThreshold(at_least_one=at_least_one).fit(y, s)
 
-        def micro(t):
+        def micro(t, at_least_one=at_least_one):
             p = FixedThreshold(t, at_least_one=at_least_one).predict(s)
             return skm.f1_score(y.ravel(), p.ravel(), zero_division=0)
 
@@ -359,8 +404,11 @@ def test_per_label_threshold_falls_back_to_global_for_rare_labels():
 def test_rules_round_trip_through_json():
     y, s = _multi_case(2, 120, 6)
     fitted = [
-        Argmax(), TopK(3), FixedThreshold(0.3, at_least_one=False),
-        GlobalThreshold().fit(y, s), PerLabelThreshold(min_positives=3, shrink=2.0).fit(y, s),
+        Argmax(),
+        TopK(3),
+        FixedThreshold(0.3, at_least_one=False),
+        GlobalThreshold().fit(y, s),
+        PerLabelThreshold(min_positives=3, shrink=2.0).fit(y, s),
     ]
     for rule in fitted:
         again = DecisionRule.from_dict(json.loads(json.dumps(rule.to_dict())))

@@ -56,7 +56,9 @@ def as_score_matrix(scores, shape: tuple[int, int] | None = None, *, name: str =
         raise NlpkitError(f"{name} must be numeric, got dtype {arr.dtype}") from None
     if not np.isfinite(arr).all():
         row, col = np.argwhere(~np.isfinite(arr))[0]
-        raise NlpkitError(f"{name} contains a non-finite value at row {row}, column {col}; check the model output")
+        raise NlpkitError(
+            f"{name} contains a non-finite value at row {row}, column {col}; check the model output"
+        )
     return arr
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,9 @@ def _averaged_prf(tp, fp, fn) -> dict[str, float]:
     out = {}
     for average, fn_avg in counts.AVERAGES.items():
         p, r, f = fn_avg(tp, fp, fn)
-        out.update({f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)})
+        out.update(
+            {f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)}
+        )
     return out
 
 
@@ -35,8 +38,14 @@ def _per_label_table(names, y, tp, fp, fn) -> list[dict[str, Any]]:
     p, r, f = counts.precision_recall_f1(tp, fp, fn)
     support = y.sum(axis=0)
     return [
-        {"label": names[j], "support": int(support[j]), "predicted": int(tp[j] + fp[j]),
-         "precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j])}
+        {
+            "label": names[j],
+            "support": int(support[j]),
+            "predicted": int(tp[j] + fp[j]),
+            "precision": float(p[j]),
+            "recall": float(r[j]),
+            "f1": float(f[j]),
+        }
         for j in range(len(names))
     ]
 
@@ -73,7 +82,7 @@ def _evaluate_single(y, scores, pred, names, ks) -> dict[str, Any]:
 
 
 def _evaluate_multi(y, scores, pred, names, ks) -> dict[str, Any]:
-    n, n_labels = y.shape
+    n = y.shape[0]
     tp, fp, fn = _label_counts(y, pred)
     metrics: dict[str, Any] = _averaged_prf(tp, fp, fn)
     # Samples average: per-document P/R/F1 (zero_division = 0), then the mean over documents.
@@ -119,8 +128,15 @@ _DEFAULT_RULES: dict[str, Callable[[], DecisionRule]] = {
 }
 
 
-def evaluate(y_true, scores, *, task: str, label_names: Sequence[str] | None = None,
-             rule: DecisionRule | None = None, ks: Sequence[int] = (1, 3, 5)) -> dict[str, Any]:
+def evaluate(
+    y_true,
+    scores,
+    *,
+    task: str,
+    label_names: Sequence[str] | None = None,
+    rule: DecisionRule | dict | None = None,
+    ks: Sequence[int] = (1, 3, 5),
+) -> dict[str, Any]:
     """Every metric of ``scores`` against ``y_true``.
 
     Parameters
@@ -134,7 +150,7 @@ def evaluate(y_true, scores, *, task: str, label_names: Sequence[str] | None = N
     label_names
         Column names (default "0", "1", ...).
     rule
-        Turns scores into predictions. Default: ``Argmax`` (single), ``FixedThreshold(0.5)`` with
+        Turns scores into predictions (a ``DecisionRule`` or its ``to_dict()``). Default: ``Argmax`` (single), ``FixedThreshold(0.5)`` with
         at-least-one (multi). Pass the rule tuned on the validation part.
     ks
         Cut-offs for P@k / R@k (multi-label).
@@ -157,11 +173,16 @@ def evaluate(y_true, scores, *, task: str, label_names: Sequence[str] | None = N
         raise NlpkitError(f"cannot evaluate on {n} documents x {n_labels} labels; the test part is empty")
     names = [str(j) for j in range(n_labels)] if label_names is None else [str(x) for x in label_names]
     if len(names) != n_labels:
-        raise NlpkitError(f"got {len(names)} label names for {n_labels} label columns; pass one name per column")
+        raise NlpkitError(
+            f"got {len(names)} label names for {n_labels} label columns; pass one name per column"
+        )
     bad_ks = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1]
     if bad_ks:
         raise ConfigError(f"ks must be whole numbers >= 1, got {bad_ks}")
-    rule = _DEFAULT_RULES[task]() if rule is None else rule
+    if rule is None:
+        rule = _DEFAULT_RULES[task]()
+    elif isinstance(rule, dict):  # a rule as recorded in run.json
+        rule = DecisionRule.from_dict(rule)
     pred = np.asarray(rule.predict(s), dtype=bool)
     result = {"task": task, "n_docs": int(n), "n_labels": int(n_labels)}
     result.update(_EVALUATORS[task](y, s, pred, names, ks))

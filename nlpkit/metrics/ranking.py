@@ -25,14 +25,14 @@ class SortedColumns:
     """
 
     sorted_scores: np.ndarray  # (L, n) each column's scores, increasing
-    label: np.ndarray          # (nnz,) column of each positive, grouped by column
-    value: np.ndarray          # (nnz,) its score
-    end: np.ndarray            # (nnz,) entries scored >= value, minus one
-    tp_to_end: np.ndarray      # (nnz,) positives scored >= value (tp when predicting scores >= value)
-    fp_to_end: np.ndarray      # (nnz,) negatives scored >= value
-    fp_before: np.ndarray      # (nnz,) negatives scored > value
-    n_pos: np.ndarray          # (L,)
-    n_neg: np.ndarray          # (L,)
+    label: np.ndarray  # (nnz,) column of each positive, grouped by column
+    value: np.ndarray  # (nnz,) its score
+    end: np.ndarray  # (nnz,) entries scored >= value, minus one
+    tp_to_end: np.ndarray  # (nnz,) positives scored >= value (tp when predicting scores >= value)
+    fp_to_end: np.ndarray  # (nnz,) negatives scored >= value
+    fp_before: np.ndarray  # (nnz,) negatives scored > value
+    n_pos: np.ndarray  # (L,)
+    n_neg: np.ndarray  # (L,)
 
 
 def sort_columns(y: np.ndarray, scores: np.ndarray) -> SortedColumns:
@@ -48,8 +48,8 @@ def sort_columns(y: np.ndarray, scores: np.ndarray) -> SortedColumns:
     label, doc = np.nonzero(yt)
     value = scores[doc, label]
     n_pos = np.bincount(label, minlength=n_labels).astype(np.float64)
-    ge = np.empty(label.size, dtype=np.int64)   # entries scored >= value
-    gt = np.empty(label.size, dtype=np.int64)   # entries scored > value
+    ge = np.empty(label.size, dtype=np.int64)  # entries scored >= value
+    gt = np.empty(label.size, dtype=np.int64)  # entries scored > value
     tp_ge = np.empty(label.size, dtype=np.int64)
     tp_gt = np.empty(label.size, dtype=np.int64)
     bounds = np.r_[0, np.cumsum(n_pos.astype(np.int64))]
@@ -62,9 +62,15 @@ def sort_columns(y: np.ndarray, scores: np.ndarray) -> SortedColumns:
         tp_ge[lo:hi] = (hi - lo) - np.searchsorted(pos_sorted, v, side="left")
         tp_gt[lo:hi] = (hi - lo) - np.searchsorted(pos_sorted, v, side="right")
     return SortedColumns(
-        sorted_scores=s, label=label, value=value, end=ge - 1, tp_to_end=tp_ge.astype(np.float64),
-        fp_to_end=(ge - tp_ge).astype(np.float64), fp_before=(gt - tp_gt).astype(np.float64),
-        n_pos=n_pos, n_neg=n - n_pos,
+        sorted_scores=s,
+        label=label,
+        value=value,
+        end=ge - 1,
+        tp_to_end=tp_ge.astype(np.float64),
+        fp_to_end=(ge - tp_ge).astype(np.float64),
+        fp_before=(gt - tp_gt).astype(np.float64),
+        n_pos=n_pos,
+        n_neg=n - n_pos,
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,14 +43,14 @@ class DecisionRule:
     """
 
     type: ClassVar[str] = ""
-    registry: ClassVar[dict[str, type["DecisionRule"]]] = {}
+    registry: ClassVar[dict[str, type[DecisionRule]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.type:
             DecisionRule.registry[cls.type] = cls
 
-    def fit(self, y, scores) -> "DecisionRule":
+    def fit(self, y, scores) -> DecisionRule:
         """Learn from validation labels and scores; a no-op for rules without parameters to tune."""
         return self
 
@@ -72,10 +73,12 @@ class DecisionRule:
         return {"type": self.type, **self.params(), **self.state()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DecisionRule":
+    def from_dict(cls, d: dict[str, Any]) -> DecisionRule:
         """Rebuild a rule written by ``to_dict`` (the ``type`` key picks the class)."""
         if not isinstance(d, dict) or "type" not in d:
-            raise ConfigError("a decision rule must be a JSON object with a 'type' key, e.g. {'type': 'argmax'}")
+            raise ConfigError(
+                "a decision rule must be a JSON object with a 'type' key, e.g. {'type': 'argmax'}"
+            )
         rule_cls = DecisionRule.registry.get(d["type"])
         if rule_cls is None:
             raise ConfigError(
@@ -269,14 +272,16 @@ class GlobalThreshold(_ThresholdRule):
         if "threshold" in state:
             self.threshold_ = _check_threshold(state["threshold"])
 
-    def fit(self, y, scores) -> "GlobalThreshold":
+    def fit(self, y, scores) -> GlobalThreshold:
         y, s = _fit_inputs(y, scores)
         self.threshold_, self.valid_micro_f1_ = best_global_threshold(y, s, self.at_least_one)
         return self
 
     def _thresholds(self, n_labels: int) -> float:
         if self.threshold_ is None:
-            raise NlpkitError("the global-threshold rule is not tuned yet: call fit(y_valid, scores_valid) first")
+            raise NlpkitError(
+                "the global-threshold rule is not tuned yet: call fit(y_valid, scores_valid) first"
+            )
         return self.threshold_
 
 
@@ -298,7 +303,11 @@ class PerLabelThreshold(_ThresholdRule):
     param_names = ("min_positives", "at_least_one", "shrink")
 
     def __init__(self, min_positives: int = 5, at_least_one: bool = True, shrink: float = 0.0):
-        if isinstance(min_positives, bool) or not isinstance(min_positives, (int, np.integer)) or min_positives < 1:
+        if (
+            isinstance(min_positives, bool)
+            or not isinstance(min_positives, (int, np.integer))
+            or min_positives < 1
+        ):
             raise ConfigError(f"min_positives must be a whole number >= 1, got {min_positives!r}")
         self.min_positives = int(min_positives)
         self.at_least_one = _check_bool(at_least_one, "at_least_one")
@@ -330,7 +339,7 @@ class PerLabelThreshold(_ThresholdRule):
             self.global_threshold_ = _check_threshold(state.get("global_threshold", 0.5), "global_threshold")
             self.fallback_labels_ = [int(i) for i in state.get("fallback_labels", [])]
 
-    def fit(self, y, scores) -> "PerLabelThreshold":
+    def fit(self, y, scores) -> PerLabelThreshold:
         y, s = _fit_inputs(y, scores)
         self.global_threshold_, _ = best_global_threshold(y, s, self.at_least_one)
         tuned, self.valid_label_f1_ = best_label_thresholds(y, s)
@@ -374,8 +383,9 @@ SINGLE_STRATEGIES = ("auto", "argmax")
 _TOP_K = re.compile(r"top-?(\d+)$")
 
 
-def tune_rule(y_valid, scores_valid, *, task: str, strategy: str = "auto", at_least_one: bool | None = None
-              ) -> DecisionRule:
+def tune_rule(
+    y_valid, scores_valid, *, task: str, strategy: str = "auto", at_least_one: bool | None = None
+) -> DecisionRule:
     """Choose and fit the decision rule for a task on the validation part.
 
     Parameters

@@ -1,18 +1,19 @@
 """Confidence intervals and significance tests over documents, batched so thousands of resamples
 cost one sparse matrix product.
 
-Every metric in ``METRICS`` is a function of per-document sufficient statistics (per-label tp/fp/fn
-rows, or a per-document score). A bootstrap resample is a count vector w over documents (how many
-times each was drawn), so its statistics are ``w @ stats``; B resamples at once are a (B x n) @
-(n x k) product. The approximate randomisation test swaps each document's predictions between two
-systems with probability 1/2: with a 0/1 swap mask m, system a's statistics become
-``total_a + m @ (stats_b - stats_a)``, again one product per batch.
+Every metric in ``METRICS`` is a function of sums over documents of per-document statistics
+(per-label true-positive / predicted / true indicators, or a per-document score). A bootstrap
+resample is a count vector w over documents (how many times each was drawn), so its sums are
+``w @ stats``; B resamples at once are one (K x n) sparse @ (n x B) dense product. The approximate
+randomisation test swaps each document's predictions between two systems with probability 1/2:
+with a 0/1 swap mask m, system a's sums become ``total_a + m @ (stats_b - stats_a)`` (and b's
+``total_b - m @ (...)``), again one product per batch, over the documents where a and b differ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 from scipy import sparse
@@ -21,8 +22,8 @@ from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.metrics import counts
 from nlpkit.metrics._arrays import as_label_csr, check_same_shape, safe_divide
 
-# Rows per batch: keep a (batch x n_docs) float64 matrix near 32 MB.
-_BATCH_ELEMENTS = 1 << 22
+# Resamples per batch: keep the (n_docs x batch) weight matrix near 16 MB (peak ~4x that while drawing).
+_BATCH_ELEMENTS = 1 << 21
 
 Stats = tuple  # of (n_docs, k) matrices, sparse or dense
 
@@ -56,6 +57,14 @@ def _label_stats(y: sparse.csr_matrix, p: sparse.csr_matrix) -> Stats:
 
 def _micro_stats(y, p) -> Stats:
     return (np.column_stack([_row_sums(m) for m in _label_stats(y, p)]),)
+
+
+def _micro_combine(part: int):
+    def combine(sums):
+        (s,) = sums
+        return counts.precision_recall_f1(*_tp_fp_fn(tuple(s.T)))[part]
+
+    return combine
 
 
 def _tp_fp_fn(sums: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,30 +122,47 @@ def _build_registry() -> dict[str, Metric]:
     parts = ("precision", "recall", "f1")
     for i, part in enumerate(parts):
         registry[f"micro_{part}"] = Metric(
-            f"micro_{part}", _micro_stats, lambda sums, i=i: counts.precision_recall_f1(*_tp_fp_fn(tuple(sums[0].T)))[i],
+            f"micro_{part}",
+            _micro_stats,
+            _micro_combine(i),
             description=f"{part} of the counts pooled over labels",
         )
         for average in ("macro", "weighted"):
             registry[f"{average}_{part}"] = Metric(
-                f"{average}_{part}", _label_stats, _counts_metric(average, i),
+                f"{average}_{part}",
+                _label_stats,
+                _counts_metric(average, i),
                 description=f"{average} average of per-label {part}",
             )
         registry[f"samples_{part}"] = Metric(
-            f"samples_{part}", _doc_stats(_samples(part)), _doc_mean,
-            description=f"mean over documents of per-document {part}", tasks=("multi",),
+            f"samples_{part}",
+            _doc_stats(_samples(part)),
+            _doc_mean,
+            description=f"mean over documents of per-document {part}",
+            tasks=("multi",),
         )
     registry["subset_accuracy"] = Metric(
-        "subset_accuracy", _doc_stats(_exact_match), _doc_mean,
-        description="fraction of documents whose predicted label set is exactly right", tasks=("multi",),
+        "subset_accuracy",
+        _doc_stats(_exact_match),
+        _doc_mean,
+        description="fraction of documents whose predicted label set is exactly right",
+        tasks=("multi",),
     )
     # For one-hot single-label predictions, exact match is plain accuracy.
     registry["accuracy"] = Metric(
-        "accuracy", _doc_stats(_exact_match), _doc_mean, description="fraction of documents predicted right",
+        "accuracy",
+        _doc_stats(_exact_match),
+        _doc_mean,
+        description="fraction of documents predicted right",
         tasks=("single",),
     )
     registry["hamming_loss"] = Metric(
-        "hamming_loss", _doc_stats(_hamming), _doc_mean, greater_is_better=False,
-        description="fraction of (document, label) cells predicted wrong", tasks=("multi",),
+        "hamming_loss",
+        _doc_stats(_hamming),
+        _doc_mean,
+        greater_is_better=False,
+        description="fraction of (document, label) cells predicted wrong",
+        tasks=("multi",),
     )
     return registry
 
@@ -183,7 +209,7 @@ class _Stacked:
     splits: tuple[int, ...]
 
     @classmethod
-    def of(cls, stats: Stats, rows: np.ndarray | None = None) -> "_Stacked":
+    def of(cls, stats: Stats, rows: np.ndarray | None = None) -> _Stacked:
         splits = tuple(np.cumsum([m.shape[1] for m in stats])[:-1])
         matrix = sparse.hstack([sparse.csr_matrix(m, dtype=np.float64) for m in stats], format="csr")
         if rows is not None:
@@ -229,8 +255,9 @@ def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def bootstrap_ci(y_true, pred, metric: str = "micro_f1", *, n_boot: int = 1000, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    y_true, pred, metric: str = "micro_f1", *, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float, float]:
     """Percentile bootstrap interval of a metric, resampling documents with replacement.
 
     Parameters
@@ -254,14 +281,22 @@ def bootstrap_ci(y_true, pred, metric: str = "micro_f1", *, n_boot: int = 1000, 
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     stacked = _Stacked.of(stats)
-    values = np.concatenate([
-        m.combine(stacked.weighted(_bootstrap_weights(rng, n, size))) for size in _batches(n_boot, n)
-    ])
+    values = np.concatenate(
+        [m.combine(stacked.weighted(_bootstrap_weights(rng, n, size))) for size in _batches(n_boot, n)]
+    )
     return (point, *_interval(values, alpha))
 
 
-def paired_bootstrap_diff(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_boot: int = 1000,
-                          alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap_diff(
+    y_true,
+    pred_a,
+    pred_b,
+    metric: str = "micro_f1",
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """Paired bootstrap interval of metric(a) - metric(b): both systems are scored on the SAME
     resampled documents in every resample (Koehn 2004; Berg-Kirkpatrick et al. 2012).
 
@@ -284,8 +319,9 @@ def paired_bootstrap_diff(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n
     return (diff, *_interval(np.concatenate(values), alpha))
 
 
-def approx_randomization(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_iter: int = 10000,
-                         seed: int = 0) -> float:
+def approx_randomization(
+    y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_iter: int = 10000, seed: int = 0
+) -> float:
     """Two-sided p-value of metric(a) - metric(b) by approximate randomisation.
 
     Each iteration swaps every document's predictions between a and b with probability 1/2;
@@ -300,7 +336,10 @@ def approx_randomization(y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_
     total_a, total_b = _totals(stats_a), _totals(stats_b)
     observed = abs(float(m.combine(total_a)[0] - m.combine(total_b)[0]))
     # Only documents where a and b differ change anything when swapped: draw masks for those alone.
-    delta = tuple(sparse.csr_matrix(b - a) if sparse.issparse(a) else np.asarray(b - a) for a, b in zip(stats_a, stats_b))
+    delta = tuple(
+        sparse.csr_matrix(b - a) if sparse.issparse(a) else np.asarray(b - a)
+        for a, b in zip(stats_a, stats_b)
+    )
     differ = np.zeros(y.shape[0], dtype=bool)
     for d in delta:
         differ |= np.asarray(abs(d).sum(axis=1)).ravel() > 0
