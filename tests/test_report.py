@@ -155,9 +155,11 @@ def test_worse_and_cheaper_model_verdict(split):
 def test_identical_models_no_significant_difference(split):
     y = y_test(split)
     pred = noisy(y, 0.1, seed=3)
-    add_run(split, pred, model="tfidf-lr")
+    base = add_run(split, pred, model="tfidf-lr")
     twin = add_run(split, pred, kind="finetune", model="transformer", docs_per_s=1000)
     report = build_report(split.path, n_boot=300, n_perm=1000)
+    # one set of resampled documents for all runs: identical predictions, identical intervals
+    assert row_of(report, twin.name)["metric"] == row_of(report, base.name)["metric"]
     d = row_of(report, twin.name)["diff"]
     assert d["point"] == 0 and d["lo"] == 0 and d["hi"] == 0
     assert d["p_value"] > 0.5 and not d["significant"]
@@ -562,3 +564,13 @@ def test_cost_phrases():
     assert verdict(row, "b", "micro_f1").endswith("4× cheaper to predict")
     row["cost_ratio"] = 1.05
     assert verdict(row, "b", "micro_f1").endswith("at about the same prediction cost")
+
+
+def test_run_names_are_escaped_in_html_and_markdown(split):
+    y = y_test(split)
+    add_run(split, noisy(y, 0.1, seed=1), model="tfidf-lr")
+    add_run(split, noisy(y, 0.1, seed=2), kind="finetune", model="<b>x|y</b>")
+    report = build_report(split.path, n_boot=50, n_perm=50)
+    html = render_html(report)
+    assert "&lt;b&gt;x|y&lt;/b&gt;" in html and "<b>x|y</b>" not in html
+    assert "<b>x\\|y</b>" in render_markdown(report)  # a pipe would break the table row
