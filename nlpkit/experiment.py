@@ -7,9 +7,11 @@ they pass in and the options they record in ``config``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,7 +81,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     config = copy.deepcopy(dict(config))
     config.setdefault("rule_strategy", rule_strategy)
     task, label_names = split.task, list(split.label_names)
-    warnings: list[str] = []
+    notes: list[str] = []  # run.json "warnings": what a user should read
 
     valid = split.valid
     if valid is None:
@@ -93,7 +95,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     unseen = labels_unseen_in_train(train, test)
     if unseen:
         shown = ", ".join(unseen[:10]) + (" ..." if len(unseen) > 10 else "")
-        warnings.append(
+        notes.append(
             f"{len(unseen)} label(s) occur in test but never in train ({shown}); "
             f"no model can predict them, they count as misses."
         )
@@ -102,42 +104,43 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
         run.log(f"{kind} run of {model!r} on {split.path} (task {task}, {len(label_names)} labels)")
         run.log(f"parts: train {len(train)}, valid {len(valid)}"
                 f"{' (carved from train)' if config['valid_carved_from_train'] else ''}, test {len(test)}")
-        for w in warnings:
-            run.log(f"warning: {w}")
+        for note in notes:
+            run.log(f"warning: {note}")
 
-        stage("fit")
-        t0 = time.perf_counter()
-        model.fit(train, valid, progress=fit_progress)
-        fit_seconds = time.perf_counter() - t0
-        run.log(f"fit: {fit_seconds:.2f} s")
+        with _model_warnings(run, notes):
+            stage("fit")
+            t0 = time.perf_counter()
+            model.fit(train, valid, progress=fit_progress)
+            fit_seconds = time.perf_counter() - t0
+            run.log(f"fit: {fit_seconds:.2f} s")
 
-        stage("predict-valid")
-        t0 = time.perf_counter()
-        scores_valid = _check_scores(model.predict_proba(valid.texts), len(valid), len(label_names), model)
-        valid_seconds = time.perf_counter() - t0
+            stage("predict-valid")
+            t0 = time.perf_counter()
+            scores_valid = _check_scores(model.predict_proba(valid.texts), len(valid), len(label_names), model)
+            valid_seconds = time.perf_counter() - t0
 
-        stage("tune-rule")
-        rule = tune_rule(valid.y, scores_valid, task=task, strategy=rule_strategy)
-        run.log(f"decision rule (tuned on valid): {rule!r}")
+            stage("tune-rule")
+            rule = tune_rule(valid.y, scores_valid, task=task, strategy=rule_strategy)
+            run.log(f"decision rule (tuned on valid): {rule!r}")
 
-        stage("predict-test")
-        t0 = time.perf_counter()
-        scores_test = _check_scores(model.predict_proba(test.texts), len(test), len(label_names), model)
-        predict_seconds = time.perf_counter() - t0
-        docs_per_s = len(test) / predict_seconds if predict_seconds > 0 else None
-        run.log(f"predict test: {len(test)} docs in {predict_seconds:.3f} s")
+            stage("predict-test")
+            t0 = time.perf_counter()
+            scores_test = _check_scores(model.predict_proba(test.texts), len(test), len(label_names), model)
+            predict_seconds = time.perf_counter() - t0
+            docs_per_s = len(test) / predict_seconds if predict_seconds > 0 else None
+            run.log(f"predict test: {len(test)} docs in {predict_seconds:.3f} s")
 
-        stage("evaluate")
-        pred_test = np.asarray(rule.predict(scores_test), dtype=bool)
-        test_eval = evaluate(test.y, scores_test, task=task, label_names=label_names, rule=rule)
-        valid_eval = evaluate(valid.y, scores_valid, task=task, label_names=label_names, rule=rule)
-        run.write_json("metrics.json", {"test": test_eval, "valid": valid_eval})
-        run.write_predictions(test.ids, scores_test, pred_test.astype(np.uint8))
-        headline = {k: v for k, v in test_eval["metrics"].items() if k in ("accuracy", "micro_f1", "macro_f1")}
-        run.log(f"test: {headline}")
+            stage("evaluate")
+            pred_test = np.asarray(rule.predict(scores_test), dtype=bool)
+            test_eval = evaluate(test.y, scores_test, task=task, label_names=label_names, rule=rule)
+            valid_eval = evaluate(valid.y, scores_valid, task=task, label_names=label_names, rule=rule)
+            run.write_json("metrics.json", {"test": test_eval, "valid": valid_eval})
+            run.write_predictions(test.ids, scores_test, pred_test.astype(np.uint8))
+            headline = {k: v for k, v in test_eval["metrics"].items() if k in ("accuracy", "micro_f1", "macro_f1")}
+            run.log(f"test: {headline}")
 
-        stage("save")
-        model.save(run.model_dir)
+            stage("save")
+            model.save(run.model_dir)
 
         run.info.update({
             "config": config,
@@ -155,10 +158,30 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
             "model_size_bytes": dir_size(run.model_dir),
             "rule": rule.to_dict(),
             "labels_unseen_in_train": unseen,
-            "warnings": warnings,
+            "warnings": notes,
             **(extra_info or {}),
         })
     return run.run
+
+
+@contextlib.contextmanager
+def _model_warnings(run, notes: list[str]):
+    """Write warnings raised while fitting/scoring into log.txt (nlpkit's own also into ``notes``),
+    then issue them again so the caller's own warning handling still sees them."""
+    caught: list = []
+    ok = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        ok = True
+    finally:
+        for w in caught:
+            if ok:
+                run.log(f"warning ({w.category.__name__}): {w.message}")
+                if w.category.__module__.startswith("nlpkit") and str(w.message) not in notes:
+                    notes.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def labels_unseen_in_train(train, test) -> list[str]:

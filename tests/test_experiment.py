@@ -164,3 +164,26 @@ def test_source_hash_of_separate_part_files():
     assert len(_manifest_source_sha256(parts)) == 64
     assert _manifest_source_sha256(parts) != _manifest_source_sha256(swapped)
     assert _manifest_source_sha256({}) is None
+
+
+NlpkitLikeWarning = type("NlpkitLikeWarning", (UserWarning,), {"__module__": "nlpkit.models.somefamily"})
+
+
+class _Warny(MajorityClassifier):
+    def fit(self, train, valid=None, progress=None):
+        import warnings
+
+        warnings.warn("library chatter", DeprecationWarning)
+        warnings.warn("3 labels cannot be learned", NlpkitLikeWarning)
+        return super().fit(train, valid, progress)
+
+
+@pytest.mark.filterwarnings("ignore:library chatter:DeprecationWarning")
+def test_model_warnings_are_logged_recorded_and_reissued(single_split):
+    with pytest.warns(NlpkitLikeWarning, match="cannot be learned"):
+        run = run_experiment(_Warny(), single_split, config={}, seed=0)
+    assert "3 labels cannot be learned" in run.info["warnings"]
+    assert "library chatter" not in " ".join(run.info["warnings"])
+    log = (run.path / "log.txt").read_text()
+    assert "warning (DeprecationWarning): library chatter" in log
+    assert "warning (NlpkitLikeWarning): 3 labels cannot be learned" in log
