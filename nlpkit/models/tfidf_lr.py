@@ -147,68 +147,12 @@ class TfidfLogisticRegression(Classifier):
     # -- learning --------------------------------------------------------------------------------
     def _fit_linear(self, X, Y, C: float, progress=None, task_id=None):
         """Weights ``W`` (n_features, n_labels) and intercepts ``b`` (n_labels,) for one C."""
-        from sklearn.linear_model import LogisticRegression
-
-        n_docs, n_labels = Y.shape
-        W = np.zeros((X.shape[1], n_labels), dtype=np.float64)
-        b = np.zeros(n_labels, dtype=np.float64)
-        warnings: list[str] = []
-        counts = np.asarray(Y.sum(axis=0)).ravel()
-        seed = int(self.params["seed"])
-        if self.task_ == "multi":
-            Yc = Y.tocsc()
-            for j in range(n_labels):
-                if counts[j] == 0:
-                    b[j] = -np.inf  # never positive in train: score 0
-                elif counts[j] == n_docs:
-                    b[j] = np.inf  # positive everywhere in train: score 1
-                else:
-                    y = Yc[:, j].toarray().ravel()
-                    clf = LogisticRegression(C=C, solver="liblinear", dual=True, tol=self.params["tol"],
-                                             max_iter=int(self.params["max_iter"]),
-                                             class_weight=self.params["class_weight"], random_state=seed)
-                    _fit_quietly(clf, X, y)
-                    W[:, j] = clf.coef_[0]
-                    b[j] = clf.intercept_[0]
-                if progress is not None and task_id is not None:
-                    progress.update(task_id, advance=1)
-            return W, b, warnings
-
-        # single-label: multinomial over the classes seen in train; unseen classes score 0
-        y = np.asarray(Y.argmax(axis=1)).ravel()
-        present = np.flatnonzero(counts > 0)
-        b[:] = -np.inf
-        if len(present) == 1:
-            b[present[0]] = 0.0
-            warnings.append(
-                f"every training document has the label {self.label_names_[present[0]]!r}: "
-                f"a classifier cannot be fitted, so it always predicts that label."
-            )
-        else:
-            clf = LogisticRegression(C=C, solver="lbfgs", tol=self.params["tol"],
-                                     max_iter=int(self.params["max_iter"]),
-                                     class_weight=self.params["class_weight"], random_state=seed)
-            _fit_quietly(clf, X, y)
-            classes = clf.classes_
-            if len(classes) == 2:  # sklearn keeps one weight vector: softmax(z/2, -z/2) = sigmoid(z)
-                coef = np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
-                intercept = np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
-            else:
-                coef, intercept = clf.coef_, clf.intercept_
-            W[:, classes] = coef.T
-            b[classes] = intercept
-        if progress is not None and task_id is not None:
-            progress.update(task_id, advance=n_labels)
-        return W, b, warnings
+        p = self.params
+        return fit_linear(X, Y, self.task_, self.label_names_, C=C, class_weight=p["class_weight"], tol=p["tol"],
+                          max_iter=int(p["max_iter"]), seed=int(p["seed"]), progress=progress, task_id=task_id)
 
     def _scores(self, X, W, b) -> np.ndarray:
-        from scipy.special import expit, softmax
-
-        z = X @ W
-        z = (z.toarray() if hasattr(z, "toarray") else np.asarray(z)) + b
-        if self.task_ == "multi":
-            return expit(z)
-        return softmax(z, axis=1)
+        return linear_scores(X, W, b, self.task_)
 
     def fit(self, train, valid=None, progress=None):
         self._set_label_space(train)
@@ -409,3 +353,88 @@ def _fit_quietly(clf, X, y) -> None:
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", FutureWarning)
         clf.fit(X, y)
+
+
+# --- linear models shared with the word2vec family ----------------------------------------------
+
+def fit_linear(X, Y, task: str, label_names: Sequence[str], *, C: float, class_weight=None, tol: float = 1e-4,
+               max_iter: int = 1000, seed: int = 0, multi_solver: str = "liblinear-dual",
+               progress=None, task_id=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Logistic-regression weights for every label: ``(W (n_features, n_labels), b (n_labels,), warnings)``.
+
+    Multi-label: one binary model per label (``multi_solver`` "liblinear-dual" for sparse text with
+    more features than documents, "lbfgs" for a few dense features); a label never positive in
+    train gets ``b = -inf`` (score 0), one always positive ``b = +inf`` (score 1).
+    Single-label: one multinomial model over the classes seen in train; unseen classes get
+    ``b = -inf``; with a single class seen, it gets every document (and a warning).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    n_docs, n_labels = Y.shape
+    W = np.zeros((X.shape[1], n_labels), dtype=np.float64)
+    b = np.zeros(n_labels, dtype=np.float64)
+    warnings: list[str] = []
+    counts = np.asarray(Y.sum(axis=0)).ravel()
+
+    def advance(n: int) -> None:
+        if progress is not None and task_id is not None:
+            progress.update(task_id, advance=n)
+
+    if task == "multi":
+        Yc = Y.tocsc() if hasattr(Y, "tocsc") else np.asarray(Y)
+        if multi_solver == "liblinear-dual":
+            solver_args = dict(solver="liblinear", dual=True)
+        else:
+            solver_args = dict(solver=multi_solver)
+        for j in range(n_labels):
+            if counts[j] == 0:
+                b[j] = -np.inf  # never positive in train: score 0
+            elif counts[j] == n_docs:
+                b[j] = np.inf  # positive everywhere in train: score 1
+            else:
+                y = Yc[:, j].toarray().ravel() if hasattr(Yc, "toarray") else Yc[:, j]
+                clf = LogisticRegression(C=C, tol=tol, max_iter=max_iter, class_weight=class_weight,
+                                         random_state=seed, **solver_args)
+                _fit_quietly(clf, X, y)
+                W[:, j] = clf.coef_[0]
+                b[j] = clf.intercept_[0]
+            advance(1)
+        return W, b, warnings
+
+    # single-label: multinomial over the classes seen in train; unseen classes score 0
+    y = np.asarray(Y.argmax(axis=1)).ravel()
+    present = np.flatnonzero(counts > 0)
+    if len(present) == 0:
+        raise DataError("no training document has a label; check the label column (--label-col).")
+    b[:] = -np.inf
+    if len(present) == 1:
+        b[present[0]] = 0.0
+        warnings.append(
+            f"every training document has the label {label_names[present[0]]!r}: "
+            f"no classifier can be fitted, so it always predicts that label."
+        )
+    else:
+        clf = LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, class_weight=class_weight,
+                                 random_state=seed)
+        _fit_quietly(clf, X, y)
+        classes = clf.classes_
+        if len(classes) == 2:  # sklearn keeps one weight vector: softmax(-z/2, z/2) = sigmoid(z)
+            coef = np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
+            intercept = np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
+        else:
+            coef, intercept = clf.coef_, clf.intercept_
+        W[:, classes] = coef.T
+        b[classes] = intercept
+    advance(n_labels)
+    return W, b, warnings
+
+
+def linear_scores(X, W, b, task: str) -> np.ndarray:
+    """Sigmoid (multi-label) or softmax (single-label) of ``X @ W + b``."""
+    from scipy.special import expit, softmax
+
+    z = X @ W
+    z = (z.toarray() if hasattr(z, "toarray") else np.asarray(z)) + b
+    if task == "multi":
+        return expit(z)
+    return softmax(z, axis=1)
