@@ -205,3 +205,13 @@ def test_bad_options(tmp_path):
 
 def test_folder_instead_of_file(tmp_path):
     assert_error(inspect(tmp_path), "is a folder, not a dataset file")
+
+
+def test_tables_show_labels_and_texts_literally(tmp_path):
+    # Rich would otherwise read "[red]" as markup and swallow it.
+    path = write(tmp_path, "d.jsonl", '{"text": "see [bold]x[/bold]", "labels": ["[red]a"]}\n'
+                                     '{"text": "see [bold]x[/bold]", "labels": ["b"]}\n')
+    result = inspect(path)
+    assert result.exit_code == 0, result.output
+    assert "[red]a" in result.stdout
+    assert "see [bold]x[/bold]" in result.stdout

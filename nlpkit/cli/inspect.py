@@ -69,9 +69,10 @@ def _fmt(x) -> str:
 def render(stats: dict, top: int) -> None:
     """Rich tables for people (stdout)."""
     from rich.table import Table
+    from rich.text import Text  # plain Text cells: labels and texts may contain "[...]" markup
 
     console = out()
-    overview = Table(title=f"Dataset {stats['source']}", show_header=False, title_justify="left")
+    overview = Table(title=Text(f"Dataset {stats['source']}"), show_header=False, title_justify="left")
     overview.add_column("", style="bold")
     overview.add_column("")
     dup = stats["duplicate_texts"]
@@ -108,7 +109,7 @@ def render(stats: dict, top: int) -> None:
         table.add_column("docs", justify="right")
         table.add_column("%", justify="right")
         for e in entries:
-            table.add_row(e["label"], _fmt(e["count"]), f"{e['pct']:.2f}")
+            table.add_row(Text(e["label"]), _fmt(e["count"]), f"{e['pct']:.2f}")
         return table
 
     console.print(freq_table(f"Most frequent labels (top {top})", stats["label_frequency_head"]))
@@ -124,7 +125,7 @@ def render(stats: dict, top: int) -> None:
         table.add_column("ids")
         table.add_column("text")
         for ex in dup["examples"]:
-            table.add_row(str(ex["count"]), ", ".join(ex["ids"]), ex["text"])
+            table.add_row(str(ex["count"]), Text(", ".join(ex["ids"])), Text(" ".join(ex["text"].split())))
         console.print(table)
 
 
