@@ -74,6 +74,10 @@ def run_nlpkit(y, counts, order, seed):
     return S.iterative_split(y, counts, order=order, seed=seed)
 
 
+def run_nlpkit_fast(y, counts, order, seed):
+    return S.iterative_split(y, counts, order=order, seed=seed, rebalance=False)
+
+
 def run_skml(y, counts, order, seed):
     return S.skmultilearn_split(y, counts, order=order, seed=seed)
 
@@ -96,7 +100,8 @@ def run_iterstrat(y, counts, order, seed):
     return part
 
 
-CONTENDERS = {"nlpkit": run_nlpkit, "iterstrat": run_iterstrat, "skmultilearn": run_skml}
+CONTENDERS = {"nlpkit": run_nlpkit, "nlpkit-norebalance": run_nlpkit_fast, "iterstrat": run_iterstrat,
+              "skmultilearn": run_skml}
 SLOW = {"skmultilearn"}
 
 
@@ -235,7 +240,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", action="append", choices=["synth1", "synth2", "big", "reuters", "real"],
                     help="scenario(s) to run (default: all)")
-    ap.add_argument("--peers", default="iterstrat,skmultilearn", help="comma-separated: iterstrat, skmultilearn")
+    ap.add_argument("--peers", default="nlpkit-norebalance,iterstrat,skmultilearn",
+                    help="comma-separated: nlpkit-norebalance, iterstrat, skmultilearn")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of nlpkit and iterstrat (median)")
     ap.add_argument("--slow-repeats", type=int, default=1, help="timed runs of scikit-multilearn")
     ap.add_argument("--seed", type=int, default=0)

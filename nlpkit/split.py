@@ -240,13 +240,15 @@ class _State:
     def assign(self, docs: np.ndarray, parts: np.ndarray) -> np.ndarray:
         """Put ``docs`` into ``parts``; returns the strata whose remaining count changed."""
         self.part[docs] = parts
-        if docs.size == 1:
-            d, j = int(docs[0]), int(parts[0])
-            self.left[j] -= 1
-            cols = self.r_indices[self.r_indptr[d] : self.r_indptr[d + 1]]
-            self.count[cols, j] += 1
-            self.remaining[cols] -= 1
-            return cols
+        if docs.size <= _SMALL_BATCH:
+            touched = []
+            for d, j in zip(docs.tolist(), parts.tolist()):
+                self.left[j] -= 1
+                cols = self.r_indices[self.r_indptr[d] : self.r_indptr[d + 1]]
+                self.count[cols, j] += 1
+                self.remaining[cols] -= 1
+                touched.append(cols)
+            return touched[0] if len(touched) == 1 else np.concatenate(touched)
         self.left -= np.bincount(parts, minlength=self.p)
         cols, owner = _gather_rows(self.r_indptr, self.r_indices, docs)
         np.add.at(self.count.reshape(-1), cols * self.p + parts[owner], 1)
@@ -512,18 +514,22 @@ def iterative_split(
     * *Relative demand*: a document goes to the part with the smallest share of its quota already
       holding the label (the paper compares remaining desired counts, so at 0.8/0.2 a label with
       two documents never reaches the small part; iterstrat issue #6).
-    * *Seeding*: before the main pass every part receives one document of each label that has at
-      least as many documents as there are parts, rarest label first (FZ = 0 for those labels
-      whenever the quotas allow it).
     * *Exact sizes*: a part whose quota is full accepts nothing more; every part ends with
       exactly the count from ``resolve_sizes`` (iterstrat issue #15 does not enforce them).
     * *Batches*: all unassigned documents of the rarest label are handed out at once (the
       greedy's choices for one label do not depend on which document is placed), so the run is
-      near-linear in the number of non-zeros instead of re-scanning the matrix per document.
-    * *Order 2* (Szymanski & Kajdanowicz 2017): label pairs that co-occur are stratified as
-      strata of their own alongside the single labels; the rarest stratum (usually a pair) is
-      taken first, and single labels still drive the seeding and their own batches.
+      near-linear in the number of non-zeros instead of re-scanning the matrix per document;
+      the "rarest" priority is refreshed lazily (when a count halves).
+    * *Order 2* (Szymanski & Kajdanowicz 2017): label pairs seen in at least two documents are
+      strata of their own alongside the single labels (pairs are rarer, so mostly first); a pair
+      batch also weighs its two labels' shares (``PAIR_LABEL_WEIGHT``).
     * Documents without labels fill what remains of each quota, in a seeded random order.
+    * *Order-1 finish* (``rebalance``): swaps of two documents whose label sets differ by one
+      label move that label from a part with too many to one with too few, changing no other
+      label count and no part size (``_rebalance_labels``).
+    * *Presence*: every label with at least as many documents as parts ends in every part
+      (FZ = 0 for them) whenever a swap that opens no other hole exists: the greedy's few
+      remaining holes are filled by size-keeping swaps (``_repair_presence``).
 
     Parameters
     ----------
@@ -538,6 +544,9 @@ def iterative_split(
     seed : int
         Seed of every random choice (tie-breaks, document order); same inputs and seed give the
         same assignment.
+    rebalance : bool
+        Run the order-1 finish (default). Off, order 1 is about 2-4x faster and its LD about
+        2x worse (bench/split_bench.py).
 
     Returns
     -------
