@@ -574,3 +574,31 @@ def test_run_names_are_escaped_in_html_and_markdown(split):
     html = render_html(report)
     assert "&lt;b&gt;x|y&lt;/b&gt;" in html and "<b>x|y</b>" not in html
     assert "<b>x\\|y</b>" in render_markdown(report)  # a pipe would break the table row
+
+
+def test_kfold_split_and_label_absent_from_test(tmp_path):
+    """Train support summed over folds; a label nobody predicts and no test document has is blank."""
+    rng = np.random.default_rng(5)
+    names = ["a", "b", "rare"]
+
+    def part(n, prefix, with_rare):
+        y = rng.random((n, 3)) < [0.5, 0.4, 0.2 if with_rare else 0.0]
+        y[:, 0] |= ~y.any(axis=1)
+        return _dataset(y, prefix, names, "multi")
+
+    folds = {"fold0": part(50, "f0", True), "fold1": part(50, "f1", True)}
+    split = write_split(tmp_path / "kfold", {**folds, "test": part(120, "te", False)}, {})
+    y = y_test(split)
+    pred = noisy(y, 0.1, seed=1)
+    pred[:, 2] = False
+    add_run(split, pred, model="tfidf-lr")
+    other = pred.copy()
+    other[:, 0] = ~other[:, 0]
+    add_run(split, other, model="fasttext")
+    report = build_report(split.path, baseline="tfidf-lr", n_boot=50, n_perm=50)
+    rare = next(d for d in report["per_label"]["labels"] if d["label"] == "rare")
+    assert rare["test_support"] == 0
+    assert rare["train_support"] == sum(int(ds.y[:, 2].sum()) for ds in folds.values()) > 0
+    assert set(rare["f1"].values()) == {None} and rare["spread"] == 0.0
+    assert report["per_label"]["most_different"][0] == "a"
+    assert ">–</text>" in render_html(report)  # a blank heatmap cell
