@@ -37,25 +37,10 @@ class Corpus:
 
 
 def _read_dataset_texts(path: Path, options: dict) -> list[str]:
-    try:
-        from nlpkit.data import DatasetOptions, read_dataset
-    except ImportError:  # TODO: remove once nlpkit.data lands (written concurrently)
-        return _read_jsonl_texts(path, options.get("encoding", "utf-8"))
+    from nlpkit.data import DatasetOptions, read_dataset
 
     opts = DatasetOptions(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items()})
     return list(read_dataset(path, opts).texts)
-
-
-def _read_jsonl_texts(path: Path, encoding: str) -> list[str]:
-    texts = []
-    with open(path, encoding=encoding) as fh:
-        for i, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    texts.append(str(json.loads(line)["text"]))
-                except (ValueError, KeyError) as exc:
-                    raise DataError(f"{path}, line {i}: not a JSON object with a 'text' key ({exc}); fix the line.") from None
-    return texts
 
 
 def _read_text_lines(path: Path, encoding: str) -> list[str]:

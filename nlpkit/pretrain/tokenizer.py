@@ -17,6 +17,18 @@ from nlpkit.pretrain.config import SPECIAL_TOKENS
 MIN_WORDS_PER_VOCAB_ENTRY = 10
 
 
+def check_vocab_fits(texts: Sequence[str], vocab_size: int) -> None:
+    """Refuse a vocabulary larger than the corpus can support (DataError naming the fix)."""
+    n_words = sum(len(t.split()) for t in texts)
+    needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
+    if n_words < needed:
+        raise DataError(
+            f"corpus too small for --vocab-size {vocab_size}: {n_words} words, need at least {needed} "
+            f"({MIN_WORDS_PER_VOCAB_ENTRY} per vocabulary entry); use --vocab-size "
+            f"{max(64, n_words // MIN_WORDS_PER_VOCAB_ENTRY)} or less, or add text."
+        )
+
+
 def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = True,
                     strip_accents: bool | None = None, min_frequency: int = 2):
     """Train a WordPiece vocabulary on ``texts`` and wrap it as ``transformers.BertTokenizerFast``.
@@ -28,13 +40,7 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizerFast
 
-    n_words = sum(len(t.split()) for t in texts)
-    needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
-    if n_words < needed:
-        raise DataError(
-            f"corpus too small for --vocab-size {vocab_size}: {n_words} words, need at least {needed} "
-            f"({MIN_WORDS_PER_VOCAB_ENTRY} per vocabulary entry); use --vocab-size {max(64, n_words // MIN_WORDS_PER_VOCAB_ENTRY)} or less, or add text."
-        )
+    check_vocab_fits(texts, vocab_size)
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                 strip_accents=strip_accents, lowercase=lowercase)
@@ -48,10 +54,12 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
                                         special_tokens=list(SPECIAL_TOKENS), initial_alphabet=alphabet,
                                         show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    vocab = tok.get_vocab()
-    for i, s in enumerate(SPECIAL_TOKENS):
-        if vocab.get(s) != i:  # the trainer adds special tokens first, in order
-            raise RuntimeError(f"special token {s} got id {vocab.get(s)}, expected {i}")
+    learnt = tok.get_vocab()
+    # The trainer breaks frequency ties in hash-map order, so ids differ from process to process
+    # (same pieces, different numbers).  WordPiece matching does not depend on ids: renumber the
+    # pieces in sorted order, specials first, so one seed gives one tokenizer and one model.
+    rest = sorted(p for p in learnt if p not in SPECIAL_TOKENS)
+    vocab = {p: i for i, p in enumerate(list(SPECIAL_TOKENS) + rest)}
     if len(vocab) < 0.5 * vocab_size:
         raise DataError(
             f"corpus too small for --vocab-size {vocab_size}: only {len(vocab)} pieces occur at least "
@@ -75,14 +83,20 @@ def load_tokenizer(path: str | Path):
                           "pass a Hugging Face tokenizer folder.") from None
 
 
-def encode_docs(tokenizer, texts: Sequence[str], batch: int = 1000) -> list[list[int]]:
-    """Token ids of each document, without special tokens (fast batch encoding)."""
-    out: list[list[int]] = []
-    for i in range(0, len(texts), batch):
-        enc = tokenizer(list(texts[i:i + batch]), add_special_tokens=False, return_attention_mask=False,
-                        return_token_type_ids=False)
-        out.extend(enc["input_ids"])
-    return out
+def _plain_backend(tokenizer):
+    """A copy of the fast tokenizer's backend without truncation/padding: a tokenizer saved with
+    truncation at 512 would otherwise silently drop the tail of long documents."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
+
+
+def encode_docs(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each whole document, without special tokens (batch encoding in Rust)."""
+    return [enc.ids for enc in _plain_backend(tokenizer).encode_batch(list(texts), add_special_tokens=False)]
 
 
 def fertility(tokenizer, texts: Sequence[str]) -> dict:
@@ -91,13 +105,7 @@ def fertility(tokenizer, texts: Sequence[str]) -> dict:
     Words are the tokenizer's own pre-tokens (BERT: whitespace and punctuation), so the figures
     of two tokenizers with the same pre-tokenizer compare like with like.
     """
-    from tokenizers import Tokenizer
-
-    # A copy without truncation/padding: a reference saved with truncation at 512 would
-    # otherwise silently drop the tail of long documents from the counts.
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_truncation()
-    backend.no_padding()
+    backend = _plain_backend(tokenizer)
     unk_id = tokenizer.unk_token_id
     n_words = n_tokens = n_split = n_unk = 0
     encs = backend.encode_batch(list(texts), add_special_tokens=False)

@@ -36,7 +36,7 @@ from nlpkit.pretrain.config import CONFIG_FILE_NAME, PRESETS, PretrainConfig, op
 from nlpkit.pretrain.corpus import Corpus, corpus_report, read_corpus
 from nlpkit.pretrain.model import (CLS, SEP, MaskedLMWrapper, build_model, make_optimizer, mask_tokens,
                                    set_finetune_dropout, word_start_table)
-from nlpkit.pretrain.tokenizer import encode_docs, fertility, load_tokenizer, train_wordpiece, unigram_entropy
+from nlpkit.pretrain.tokenizer import check_vocab_fits, encode_docs, fertility, load_tokenizer, train_wordpiece, unigram_entropy
 
 CHECKPOINT = Path("checkpoints") / "checkpoint.pt"
 CONFIG_FILE = CONFIG_FILE_NAME
@@ -371,16 +371,20 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     elif state is not None:
         tokenizer = load_tokenizer(out)  # resume: the tokenizer saved at the start of the run
     else:
+        check_vocab_fits(corpus.train, cfg.vocab_size)  # on every rank: none may wait on a failed rank 0
         if dist.main:
             tokenizer = train_wordpiece(corpus.train, cfg.vocab_size, lowercase=cfg.lowercase,
                                         strip_accents=cfg.strip_accents)
         _barrier(dist)
     if dist.main and state is None:
+        tokenizer.model_max_length = cfg.max_length  # truncation=True then cuts at the model's positions
         if overwrite and out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         tokenizer.save_pretrained(out)
         _write_json(out / CONFIG_FILE, cfg.to_dict())
+    if dist.main and state is not None:
+        _write_json(out / CONFIG_FILE, cfg.to_dict())  # e.g. a longer --steps, for the next --resume
     _barrier(dist)
     if not dist.main and state is None and not cfg.init_from:
         tokenizer = load_tokenizer(out)

@@ -1,0 +1,266 @@
+"""Pretraining library: packing, masking, schedule, tokenizer, checkpoints, resume, HF round trips."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nlpkit.errors import ConfigError, DataError, NlpkitError
+from nlpkit.pretrain import PretrainConfig, pretrain
+from nlpkit.pretrain.model import CLS, MASK, SEP, mask_tokens
+from nlpkit.pretrain.train import BlockSampler, Dist, lr_at, load_checkpoint, pack, save_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """400 Reuters documents, one per line (about 50k words): enough for a 1,000-piece vocabulary."""
+    path = tmp_path_factory.mktemp("corpus") / "reuters400.txt"
+    lines = []
+    with open(REPO / "data" / "reuters_sample.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            lines.append(" ".join(json.loads(line)["text"].split()))
+            if len(lines) == 400:
+                break
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def micro_config(corpus: Path, out: Path, **kw) -> PretrainConfig:
+    """A 1-layer, 32-wide BERT on 32-token blocks: seconds per run on a busy CPU."""
+    base = dict(corpus=str(corpus), out=str(out), size=None, layers=1, hidden=32, heads=2, vocab_size=1000,
+                max_length=32, batch_size=4, steps=8, eval_every=2, save_every=4, eval_blocks=8, threads=1)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+# --- pure pieces ------------------------------------------------------------------------------
+
+def test_pack_concatenates_with_sep_and_cuts_blocks_without_padding():
+    docs = [[10, 11, 12], [13, 14], [15, 16, 17, 18, 19, 20]]
+    blocks = pack(docs, max_length=5)
+    stream = [10, 11, 12, SEP, 13, 14, SEP, 15, 16, 17, 18, 19, 20, SEP]
+    assert blocks.shape == (len(stream) // 4, 5)
+    assert (blocks[:, 0] == CLS).all()
+    assert blocks[:, 1:].reshape(-1).tolist() == stream[: blocks.shape[0] * 4]
+
+
+def test_mask_tokens_rate_8010_10_and_specials_untouched():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (64, 128))
+    ids[:, 0] = CLS
+    inputs, labels = mask_tokens(ids, vocab_size=1000, mlm_prob=0.15, generator=g)
+    chosen = labels != -100
+    assert abs(chosen.float().mean().item() - 0.15 * 127 / 128) < 0.01
+    assert not chosen[:, 0].any()
+    assert (labels[chosen] == ids[chosen]).all()
+    masked = (inputs == MASK) & chosen
+    kept = (inputs == ids) & chosen
+    assert abs(masked.sum().item() / chosen.sum().item() - 0.8) < 0.03
+    assert abs(kept.sum().item() / chosen.sum().item() - 0.1) < 0.03  # (+ random draws equal to the token: rare)
+    assert (inputs[~chosen] == ids[~chosen]).all()
+
+
+def test_whole_word_masking_masks_all_pieces_of_a_word_together():
+    g = torch.Generator().manual_seed(1)
+    word_start = torch.ones(100, dtype=torch.bool)
+    word_start[50:] = False  # ids >= 50 are "##" continuation pieces
+    row = [CLS] + [10, 60, 61, 11, 12, 62] * 20
+    ids = torch.tensor([row] * 32)
+    _, labels = mask_tokens(ids, vocab_size=100, mlm_prob=0.3, generator=g, word_start=word_start)
+    chosen = labels != -100
+    assert chosen.any()
+    for r in range(ids.shape[0]):
+        for start in range(1, ids.shape[1], 6):
+            # word [10, 60, 61] is masked entirely or not at all; so is [12, 62]
+            assert len(set(chosen[r, start:start + 3].tolist())) == 1
+            assert len(set(chosen[r, start + 4:start + 6].tolist())) == 1
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    cfg = PretrainConfig(corpus="c", out="o", lr=1e-3, warmup=10, min_lr_ratio=0.1, steps=100).validate()
+    lrs = [lr_at(cfg, s, s / 100) for s in range(100)]
+    assert lrs[0] < lrs[5] < lrs[9]
+    assert max(lrs) == pytest.approx(lrs[9], rel=0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(cfg, 100, 1.0) == pytest.approx(1e-4)
+    cos = PretrainConfig(corpus="c", out="o", lr=1e-3, warmup=0.0, schedule="cosine", steps=100).validate()
+    assert lr_at(cos, 50, 0.5) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+
+
+def test_block_sampler_ranks_are_disjoint_and_position_resumes():
+    seen = []
+    for rank in range(2):
+        s = BlockSampler(40, 4, Dist(rank=rank, world=2), seed=3)
+        seen.append(np.concatenate([s.next_indices() for _ in range(5)]))
+    assert not set(seen[0]) & set(seen[1])
+    s = BlockSampler(40, 4, Dist(), seed=3)
+    for _ in range(13):
+        s.next_indices()
+    resumed = BlockSampler(40, 4, Dist(), seed=3, epoch=s.epoch, cursor=s.cursor)
+    assert np.array_equal(s.next_indices(), resumed.next_indices())
+
+
+def test_presets_follow_turc_et_al():
+    for size, (layers, hidden) in {"tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "medium": (8, 512),
+                                   "base": (12, 768)}.items():
+        c = PretrainConfig(corpus="c", out="o", size=size).validate()
+        assert (c.layers, c.hidden, c.heads, c.intermediate) == (layers, hidden, hidden // 64, 4 * hidden)
+
+
+@pytest.mark.parametrize("kw, fragment", [
+    (dict(max_length=10**6), "--max-length 1000000 is out of range"),
+    (dict(max_length=8), "--max-length 8 is out of range"),
+    (dict(hidden=100, heads=3, size=None, layers=1), "not divisible by --heads"),
+    (dict(steps=10, epochs=1.0), "only one of --steps, --epochs, --time-budget"),
+    (dict(mlm_prob=1.5), "--mlm-prob"),
+    (dict(arch="gpt"), "--arch 'gpt' is unknown"),
+    (dict(size="huge"), "--size 'huge' is unknown"),
+])
+def test_config_rejects_bad_options_up_front(kw, fragment):
+    with pytest.raises(ConfigError, match=None) as exc:
+        PretrainConfig(corpus="c", out="o", **kw).validate()
+    assert fragment in str(exc.value)
+
+
+# --- tokenizer --------------------------------------------------------------------------------
+
+def test_wordpiece_special_ids_and_fertility_against_a_reference(small_corpus):
+    from nlpkit.pretrain.tokenizer import fertility, train_wordpiece
+
+    texts = small_corpus.read_text(encoding="utf-8").splitlines()
+    tok = train_wordpiece(texts, 1000)
+    assert tok.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert tok("Wheat!")["input_ids"][0] == CLS and 1 not in tok("Wheat!")["input_ids"]  # '!' in the alphabet
+    f_small = fertility(tok, texts[:50])
+    f_big = fertility(train_wordpiece(texts, 4000), texts[:50])
+    assert f_big["words"] == f_small["words"]  # same pre-tokenizer: same words
+    assert 1.0 <= f_big["tokens_per_word"] < f_small["tokens_per_word"]  # a bigger vocabulary splits less
+    assert f_big["share_words_split"] < f_small["share_words_split"]
+
+
+def test_vocab_too_large_for_corpus_is_a_data_error(small_corpus):
+    from nlpkit.pretrain.tokenizer import train_wordpiece
+
+    with pytest.raises(DataError, match="corpus too small for --vocab-size 100000"):
+        train_wordpiece(small_corpus.read_text(encoding="utf-8").splitlines()[:20], 100000)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+def test_checkpoint_save_is_atomic_a_failed_save_keeps_the_previous(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "checkpoint.pt"
+    good = {"model": {"w": torch.ones(3)}, "optimizer": {}, "step": 4, "config": "{}", "data": {}, "rng": {}}
+    save_checkpoint(path, good)
+
+    def broken_save(obj, fh):
+        fh.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {**good, "step": 8})
+    assert load_checkpoint(path)["step"] == 4
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"\x80\x02garbage")
+    with pytest.raises(NlpkitError, match="is unreadable or incomplete"):
+        load_checkpoint(path)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+class _CrashAt:
+    """A progress object that raises KeyboardInterrupt once training reaches ``step``: a killed run."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def add_task(self, *a, **k):
+        return 0
+
+    def update(self, task, completed=None, **k):
+        if completed is not None and completed >= self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_reaches_the_same_loss_as_an_uninterrupted_run(small_corpus, tmp_path):
+    straight = pretrain(micro_config(small_corpus, tmp_path / "a"), record_run=False)
+    cfg = micro_config(small_corpus, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, progress=_CrashAt(6), record_run=False)  # checkpoint at 4, killed at 6
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "checkpoint.pt")["step"] == 4
+    resumed = pretrain(cfg, resume=True, record_run=False)
+    assert resumed.report["steps"] == straight.report["steps"] == 8
+    assert abs(resumed.report["final_eval_loss"] - straight.report["final_eval_loss"]) < 1e-5
+    assert abs(resumed.report["final_train_loss"] - straight.report["final_train_loss"]) < 1e-5
+    for (name, a), (_, b) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_output_folder_loads_with_auto_classes_and_run_is_recorded(small_corpus, tmp_path, runs_dir):
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from nlpkit.runs import list_runs
+
+    res = pretrain(micro_config(small_corpus, tmp_path / "m", steps=4, whole_word_mask=True))
+    out = tmp_path / "m"
+    for folder in (out, out / "last"):
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForMaskedLM.from_pretrained(folder)
+        enc = tok(["oil prices rose", "wheat"], padding=True, return_tensors="pt")
+        assert model(**enc).logits.shape[-1] == len(tok)
+    assert tok.model_max_length == 32
+    clf = AutoModelForSequenceClassification.from_pretrained(out, num_labels=3)
+    assert clf(**enc).logits.shape == (2, 3)
+    # the best folder holds the best held-out loss
+    best = AutoModelForMaskedLM.from_pretrained(out)
+    rep = json.loads((out / "pretrain.json").read_text())
+    assert rep["best_eval_loss"] == min(e["loss"] for e in rep["history"]["eval"])
+    assert rep["corpus"]["documents"] + rep["corpus"]["heldout_documents"] == 400
+    assert best.config.hidden_dropout_prob == 0.1  # fine-tuning gets dropout back
+    runs = list_runs(runs_dir, kind="pretrain")
+    assert [r.name for r in runs] == [res.run_name]
+    assert runs[0].info["data"]["corpus_sha256"] == rep["corpus"]["fingerprint"]
+
+
+def test_modernbert_long_context_trains_and_loads_for_classification(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(2, 7))) for _ in range(300)]
+    docs = [" ".join(rng.choice(words, size=2000)) for _ in range(16)]
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("\n".join(docs) + "\n")
+    cfg = PretrainConfig(corpus=str(corpus), out=str(tmp_path / "mb"), arch="modernbert", size=None, layers=2,
+                         hidden=32, heads=2, vocab_size=400, max_length=2048, batch_size=1, steps=3,
+                         eval_every=3, eval_blocks=1, threads=1, heldout_docs=2)
+    res = pretrain(cfg, record_run=False)
+    assert math.isfinite(res.report["final_eval_loss"])
+    tok = AutoTokenizer.from_pretrained(tmp_path / "mb")
+    clf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "mb", num_labels=2)
+    assert clf.config.model_type == "modernbert" and clf.config.max_position_embeddings == 2048
+    assert clf.config.pad_token_id == 0 and clf.config.cls_token_id == CLS and clf.config.sep_token_id == SEP
+    enc = tok([docs[0]], truncation=True, return_tensors="pt")
+    assert enc["input_ids"].shape[1] == 2048
+    assert clf(**enc).logits.shape == (1, 2)
+
+
+@pytest.mark.slow
+def test_tiny_preset_beats_the_unigram_entropy_on_the_bundled_sample(tmp_path):
+    """A model that ignores context scores the unigram entropy; a trained MLM must be well below it."""
+    cfg = PretrainConfig(corpus=str(REPO / "data" / "reuters_sample.jsonl"), out=str(tmp_path / "tiny"),
+                         size="tiny", vocab_size=2000, max_length=128, batch_size=16, steps=300,
+                         eval_every=100, save_every=1000, threads=1, seed=0)
+    res = pretrain(cfg, record_run=False)
+    h = res.report["heldout_unigram_entropy"]
+    assert 4.0 < h < 9.0
+    assert res.report["final_eval_loss"] < 0.8 * h, (res.report["final_eval_loss"], h)
