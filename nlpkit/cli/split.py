@@ -139,7 +139,7 @@ def split_cmd(
             "order": result["order"],
             "seed": seed,
             "options": {
-                "test_size": test_sz,
+                "test_size": test_sz if input is not None else None,
                 "valid_size": None if (folds or (input is None and valid is not None)) else valid_sz,
                 "folds": folds,
                 "order": order,
