@@ -602,3 +602,12 @@ def test_kfold_split_and_label_absent_from_test(tmp_path):
     assert set(rare["f1"].values()) == {None} and rare["spread"] == 0.0
     assert report["per_label"]["most_different"][0] == "a"
     assert ">–</text>" in render_html(report)  # a blank heatmap cell
+
+
+def test_cli_baseline_folder_that_is_not_a_run(split, tmp_path):
+    add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    result = runner.invoke(app, ["report", str(split.path), "--baseline", str(folder)])
+    assert result.exit_code == 1
+    assert f"not a complete run: {folder} has no run.json" in result.output

@@ -141,13 +141,11 @@ def _resolve_baseline(baseline: str, runs, split, split_dir, runs_root, points, 
         raise ConfigError(f"--baseline {baseline!r} matches several runs ({names}); pass one run name.")
 
     from nlpkit.runs import load_run
+    from nlpkit.runs import runs_root as _root
 
-    try:
-        run = load_run(baseline, runs_root)
-    except NlpkitError:
-        raise NlpkitError(
-            f"unknown baseline run {baseline!r}; runs for split {split_dir}: {available}."
-        ) from None
+    if not Path(baseline).exists() and not (_root(runs_root) / baseline).exists():
+        raise NlpkitError(f"unknown baseline run {baseline!r}; runs for split {split_dir}: {available}.")
+    run = load_run(baseline, runs_root)  # an existing folder that is no complete run: its own message
     for r in runs:  # the same folder given by another path
         if r.path.resolve() == run.path.resolve():
             return r
