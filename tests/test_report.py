@@ -611,3 +611,13 @@ def test_cli_baseline_folder_that_is_not_a_run(split, tmp_path):
     result = runner.invoke(app, ["report", str(split.path), "--baseline", str(folder)])
     assert result.exit_code == 1
     assert f"not a complete run: {folder} has no run.json" in result.output
+
+
+def test_cli_run_without_predictions(split):
+    add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    broken = add_run(split, noisy(y_test(split), 0.1, seed=2), model="fasttext")
+    (broken.path / "predictions.npz").unlink()
+    result = runner.invoke(app, ["report", str(split.path)])
+    assert result.exit_code == 1
+    assert f"run {broken.name} has no predictions.npz" in result.output
+    assert f"delete {broken.path} to report the other runs" in result.output

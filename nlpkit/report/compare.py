@@ -81,7 +81,10 @@ def _align(run, split, y_shape) -> tuple[np.ndarray, np.ndarray]:
     Raises NlpkitError when the run's predictions do not cover exactly the test documents, or
     name labels the split does not have.
     """
-    ids, scores, pred = run.predictions()
+    try:
+        ids, scores, pred = run.predictions()
+    except NlpkitError as exc:  # the registry says what is wrong; say how to get a report anyway
+        raise NlpkitError(f"{exc} Re-run it, or delete {run.path} to report the other runs.") from None
     test_ids = split.test.ids
     n_test, n_labels = y_shape
     where = f"run {run.name} ({run.path})"
