@@ -401,6 +401,16 @@ def test_per_label_threshold_falls_back_to_global_for_rare_labels():
     assert shrunk.thresholds_[0] == pytest.approx((own[0] + rule.global_threshold_) / 2)
 
 
+def test_tuning_without_any_validation_positive_predicts_only_the_forced_label():
+    y = np.zeros((6, 3), dtype=bool)
+    s = np.random.default_rng(0).random((6, 3))
+    rule = PerLabelThreshold().fit(y, s)
+    assert rule.fallback_labels_ == [0, 1, 2]
+    assert (rule.thresholds_ > s.max()).all()  # nothing passes a threshold ...
+    np.testing.assert_array_equal(rule.predict(s), Argmax().predict(s))  # ... only at-least-one fires
+    assert not GlobalThreshold(at_least_one=False).fit(y, s).predict(s).any()
+
+
 def test_rules_round_trip_through_json():
     y, s = _multi_case(2, 120, 6)
     fitted = [

@@ -162,7 +162,18 @@ def evaluate(
     predicted), ``labels_without_positives`` (names of labels without a true positive in
     ``y_true``: their ROC-AUC / AP are undefined and left out of the macro averages; they do count,
     as 0, in macro precision/recall/F1 like scikit-learn), and ``rule`` (``rule.to_dict()``).
-    Everything is plain Python (JSON-serialisable). Conventions: see ``nlpkit.metrics.counts``.
+    Everything is plain Python (JSON-serialisable); undefined values are None.
+
+    Notes
+    -----
+    Conventions (scikit-learn's, with ``zero_division=0``; see ``nlpkit.metrics.counts``): a
+    precision/recall/F1 with a zero denominator is 0; macro averages run over all L labels;
+    a document without true labels has samples precision, recall and F1 0 even when nothing is
+    predicted for it (scikit-learn's choice), LRAP 1 and coverage error 0. P@k and R@k average over documents
+    with at least one true label; ties in a ranking go to the lower label index. Multi-label
+    metrics also report ``labels_without_negatives`` (ROC-AUC undefined too) and the counts
+    ``n_labels_without_positives`` / ``n_labels_without_negatives`` in ``metrics``.
+    Single-label log loss clips scores at machine epsilon and renormalises each row to sum to 1.
     """
     if task not in TASKS:
         raise ConfigError(f"task must be 'single' or 'multi', got {task!r}")
