@@ -477,7 +477,7 @@ def test_html_is_self_contained_with_charts(split, two_runs, tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     # nothing fetched from anywhere: no external src/href, no stylesheet links, no CSS url()/@import
-    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
     assert "<link" not in html and "<script" not in html and "url(" not in html and "@import" not in html
     assert "http://" not in html and "https://" not in html
     assert html.count("<svg") == 5  # metric bars, differences, cost, PR curves, heatmap

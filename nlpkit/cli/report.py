@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,11 +23,11 @@ def report_cmd(
                      "'best-baseline' (best baseline run other than majority)."),
     ] = "best-baseline",
     out_dir: Annotated[
-        Optional[Path], typer.Option("--out", help="Folder for report.html, report.md, report.json. Default: SPLIT_DIR/report.")
+        Path | None, typer.Option("--out", help="Folder for report.html, report.md, report.json. Default: SPLIT_DIR/report.")
     ] = None,
     format: Annotated[str, typer.Option("--format", help="What to print: table, md, html or json.")] = "table",
     runs_dir: Annotated[
-        Optional[Path], typer.Option("--runs-dir", help="Run registry. Default: $NLPKIT_RUNS_DIR, else ./runs.")
+        Path | None, typer.Option("--runs-dir", help="Run registry. Default: $NLPKIT_RUNS_DIR, else ./runs.")
     ] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% intervals.")] = 1000,
     n_perm: Annotated[int, typer.Option("--n-perm", help="Approximate-randomisation shuffles for p-values.")] = 10000,

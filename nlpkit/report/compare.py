@@ -131,7 +131,7 @@ def _resolve_baseline(baseline: str, runs, split, split_dir, runs_root, points, 
             )
         sign = 1.0 if higher_better else -1.0
         # best headline metric; ties go to the earliest run (names sort by start time)
-        return sorted(candidates, key=lambda r: (-sign * points[r.name], r.name))[0]
+        return min(candidates, key=lambda r: (-sign * points[r.name], r.name))
 
     by_name = {r.name: r for r in runs}
     if baseline in by_name:

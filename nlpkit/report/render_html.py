@@ -108,7 +108,7 @@ def chart_metric_bars(report: dict, width: int = 620) -> str:
     x_max = 1.0 if hi_all <= 1.0 else hi_all * 1.05
     x_max = x_max if x_max > 0 else 1.0
     plot_w = width - left - right
-    sx = lambda v: left + plot_w * max(0.0, v) / x_max  # noqa: E731
+    sx = lambda v: left + plot_w * max(0.0, v) / x_max
     body = []
     for t in _ticks(0.0, x_max):
         x = sx(t)
@@ -146,7 +146,7 @@ def chart_diffs(report: dict, width: int = 620) -> str:
     extent = max([abs(v) for r in scaled for v in (r["diff"]["lo"], r["diff"]["hi"])] + [0.005])
     extent *= 1.1
     plot_w = width - left - right
-    sx = lambda v: left + plot_w * (min(max(v, -extent), extent) + extent) / (2 * extent)  # noqa: E731
+    sx = lambda v: left + plot_w * (min(max(v, -extent), extent) + extent) / (2 * extent)
     body = []
     for t in _ticks(-extent, extent, 6):
         x = sx(t)
@@ -196,8 +196,8 @@ def chart_cost(report: dict, width: int = 620, height: int = 360) -> str:
     pad = max((hi_y - lo_y) * 0.12, 0.01)
     lo_y, hi_y = lo_y - pad, hi_y + pad
     pw, ph = width - left - right, height - top - bottom
-    sx = lambda v: left + pw * (math.log10(v) - lo_x) / (hi_x - lo_x)  # noqa: E731
-    sy = lambda v: top + ph * (1 - (v - lo_y) / (hi_y - lo_y))  # noqa: E731
+    sx = lambda v: left + pw * (math.log10(v) - lo_x) / (hi_x - lo_x)
+    sy = lambda v: top + ph * (1 - (v - lo_y) / (hi_y - lo_y))
     for e in range(lo_x, hi_x + 1):
         x = left + pw * (e - lo_x) / (hi_x - lo_x)
         body.append(f'<line x1="{_n(x)}" y1="{top}" x2="{_n(x)}" y2="{top + ph}" stroke="#eaeef2"/>')
@@ -247,8 +247,8 @@ def chart_pr(report: dict, width: int = 620) -> str:
     legend_rows = (len(rows) + 1) // 2
     height = top + ph + 46 + 18 * legend_rows
     pw = width - left - right
-    sx = lambda v: left + pw * v  # noqa: E731
-    sy = lambda v: top + ph * (1 - v)  # noqa: E731
+    sx = lambda v: left + pw * v
+    sy = lambda v: top + ph * (1 - v)
     body = []
     for t in _ticks(0, 1, 5):
         body.append(f'<line x1="{_n(sx(t))}" y1="{top}" x2="{_n(sx(t))}" y2="{top + ph}" stroke="#eaeef2"/>')
@@ -280,7 +280,7 @@ def _heat_colour(v: float) -> tuple[str, str]:
     """White → dark blue for F1 in [0, 1]; text colour that stays readable on it."""
     lo, hi = (247, 251, 255), (8, 48, 107)
     rgb = tuple(round(a + (b - a) * v) for a, b in zip(lo, hi))
-    return "#%02x%02x%02x" % rgb, ("#ffffff" if v > 0.55 else "#1f2328")
+    return "#{:02x}{:02x}{:02x}".format(*rgb), ("#ffffff" if v > 0.55 else "#1f2328")
 
 
 def heatmap_labels(report: dict) -> list[dict]:
@@ -374,11 +374,12 @@ def render_html(report: dict) -> str:
         f"<title>nlpkit report: {_e(split['path'])}</title>",
         f"<style>{CSS}</style></head><body><main>",
         f"<h1>Report: {_e(split['path'])}</h1>",
-        f"<p class=\"meta\">{_e(split['task'])}-label · {split['n_test']:,} test documents · "
-        f"{split['n_labels']} labels · baseline <b>{_e(report['baseline']['label'])}</b> "
-        f"({_e(report['baseline']['name'])}) · split {_e(split['split_sha256'][:12])}</p>",
-        f"<p class=\"meta\">{_e(s['metric_label'])} with 95% paired-bootstrap intervals ({s['n_boot']} resamples of "
-        f"the test documents); p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}.</p>",
+        (f"<p class=\"meta\">{_e(split['task'])}-label · {split['n_test']:,} test documents · "
+         f"{split['n_labels']} labels · baseline <b>{_e(report['baseline']['label'])}</b> "
+         f"({_e(report['baseline']['name'])}) · split {_e(split['split_sha256'][:12])}</p>"),
+        (f"<p class=\"meta\">{_e(s['metric_label'])} with 95% paired-bootstrap intervals ({s['n_boot']} resamples "
+         f"of the test documents); p-values by approximate randomisation ({s['n_perm']} shuffles); "
+         f"seed {s['seed']}.</p>"),
         excluded,
         "<h2>Verdicts</h2>",
         f'<ul class="verdicts">{"".join(verdicts)}</ul>',
@@ -387,22 +388,23 @@ def render_html(report: dict) -> str:
         "<h2>Charts</h2>",
         '<div class="grid">',
         f'<div class="card"><h3>{_e(s["metric_label"])} with 95% interval (★ baseline)</h3>{chart_metric_bars(report)}</div>',
-        f'<div class="card"><h3>Difference to {_e(report["baseline"]["label"])} (paired 95% interval)</h3>'
-        f'{chart_diffs(report)}<p class="note">Green / red: significant at p &lt; 0.05 with an interval '
-        f'excluding 0; grey: no significant difference.</p></div>',
-        f'<div class="card"><h3>Quality against prediction cost</h3>{chart_cost(report)}'
-        f'<p class="note">Right is cheaper (more documents per second); vertical bars are 95% intervals; '
-        f'square: baseline.</p></div>',
+        (f'<div class="card"><h3>Difference to {_e(report["baseline"]["label"])} (paired 95% interval)</h3>'
+         f'{chart_diffs(report)}<p class="note">Green / red: significant at p &lt; 0.05 with an interval '
+         f'excluding 0; grey: no significant difference.</p></div>'),
+        (f'<div class="card"><h3>Quality against prediction cost</h3>{chart_cost(report)}'
+         f'<p class="note">Right is cheaper (more documents per second); vertical bars are 95% intervals; '
+         f'square: baseline.</p></div>'),
         f'<div class="card"><h3>Precision–recall, micro-averaged over all labels</h3>{chart_pr(report)}</div>',
         "</div>",
         "<h2>Per-label F1</h2>",
-        f'<div class="card">{chart_heatmap(report)}<p class="note">The {len(pl["most_frequent"])} most frequent '
-        f'labels in training and the {len(pl["most_different"])} labels where runs differ most (◆, largest '
-        f'max − min F1 over the models{spread_note}); blank “–”: label neither in the test part nor predicted.</p></div>',
-        "<footer>Intervals and tests follow Dror et al. (2018), <i>The Hitchhiker’s Guide to Testing Statistical "
-        "Significance in Natural Language Processing</i>: bootstrap over documents for intervals, approximate "
-        "randomisation for p-values; all runs are resampled on the same documents (paired). "
-        "Cost ratio = baseline docs/s ÷ model docs/s. Generated by nlpkit report.</footer>",
+        (f'<div class="card">{chart_heatmap(report)}<p class="note">The {len(pl["most_frequent"])} most '
+         f'frequent labels in training and the {len(pl["most_different"])} labels where runs differ most (◆, '
+         f'largest max − min F1 over the models{spread_note}); blank “–”: label neither in the test part nor '
+         f'predicted.</p></div>'),
+        ("<footer>Intervals and tests follow Dror et al. (2018), <i>The Hitchhiker’s Guide to Testing Statistical "
+         "Significance in Natural Language Processing</i>: bootstrap over documents for intervals, approximate "
+         "randomisation for p-values; all runs are resampled on the same documents (paired). "
+         "Cost ratio = baseline docs/s ÷ model docs/s. Generated by nlpkit report.</footer>"),
         "</main></body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"

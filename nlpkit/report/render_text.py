@@ -6,7 +6,6 @@ import json
 
 from nlpkit.report.compare import format_p, format_signed, metric_label
 
-
 # --- cell formatting, shared with the HTML renderer -------------------------------------------
 
 def fmt_value(value: float | None, digits: int = 3) -> str:
@@ -69,7 +68,7 @@ def fmt_bytes(n: float | None) -> str:
 def leaderboard_columns(report: dict) -> list[str]:
     s = report["settings"]
     name = metric_label(s["metric"])
-    return (["#", "model", "kind", f"{name} [95% CI]", f"Δ vs baseline [95% CI]", "p"]
+    return (["#", "model", "kind", f"{name} [95% CI]", "Δ vs baseline [95% CI]", "p"]
             + [metric_label(m) for m in s["secondary"]]
             + ["fit time", "docs/s", "size"])
 
@@ -103,10 +102,10 @@ def render_markdown(report: dict) -> str:
     lines = [
         f"# Report: {split['path']}",
         "",
-        f"{split['task']}-label, {split['n_test']:,} test documents, {split['n_labels']} labels. "
-        f"Headline: {s['metric_label']} with 95% paired-bootstrap intervals ({s['n_boot']} resamples); "
-        f"p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}. "
-        f"Baseline: {report['baseline']['label']} (`{report['baseline']['name']}`).",
+        (f"{split['task']}-label, {split['n_test']:,} test documents, {split['n_labels']} labels. "
+         f"Headline: {s['metric_label']} with 95% paired-bootstrap intervals ({s['n_boot']} resamples); "
+         f"p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}. "
+         f"Baseline: {report['baseline']['label']} (`{report['baseline']['name']}`)."),
         "",
         "## Leaderboard",
         "",
