@@ -621,3 +621,23 @@ def test_cli_run_without_predictions(split):
     assert result.exit_code == 1
     assert f"run {broken.name} has no predictions.npz" in result.output
     assert f"delete {broken.path} to report the other runs" in result.output
+
+
+def test_report_on_runs_recorded_by_the_experiment(multi_split, fake_registry):
+    """Runs written by the real pipeline (fit → tune → predict → record), not by hand."""
+    from fake_model import KeywordClassifier
+
+    from nlpkit.experiment import run_experiment
+    from nlpkit.models.majority import MajorityClassifier
+
+    floor = run_experiment(MajorityClassifier(), multi_split, kind="baseline", config={}, seed=0)
+    keyword = run_experiment(KeywordClassifier(), multi_split, kind="finetune", config={}, seed=0)
+    report = build_report(multi_split.path, n_boot=100, n_perm=100)
+    assert report["baseline"]["name"] == floor.name  # the only baseline, so the majority floor is used
+    row = row_of(report, keyword.name)
+    assert row["fit_seconds"] == keyword.info["timings"]["fit_seconds"]
+    assert row["predict_docs_per_s"] == keyword.info["timings"]["predict_docs_per_s"]
+    assert row["model_size_bytes"] == keyword.info["model_size_bytes"] > 0
+    _, _, pred = keyword.predictions()
+    assert row["metric"]["point"] == pytest.approx(METRICS["micro_f1"](multi_split.test.y, pred))
+    assert row["verdict"].startswith("fake-keyword: ")
