@@ -156,6 +156,11 @@ def _resolve_baseline(baseline: str, runs, split, split_dir, runs_root, points, 
         raise NlpkitError(
             f"baseline run {run.name} is a pretrain run, not a classifier; pick one of: {available}."
         )
+    if run.split_sha256 == split.fingerprint:
+        raise NlpkitError(
+            f"baseline run {run.name} was scored on a different test part than {split_dir} (test_sha256 "
+            f"differs); re-run it or pick one of: {available}."
+        )
     raise NlpkitError(
         f"baseline run {run.name} was made on another split (split_sha256 {str(run.split_sha256)[:12]}, "
         f"this split {split.fingerprint[:12]}); pick a run on {split_dir}: {available}."
