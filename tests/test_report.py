@@ -74,7 +74,7 @@ def noisy_single(y: np.ndarray, rate: float, seed: int) -> np.ndarray:
 
 
 def add_run(split, pred, *, kind="baseline", model="tfidf-lr", docs_per_s=1000.0, fit_seconds=2.0,
-            size=12345, ids=None, label_names=None, split_sha256=None, scores=None):
+            size=12345, ids=None, label_names=None, split_sha256=None, test_sha256=None, scores=None):
     """Record a complete run with these test predictions (columns in ``label_names`` order)."""
     pred = np.asarray(pred, dtype=bool)
     if scores is None:
@@ -84,7 +84,7 @@ def add_run(split, pred, *, kind="baseline", model="tfidf-lr", docs_per_s=1000.0
             "config": {},
             "seed": 0,
             "data": {"split_dir": str(split.path), "split_sha256": split_sha256 or split.fingerprint,
-                     "test_sha256": split.test_fingerprint, "label_names": label_names or split.label_names,
+                     "test_sha256": test_sha256 or split.test_fingerprint, "label_names": label_names or split.label_names,
                      "task": split.task},
             "timings": {"fit_seconds": fit_seconds, "predict_docs_per_s": docs_per_s},
             "model_size_bytes": size,
@@ -641,3 +641,14 @@ def test_report_on_runs_recorded_by_the_experiment(multi_split, fake_registry):
     _, _, pred = keyword.predictions()
     assert row["metric"]["point"] == pytest.approx(METRICS["micro_f1"](multi_split.test.y, pred))
     assert row["verdict"].startswith("fake-keyword: ")
+
+
+def test_run_with_another_test_fingerprint_is_not_compared(split):
+    mine = add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    odd = add_run(split, noisy(y_test(split), 0.1, seed=2), model="fasttext", test_sha256="0" * 64)
+    report = build_report(split.path, n_boot=50, n_perm=50)
+    assert [r["name"] for r in report["rows"]] == [mine.name]
+    assert report["excluded"] == [{"name": odd.name, "reason": "test part fingerprint differs from the split's"}]
+    result = runner.invoke(app, ["report", str(split.path), "--baseline", odd.name])
+    assert result.exit_code == 1
+    assert f"baseline run {odd.name} was scored on a different test part" in result.output
