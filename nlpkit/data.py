@@ -382,6 +382,7 @@ def _csv_row_lines(text: str, sep: str) -> list[int]:
     import csv
     import io
 
+    csv.field_size_limit(2**31 - 1)  # the default (128 KiB) is smaller than pandas accepts
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     starts: list[int] = []
     prev_end = 0
@@ -487,6 +488,10 @@ def _require_column(table: _Table, col: str, path: Path, what: str) -> None:
     available = ", ".join(table.columns) if table.columns else "(none)"
     close = difflib.get_close_matches(col, table.columns, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else f"; pass {_flag_for(what)} with one of them"
+    if len(table.columns) == 1 and "\t" in table.columns[0]:
+        hint = "; the header looks tab-separated: pass --format tsv"
+    elif len(table.columns) == 1 and ";" in table.columns[0]:
+        hint = "; the header looks ';'-separated: save the file as comma-separated CSV or as TSV"
     raise DataError(f"unknown column '{col}' in {path}; available: {available}{hint}")
 
 

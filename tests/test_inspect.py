@@ -215,3 +215,14 @@ def test_tables_show_labels_and_texts_literally(tmp_path):
     assert result.exit_code == 0, result.output
     assert "[red]a" in result.stdout
     assert "see [bold]x[/bold]" in result.stdout
+
+
+def test_wrong_separator_is_named(tmp_path):
+    assert_error(inspect(write(tmp_path, "d.csv", "id\ttext\tlabel\n1\ta\tx\n")), "pass --format tsv")
+    assert_error(inspect(write(tmp_path, "e.csv", "id;text;label\n1;a;x\n")), "looks ';'-separated")
+
+
+def test_line_numbers_after_a_huge_field(tmp_path):
+    big = "word " * 40_000  # 200 kB in one field: more than Python's csv default field limit
+    path = write(tmp_path, "d.csv", f'text,label\n"{big}",x\n"",y\n')
+    assert_error(inspect(path), "empty text at line 3 of")
