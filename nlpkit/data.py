@@ -159,7 +159,7 @@ class Dataset:
                 f" ({len(missing)} such label(s)); add it to the label names"
             )
         mapping = np.array([position.get(n, -1) for n in self.label_names], dtype=np.int64)
-        coo = self.y.tocoo()
+        coo = sp.coo_matrix(self.y)
         y = _build_y(coo.row, mapping[coo.col], len(self), len(names))
         return Dataset(
             ids=self.ids,
@@ -193,6 +193,7 @@ class Dataset:
         chunk: list[str] = []
         for i, (doc_id, text) in enumerate(zip(self.ids, self.texts)):
             labels = lists[i]
+            doc_id = doc_id if type(doc_id) is str else str(doc_id)  # ids are strings, even if built by hand
             chunk.append(encode([doc_id, text, labels if len(labels) < 2 else sorted(labels)]))
             if len(chunk) >= 10000:
                 h.update(("\n".join(chunk) + "\n").encode("utf-8"))
@@ -908,6 +909,7 @@ def _dataset_lines(ds: Dataset) -> Iterator[str]:
         extra_values = [ds.extra[c].tolist() for c in ds.extra.columns]
         extra_cols = _extra_names([str(c) for c in ds.extra.columns])
     for i, (doc_id, text, labels) in enumerate(zip(ds.ids, ds.texts, ds.label_lists())):
+        doc_id = doc_id if type(doc_id) is str else str(doc_id)
         rec: dict[str, Any] = {"id": doc_id, "text": text, "labels": labels}
         for col, values in zip(extra_cols, extra_values):
             rec[col] = _json_value(values[i])

@@ -615,3 +615,16 @@ def test_reading_many_rows_is_linear_and_fast(tmp_path):
     assert len(ds) == n
     # Measured ~1.2 s of CPU here; a per-row pandas or quadratic path would take minutes.
     assert seconds < 20, f"reading {n} rows took {seconds:.1f} s of CPU"
+
+
+def test_hand_built_dataset_with_int_ids_round_trips(tmp_path):
+    import scipy.sparse as sp
+
+    ds = Dataset(ids=[10, 11], texts=["a", "b"], y=sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.uint8)),
+                 label_names=["p", "q"], task="single")
+    write_dataset(ds, tmp_path / "d.jsonl")
+    back = read_dataset(tmp_path / "d.jsonl")
+    assert back.ids == ["10", "11"]
+    assert back.fingerprint() == ds.fingerprint()
+    dense = Dataset(ids=["x"], texts=["a"], y=np.array([[0, 1]], dtype=np.uint8), label_names=["p", "q"], task="single")
+    assert dense.with_label_names(["o", "p", "q"]).label_lists() == [["q"]]
