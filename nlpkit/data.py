@@ -22,9 +22,10 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -110,7 +111,7 @@ class Dataset:
     y: sp.csr_matrix  # (n_docs, n_labels), uint8, 0/1
     label_names: list[str]  # column order of y; sorted, deterministic
     task: str  # "single" | "multi"
-    extra: "pandas.DataFrame | None" = None
+    extra: pandas.DataFrame | None = None
     source: str | None = None
     n_dropped: int = 0
 
@@ -121,7 +122,7 @@ class Dataset:
     def n_labels(self) -> int:
         return len(self.label_names)
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "Dataset":
+    def subset(self, index: Sequence[int] | np.ndarray) -> Dataset:
         """Rows ``index`` (positions, or a boolean mask), in that order, same label space."""
         idx = np.asarray(index)
         if idx.dtype == bool:
@@ -141,7 +142,7 @@ class Dataset:
             n_dropped=0,
         )
 
-    def with_label_names(self, names: Sequence[str]) -> "Dataset":
+    def with_label_names(self, names: Sequence[str]) -> Dataset:
         """The same documents with ``y`` re-indexed onto ``names`` (which must hold every present label)."""
         names = [str(n) for n in names]
         if len(set(names)) != len(names):
@@ -274,9 +275,7 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
             f"cannot decode {path} as {encoding}: byte 0x{bad} at byte offset {exc.start} (line {line});"
             f" pass the file's encoding, e.g. --encoding latin-1"
         ) from None
-    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the first column name
-        text = text[1:]
-    return text
+    return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not part of the first column name
 
 
 def _read_jsonl(path: Path, text: str) -> _Table:
@@ -310,7 +309,7 @@ def _read_jsonl(path: Path, text: str) -> _Table:
             if not isinstance(obj, dict):
                 raise DataError(
                     f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__};"
-                    f" write one {{\"text\": ..., \"labels\": ...}} object per line"
+                    f' write one {{"text": ..., "labels": ...}} object per line'
                 )
             records.append(obj)
     return _records_table(records, _line_where(lines))
@@ -320,17 +319,21 @@ def _read_json(path: Path, text: str) -> _Table:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix the file") from None
+        raise DataError(
+            f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix the file"
+        ) from None
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):
         raise DataError(
             f"{path}: expected a JSON array of records, got {type(obj).__name__};"
-            f" use [{{\"text\": ..., \"labels\": ...}}, ...] or JSONL (--format jsonl)"
+            f' use [{{"text": ..., "labels": ...}}, ...] or JSONL (--format jsonl)'
         )
     for i, rec in enumerate(obj):
         if not isinstance(rec, dict):
-            raise DataError(f"{path}: row {i + 1} is a {type(rec).__name__}, not an object; every record must be an object")
+            raise DataError(
+                f"{path}: row {i + 1} is a {type(rec).__name__}, not an object; every record must be an object"
+            )
     return _records_table(obj, _row_where)
 
 
@@ -355,10 +358,14 @@ def _read_delimited(path: Path, text: str, sep: str) -> _Table:
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path} has no header and no rows; write a header line such as 'id,text,labels'") from None
+        raise DataError(
+            f"{path} has no header and no rows; write a header line such as 'id,text,labels'"
+        ) from None
     except pd.errors.ParserError as exc:
         msg = " ".join(str(exc).split())
-        raise DataError(f"cannot parse {path}: {msg}; check the delimiter and quoting, or pass --format") from None
+        raise DataError(
+            f"cannot parse {path}: {msg}; check the delimiter and quoting, or pass --format"
+        ) from None
     columns = [str(c) for c in df.columns]
     df.columns = columns
     starts: list[int] | None = None
@@ -401,11 +408,12 @@ def _csv_row_lines(text: str, sep: str) -> list[int]:
 
 
 def _read_parquet(path: Path) -> _Table:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for a non-parquet file
+    except (pa.ArrowException, OSError, ValueError) as exc:  # not Parquet, truncated, unreadable
         msg = " ".join(str(exc).split())
         raise DataError(f"cannot read {path} as Parquet: {msg}; check the file or pass --format") from None
     columns = [str(c) for c in table.column_names]
@@ -443,7 +451,9 @@ def _read_fasttext(path: Path, text: str, prefix: str) -> _Table:
         labels.append(labs if labs else None)  # a line without labels is a missing label
         lines.append(lineno)
     cols = {"text": texts, "labels": labels}
-    return _Table(columns=["text", "labels"], n_rows=len(texts), get=lambda c: cols[c], where=_line_where(lines))
+    return _Table(
+        columns=["text", "labels"], n_rows=len(texts), get=lambda c: cols[c], where=_line_where(lines)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,9 +516,7 @@ def _is_missing(v: Any) -> bool:
         return True
     if isinstance(v, float) and math.isnan(v):
         return True
-    if isinstance(v, str) and not v.strip():
-        return True
-    return False
+    return isinstance(v, str) and not v.strip()
 
 
 def _scalar_str(v: Any) -> str:
@@ -549,7 +557,9 @@ def read_dataset(path, options: DatasetOptions = DatasetOptions()) -> Dataset:
     if not path.exists():
         raise DataError(f"file not found: {path}; check the path")
     if path.is_dir():
-        raise DataError(f"{path} is a folder, not a dataset file; pass a file (or use a split folder where one is expected)")
+        raise DataError(
+            f"{path} is a folder, not a dataset file; pass a file (or use a split folder where one is expected)"
+        )
 
     cache: dict[str, str] = {}
 
@@ -745,7 +755,9 @@ def _extra_names(columns: list[str]) -> list[str]:
     return names
 
 
-def _collect_texts(table: _Table, cols: tuple[str, ...], path: Path, options: DatasetOptions, drop: np.ndarray) -> list[str]:
+def _collect_texts(
+    table: _Table, cols: tuple[str, ...], path: Path, options: DatasetOptions, drop: np.ndarray
+) -> list[str]:
     columns = [table.get(c) for c in cols]
     if len(cols) == 1:
         values = columns[0]
@@ -905,7 +917,9 @@ def _dataset_lines(ds: Dataset) -> Iterator[str]:
     extra_values: list[list] = []
     if ds.extra is not None:
         if len(ds.extra) != len(ds):
-            raise DataError(f"dataset has {len(ds)} documents but {len(ds.extra)} rows of extra columns; subset both together")
+            raise DataError(
+                f"dataset has {len(ds)} documents but {len(ds.extra)} rows of extra columns; subset both together"
+            )
         extra_values = [ds.extra[c].tolist() for c in ds.extra.columns]
         extra_cols = _extra_names([str(c) for c in ds.extra.columns])
     for i, (doc_id, text, labels) in enumerate(zip(ds.ids, ds.texts, ds.label_lists())):
@@ -914,7 +928,6 @@ def _dataset_lines(ds: Dataset) -> Iterator[str]:
         for col, values in zip(extra_cols, extra_values):
             rec[col] = _json_value(values[i])
         yield _ENCODER.encode(rec) + "\n"
-
 
 
 @_without_gc
@@ -1058,8 +1071,8 @@ def write_split(path, parts: dict[str, Dataset], manifest: dict, overwrite: bool
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for name in aligned:
-        aligned[name] = dataclasses.replace(aligned[name], source=str(path / f"{name}.jsonl"), n_dropped=0)
+    for name, ds in aligned.items():
+        aligned[name] = dataclasses.replace(ds, source=str(path / f"{name}.jsonl"), n_dropped=0)
     return Split(path=path, manifest=json.loads(text), parts=aligned, label_names=names, task=task)
 
 
@@ -1115,7 +1128,9 @@ def load_split(path) -> Split:
             f"{manifest_path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); re-create the split with `nlpkit split --overwrite`"
         ) from None
     except UnicodeDecodeError:
-        raise DataError(f"{manifest_path} is not UTF-8 text; re-create the split with `nlpkit split --overwrite`") from None
+        raise DataError(
+            f"{manifest_path} is not UTF-8 text; re-create the split with `nlpkit split --overwrite`"
+        ) from None
     part_info = manifest.get("parts") if isinstance(manifest, dict) else None
     names = manifest.get("label_names") if isinstance(manifest, dict) else None
     task = manifest.get("task") if isinstance(manifest, dict) else None

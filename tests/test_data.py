@@ -34,8 +34,7 @@ RECORDS = [
 
 def write_jsonl(path: Path, records) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
     return path
 
 
@@ -77,8 +76,13 @@ def test_json_array(tmp_path):
 def test_csv_delimited_labels_keeps_na_text(tmp_path):
     import pandas as pd
 
-    df = pd.DataFrame({"id": [r["id"] for r in RECORDS], "text": [r["text"] for r in RECORDS],
-                       "tags": ["|".join(r["labels"]) for r in RECORDS]})
+    df = pd.DataFrame(
+        {
+            "id": [r["id"] for r in RECORDS],
+            "text": [r["text"] for r in RECORDS],
+            "tags": ["|".join(r["labels"]) for r in RECORDS],
+        }
+    )
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
     ds = read_dataset(path, DatasetOptions(label_col="tags", label_sep="|"))
@@ -103,8 +107,14 @@ def test_parquet(tmp_path, layout):
     import pyarrow.parquet as pq
 
     labels = [r["labels"] for r in RECORDS] if layout == "list" else [r["labels"][0] for r in RECORDS]
-    table = pa.table({"id": [r["id"] for r in RECORDS], "text": [r["text"] for r in RECORDS],
-                      "labels": labels, "year": np.arange(2000, 2000 + len(RECORDS))})
+    table = pa.table(
+        {
+            "id": [r["id"] for r in RECORDS],
+            "text": [r["text"] for r in RECORDS],
+            "labels": labels,
+            "year": np.arange(2000, 2000 + len(RECORDS)),
+        }
+    )
     path = tmp_path / "d.parquet"
     pq.write_table(table, path)
     ds = read_dataset(path)
@@ -188,8 +198,15 @@ def test_ids_default_to_row_numbers_and_numbers_become_strings(tmp_path):
 
 def test_drop_empty_records_count_and_keeps_row_numbers(tmp_path):
     path = tmp_path / "d.jsonl"
-    write_jsonl(path, [{"text": "a", "label": "x"}, {"text": "  ", "label": "x"},
-                       {"text": "c", "label": None}, {"text": "d", "label": "y"}])
+    write_jsonl(
+        path,
+        [
+            {"text": "a", "label": "x"},
+            {"text": "  ", "label": "x"},
+            {"text": "c", "label": None},
+            {"text": "d", "label": "y"},
+        ],
+    )
     ds = read_dataset(path, DatasetOptions(drop_empty=True))
     assert ds.ids == ["0", "3"]
     assert ds.texts == ["a", "d"]
@@ -348,8 +365,11 @@ def reuters(data_dir):
 def parts_of(ds: Dataset) -> dict[str, Dataset]:
     n = len(ds)
     idx = np.arange(n)
-    return {"train": ds.subset(idx[: n // 2]), "valid": ds.subset(idx[n // 2 : 3 * n // 4]),
-            "test": ds.subset(idx[3 * n // 4 :])}
+    return {
+        "train": ds.subset(idx[: n // 2]),
+        "valid": ds.subset(idx[n // 2 : 3 * n // 4]),
+        "test": ds.subset(idx[3 * n // 4 :]),
+    }
 
 
 def test_split_round_trip(tmp_path, reuters):
@@ -357,7 +377,11 @@ def test_split_round_trip(tmp_path, reuters):
     written = write_split(tmp_path / "split", parts, {"seed": 7, "method": "manual"})
     loaded = load_split(tmp_path / "split")
     assert loaded.manifest["seed"] == 7
-    assert loaded.label_names == written.label_names == sorted(set().union(*(p.label_names for p in parts.values())))
+    assert (
+        loaded.label_names
+        == written.label_names
+        == sorted(set().union(*(p.label_names for p in parts.values())))
+    )
     assert loaded.task == "multi"
     for name, ds in parts.items():
         assert loaded.parts[name].fingerprint() == ds.fingerprint()
@@ -382,7 +406,9 @@ def test_split_is_byte_deterministic(tmp_path, reuters):
 def test_split_hash_changes_when_parts_swap(tmp_path, reuters):
     parts = parts_of(reuters)
     a = write_split(tmp_path / "a", parts, {})
-    b = write_split(tmp_path / "b", {"train": parts["test"], "valid": parts["valid"], "test": parts["train"]}, {})
+    b = write_split(
+        tmp_path / "b", {"train": parts["test"], "valid": parts["valid"], "test": parts["train"]}, {}
+    )
     assert a.fingerprint != b.fingerprint
 
 
@@ -401,7 +427,9 @@ def test_split_unions_label_spaces(tmp_path):
 def test_split_refuses_existing_folder_and_overwrites_only_splits(tmp_path, reuters):
     out = tmp_path / "split"
     write_split(out, parts_of(reuters), {"seed": 1})
-    with pytest.raises(DataError, match=f"output folder exists: {out}; choose another --out or pass --overwrite"):
+    with pytest.raises(
+        DataError, match=f"output folder exists: {out}; choose another --out or pass --overwrite"
+    ):
         write_split(out, parts_of(reuters), {"seed": 2})
     assert load_split(out).manifest["seed"] == 1
     write_split(out, parts_of(reuters), {"seed": 2}, overwrite=True)
@@ -416,7 +444,7 @@ def test_split_refuses_existing_folder_and_overwrites_only_splits(tmp_path, reut
 
 
 def test_split_failure_leaves_nothing(tmp_path, reuters, monkeypatch):
-    import nlpkit.data as data
+    from nlpkit import data
 
     real = data.write_dataset
     calls = []
@@ -434,7 +462,7 @@ def test_split_failure_leaves_nothing(tmp_path, reuters, monkeypatch):
 
 
 def test_split_failed_overwrite_keeps_the_old_split(tmp_path, reuters, monkeypatch):
-    import nlpkit.data as data
+    from nlpkit import data
 
     out = tmp_path / "split"
     write_split(out, parts_of(reuters), {"seed": 1})
@@ -461,7 +489,9 @@ def test_load_split_errors(tmp_path, reuters):
     with pytest.raises(DataError, match="not a split folder.*not a directory"):
         load_split(tmp_path / "file.txt")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"not a split folder: .*empty \(no split.json\); make one with `nlpkit split`"):
+    with pytest.raises(
+        DataError, match=r"not a split folder: .*empty \(no split.json\); make one with `nlpkit split`"
+    ):
         load_split(tmp_path / "empty")
 
     out = tmp_path / "s"
@@ -487,12 +517,17 @@ def test_load_split_errors(tmp_path, reuters):
 
 
 def test_describe_matches_an_independent_count(data_dir):
-    rows = [json.loads(line) for line in (data_dir / "reuters_sample.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (data_dir / "reuters_sample.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     stats = describe(read_dataset(data_dir / "reuters_sample.jsonl"), top=5)
     counts = Counter(lab for r in rows for lab in r["labels"])
     assert stats["n_docs"] == len(rows)
     assert stats["n_labels"] == len(counts)
-    assert stats["label_cardinality"] == pytest.approx(sum(map(len, (r["labels"] for r in rows))) / len(rows), abs=1e-4)
+    assert stats["label_cardinality"] == pytest.approx(
+        sum(map(len, (r["labels"] for r in rows))) / len(rows), abs=1e-4
+    )
     assert stats["label_density"] == pytest.approx(stats["label_cardinality"] / len(counts), abs=1e-4)
     head = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     assert [(e["label"], e["count"]) for e in stats["label_frequency_head"]] == head
@@ -505,8 +540,12 @@ def test_describe_matches_an_independent_count(data_dir):
 
 
 def test_describe_duplicates_and_unlabelled(tmp_path):
-    records = [{"id": "a", "text": "same", "labels": ["x"]}, {"id": "b", "text": "same", "labels": ["y"]},
-               {"id": "c", "text": "other", "labels": []}, {"id": "d", "text": "same", "labels": ["x"]}]
+    records = [
+        {"id": "a", "text": "same", "labels": ["x"]},
+        {"id": "b", "text": "same", "labels": ["y"]},
+        {"id": "c", "text": "other", "labels": []},
+        {"id": "d", "text": "same", "labels": ["x"]},
+    ]
     stats = describe(read_dataset(write_jsonl(tmp_path / "d.jsonl", records)))
     dup = stats["duplicate_texts"]
     assert (dup["groups"], dup["docs"], dup["extra_copies"], dup["conflicting_labels"]) == (1, 3, 2, 1)
@@ -536,7 +575,7 @@ def test_fasttext_labels_after_the_text(tmp_path):
 def test_options_given_as_plain_strings_are_normalised(data_dir):
     ds = read_dataset(data_dir / "agnews_sample.jsonl", DatasetOptions(text_cols="text", task="SINGLE"))
     assert ds.task == "single"
-    assert len(ds) == sum(1 for _ in open(data_dir / "agnews_sample.jsonl", encoding="utf-8"))
+    assert len(ds) == len((data_dir / "agnews_sample.jsonl").read_text(encoding="utf-8").splitlines())
 
 
 def test_write_dataset_creates_parent_folders(tmp_path):
@@ -586,7 +625,12 @@ def test_labels_optional_reads_unlabelled_files(tmp_path):
     ds = read_dataset(ft, DatasetOptions(format="fasttext", labels_optional=True))
     assert (ds.texts, ds.n_labels) == (["first line", "second line"], 0)
     # A labelled file still reads its labels, and a named label column must exist.
-    assert read_dataset(write_jsonl(tmp_path / "l.jsonl", RECORDS), DatasetOptions(labels_optional=True)).n_labels == 4
+    assert (
+        read_dataset(
+            write_jsonl(tmp_path / "l.jsonl", RECORDS), DatasetOptions(labels_optional=True)
+        ).n_labels
+        == 4
+    )
     with pytest.raises(DataError, match="unknown column 'tags'"):
         read_dataset(csv, DatasetOptions(labels_optional=True, label_col="tags"))
 
@@ -620,11 +664,18 @@ def test_reading_many_rows_is_linear_and_fast(tmp_path):
 def test_hand_built_dataset_with_int_ids_round_trips(tmp_path):
     import scipy.sparse as sp
 
-    ds = Dataset(ids=[10, 11], texts=["a", "b"], y=sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.uint8)),
-                 label_names=["p", "q"], task="single")
+    ds = Dataset(
+        ids=[10, 11],
+        texts=["a", "b"],
+        y=sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.uint8)),
+        label_names=["p", "q"],
+        task="single",
+    )
     write_dataset(ds, tmp_path / "d.jsonl")
     back = read_dataset(tmp_path / "d.jsonl")
     assert back.ids == ["10", "11"]
     assert back.fingerprint() == ds.fingerprint()
-    dense = Dataset(ids=["x"], texts=["a"], y=np.array([[0, 1]], dtype=np.uint8), label_names=["p", "q"], task="single")
+    dense = Dataset(
+        ids=["x"], texts=["a"], y=np.array([[0, 1]], dtype=np.uint8), label_names=["p", "q"], task="single"
+    )
     assert dense.with_label_names(["o", "p", "q"]).label_lists() == [["q"]]

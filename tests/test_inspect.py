@@ -54,7 +54,10 @@ def test_inspect_bundled_json(data_dir, name, task):
 
 
 def test_inspect_agnews_counts_match_the_file(data_dir):
-    rows = [json.loads(line) for line in (data_dir / "agnews_sample.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (data_dir / "agnews_sample.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     stats = json.loads(inspect(data_dir / "agnews_sample.jsonl", "--json").stdout)
     counts = Counter(r["label"] for r in rows)
     assert {e["label"]: e["count"] for e in stats["label_frequency_head"]} == dict(counts)
@@ -70,8 +73,11 @@ def test_inspect_bundled_tables(data_dir, name):
 
 
 def test_inspect_shows_duplicates_and_dropped_rows(tmp_path):
-    path = write(tmp_path, "d.jsonl", '{"text": "same", "label": "a"}\n{"text": "same", "label": "b"}\n'
-                                     '{"text": "", "label": "a"}\n')
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"text": "same", "label": "a"}\n{"text": "same", "label": "b"}\n{"text": "", "label": "a"}\n',
+    )
     stats = json.loads(inspect(path, "--json", "--drop-empty").stdout)
     assert stats["n_dropped"] == 1
     assert stats["duplicate_texts"]["conflicting_labels"] == 1
@@ -81,8 +87,20 @@ def test_inspect_shows_duplicates_and_dropped_rows(tmp_path):
 
 def test_inspect_dataset_options(tmp_path):
     path = write(tmp_path, "d.csv", "doc,title,body,tags\nx1,A,aa,p;q\nx2,B,bb,q\n")
-    result = inspect(path, "--json", "--id-col", "doc", "--text-col", "title", "--text-col", "body",
-                     "--label-col", "tags", "--label-sep", ";")
+    result = inspect(
+        path,
+        "--json",
+        "--id-col",
+        "doc",
+        "--text-col",
+        "title",
+        "--text-col",
+        "body",
+        "--label-col",
+        "tags",
+        "--label-sep",
+        ";",
+    )
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)
     assert (stats["n_docs"], stats["n_labels"], stats["task"]) == (2, 2, "multi")
@@ -100,8 +118,11 @@ def test_missing_file(tmp_path):
 
 def test_unknown_column_suggests_the_closest(tmp_path):
     path = write(tmp_path, "data.csv", "id,text,labels\n1,a,b\n")
-    assert_error(inspect(path, "--text-col", "txt"),
-                 "unknown column 'txt' in", "data.csv; available: id, text, labels; did you mean 'text'?")
+    assert_error(
+        inspect(path, "--text-col", "txt"),
+        "unknown column 'txt' in",
+        "data.csv; available: id, text, labels; did you mean 'text'?",
+    )
 
 
 def test_no_label_column(tmp_path):
@@ -159,15 +180,22 @@ def test_duplicate_ids_name_both_lines(tmp_path):
 def test_delimited_label_column(tmp_path):
     rows = "".join(f"t{i},a|b\n" for i in range(5)) + "u,a\n"
     path = write(tmp_path, "d.csv", "text,labels\n" + rows)
-    assert_error(inspect(path), "label column 'labels' in", "looks delimited: line 2 has 'a|b' (and 4 more rows)",
-                 "--label-sep '|'")
-    assert json.loads(inspect(path, "--label-sep", "|", "--json").stdout)["label_cardinality"] == pytest.approx(11 / 6,
-                                                                                                             abs=1e-4)
+    assert_error(
+        inspect(path),
+        "label column 'labels' in",
+        "looks delimited: line 2 has 'a|b' (and 4 more rows)",
+        "--label-sep '|'",
+    )
+    assert json.loads(inspect(path, "--label-sep", "|", "--json").stdout)[
+        "label_cardinality"
+    ] == pytest.approx(11 / 6, abs=1e-4)
 
 
 def test_forcing_single_on_a_multi_label_row(tmp_path):
     path = write(tmp_path, "d.jsonl", '{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": ["x", "y"]}\n')
-    assert_error(inspect(path, "--task", "single"), "line 2 of", "has 2 labels ('x', 'y')", "drop --task single")
+    assert_error(
+        inspect(path, "--task", "single"), "line 2 of", "has 2 labels ('x', 'y')", "drop --task single"
+    )
 
 
 def test_empty_file(tmp_path):
@@ -182,7 +210,9 @@ def test_everything_dropped(tmp_path):
 
 def test_unknown_extension_and_not_fasttext(tmp_path):
     assert_error(inspect(write(tmp_path, "d.xml", "<a/>")), "cannot tell the format", "--format")
-    assert_error(inspect(write(tmp_path, "notes.txt", "just some notes\n")), "does not look like fastText", "--format")
+    assert_error(
+        inspect(write(tmp_path, "notes.txt", "just some notes\n")), "does not look like fastText", "--format"
+    )
 
 
 def test_fasttext_line_without_label(tmp_path):
@@ -209,8 +239,12 @@ def test_folder_instead_of_file(tmp_path):
 
 def test_tables_show_labels_and_texts_literally(tmp_path):
     # Rich would otherwise read "[red]" as markup and swallow it.
-    path = write(tmp_path, "d.jsonl", '{"text": "see [bold]x[/bold]", "labels": ["[red]a"]}\n'
-                                     '{"text": "see [bold]x[/bold]", "labels": ["b"]}\n')
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"text": "see [bold]x[/bold]", "labels": ["[red]a"]}\n'
+        '{"text": "see [bold]x[/bold]", "labels": ["b"]}\n',
+    )
     result = inspect(path)
     assert result.exit_code == 0, result.output
     assert "[red]a" in result.stdout

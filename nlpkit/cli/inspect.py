@@ -36,7 +36,9 @@ def inspect_cmd(
     encoding: EncodingOpt = "utf-8",
     drop_empty: DropEmptyOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
-    top: Annotated[int, typer.Option("--top", min=1, help="Labels to list at the head and tail of the frequency table.")] = 10,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="Labels to list at the head and tail of the frequency table.")
+    ] = 10,
 ) -> None:
     """Show rows, labels, label frequencies, text lengths and duplicates of a dataset file."""
     with cli_errors():
@@ -87,8 +89,8 @@ def render(stats: dict, top: int) -> None:
         ("docs without labels", _fmt(stats["docs_without_labels"])),
         ("labels with < 2 docs", _fmt(len(stats["labels_under_2_docs"]))),
         ("labels with < 5 docs", _fmt(len(stats["labels_under_5_docs"]))),
-        ("duplicate texts", f"{dup['groups']:,} groups, {dup['extra_copies']:,} extra copies, "
-                            f"{dup['conflicting_labels']:,} with conflicting labels"),
+        ("duplicate texts", f"{dup['groups']:,} groups, {dup['extra_copies']:,} extra copies"),
+        ("duplicates with conflicting labels", _fmt(dup["conflicting_labels"])),
     ]
     for key, value in rows:
         overview.add_row(key, value)
