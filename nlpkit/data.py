@@ -319,9 +319,10 @@ def _read_json(path: Path, text: str) -> _Table:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix the file"
-        ) from None
+        # One object per line in a .json file is JSON Lines: json.loads stops at line 2 with "Extra data".
+        jsonl = exc.msg == "Extra data" and exc.colno == 1
+        fix = "it looks like JSON Lines: pass --format jsonl" if jsonl else "fix the file"
+        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); {fix}") from None
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):

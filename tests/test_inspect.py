@@ -260,3 +260,9 @@ def test_line_numbers_after_a_huge_field(tmp_path):
     big = "word " * 40_000  # 200 kB in one field: more than Python's csv default field limit
     path = write(tmp_path, "d.csv", f'text,label\n"{big}",x\n"",y\n')
     assert_error(inspect(path), "empty text at line 3 of")
+
+
+def test_json_lines_in_a_json_file(tmp_path):
+    path = write(tmp_path, "d.json", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    assert_error(inspect(path), "d.json:2:1: malformed JSON (Extra data)", "pass --format jsonl")
+    assert inspect(path, "--format", "jsonl").exit_code == 0
