@@ -72,7 +72,7 @@ class FastTextClassifier(Classifier):
 
     family = "fasttext"
     param_defaults = {
-        "dim": 100,
+        "dim": 50,
         "epoch": None,
         "target_updates": 300_000,
         "min_epoch": 5,

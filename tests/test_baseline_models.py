@@ -1,0 +1,272 @@
+"""The baseline model families (tfidf-lr, fasttext, word2vec) on tiny and bundled data.
+
+The shared contract (fit/predict/save/load/seeded refits) is in test_contract.py; here: the
+behaviours specific to these families, edge cases of the input, and a sanity check of quality on
+the bundled samples (each model must beat the label priors on held-out documents).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import make_dataset
+from nlpkit.errors import ConfigError, DataError, NlpkitError
+from nlpkit.models import load_model
+from nlpkit.models.fasttext_clf import FastTextClassifier, epochs_for
+from nlpkit.models.text import normalize, tokenize
+from nlpkit.models.tfidf_lr import TfidfLogisticRegression
+from nlpkit.models.word2vec import Word2VecClassifier, load_vectors, sniff_vectors_format, stable_hash
+
+FAST = {
+    "tfidf-lr": lambda **kw: TfidfLogisticRegression(**kw),
+    "fasttext": lambda **kw: FastTextClassifier(dim=8, epoch=5, **kw),
+    "word2vec": lambda **kw: Word2VecClassifier(vector_size=8, epochs=5, **kw),
+}
+FAMILIES = ["tfidf-lr", pytest.param("fasttext"), pytest.param("word2vec")]
+
+
+# --- text normalisation -------------------------------------------------------------------------
+
+def test_normalize_splits_punctuation_lowercases_and_joins_lines():
+    assert normalize("Hello, World!\nNew  line.") == "hello , world ! new line ."
+    assert "\n" not in normalize("a\r\nb\tc")
+    assert normalize("   ") == ""
+
+
+def test_tokenize_keeps_words_only():
+    assert tokenize("It's 5 o'clock, Zoë!") == ["it", "s", "5", "o", "clock", "zoë"]
+
+
+def test_fasttext_epochs_scale_with_data_size():
+    small, large = epochs_for(1_000, 300_000, 5, 50), epochs_for(120_000, 300_000, 5, 50)
+    assert small == 50 and large == 5  # capped for tiny sets, the paper's 5 on AG News' size
+    assert epochs_for(10_000, 300_000, 5, 50) < small
+
+
+# --- labels with no / every positive, single class ----------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_label_never_in_train_scores_zero(family, multi_parts):
+    model = FAST[family](seed=0).fit(multi_parts["train"], multi_parts["valid"])
+    scores = model.predict_proba(multi_parts["test"].texts)
+    never = multi_parts["train"].label_names.index("never")
+    if family == "fasttext":  # fastText never saw the label: no output for it
+        assert (scores[:, never] == 0).all()
+    else:
+        np.testing.assert_array_equal(scores[:, never], 0.0)
+
+
+def test_tfidf_label_on_every_document_scores_one(multi_parts):
+    train = multi_parts["train"]
+    labels = [["a", "always"] + ([] if i % 2 else ["b"]) for i in range(len(train))]
+    ds = make_dataset(train.texts, labels, task="multi", label_names=["a", "always", "b"])
+    scores = TfidfLogisticRegression().fit(ds).predict_proba(["alpha", "nothing known"])
+    np.testing.assert_array_equal(scores[:, 1], 1.0)
+    np.testing.assert_array_equal(scores[:, 0], 1.0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_single_class_train_predicts_it_with_a_warning(family):
+    ds = make_dataset(["red apple", "green apple", "apple pie", "apple tart"], ["fruit"] * 4,
+                      task="single", label_names=["fruit", "veg"])
+    model = FAST[family](seed=0).fit(ds)
+    scores = model.predict_proba(["carrot soup", "apple"])
+    assert scores.argmax(axis=1).tolist() == [0, 0]
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+    assert any("always predicts" in w for w in model.fit_info()["warnings"])
+
+
+# --- empty texts --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_texts_empty_after_normalisation_get_finite_scores(family, single_parts):
+    model = FAST[family](seed=0).fit(single_parts["train"])
+    scores = model.predict_proba(["", "   ", "!!! ???", "apple"])
+    assert scores.shape == (4, single_parts["train"].n_labels)
+    assert np.isfinite(scores).all()
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_word2vec_training_texts_without_words_is_a_clear_error():
+    ds = make_dataset(["!!!", "???", "..."], ["a", "b", "a"], task="single")
+    with pytest.raises(DataError, match="empty after tokenisation"):
+        Word2VecClassifier(vector_size=8, epochs=1).fit(ds)
+
+
+def test_tfidf_training_texts_without_words_is_a_clear_error():
+    ds = make_dataset(["!", "?", "a"], ["a", "b", "a"], task="single")
+    with pytest.raises(DataError, match="no word of two or more"):
+        TfidfLogisticRegression().fit(ds)
+
+
+def test_fasttext_training_texts_all_empty_is_a_clear_error():
+    ds = make_dataset(["", "  ", "\n"], ["a", "b", "a"], task="single")
+    with pytest.raises(DataError, match="empty after normalisation"):
+        FastTextClassifier(dim=8, epoch=1).fit(ds)
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls, params, message", [
+    (TfidfLogisticRegression, {"ngram_range": (2, 1)}, "ngram_range must be two integers"),
+    (TfidfLogisticRegression, {"C": 0}, "C must be > 0"),
+    (TfidfLogisticRegression, {"cv": 1}, "cv must be 0"),
+    (TfidfLogisticRegression, {"class_weight": "heavy"}, "class_weight must be"),
+    (FastTextClassifier, {"loss": "hinge"}, "loss must be"),
+    (FastTextClassifier, {"dim": 0}, "dim must be >= 1"),
+    (Word2VecClassifier, {"pooling": "max"}, "pooling must be one of"),
+])
+def test_bad_parameters_rejected_up_front(cls, params, message):
+    with pytest.raises(ConfigError, match=message):
+        cls(**params)
+
+
+def test_tfidf_params_survive_json_round_trip_as_tuples(tmp_path, single_parts):
+    model = TfidfLogisticRegression(ngram_range=[1, 1], char_ngrams=[2, 3]).fit(single_parts["train"])
+    assert model.get_params()["ngram_range"] == (1, 1)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.get_params() == model.get_params()
+    np.testing.assert_array_equal(again.predict_proba(single_parts["test"].texts),
+                                  model.predict_proba(single_parts["test"].texts))
+
+
+# --- tuning -------------------------------------------------------------------------------------
+
+def test_tfidf_tune_on_valid_records_choice(multi_parts):
+    model = TfidfLogisticRegression(tune=True, grid_C=(1.0, 10.0)).fit(multi_parts["train"], multi_parts["valid"])
+    info = model.fit_info()
+    assert info["tuning"]["selected_by"] == "validation part"
+    tried = {(r["C"], tuple(r["ngram_range"])) for r in info["tuning"]["results"]}
+    assert (info["C"], tuple(info["ngram_range"])) in tried and len(tried) == 3
+    best = max(r["score"] for r in info["tuning"]["results"])
+    chosen = [r for r in info["tuning"]["results"] if r["C"] == info["C"] and tuple(r["ngram_range"]) == tuple(info["ngram_range"])]
+    assert chosen[0]["score"] == best
+
+
+def test_tfidf_tune_by_cv(single_parts):
+    model = TfidfLogisticRegression(tune=True, cv=2, grid_C=(1.0, 10.0)).fit(single_parts["train"])
+    assert model.fit_info()["tuning"]["selected_by"] == "2-fold CV on train"
+
+
+# --- saved files are safe -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_saved_arrays_load_without_pickle(family, tmp_path, multi_parts):
+    model = FAST[family](seed=0).fit(multi_parts["train"])
+    model.save(tmp_path / "m")
+    for npz in (tmp_path / "m").glob("*.npz"):
+        with np.load(npz, allow_pickle=False) as data:
+            assert all(data[k].dtype != object for k in data.files)
+    for f in (tmp_path / "m").iterdir():
+        assert f.read_bytes()[:1] != b"\x80", f"{f.name} looks like a pickle"
+
+
+def test_damaged_saved_model_is_a_clear_error(tmp_path, single_parts):
+    model = TfidfLogisticRegression().fit(single_parts["train"])
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "tfidf_lr.npz").write_bytes(b"not an npz")
+    with pytest.raises(NlpkitError, match="cannot read the tfidf-lr model"):
+        load_model(tmp_path / "m")
+
+
+# --- word vectors files -------------------------------------------------------------------------
+
+WORDS = ["apple", "banana", "engine", "piston", "football", "goal"]
+
+
+def _vectors(dim=4):
+    rng = np.random.default_rng(0)
+    return {w: rng.normal(size=dim).round(4) for w in WORDS}
+
+
+def _write_text(path, vecs, header=True):
+    dim = len(next(iter(vecs.values())))
+    lines = [f"{len(vecs)} {dim}"] if header else []
+    lines += [w + " " + " ".join(str(x) for x in v) for w, v in vecs.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_vectors_text_binary_and_glove_formats(tmp_path):
+    vecs = _vectors()
+    text = _write_text(tmp_path / "v.txt", vecs)
+    glove = _write_text(tmp_path / "glove.txt", vecs, header=False)
+    kv = load_vectors(text)
+    binary = tmp_path / "v.bin"
+    kv.save_word2vec_format(str(binary), binary=True)
+    assert sniff_vectors_format(text)["binary"] is False
+    assert sniff_vectors_format(binary)["binary"] is True
+    assert sniff_vectors_format(glove)["no_header"] is True
+    for path in (text, binary, glove):
+        loaded = load_vectors(path)
+        np.testing.assert_allclose(loaded["engine"], vecs["engine"], atol=1e-4)
+
+
+def test_vectors_pickle_unknown_and_ragged_files_are_refused(tmp_path):
+    pickled = tmp_path / "v.kv"
+    pickled.write_bytes(b"\x80\x04\x95 pickled gensim")
+    with pytest.raises(NlpkitError, match="pickled gensim file"):
+        sniff_vectors_format(pickled)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("this is not\na vectors file\n")
+    with pytest.raises(NlpkitError, match="not a word-vector file"):
+        sniff_vectors_format(junk)
+    ragged = tmp_path / "ragged.txt"
+    ragged.write_text("2 4\napple 0.1 0.2 0.3 0.4\nbanana 0.1 0.2\n")
+    with pytest.raises(DataError, match="every row has 4 numbers"):
+        load_vectors(ragged)
+    with pytest.raises(ConfigError, match="4-dimensional vectors but vector_size=8"):
+        load_vectors(_write_text(tmp_path / "ok.txt", _vectors()), expected_dim=8)
+
+
+def test_word2vec_with_pretrained_vectors_round_trip(tmp_path, single_parts):
+    path = _write_text(tmp_path / "v.txt", _vectors())
+    model = Word2VecClassifier(vectors=str(path)).fit(single_parts["train"])
+    assert model.fit_info()["dim"] == 4 and model.fit_info()["vocabulary_size"] == len(WORDS)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(again.predict_proba(single_parts["test"].texts),
+                                  model.predict_proba(single_parts["test"].texts))
+
+
+def test_stable_hash_does_not_depend_on_the_process():
+    import subprocess
+    import sys
+
+    code = "from nlpkit.models.word2vec import stable_hash; print(stable_hash('engine0'))"
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=str(_repo())).stdout for seed in ("1", "2")}
+    assert outs == {f"{stable_hash('engine0')}\n"}
+
+
+def _repo():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+# --- quality sanity on the bundled samples ------------------------------------------------------
+
+def _bundled(data_dir, name):
+    from nlpkit.data import read_dataset
+    from nlpkit.experiment import carve_valid
+
+    ds = read_dataset(data_dir / name)
+    rest, test = carve_valid(ds, fraction=0.25, seed=0)
+    return rest, test
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["tfidf-lr", "fasttext", "word2vec"])
+def test_beats_label_priors_on_held_out_agnews(family, data_dir):
+    from nlpkit.metrics import evaluate
+    from nlpkit.models import get_model_class
+    from nlpkit.models.majority import MajorityClassifier
+
+    train, test = _bundled(data_dir, "agnews_sample.jsonl")
+    model = get_model_class(family)(seed=0).fit(train)
+    acc = evaluate(test.y, model.predict_proba(test.texts), task="single")["metrics"]["accuracy"]
+    floor = evaluate(test.y, MajorityClassifier().fit(train).predict_proba(test.texts), task="single")["metrics"]["accuracy"]
+    assert acc > floor + 0.2, (acc, floor)
