@@ -121,6 +121,7 @@ def test_head_with_another_number_of_labels_warns_on_stderr(tmp_path, reuters_sp
     assert result.exit_code == 0, result.output
     assert "Warning:" in result.stderr and "another number of labels" in result.stderr
     assert "re-initialised" in result.stderr
+    assert result.stderr.count("another number of labels") == 1  # reported once, not once per layer
 
 
 @pytest.mark.parametrize("case,fragment", [

@@ -50,12 +50,11 @@ def finetune_cmd(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name)
-        for w in caught:
-            if _is_ours(w):
-                warn(str(w.message))
     if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
         return
-    for message in run.info.get("warnings", []):
+    # run_experiment records nlpkit's warnings in run.json; print those, plus any it did not keep
+    recorded = list(run.info.get("warnings", []))
+    for message in recorded + [str(w.message) for w in caught if _is_ours(w) and str(w.message) not in recorded]:
         warn(message)
     _print_summary(run, as_json)
 

@@ -70,6 +70,7 @@ class TransformerClassifier(Classifier):
         "evals_per_epoch": 1,
         "time_budget": None,      # seconds of training after which the loop stops (then evaluates)
         "predict_batch_size": 32,
+        "throughput_docs": THROUGHPUT_DOCS,  # docs timed after fit for the CPU speed figures; 0 = skip
         "threads": None,          # torch CPU threads; None = torch's default
         "device": "auto",         # auto | cpu | cuda
         "seed": 0,
@@ -294,8 +295,9 @@ class TransformerClassifier(Classifier):
             "history": history, "labels_without_train_examples": unseen,
             "n_parameters": int(sum(t.numel() for t in model.parameters())),
         }
-        if dist.is_main:
-            sample = (valid.texts if valid is not None and len(valid) else train.texts)[:THROUGHPUT_DOCS]
+        if dist.is_main and p["throughput_docs"]:
+            # valid documents: fit never sees test, and valid comes from the same distribution
+            sample = (valid.texts if valid is not None and len(valid) else train.texts)[: int(p["throughput_docs"])]
             self.train_info_.update(self.measure_throughput(sample))
         return self
 
