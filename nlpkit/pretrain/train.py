@@ -154,11 +154,15 @@ class BlockSampler:
         return idx
 
 
-def _step_generator(seed: int, rank: int, step: int, micro: int) -> torch.Generator:
-    """The masking RNG of one micro-batch, derived from (seed, rank, step, micro): masks do not
-    depend on how a run was interrupted, so a resumed run draws the same masks."""
+def _step_generator(seed: int, step: int, global_micro: int) -> torch.Generator:
+    """The masking RNG of one micro-batch, derived from (seed, step, global micro-batch index).
+
+    Masks then do not depend on how a run was interrupted (a resumed run draws the same ones),
+    and the global index ``micro x world_size + rank`` makes a W-process run draw exactly the
+    masks of a single process with W times the gradient accumulation.
+    """
     g = torch.Generator()
-    g.manual_seed(int(np.random.SeedSequence([seed, rank, step, micro]).generate_state(1, np.uint64)[0] >> 1))
+    g.manual_seed(int(np.random.SeedSequence([seed, step, global_micro]).generate_state(1, np.uint64)[0] >> 1))
     return g
 
 
@@ -495,7 +499,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         for micro in range(cfg.grad_accum):
             x = blocks[sampler.next_indices()]
             inputs, labels = mask_tokens(x, vocab_size=vocab_size, mlm_prob=cfg.mlm_prob,
-                                         generator=_step_generator(cfg.seed, dist.rank, step, micro),
+                                         generator=_step_generator(cfg.seed, step, micro * dist.world + dist.rank),
                                          word_start=word_start)
             sync = micro == cfg.grad_accum - 1
             ctx = wrapped.no_sync() if (dist.world > 1 and not sync and hasattr(wrapped, "no_sync")) else nullcontext()

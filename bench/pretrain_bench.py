@@ -1,0 +1,217 @@
+"""nlpkit pretrain vs the run_mlm.py way (HF Trainer + DataCollatorForLanguageModeling), same model and data.
+
+Both sides train the same BERT config (preset dims, vocabulary, max length), on the same packed
+blocks of the same corpus with the same tokenizer, batch size, learning rate and schedule, for a
+fixed number of steps.  Each repeat runs each side in a fresh subprocess (clean peak-memory
+figures), alternating which side goes first, so that machine load hits both alike; medians are
+reported.  Throughput is measured over the steps after the first ``--skip`` (warm-up excluded) on
+both sides; the final held-out MLM loss of both models is measured by the same function on the
+same held-out blocks and masks.
+
+    python bench/pretrain_bench.py --size mini --max-length 128 --steps 60 --repeats 3 --threads 2
+    python bench/pretrain_bench.py --peak-flops 989e12      # on a GPU: also MFU
+
+Data: ../shared/data/reuters21578 train texts when present, else data/reuters_sample.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def default_corpus() -> Path:
+    shared = REPO.parent / "shared" / "data" / "reuters21578"
+    for cand in (shared / "train.jsonl", shared / "split" / "train.jsonl"):
+        if cand.exists():
+            return cand
+    if shared.exists():
+        found = sorted(shared.rglob("*train*.jsonl"))
+        if found:
+            return found[0]
+    return REPO / "data" / "reuters_sample.jsonl"
+
+
+def peak_memory_mb(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# --- workers (one side per subprocess) ----------------------------------------------------------
+
+def _prepare(args):
+    """Config, tokenizer (from the nlpkit run folder, so both sides share it) and data blocks."""
+    import torch
+
+    from nlpkit.pretrain import PretrainConfig
+    from nlpkit.pretrain.corpus import read_corpus
+    from nlpkit.pretrain.tokenizer import encode_docs, load_tokenizer
+    from nlpkit.pretrain.train import pack
+
+    cfg = PretrainConfig(corpus=args.corpus, out=str(Path(args.workdir) / "nlpkit"), size=args.size,
+                         vocab_size=args.vocab_size, max_length=args.max_length, batch_size=args.batch_size,
+                         steps=args.steps, eval_every=10**9, save_every=10**9, threads=args.threads, seed=args.seed,
+                         lr=args.lr).validate()
+    tok = load_tokenizer(Path(args.workdir) / "tokenizer")
+    corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed)
+    held = pack(encode_docs(tok, corpus.heldout), cfg.max_length)[: cfg.eval_blocks]
+    torch.set_num_threads(args.threads)
+    return cfg, tok, corpus, held
+
+
+def worker_nlpkit(args) -> dict:
+    import torch
+
+    from nlpkit.pretrain import pretrain
+    from nlpkit.pretrain.train import evaluate_mlm
+
+    cfg, tok, corpus, held = _prepare(args)
+    res = pretrain(cfg, overwrite=True, record_run=False)
+    train = res.history["train"]
+    t_skip = next(r["elapsed"] for r in train if r["step"] == args.skip)
+    t_end, tokens = train[-1]["elapsed"], (train[-1]["step"] - args.skip) * res.report["throughput"]["tokens_per_step"]
+    device = next(res.model.parameters()).device
+    from contextlib import nullcontext
+
+    loss = evaluate_mlm(res.model, held, cfg, len(tok), device, nullcontext())
+    return {"side": "nlpkit", "tokens_per_s": tokens / (t_end - t_skip), "final_heldout_loss": loss,
+            "train_curve": [(r["step"], r["tokens"], r["loss"]) for r in train],
+            "params": res.report["throughput"]["params"], "peak_mem_mb": peak_memory_mb(device),
+            "device": str(device)}
+
+
+def worker_trainer(args) -> dict:
+    """The run_mlm.py recipe: tokenize each document, group_texts into max-length blocks,
+    DataCollatorForLanguageModeling(mlm_probability=0.15), BertForMaskedLM, Trainer."""
+    import torch
+    from transformers import (BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
+                              TrainerCallback, TrainingArguments)
+
+    from nlpkit.pretrain.train import evaluate_mlm
+
+    cfg, tok, corpus, held = _prepare(args)
+    # run_mlm.py: tokenize (with [CLS] ... [SEP] per document), then group_texts
+    ids = tok(corpus.train, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    concat = [t for doc in ids for t in doc]
+    n = len(concat) // cfg.max_length
+    blocks = [concat[i * cfg.max_length:(i + 1) * cfg.max_length] for i in range(n)]
+    dataset = [{"input_ids": b} for b in blocks]
+    torch.manual_seed(cfg.seed)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+                                       num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
+                                       max_position_embeddings=cfg.max_length, pad_token_id=0))
+    times: dict[int, float] = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, a, state, control, **kw):
+            times[state.global_step] = time.perf_counter()
+
+    targs = TrainingArguments(
+        output_dir=str(Path(args.workdir) / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr, warmup_steps=int(cfg.warmup * cfg.steps), weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.beta1, adam_beta2=cfg.beta2, adam_epsilon=1e-6, max_grad_norm=cfg.clip,
+        lr_scheduler_type="linear", logging_steps=10, save_strategy="no", report_to=[], seed=cfg.seed,
+        dataloader_num_workers=0, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(),
+    )
+    collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=cfg.mlm_prob)
+    trainer = Trainer(model=model, args=targs, train_dataset=dataset, data_collator=collator, callbacks=[Clock()])
+    trainer.train()
+    tokens = (cfg.steps - args.skip) * cfg.batch_size * cfg.max_length
+    curve = [(h["step"], h["step"] * cfg.batch_size * cfg.max_length, h["loss"]) for h in trainer.state.log_history
+             if "loss" in h]
+    model.eval()
+    from contextlib import nullcontext
+
+    device = next(model.parameters()).device
+    loss = evaluate_mlm(model, held, cfg, len(tok), device, nullcontext())
+    return {"side": "trainer", "tokens_per_s": tokens / (times[cfg.steps] - times[args.skip]),
+            "final_heldout_loss": loss, "train_curve": curve, "params": sum(p.numel() for p in model.parameters()),
+            "peak_mem_mb": peak_memory_mb(device), "device": str(device)}
+
+
+# --- driver -------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=None)
+    ap.add_argument("--size", default="mini")
+    ap.add_argument("--vocab-size", type=int, default=8192)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--skip", type=int, default=10, help="warm-up steps excluded from tokens/s (multiple of 10)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s for MFU (e.g. 989e12 bf16 H100/H200)")
+    ap.add_argument("--json", default=None, help="write all results here")
+    ap.add_argument("--worker", choices=["nlpkit", "trainer"], help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.corpus = args.corpus or str(default_corpus())
+
+    if args.worker:
+        fn = worker_nlpkit if args.worker == "nlpkit" else worker_trainer
+        print("RESULT " + json.dumps(fn(args)), flush=True)
+        return
+
+    from nlpkit.pretrain.corpus import read_corpus
+    from nlpkit.pretrain.tokenizer import train_wordpiece
+
+    work = Path(tempfile.mkdtemp(prefix="pretrain-bench-"))
+    corpus = read_corpus(args.corpus, seed=args.seed)
+    tok = train_wordpiece(corpus.train, args.vocab_size)
+    tok.save_pretrained(work / "tokenizer")
+    load = os.getloadavg()
+    print(f"corpus {args.corpus}: {len(corpus.train)} docs; {args.size}, length {args.max_length}, batch "
+          f"{args.batch_size}, {args.steps} steps x {args.repeats} repeats, {args.threads} threads; "
+          f"load average {load[0]:.1f}", file=sys.stderr)
+    results: dict[str, list[dict]] = {"nlpkit": [], "trainer": []}
+    for r in range(args.repeats):
+        order = ["nlpkit", "trainer"] if r % 2 == 0 else ["trainer", "nlpkit"]
+        for side in order:
+            cmd = [sys.executable, __file__, "--worker", side, "--workdir", str(work), "--corpus", args.corpus,
+                   "--size", args.size, "--vocab-size", str(args.vocab_size), "--max-length", str(args.max_length),
+                   "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--steps", str(args.steps),
+                   "--skip", str(args.skip), "--threads", str(args.threads), "--seed", str(args.seed)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                sys.exit(f"{side} worker failed:\n{proc.stderr[-3000:]}")
+            res = json.loads(line[len("RESULT "):])
+            results[side].append(res)
+            print(f"repeat {r} {side:8s} {res['tokens_per_s']:9.0f} tok/s  held-out loss {res['final_heldout_loss']:.4f}"
+                  f"  peak mem {res['peak_mem_mb']:.0f} MB  (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+    med = {s: {k: statistics.median(x[k] for x in results[s]) for k in ("tokens_per_s", "final_heldout_loss", "peak_mem_mb")}
+           for s in results}
+    ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(results["nlpkit"], results["trainer"])]
+    summary = {"config": {k: v for k, v in vars(args).items() if k not in ("worker", "workdir")},
+               "load_average_start": load, "load_average_end": os.getloadavg(), "median": med,
+               "speedup_median": statistics.median(ratios), "speedup_per_repeat": ratios,
+               "params": results["nlpkit"][0]["params"], "results": results}
+    if args.peak_flops:
+        for s in med:
+            med[s]["mfu"] = 6 * results[s][0]["params"] * med[s]["tokens_per_s"] / args.peak_flops
+    print(json.dumps({k: summary[k] for k in ("median", "speedup_median", "speedup_per_repeat")}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
