@@ -188,7 +188,7 @@ def reuters(args) -> dict:
                                   long_text=args.long_text, seed=args.seed, threads=args.threads,
                                   time_budget=args.time_budget, evals_per_epoch=args.evals_per_epoch)
     t = time.perf_counter()
-    model.fit(train, valid)
+    model.fit(train, valid, progress=lambda rec: print(json.dumps(rec), file=sys.stderr, flush=True))
     fit_seconds = time.perf_counter() - t
     t = time.perf_counter()
     valid_scores = model.predict_proba(valid.texts)

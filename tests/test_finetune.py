@@ -395,3 +395,18 @@ def test_two_process_gloo_data_parallel_keeps_replicas_in_sync(tiny_ckpt, tmp_pa
     assert sorted(r["rank"] for r in results) == [0, 1] and all(r["world"] == 2 for r in results)
     assert results[0]["steps"] == results[1]["steps"] == 32 // FAST["batch_size"] // 2
     assert results[0]["checksum"] == results[1]["checksum"]  # gradients were averaged across ranks
+
+
+def test_plain_callable_progress_gets_step_and_eval_records(tiny_ckpt):
+    from nlpkit.models.transformer import LOG_EVERY, TransformerClassifier
+
+    train, valid, _ = agnews_parts(n_train=8 * LOG_EVERY, n_valid=8, n_test=0)
+    records = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        TransformerClassifier(model=str(tiny_ckpt), **FAST, throughput_docs=0).fit(train, valid, progress=records.append)
+    steps = [r for r in records if "step" in r]
+    evals = [r["eval"] for r in records if "eval" in r]
+    assert [r["step"] for r in steps] == [LOG_EVERY]
+    assert steps[0]["tokens_per_s"] > 0 and steps[0]["loss"] > 0
+    assert len(evals) == 1 and evals[0]["step"] == LOG_EVERY and "valid_metric" in evals[0]

@@ -40,6 +40,7 @@ from nlpkit.finetune import (
 )
 from nlpkit.models.base import Classifier
 
+LOG_EVERY = 10  # steps between progress reports when ``progress`` is a plain callable
 THROUGHPUT_DOCS = 64  # documents timed for the CPU throughput figures recorded in fit_info
 
 
@@ -48,7 +49,12 @@ class FinetuneWarning(UserWarning):
 
 
 class TransformerClassifier(Classifier):
-    """Sequence classification by fine-tuning a local checkpoint folder (``model=``)."""
+    """Sequence classification by fine-tuning a local checkpoint folder (``model=``).
+
+    ``fit(..., progress=)`` takes a ``rich.progress.Progress`` (a task is added and advanced each
+    step) or a plain callable, called with a dict (step, loss, tokens/s) every ``LOG_EVERY`` steps
+    and with ``{"eval": record}`` after each validation.
+    """
 
     family = "transformer"
     param_defaults = {
@@ -251,6 +257,10 @@ class TransformerClassifier(Classifier):
                 train_seconds += time.perf_counter() - t_step
                 if task_id is not None:
                     progress.update(task_id, advance=1, description=f"fine-tuning loss {loss_sum / loss_n:.4f}")
+                elif callable(progress) and (step % LOG_EVERY == 0 or step == total_steps):
+                    progress({"step": step, "total_steps": total_steps, "loss": loss_sum / loss_n,
+                              "train_seconds": round(train_seconds, 2),
+                              "tokens_per_s": n_tokens_seen / train_seconds if train_seconds else None})
                 over_budget = p["time_budget"] is not None and train_seconds >= p["time_budget"]
                 end_of_epoch = i == len(mine) - 1
                 if (step % eval_every == 0 and (i + 1) < len(mine) - eval_every // 2) or end_of_epoch or over_budget:
@@ -266,6 +276,8 @@ class TransformerClassifier(Classifier):
                         else:
                             bad_evals += 1
                     history.append(record)
+                    if task_id is None and callable(progress):
+                        progress({"eval": record})
                     if enc_valid is not None and p["patience"] and bad_evals >= p["patience"]:
                         stopped = f"early stop: no improvement in {bad_evals} evaluation(s)"
                         break
