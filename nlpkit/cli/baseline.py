@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from nlpkit.cli._common import cli_errors, err, out, warn
+from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
 from nlpkit.errors import ConfigError
 
 BASELINE_MODELS = ("majority", "tfidf-lr", "fasttext", "word2vec")
@@ -63,9 +63,11 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
             "vectors": str(vectors) if vectors is not None else None, "seed": seed}
 
 
-def run_baselines(split_dir: Path, config: dict[str, Any], *, runs_root: Path | None = None,
+def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = None,
                   progress=None, on_run: Callable[[Any], None] | None = None) -> list:
-    """Train every model of ``config`` (from :func:`baseline_config`) on the split; one run each.
+    """Train every model of ``config`` (from :func:`baseline_config`) on ``split``; one run each.
+
+    ``split`` is a :class:`nlpkit.data.Split` or the path of a split folder.
 
     ``progress`` is an optional ``rich.progress.Progress``: one task follows the stages of each
     experiment, models add their own bars. ``on_run(run)`` is called as each run completes.
@@ -74,7 +76,8 @@ def run_baselines(split_dir: Path, config: dict[str, Any], *, runs_root: Path | 
     from nlpkit.experiment import run_experiment
     from nlpkit.models import get_model_class
 
-    split = load_split(split_dir)
+    if not hasattr(split, "parts"):
+        split = load_split(split)
     runs = []
     stage_task = progress.add_task("baseline", total=len(config["models"])) if progress is not None else None
     for name in config["models"]:
@@ -179,6 +182,9 @@ def baseline_cmd(
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed)
+        from nlpkit.data import load_split
+
+        split = load_split(split_dir)
         shown: set[str] = set()
 
         def report_warnings(run) -> None:
@@ -189,8 +195,8 @@ def baseline_cmd(
                     warn(f"{run.model}: {w}" if w not in (run.info.get("warnings") or []) else w)
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err(), transient=True) as progress:
-            runs = run_baselines(split_dir, config, runs_root=runs_dir, progress=progress, on_run=report_warnings)
+                      console=err(), transient=True, disable=not is_tty()) as progress:
+            runs = run_baselines(split, config, runs_root=runs_dir, progress=progress, on_run=report_warnings)
         rows = [summarize(r) for r in runs]
         if as_json:
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))

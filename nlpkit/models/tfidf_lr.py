@@ -51,8 +51,8 @@ class TfidfLogisticRegression(Classifier):
         Use 1 + log(tf) (Manning et al., IR book, sec. 6.4.1).
     C : float
         Inverse L2 regularisation strength.
-    class_weight : None or "balanced"
-        Weight positives by inverse frequency.
+    class_weight : "balanced" or None
+        Weight each class by its inverse frequency (default; see ``param_defaults``).
     tune : bool
         Choose C (and the word n-gram range) on the validation part, or by ``cv``-fold
         cross-validation on train when ``cv`` > 1 or no validation part is given.
@@ -73,7 +73,10 @@ class TfidfLogisticRegression(Classifier):
         "sublinear_tf": True,
         "max_features": None,
         "C": 10.0,
-        "class_weight": None,
+        # Balanced by default: on a validation part carved from Reuters-21578 train (never test) it
+        # raised macro-F1 0.435 -> 0.485 and micro-F1 0.865 -> 0.871 over no weighting, because a
+        # rare label's few positives otherwise barely move its one-vs-rest model.
+        "class_weight": "balanced",
         "tol": 1e-4,
         "max_iter": 1000,
         "tune": False,
