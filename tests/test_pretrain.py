@@ -255,12 +255,39 @@ def test_modernbert_long_context_trains_and_loads_for_classification(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_preset_beats_the_unigram_entropy_on_the_bundled_sample(tmp_path):
-    """A model that ignores context scores the unigram entropy; a trained MLM must be well below it."""
+def test_tiny_preset_learns_well_below_the_unigram_entropy_on_the_bundled_sample(tmp_path):
+    """A model that ignores context scores the unigram entropy of the held-out tokens; a trained
+    MLM must get well below it.  ModernBERT (pre-LN) leaves the unigram plateau much sooner than
+    post-LN BERT, which is what a 300-step budget (about 60-120 s on 2 busy cores) allows."""
     cfg = PretrainConfig(corpus=str(REPO / "data" / "reuters_sample.jsonl"), out=str(tmp_path / "tiny"),
-                         size="tiny", vocab_size=2000, max_length=128, batch_size=16, steps=300,
-                         eval_every=100, save_every=1000, threads=1, seed=0)
+                         size="tiny", arch="modernbert", vocab_size=2000, max_length=128, batch_size=16,
+                         steps=300, lr=3e-3, eval_every=100, save_every=1000, threads=1, seed=0)
     res = pretrain(cfg, record_run=False)
     h = res.report["heldout_unigram_entropy"]
     assert 4.0 < h < 9.0
-    assert res.report["final_eval_loss"] < 0.8 * h, (res.report["final_eval_loss"], h)
+    losses = [e["loss"] for e in res.history["eval"]]
+    assert losses[-1] < losses[0]
+    assert res.report["final_eval_loss"] < 0.9 * h, (res.report["final_eval_loss"], h)
+
+
+def test_split_corpus_reads_train_and_valid_never_test(tmp_path):
+    from nlpkit.data import read_dataset, write_split
+    from nlpkit.pretrain.corpus import read_corpus
+
+    ds = read_dataset(REPO / "data" / "reuters_sample.jsonl")
+    split = tmp_path / "split"
+    write_split(split, {"train": ds.subset(range(0, 100)), "valid": ds.subset(range(100, 120)),
+                        "test": ds.subset(range(120, 150))}, {"method": "test"})
+    corpus = read_corpus(split)
+    assert corpus.kind == "split" and corpus.heldout_from == "valid"
+    assert corpus.train == ds.texts[:100] and corpus.heldout == ds.texts[100:120]
+    test_texts = set(ds.texts[120:150]) - set(ds.texts[:120])
+    assert not test_texts & set(corpus.train + corpus.heldout)
+
+
+def test_time_budget_stops_training_and_schedules_by_elapsed_time(small_corpus, tmp_path):
+    res = pretrain(micro_config(small_corpus, tmp_path / "t", steps=None, time_budget=2.0, eval_every=1000),
+                   record_run=False)
+    assert res.report["steps"] >= 1
+    assert res.report["throughput"]["train_seconds"] >= 2.0
+    assert res.history["train"][-1]["lr"] < res.history["train"][0]["lr"] or res.report["steps"] < 10
