@@ -229,13 +229,12 @@ class _State:
         self.part = np.full(self.n, -1, np.int64)
         self.count = np.zeros((self.m, self.p), np.int64)  # assigned documents per (stratum, part)
         self.remaining = np.diff(self.c_indptr)  # unassigned documents per stratum
-        self.doc_rank = rng.permutation(self.n)  # random but fixed order of documents
+        self.total = self.remaining.copy()  # documents per stratum
 
     def unassigned(self, col: int) -> np.ndarray:
         """Unassigned documents of stratum ``col``, in the run's random document order."""
         docs = self.c_indices[self.c_indptr[col] : self.c_indptr[col + 1]]
-        docs = docs[self.part[docs] < 0]
-        return docs[np.argsort(self.doc_rank[docs], kind="stable")] if docs.size > 1 else docs
+        return docs[self.part[docs] < 0]  # CSC indices are sorted, and row order is random
 
     def assign(self, docs: np.ndarray, parts: np.ndarray) -> np.ndarray:
         """Put ``docs`` into ``parts``; returns the strata whose remaining count changed."""
@@ -344,14 +343,14 @@ def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray) -> int:
         if not ok.any():
             continue
         cand = np.flatnonzero(ok)
-        x = cand[np.lexsort((st.doc_rank[docs[cand]], nl[cand]))[0]]
+        x = cand[np.lexsort((docs[cand], nl[cand]))[0]]
         doc_x, k = int(docs[x]), int(src[x])
         in_j = np.flatnonzero(st.part == j)
         ok_z, nl_z = safe_to_remove(in_j, np.full(in_j.size, j, np.int64))
         if not ok_z.any():
             continue
         cand = np.flatnonzero(ok_z)
-        doc_z = int(in_j[cand[np.lexsort((st.doc_rank[in_j[cand]], nl_z[cand]))[0]]])
+        doc_z = int(in_j[cand[np.lexsort((in_j[cand], nl_z[cand]))[0]]])
         for doc, old, new in ((doc_x, k, j), (doc_z, j, k)):
             cols = st.r_indices[st.r_indptr[doc] : st.r_indptr[doc + 1]]
             st.count[cols, old] -= 1
@@ -383,8 +382,9 @@ def _rebalance_labels(st: _State, n_labels: int, seed: int) -> int:
     in ``B``. A document of ``A`` with labels ``{l} + S`` is then swapped with a document of
     ``B`` with labels exactly ``S`` (label sets matched through a random 64-bit hash per label,
     summed per document): one ``l`` moves from A to B, every other label's counts and both part
-    sizes stay the same, and only pairs containing ``l`` are touched. Labels are visited most
-    frequent first (they weigh most in LD). Returns the number of swaps.
+    sizes stay the same, and only pairs containing ``l`` are touched; at order 2, among the
+    candidates of a chunk, those whose pairs with ``l`` are over-filled in A move first. Labels
+    are visited most frequent first (they weigh most in LD). Returns the number of swaps.
     """
     p = st.p
     rng = np.random.default_rng([seed, 2])
@@ -399,14 +399,15 @@ def _rebalance_labels(st: _State, n_labels: int, seed: int) -> int:
     is_z = _member(h_doc, targets)
     entry = _member(targets, h_doc[is_z])
     x_lab, x_doc = lab_idx[entry], owner[entry]
-    grouped = np.argsort(x_lab * st.n + st.doc_rank[x_doc], kind="stable")
+    grouped = np.argsort(x_lab * st.n + x_doc, kind="stable")
     x_lab, x_doc = x_lab[grouped], x_doc[grouped]
     x_start = np.searchsorted(x_lab, np.arange(n_labels + 1))
     z_doc = np.flatnonzero(is_z)
-    z_doc = z_doc[_lexsort((st.doc_rank[z_doc], h_doc[z_doc]))]
+    z_doc = z_doc[np.argsort(h_doc[z_doc], kind="stable")]  # ties: index (= random) order
     z_hash = h_doc[z_doc]  # sorted; a document's part is checked when it is looked up
     totals = st.count[:n_labels].sum(axis=1)
     share = st.quota / st.quota.sum()
+    pairs = st.m > n_labels
     swaps = 0
     for lab in np.argsort(-totals, kind="stable").tolist():
         if totals[lab] < 2:
@@ -428,16 +429,31 @@ def _rebalance_labels(st: _State, n_labels: int, seed: int) -> int:
             for c0 in range(0, xs.size, 64):  # most labels need only a few swaps: look up in chunks
                 chunk = xs[c0 : c0 + 64]
                 lo = np.searchsorted(z_hash, h_doc[chunk] - h_l).tolist()
+                found = []  # (x, z) pairs available in this chunk
                 for x, i in zip(chunk.tolist(), lo):
                     target = (int(h_doc[x]) - h_li) % 2**64
-                    z, end = -1, min(i + 64, z_hash.size)  # bounded scan of the matching run
+                    end = min(i + 64, z_hash.size)  # bounded scan of the matching run
                     while i < end and int(z_hash[i]) == target:
                         if st.part[z_doc[i]] == b:
-                            z = int(z_doc[i])
+                            found.append((x, int(z_doc[i])))
                             break
                         i += 1
-                    if z < 0:
+                if pairs and len(found) > 1:
+                    # order 2: prefer moving documents whose pairs with `lab` are over-filled in a
+                    cost = []
+                    for x, _ in found:
+                        cols = st.r_indices[st.r_indptr[x] : st.r_indptr[x + 1]]
+                        cols = cols[cols >= n_labels]
+                        pa = st.count[cols, a] - st.total[cols] * share[a]
+                        pb = st.count[cols, b] - st.total[cols] * share[b]
+                        cost.append(float(np.sum((np.abs(pa - 1) - np.abs(pa)) / st.quota[a]
+                                                 + (np.abs(pb + 1) - np.abs(pb)) / st.quota[b])))
+                    found = [found[i] for i in np.argsort(cost, kind="stable")]
+                used = set()
+                for x, z in found:
+                    if z in used:
                         continue
+                    used.add(z)
                     for doc, old, new in ((x, a, b), (z, b, a)):
                         cols = st.r_indices[st.r_indptr[doc] : st.r_indptr[doc + 1]]
                         st.count[cols, old] -= 1
@@ -461,6 +477,9 @@ def _stratify(
     """The whole pass over strata matrix ``r``: columns ``0 .. n_labels-1`` are the labels, any
     further ones label pairs (``parents`` gives each column's labels)."""
     rng = np.random.default_rng(seed)
+    # Shuffle the rows once: then every "in random order" below is plain index order.
+    perm = rng.permutation(r.shape[0])
+    r = r[perm]
     st = _State(r, parents, quotas, rng)
     col_rank = rng.permutation(st.m)  # random tie-break between equally rare strata
 
@@ -490,7 +509,6 @@ def _stratify(
     # they spread in proportion to the free places.
     rest = np.flatnonzero(st.part < 0)
     if rest.size:
-        rest = rest[np.argsort(st.doc_rank[rest], kind="stable")]
         st.part[rest] = np.repeat(np.arange(st.p), st.left)
         st.left[:] = 0
 
@@ -500,7 +518,9 @@ def _stratify(
 
     # Phase 4: fill the holes the greedy left (labels that could be in every part but are not).
     _repair_presence(st, n_labels, col_rank)
-    return st.part
+    part = np.empty_like(st.part)
+    part[perm] = st.part
+    return part
 
 
 def iterative_split(
