@@ -401,6 +401,22 @@ def test_per_label_threshold_falls_back_to_global_for_rare_labels():
     assert shrunk.thresholds_[0] == pytest.approx((own[0] + rule.global_threshold_) / 2)
 
 
+def test_per_label_threshold_falls_back_when_the_tuned_f1_is_too_low():
+    # Label 1 was never seen in training: its score is a constant 0. With 10 validation positives
+    # out of 200, its F1-optimal threshold is "predict everything" (F1 = 20/210, about 0.095).
+    rng = np.random.default_rng(4)
+    y = np.zeros((200, 2), dtype=bool)
+    y[:50, 0] = True
+    y[100:110, 1] = True
+    s = np.column_stack([np.clip(0.5 * y[:, 0] + 0.5 * rng.random(200), 0, 1), np.zeros(200)])
+    unguarded = PerLabelThreshold(min_f1=0.0).fit(y, s)
+    assert unguarded.predict(s)[:, 1].all() and unguarded.fallback_labels_ == []
+    assert unguarded.valid_label_f1_[1] == pytest.approx(20 / 210)
+    guarded = PerLabelThreshold().fit(y, s)  # default min_f1 = 0.2
+    assert guarded.fallback_labels_ == [1]
+    assert not guarded.predict(s)[:, 1].any()
+
+
 def test_tuning_without_any_validation_positive_predicts_only_the_forced_label():
     y = np.zeros((6, 3), dtype=bool)
     s = np.random.default_rng(0).random((6, 3))
