@@ -42,6 +42,13 @@ def test_table_lists_every_default_model(single_split, runs_dir):
     assert {json.loads((p / "run.json").read_text())["seed"] for p in runs} == {3}
 
 
+def test_rule_option_reaches_the_run(multi_split, runs_dir):
+    result = invoke(multi_split.path, "-m", "tfidf-lr", "--rule", "global", "--json")
+    assert result.exit_code == 0, result.output
+    run_json = json.loads((runs_dir / json.loads(result.stdout)[0]["run"].split("/")[-1] / "run.json").read_text())
+    assert run_json["rule"]["type"] == "global_threshold" and run_json["config"]["rule_strategy"] == "global"
+
+
 def test_tune_records_the_choice(single_split, runs_dir):
     result = invoke(single_split.path, "-m", "tfidf-lr", "--tune", "--cv", "2", "--json")
     assert result.exit_code == 0, result.output
@@ -105,6 +112,8 @@ def _no_train_split(make_split, single_parts):
     ("ok", ["-m", "word2vec", "--vectors", "VEC_JUNK"], "is not a word-vector file nlpkit can read"),
     ("ok", ["-m", "word2vec", "--vectors", "VEC_PICKLE"], "is a pickled gensim file"),
     ("ok", ["-m", "word2vec", "--vectors", "VEC_RAGGED"], "check that every row has 3 numbers"),
+    ("ok", ["--rule", "best"], "unknown --rule 'best'"),
+    ("ok", ["-m", "majority", "--rule", "global"], "--rule global is for multi-label data"),
 ])
 def test_bad_input(case, args, message, make_split, single_parts, single_split, tmp_path, runs_dir):
     vec_files = {

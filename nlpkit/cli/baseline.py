@@ -21,11 +21,18 @@ TUNABLE = ("tfidf-lr", "fasttext")
 
 
 def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = None, tune_seconds: float | None = None,
-                    vectors: Path | None = None, seed: int = 0) -> dict[str, Any]:
+                    vectors: Path | None = None, seed: int = 0, rule: str = "auto") -> dict[str, Any]:
     """Validate the options and resolve them into one config (checked before any work starts).
 
-    Returns ``{"models": [...], "params": {model: params}, "tune", "cv", "tune_seconds", "vectors", "seed"}``.
+    Returns ``{"models": [...], "params": {model: params}, "tune", "cv", "tune_seconds", "vectors",
+    "seed", "rule"}``.
     """
+    import re
+
+    from nlpkit.metrics.rules import MULTI_STRATEGIES, SINGLE_STRATEGIES
+
+    if rule not in MULTI_STRATEGIES and rule not in SINGLE_STRATEGIES and not re.fullmatch(r"top-?\d+", rule):
+        raise ConfigError(f"unknown --rule {rule!r}; choose one of: {', '.join(dict.fromkeys([*MULTI_STRATEGIES, *SINGLE_STRATEGIES]))}, topK (e.g. top1).")
     models = list(dict.fromkeys(models or BASELINE_MODELS))
     unknown = [m for m in models if m not in BASELINE_MODELS]
     if unknown:
@@ -60,7 +67,7 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
         elif name == "word2vec":
             params[name] = {"seed": seed, "vectors": str(vectors) if vectors is not None else None}
     return {"models": models, "params": params, "tune": tune, "cv": cv, "tune_seconds": tune_seconds,
-            "vectors": str(vectors) if vectors is not None else None, "seed": seed}
+            "vectors": str(vectors) if vectors is not None else None, "seed": seed, "rule": rule}
 
 
 def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = None,
@@ -76,8 +83,13 @@ def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = Non
     from nlpkit.experiment import run_experiment
     from nlpkit.models import get_model_class
 
+    from nlpkit.metrics.rules import SINGLE_STRATEGIES
+
     if not hasattr(split, "parts"):
         split = load_split(split)
+    rule = config.get("rule", "auto")
+    if split.task == "single" and rule not in SINGLE_STRATEGIES:
+        raise ConfigError(f"--rule {rule} is for multi-label data; {split.path} is single-label (argmax): drop --rule.")
     runs = []
     stage_task = progress.add_task("baseline", total=len(config["models"])) if progress is not None else None
     for name in config["models"]:
@@ -90,7 +102,7 @@ def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = Non
         run_config = {"command": "baseline", "model": name, "params": model.get_params(),
                       **{k: v for k, v in config.items() if k not in ("params", "models")}}
         run = run_experiment(model, split, kind="baseline", config=run_config, seed=config["seed"],
-                             runs_root=runs_root, progress=stage, fit_progress=progress)
+                             runs_root=runs_root, rule_strategy=rule, progress=stage, fit_progress=progress)
         runs.append(run)
         if progress is not None:
             progress.advance(stage_task)
@@ -168,6 +180,8 @@ def baseline_cmd(
                                                            show_default=False)] = None,
     vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pre-trained word vectors for word2vec "
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
+    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid (multi-label): auto (per-label "
+                                      "thresholds, global fallback), per-label, global, fixed (0.5), topK.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $NLPKIT_RUNS_DIR or ./runs).",
                                                      show_default=False)] = None,
@@ -181,7 +195,8 @@ def baseline_cmd(
     with cli_errors():
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed)
+        config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed,
+                                 rule=rule)
         from nlpkit.data import load_split
 
         split = load_split(split_dir)

@@ -1,0 +1,245 @@
+"""Benchmark: nlpkit's baselines (default options, no tuning) against the plain peer recipes.
+
+Datasets are read from ``../shared/data`` relative to the repository (skipped when absent):
+
+* Reuters-21578 ModApte: train -> test (valid carved from train, 10 %, seed 0, as run_experiment does).
+* Cooking tags (fastText tutorial split): train -> "valid" used as test (valid carved from train).
+* AG News test set: 5-fold stratified cross-validation (valid carved from each training fold).
+
+Peer recipes (as described in the issue, trained on the whole training part, decisions at 0.5):
+TF-IDF 1-2-grams + LogisticRegression(C=10) one-vs-rest (liblinear; same objective as the
+default solver, faster) and fastText wordNgrams 2 with the one-vs-all loss (other options at
+fastText's defaults; softmax for single-label data).
+
+Prints micro-F1, macro-F1 (accuracy for AG News), fit+predict seconds (wall and process CPU),
+and the load average, because timings on a shared machine are noisy. For multi-label nlpkit
+models it also reports the test micro-F1 under the "global" threshold rule, tuned on the same
+valid part, next to the default ("auto") rule.
+
+Usage: python bench/baseline_bench.py [--datasets reuters,cooking,agnews] [--models ...] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data"
+
+NLPKIT_MODELS = ("majority", "tfidf-lr", "fasttext", "word2vec")
+PEERS = ("peer-tfidf-lr", "peer-fasttext")
+
+
+def _read(path):
+    from nlpkit.data import read_dataset
+
+    return read_dataset(path)
+
+
+def _same_space(*parts):
+    names = sorted(set().union(*(p.label_names for p in parts)))
+    return [p.with_label_names(names) for p in parts]
+
+
+def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, list]:
+    """``{dataset: [Split, ...]}`` (one split, or one per AG News fold), written under ``root``."""
+    from nlpkit.data import write_split
+    from nlpkit.experiment import carve_valid
+
+    out: dict[str, list] = {}
+    if "reuters" in datasets and (DATA / "reuters21578").is_dir():
+        train, test = _same_space(_read(DATA / "reuters21578/train.jsonl"), _read(DATA / "reuters21578/test.jsonl"))
+        fit, valid = carve_valid(train, fraction=0.1, seed=seed)
+        out["reuters"] = [write_split(root / "reuters", {"train": fit, "valid": valid, "test": test},
+                                      {"source": "reuters21578 ModApte", "seed": seed})]
+    if "cooking" in datasets and (DATA / "cooking_stackexchange").is_dir():
+        train, test = _same_space(_read(DATA / "cooking_stackexchange/train.jsonl"),
+                                  _read(DATA / "cooking_stackexchange/valid.jsonl"))
+        fit, valid = carve_valid(train, fraction=0.1, seed=seed)
+        out["cooking"] = [write_split(root / "cooking", {"train": fit, "valid": valid, "test": test},
+                                      {"source": "cooking.stackexchange train -> valid", "seed": seed})]
+    if "agnews" in datasets and (DATA / "ag_news_test").is_dir():
+        from sklearn.model_selection import StratifiedKFold
+
+        ds = _read(DATA / "ag_news_test/ag_news_test.jsonl")
+        y = np.asarray(ds.y.argmax(axis=1)).ravel()
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        out["agnews"] = []
+        for k, (tr, te) in enumerate(folds):
+            fit, valid = carve_valid(ds.subset(tr), fraction=0.1, seed=seed)
+            out["agnews"].append(write_split(root / f"agnews-fold{k}", {"train": fit, "valid": valid, "test": ds.subset(te)},
+                                             {"source": f"ag_news test, 5-fold CV fold {k}", "seed": seed}))
+    return out
+
+
+# --- nlpkit's baselines ---------------------------------------------------------------------------
+
+def run_nlpkit(split, model: str, runs_root: Path, seed: int) -> dict:
+    from nlpkit.cli.baseline import baseline_config, run_baselines, summarize
+    from nlpkit.metrics import evaluate, tune_rule
+    from nlpkit.models import load_model
+
+    config = baseline_config([model], seed=seed)
+    load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
+    (run,) = run_baselines(split, config, runs_root=runs_root)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    row = summarize(run)
+    t = run.info["timings"]
+    row.update(fit_predict_seconds=t["fit_seconds"] + t["predict_seconds"],
+               experiment_wall_seconds=wall, experiment_cpu_seconds=cpu, load_before=load0,
+               load_after=os.getloadavg()[0], rule=run.info["rule"].get("type"))
+    if split.task == "multi" and model != "majority":
+        # the same model's scores under the global-threshold rule, tuned on the same valid part
+        _ids, scores_test, _pred = run.predictions()
+        scores_valid = load_model(run.model_dir).predict_proba(split.valid.texts)
+        rule = tune_rule(split.valid.y, scores_valid, task="multi", strategy="global")
+        m = evaluate(split.test.y, scores_test.astype(np.float64), task="multi", rule=rule)["metrics"]
+        row.update(global_rule_micro_f1=m["micro_f1"], global_rule_macro_f1=m["macro_f1"])
+    return row
+
+
+# --- peer recipes -------------------------------------------------------------------------------
+
+def _scores_to_eval(split, scores: np.ndarray) -> dict:
+    from nlpkit.metrics import FixedThreshold, evaluate
+
+    rule = FixedThreshold(0.5, at_least_one=False) if split.task == "multi" else None
+    return evaluate(split.test.y, scores, task=split.task, rule=rule)["metrics"]
+
+
+def _full_train(split):
+    from nlpkit.data import Dataset
+
+    tr, va = split.train, split.valid
+    import scipy.sparse as sp
+
+    return Dataset(ids=tr.ids + va.ids, texts=tr.texts + va.texts, y=sp.vstack([tr.y, va.y]).tocsr(),
+                   label_names=tr.label_names, task=tr.task, extra=None, source=None)
+
+
+def peer_tfidf_lr(split) -> tuple[np.ndarray, float]:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = _full_train(split)
+    t0 = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2))
+    X = vec.fit_transform(train.texts)
+    Xt = vec.transform(split.test.texts)
+    Y = train.y.toarray()
+    scores = np.zeros((len(split.test), Y.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if split.task == "multi":
+            for j in range(Y.shape[1]):
+                if 0 < Y[:, j].sum() < len(Y):
+                    clf = LogisticRegression(C=10, solver="liblinear", dual=True).fit(X, Y[:, j])
+                    scores[:, j] = clf.predict_proba(Xt)[:, 1]
+                elif Y[:, j].sum() == len(Y):
+                    scores[:, j] = 1.0
+        else:
+            y = Y.argmax(axis=1)
+            clf = LogisticRegression(C=10, max_iter=1000).fit(X, y)
+            scores[:, clf.classes_] = clf.predict_proba(Xt)
+    return scores, time.perf_counter() - t0
+
+
+def peer_fasttext(split) -> tuple[np.ndarray, float]:
+    import fasttext
+
+    train = _full_train(split)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.txt"
+        Y = train.y.tocsr()
+        with open(path, "w", encoding="utf-8") as fh:
+            for i, text in enumerate(train.texts):
+                labs = Y.indices[Y.indptr[i]:Y.indptr[i + 1]]
+                if len(labs):
+                    fh.write(" ".join(f"__label__{j}" for j in labs) + " " + " ".join(text.split()) + "\n")
+        loss = "ova" if split.task == "multi" else "softmax"
+        model = fasttext.train_supervised(input=str(path), wordNgrams=2, loss=loss, verbose=0, seed=0, thread=1)
+    labels, probs = model.predict([" ".join(t.split()) for t in split.test.texts], k=-1, threshold=0.0)
+    scores = np.zeros((len(split.test), train.n_labels))
+    for i, (ls, ps) in enumerate(zip(labels, probs)):
+        scores[i, [int(lab[len("__label__"):]) for lab in ls]] = np.clip(ps, 0, 1)
+    if split.task == "single":
+        scores /= np.maximum(scores.sum(axis=1, keepdims=True), 1e-12)
+    return scores, time.perf_counter() - t0
+
+
+def run_peer(split, name: str) -> dict:
+    load0, cpu0 = os.getloadavg()[0], time.process_time()
+    scores, seconds = (peer_tfidf_lr if name == "peer-tfidf-lr" else peer_fasttext)(split)
+    m = _scores_to_eval(split, scores)
+    return {"model": name, "task": split.task, "micro_f1": m.get("micro_f1"), "macro_f1": m.get("macro_f1"),
+            "accuracy": m.get("accuracy"), "fit_predict_seconds": seconds,
+            "experiment_cpu_seconds": time.process_time() - cpu0, "load_before": load0,
+            "load_after": os.getloadavg()[0], "rule": "fixed 0.5" if split.task == "multi" else "argmax"}
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+def _mean(rows: list[dict], key: str):
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _median(rows: list[dict], key: str):
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.median(values)) if values else None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="reuters,cooking,agnews")
+    parser.add_argument("--models", default=",".join(NLPKIT_MODELS + PEERS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="Also write every row to this JSON file.")
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} not found (the benchmark needs the shared datasets).")
+        return 0
+    datasets = [d for d in args.datasets.split(",") if d]
+    models = [m for m in args.models.split(",") if m]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="nlpkit-bench-") as tmp:
+        splits = build_splits(Path(tmp) / "splits", datasets, seed=args.seed)
+        for name, folds in splits.items():
+            if not folds:
+                continue
+            for model in models:
+                rows = []
+                for k, split in enumerate(folds):
+                    row = run_peer(split, model) if model in PEERS else run_nlpkit(split, model, Path(tmp) / "runs", args.seed)
+                    row.update(dataset=name, fold=k)
+                    rows.append(row)
+                    print(json.dumps({k2: v for k2, v in row.items() if k2 not in ("fit_info", "run")}), file=sys.stderr, flush=True)
+                results.extend(rows)
+                quality = ("accuracy " if folds[0].task == "single" else "micro-F1 ") + f"{_mean(rows, 'accuracy' if folds[0].task == 'single' else 'micro_f1'):.4f}"
+                extra = ""
+                if _mean(rows, "global_rule_micro_f1") is not None:
+                    extra = f" | global rule micro-F1 {_mean(rows, 'global_rule_micro_f1'):.4f} macro-F1 {_mean(rows, 'global_rule_macro_f1'):.4f}"
+                print(f"{name:8s} {model:14s} {quality} macro-F1 {_mean(rows, 'macro_f1'):.4f} | fit+predict "
+                      f"{_median(rows, 'fit_predict_seconds'):.1f} s (median of {len(rows)}), cpu {_median(rows, 'experiment_cpu_seconds'):.1f} s, "
+                      f"load {_median(rows, 'load_before'):.1f}{extra}", flush=True)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
