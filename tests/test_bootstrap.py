@@ -172,6 +172,8 @@ def test_bad_arguments_raise_config_errors():
         paired_bootstrap_diff(y, pred, pred, alpha=1.5)
     with pytest.raises(ConfigError, match="n_iter must be a whole number >= 1"):
         approx_randomization(y, pred, pred, n_iter=0)
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        bootstrap_ci(y, pred, seed=None)
     with pytest.raises(ConfigError, match="unknown metric 'auc'"):
         approx_randomization(y, pred, pred, "auc")
     with pytest.raises(NlpkitError, match=r"pred_b has shape \(20, 2\) but y_true has shape \(20, 3\)"):

@@ -243,9 +243,11 @@ def _swap_masks(rng: np.random.Generator, n_docs: int, size: int) -> np.ndarray:
     return np.unpackbits(raw, axis=1, count=size).astype(np.float64)
 
 
-def _check_resampling(n: int, alpha: float | None, name: str) -> None:
+def _check_resampling(n: int, alpha: float | None, name: str, seed) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"{name} must be a whole number >= 1, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0 (results are reproducible), got {seed!r}")
     if alpha is not None and not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1 (0.05 for a 95% interval), got {alpha!r}")
 
@@ -274,7 +276,7 @@ def bootstrap_ci(
     (point, lo, hi): the metric on all documents and the alpha/2, 1 - alpha/2 percentiles.
     """
     m = get_metric(metric)
-    _check_resampling(n_boot, alpha, "n_boot")
+    _check_resampling(n_boot, alpha, "n_boot", seed)
     y, p = _inputs(y_true, pred)
     stats = m.per_doc(y, p)
     point = float(m.combine(_totals(stats))[0])
@@ -305,7 +307,7 @@ def paired_bootstrap_diff(
     (diff, lo, hi): the difference on all documents and its percentile interval.
     """
     m = get_metric(metric)
-    _check_resampling(n_boot, alpha, "n_boot")
+    _check_resampling(n_boot, alpha, "n_boot", seed)
     y, pa, pb = _inputs(y_true, pred_a, pred_b)
     stats_a, stats_b = m.per_doc(y, pa), m.per_doc(y, pb)
     diff = float(m.combine(_totals(stats_a))[0] - m.combine(_totals(stats_b))[0])
@@ -330,7 +332,7 @@ def approx_randomization(
     is never 0 and the test is valid at any n_iter.
     """
     m = get_metric(metric)
-    _check_resampling(n_iter, None, "n_iter")
+    _check_resampling(n_iter, None, "n_iter", seed)
     y, pa, pb = _inputs(y_true, pred_a, pred_b)
     stats_a, stats_b = m.per_doc(y, pa), m.per_doc(y, pb)
     total_a, total_b = _totals(stats_a), _totals(stats_b)
