@@ -404,8 +404,17 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         report["tokenizer"]["reference"] = {"path": cfg.compare_tokenizer,
                                             **fertility(load_tokenizer(cfg.compare_tokenizer), corpus.heldout)}
     report["heldout_unigram_entropy"] = unigram_entropy(held_ids)
-    say("corpus " + json.dumps({k: report["corpus"][k] for k in ("documents", "words", "characters", "tokens",
-                                                                 "docs_over_max_length")}))
+    c = report["corpus"]
+    say(f"corpus: {c['documents']:,} documents ({c['heldout_documents']:,} held out, from {c['heldout_from']}), "
+        f"{c['words']:,} words, {c['characters']:,} characters, {c['tokens']:,} tokens; tokens/doc median "
+        f"{c['tokens_per_doc']['median']:.0f}, p90 {c['tokens_per_doc']['p90']:.0f}, max {c['tokens_per_doc']['max']:,}; "
+        f"{c['docs_over_max_length']:,} documents longer than --max-length {cfg.max_length}")
+    for name, f in [("trained", report["tokenizer"]["heldout"])] + (
+            [("reference", report["tokenizer"]["reference"])] if "reference" in report["tokenizer"] else []):
+        say(f"tokenizer ({name}, vocab {f['vocab_size']:,}) on held-out text: {f['tokens_per_word']:.3f} tokens/word, "
+            f"{f['share_words_split']:.1%} of words split, {f['share_unk']:.2%} unknown")
+    if dist.main:  # the report exists from the start; the final one replaces it
+        _write_json(out / REPORT_FILE, {**report, "status": "training"})
 
     blocks = pack(train_ids, cfg.max_length)
     global_micro = cfg.batch_size * dist.world
@@ -546,7 +555,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
                       "tokens_per_step": tokens_per_step, "world_size": dist.world, "device": str(dist.device),
                       "threads": torch.get_num_threads(), "params": n_params}
         report.update({
-            "config": cfg.to_dict(), "steps": step, "final_eval_loss": final_loss, "best_eval_loss": best,
+            "status": "complete", "config": cfg.to_dict(), "steps": step, "final_eval_loss": final_loss,
+            "best_eval_loss": best,
             "final_train_loss": history["train"][-1]["loss"] if history["train"] else None,
             "throughput": throughput, "history": history,
             "layout": {"best": ".", "last": "last", "checkpoint": str(CHECKPOINT), "config": CONFIG_FILE},
