@@ -164,21 +164,24 @@ class TfidfLogisticRegression(Classifier):
         p = self.params
         t0 = time.perf_counter()
         self.fit_info_: dict[str, Any] = {}
-        candidates = [(float(p["C"]), tuple(p["ngram_range"]))]
+        C, ngram_range = float(p["C"]), tuple(p["ngram_range"])
+        fitted = None
         if p["tune"]:
-            candidates = self._tune(train, valid, progress)
-        C, ngram_range = candidates[0]
-        vectorizers = self._fit_vectorizers(train.texts, ngram_range)
-        X = self._transform(vectorizers, train.texts)
-        task_id = None
-        if progress is not None and hasattr(progress, "add_task"):
-            task_id = progress.add_task("tfidf-lr: fitting labels", total=len(self.label_names_))
-        W, b, warnings = self._fit_linear(X, train.y, C, progress, task_id)
+            C, ngram_range, fitted = self._tune(train, valid, progress)
+        if fitted is None:  # not tuned, or tuned by CV (refit on all of train)
+            vectorizers = self._fit_vectorizers(train.texts, ngram_range)
+            X = self._transform(vectorizers, train.texts)
+            task_id = None
+            if progress is not None and hasattr(progress, "add_task"):
+                task_id = progress.add_task("tfidf-lr: fitting labels", total=len(self.label_names_))
+            W, b, warnings = self._fit_linear(X, train.y, C, progress, task_id)
+        else:  # tuned on valid: the winner was already fitted on train
+            vectorizers, W, b, warnings = fitted
         self._set_state(vectorizers, W, b)
         self.fit_info_.update({
             "C": C,
             "ngram_range": list(ngram_range),
-            "n_features": int(X.shape[1]),
+            "n_features": int(W.shape[0]),
             "fit_seconds": round(time.perf_counter() - t0, 3),
             "warnings": warnings,
         })
@@ -193,27 +196,47 @@ class TfidfLogisticRegression(Classifier):
         self.coef_ = sp.csr_matrix(W.astype(np.float32))
         self.intercept_ = b.astype(np.float64)
 
-    def _tune(self, train, valid, progress) -> list[tuple[float, tuple[int, int]]]:
-        """Candidates ranked best first: a C grid at the default n-grams, then unigrams at the best C."""
+    def _tune(self, train, valid, progress):
+        """Choose ``(C, ngram_range)``: a C grid at the default n-grams, then the other n-gram range
+        (unigrams, or 1-2 if the default is unigrams) at the best C: ``len(grid_C) + 1`` fits.
+
+        Returns ``(C, ngram_range, fitted)``; ``fitted`` is ``(vectorizers, W, b, warnings)`` of the
+        winner when chosen on the validation part (no refit needed), None after cross-validation.
+        """
         p = self.params
         cv = int(p["cv"])
         if cv == 0 and (valid is None or len(valid) == 0):
             cv = 3
         base_ngrams = tuple(p["ngram_range"])
         task_id = None
-        total = len(p["grid_C"]) + 1
         if progress is not None and hasattr(progress, "add_task"):
-            task_id = progress.add_task(f"tfidf-lr: tuning ({'%d-fold CV' % cv if cv else 'valid'})", total=total)
+            task_id = progress.add_task(f"tfidf-lr: tuning ({'%d-fold CV' % cv if cv else 'valid'})",
+                                        total=len(p["grid_C"]) + 1)
         results: list[dict[str, Any]] = []
+        features: dict[tuple[int, int], tuple] = {}
+        fitted: dict[tuple[float, tuple[int, int]], tuple] = {}
 
         def score(C: float, ngrams: tuple[int, int]) -> float:
-            value = self._cv_score(train, C, ngrams, cv) if cv else self._valid_score(train, valid, C, ngrams)
+            if cv:
+                value = self._cv_score(train, C, ngrams, cv)
+            else:
+                if ngrams not in features:  # one vectoriser per n-gram range, reused across C
+                    vecs = self._fit_vectorizers(train.texts, ngrams)
+                    features[ngrams] = (vecs, self._transform(vecs, train.texts), self._transform(vecs, valid.texts))
+                vecs, X, Xv = features[ngrams]
+                W, b, warnings = self._fit_linear(X, train.y, C)
+                value = _selection_score(valid.y, self._scores(Xv, W, b), self.task_)
+                # keep only the best fit so far (weights are n_features x n_labels)
+                if not fitted or value > max(r["score"] for r in results):
+                    fitted.clear()
+                    fitted[(C, ngrams)] = (vecs, W, b, warnings)
             results.append({"C": C, "ngram_range": list(ngrams), "score": value})
             if task_id is not None:
                 progress.update(task_id, advance=1)
             return value
 
         by_c = {float(C): score(float(C), base_ngrams) for C in p["grid_C"]}
+        # ties go to the C closest to the default
         best_c = max(by_c, key=lambda c: (by_c[c], -abs(np.log(c / float(p["C"])))))
         options = {base_ngrams: by_c[best_c]}
         alt = (1, 1) if base_ngrams != (1, 1) else (1, 2)
@@ -224,12 +247,7 @@ class TfidfLogisticRegression(Classifier):
             "metric": _SELECTION_METRIC[self.task_],
             "results": results,
         }
-        return [(best_c, best_ngrams)]
-
-    def _valid_score(self, train, valid, C, ngrams) -> float:
-        vectorizers = self._fit_vectorizers(train.texts, ngrams)
-        W, b, _ = self._fit_linear(self._transform(vectorizers, train.texts), train.y, C)
-        return _selection_score(valid.y, self._scores(self._transform(vectorizers, valid.texts), W, b), self.task_)
+        return best_c, best_ngrams, fitted.get((best_c, best_ngrams))
 
     def _cv_score(self, train, C, ngrams, k) -> float:
         from sklearn.model_selection import KFold
