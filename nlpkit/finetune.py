@@ -59,6 +59,33 @@ def check_checkpoint_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def position_limit(path: str | os.PathLike) -> int | None:
+    """How many tokens the checkpoint's position embeddings allow (None when unknown/unbounded)."""
+    import json
+
+    try:
+        with open(Path(path) / "config.json", encoding="utf-8") as fh:
+            cfg = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    limit = cfg.get("max_position_embeddings")
+    if not isinstance(limit, int):
+        return None
+    if cfg.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer"):
+        limit -= 2  # RoBERTa's positions start after the padding index
+    return limit
+
+
+def check_max_length(path: str | os.PathLike, max_length: int) -> None:
+    """Refuse a --max-length the model cannot embed (it would fail deep inside the forward pass)."""
+    limit = position_limit(path)
+    if limit is not None and max_length > limit:
+        raise ConfigError(
+            f"--max-length {max_length} exceeds the {limit} positions of the model in {path}; use --max-length {limit} "
+            "and --long-text head-tail or chunks for longer documents."
+        )
+
+
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' own logging and progress bars (we report problems ourselves)."""
@@ -360,6 +387,8 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     from nlpkit.models.transformer import TransformerClassifier
 
     check_checkpoint_dir(model_dir)
+    if "max_length" in options:
+        check_max_length(model_dir, int(options["max_length"]))
     split = load_split(split_dir)
     model = TransformerClassifier(model=str(model_dir), seed=seed, **options)
     config = {"split_dir": str(split_dir), **model.get_params()}

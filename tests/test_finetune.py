@@ -267,6 +267,7 @@ def test_single_label_fit_predict_save_load_round_trip(tiny_ckpt, tmp_path):
     info = model.fit_info()
     assert info["valid_metric_name"] == "accuracy" and 0 <= info["best_valid_metric"] <= 1
     assert info["predict_docs_per_s_batch1"] > 0 and info["predict_docs_per_s_batch32"] > 0
+    assert 0 < info["train_cpu_seconds"] and info["train_tokens_per_s"] > 0
     assert info["steps"] == int(np.ceil(len(train) / FAST["batch_size"]))
     model.save(tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").is_file() and (tmp_path / "m" / "tokenizer.json").is_file()

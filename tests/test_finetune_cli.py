@@ -158,6 +158,7 @@ def test_bad_model_folder_is_one_line_error(case, fragment, ckpt, reuters_split,
     (["--warmup", "1.5"], "--warmup is a fraction"),
     (["--long-text", "chunks", "--chunk-stride", "40"], "--chunk-stride (tokens shared"),
     (["--device", "tpu"], "--device must be"),
+    (["--max-length", "600"], "--max-length 600 exceeds the 512 positions"),
 ])
 def test_bad_options_fail_before_any_work(extra, fragment, ckpt, reuters_split, runs_dir):
     result = invoke(reuters_split, "--model", ckpt, *FAST, *extra)

@@ -26,6 +26,7 @@ from nlpkit.errors import NlpkitError
 from nlpkit.finetune import (
     Encoded,
     check_checkpoint_dir,
+    check_max_length,
     collate,
     encode_texts,
     init_distributed,
@@ -129,6 +130,7 @@ class TransformerClassifier(Classifier):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = check_checkpoint_dir(self.params["model"])
+        check_max_length(path, int(self.params["max_length"]))
         torch.manual_seed(int(self.params["seed"]))  # the new head's initial weights
         with quiet_transformers():
             try:
