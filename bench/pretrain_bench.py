@@ -65,7 +65,7 @@ def _prepare(args):
     cfg = PretrainConfig(corpus=args.corpus, out=str(Path(args.workdir) / "nlpkit"), size=args.size,
                          vocab_size=args.vocab_size, max_length=args.max_length, batch_size=args.batch_size,
                          steps=args.steps, eval_every=10**9, save_every=10**9, threads=args.threads, seed=args.seed,
-                         lr=args.lr).validate()
+                         lr=args.lr, log_every=1, precision=args.precision).validate()
     tok = load_tokenizer(Path(args.workdir) / "tokenizer")
     corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed)
     held = pack(encode_docs(tok, corpus.heldout), cfg.max_length)[: cfg.eval_blocks]
@@ -88,7 +88,7 @@ def worker_nlpkit(args) -> dict:
     from contextlib import nullcontext
 
     loss = evaluate_mlm(res.model, held, cfg, len(tok), device, nullcontext())
-    return {"side": "nlpkit", "tokens_per_s": tokens / (t_end - t_skip), "final_heldout_loss": loss,
+    return {"side": f"nlpkit-{res.report['throughput']['precision']}", "tokens_per_s": tokens / (t_end - t_skip), "final_heldout_loss": loss,
             "train_curve": [(r["step"], r["tokens"], r["loss"]) for r in train],
             "params": res.report["throughput"]["params"], "peak_mem_mb": peak_memory_mb(device),
             "device": str(device)}
@@ -155,19 +155,24 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--skip", type=int, default=10, help="warm-up steps excluded from tokens/s (multiple of 10)")
+    ap.add_argument("--skip", type=int, default=5, help="warm-up steps excluded from tokens/s")
+    ap.add_argument("--sides", default="nlpkit,trainer",
+                    help="comma list of nlpkit (precision auto), nlpkit-fp32, trainer (fp32, the run_mlm.py default)")
+    ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s for MFU (e.g. 989e12 bf16 H100/H200)")
     ap.add_argument("--json", default=None, help="write all results here")
-    ap.add_argument("--worker", choices=["nlpkit", "trainer"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["nlpkit", "nlpkit-fp32", "trainer"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.corpus = args.corpus or str(default_corpus())
 
     if args.worker:
-        fn = worker_nlpkit if args.worker == "nlpkit" else worker_trainer
+        if args.worker == "nlpkit-fp32":
+            args.precision = "fp32"
+        fn = worker_nlpkit if args.worker.startswith("nlpkit") else worker_trainer
         print("RESULT " + json.dumps(fn(args)), flush=True)
         return
 
@@ -182,9 +187,10 @@ def main() -> None:
     print(f"corpus {args.corpus}: {len(corpus.train)} docs; {args.size}, length {args.max_length}, batch "
           f"{args.batch_size}, {args.steps} steps x {args.repeats} repeats, {args.threads} threads; "
           f"load average {load[0]:.1f}", file=sys.stderr)
-    results: dict[str, list[dict]] = {"nlpkit": [], "trainer": []}
+    sides = args.sides.split(",")
+    results: dict[str, list[dict]] = {s: [] for s in sides}
     for r in range(args.repeats):
-        order = ["nlpkit", "trainer"] if r % 2 == 0 else ["trainer", "nlpkit"]
+        order = sides if r % 2 == 0 else sides[::-1]
         for side in order:
             cmd = [sys.executable, __file__, "--worker", side, "--workdir", str(work), "--corpus", args.corpus,
                    "--size", args.size, "--vocab-size", str(args.vocab_size), "--max-length", str(args.max_length),
@@ -200,11 +206,12 @@ def main() -> None:
                   f"  peak mem {res['peak_mem_mb']:.0f} MB  (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
     med = {s: {k: statistics.median(x[k] for x in results[s]) for k in ("tokens_per_s", "final_heldout_loss", "peak_mem_mb")}
            for s in results}
-    ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(results["nlpkit"], results["trainer"])]
+    base = results["trainer"] if "trainer" in results else results[sides[-1]]
+    ratios = {s: [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(results[s], base)] for s in sides}
     summary = {"config": {k: v for k, v in vars(args).items() if k not in ("worker", "workdir")},
                "load_average_start": load, "load_average_end": os.getloadavg(), "median": med,
-               "speedup_median": statistics.median(ratios), "speedup_per_repeat": ratios,
-               "params": results["nlpkit"][0]["params"], "results": results}
+               "speedup_median": {s: statistics.median(v) for s, v in ratios.items()},
+               "speedup_per_repeat": ratios, "params": results[sides[0]][0]["params"], "results": results}
     if args.peak_flops:
         for s in med:
             med[s]["mfu"] = 6 * results[s][0]["params"] * med[s]["tokens_per_s"] / args.peak_flops

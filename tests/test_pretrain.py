@@ -35,7 +35,8 @@ def small_corpus(tmp_path_factory) -> Path:
 def micro_config(corpus: Path, out: Path, **kw) -> PretrainConfig:
     """A 1-layer, 32-wide BERT on 32-token blocks: seconds per run on a busy CPU."""
     base = dict(corpus=str(corpus), out=str(out), size=None, layers=1, hidden=32, heads=2, vocab_size=1000,
-                max_length=32, batch_size=4, steps=8, eval_every=2, save_every=4, eval_blocks=8, threads=1)
+                max_length=32, batch_size=4, steps=8, eval_every=2, save_every=4, eval_blocks=8, threads=1,
+                log_every=1)
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -290,4 +291,5 @@ def test_time_budget_stops_training_and_schedules_by_elapsed_time(small_corpus, 
                    record_run=False)
     assert res.report["steps"] >= 1
     assert res.report["throughput"]["train_seconds"] >= 2.0
-    assert res.history["train"][-1]["lr"] < res.history["train"][0]["lr"] or res.report["steps"] < 10
+    lrs = [r["lr"] for r in res.history["train"]]
+    assert lrs[-1] < max(lrs)  # warmed up, then decayed with elapsed time

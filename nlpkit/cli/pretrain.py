@@ -54,6 +54,7 @@ def pretrain_cmd(
     eval_every: Annotated[int, typer.Option("--eval-every", help="Held-out MLM loss every N steps.")] = 100,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 200,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    precision: Annotated[str, typer.Option(help="auto (bf16 autocast where the GPU/CPU does bf16 natively), fp32 or bf16.")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
     compare_tokenizer: Annotated[Optional[Path], typer.Option("--compare-tokenizer", help="Reference tokenizer folder for the fertility report.")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue pretraining this HF MLM folder (its tokenizer).")] = None,
@@ -91,7 +92,7 @@ def pretrain_cmd(
             dataset_options["drop_empty"] = True
         length = dict(steps=steps, epochs=epochs, time_budget=parse_duration(time_budget))
         common = dict(corpus=str(corpus), out=str(out_dir), eval_every=eval_every, save_every=save_every,
-                      compile=compile, threads=threads, dataset_options=dataset_options,
+                      compile=compile, threads=threads, precision=precision, dataset_options=dataset_options,
                       compare_tokenizer=str(compare_tokenizer) if compare_tokenizer else None)
         stored_path = out_dir / CONFIG_FILE_NAME
         if resume and stored_path.exists():

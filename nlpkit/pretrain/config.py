@@ -23,6 +23,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "base": {"layers": 12, "hidden": 768, "lr": 3e-4},
 }
 ARCHS = ("bert", "modernbert")
+PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("linear", "cosine")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 in this order
 CONFIG_FILE_NAME = "pretrain_config.json"  # the resolved config inside the output folder
@@ -95,6 +96,8 @@ class PretrainConfig:
     heldout_docs: float = 0.05  # used when the corpus has no valid part: share (<1) or count
     seed: int = 0
     compile: bool = False
+    precision: str = "auto"  # auto: bf16 autocast where the device computes bf16 natively, else fp32
+    log_every: int = 10
     threads: int | None = None
     compare_tokenizer: str | None = None
     init_from: str | None = None
@@ -134,10 +137,12 @@ class PretrainConfig:
             raise ConfigError("no output folder given; pass --out DIR.")
         if c.arch not in ARCHS:
             raise ConfigError(f"--arch {c.arch!r} is unknown; choose bert or modernbert.")
+        if c.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {c.precision!r} is unknown; choose auto, fp32 or bf16.")
         if c.schedule not in SCHEDULES:
             raise ConfigError(f"--schedule {c.schedule!r} is unknown; choose linear or cosine.")
         for name in ("layers", "hidden", "heads", "intermediate", "batch_size", "grad_accum", "eval_every",
-                     "save_every", "eval_blocks"):
+                     "save_every", "eval_blocks", "log_every"):
             if getattr(c, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(c, name)}).")
         if c.hidden % c.heads:

@@ -186,6 +186,30 @@ def lr_at(cfg: PretrainConfig, step: int, progress: float) -> float:
     return cfg.lr * warm * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape)
 
 
+# --- precision ----------------------------------------------------------------------------------
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 dot-product instructions (AVX512-BF16, AMX), where oneDNN runs bf16
+    matmuls about twice as fast as fp32 (measured 2.3x on a mini model, see docs)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_for(precision: str, device: torch.device):
+    """(autocast context, "bf16" | "fp32") for --precision on ``device``; weights and optimizer
+    state stay fp32 either way (mixed precision)."""
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    if precision == "bf16" and not native:
+        raise ConfigError(f"--precision bf16: this {device.type.upper()} has no native bf16 support; use --precision fp32 or auto.")
+    if precision == "fp32" or not native:
+        return nullcontext(), "fp32"
+    return torch.autocast(device.type, dtype=torch.bfloat16), "bf16"
+
+
 # --- checkpoint I/O -----------------------------------------------------------------------------
 
 def _rng_state() -> dict:
@@ -456,12 +480,12 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         wrapped = DDP(wrapped, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
     if cfg.compile:
         wrapped = torch.compile(wrapped)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dist.device.type == "cuda" else nullcontext())
+    autocast, precision = autocast_for(cfg.precision, dist.device)
     n_params = sum(p.numel() for p in model.parameters())
     tokens_per_step = cfg.batch_size * cfg.grad_accum * dist.world * cfg.max_length
     say(f"model {cfg.arch} {cfg.layers}x{cfg.hidden} ({n_params / 1e6:.2f}M params), {len(blocks)} blocks of "
         f"{cfg.max_length}, global batch {cfg.batch_size}x{cfg.grad_accum}x{dist.world}, "
-        f"{total_steps if total_steps else '?'} steps, device {dist.device}")
+        f"{total_steps if total_steps else '?'} steps, device {dist.device}, {precision}")
 
     def progress_at(step_: int, elapsed_: float) -> float:
         return step_ / total_steps if total_steps else elapsed_ / cfg.time_budget
@@ -495,7 +519,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     train_time = 0.0
     train_tokens = 0
     window_loss, window_n = 0.0, 0
-    log_every = max(1, min(cfg.eval_every, 10))
+    log_every = cfg.log_every
     while True:
         done = step >= total_steps if total_steps else _any_rank(elapsed >= cfg.time_budget, dist)
         if done:
@@ -553,7 +577,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         throughput = {"tokens_per_s": train_tokens / train_time if train_time else None,
                       "train_seconds": round(train_time, 3), "tokens_seen": tokens_seen,
                       "tokens_per_step": tokens_per_step, "world_size": dist.world, "device": str(dist.device),
-                      "threads": torch.get_num_threads(), "params": n_params}
+                      "threads": torch.get_num_threads(), "params": n_params, "precision": precision}
         report.update({
             "status": "complete", "config": cfg.to_dict(), "steps": step, "final_eval_loss": final_loss,
             "best_eval_loss": best,
