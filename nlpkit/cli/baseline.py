@@ -176,7 +176,7 @@ def baseline_cmd(
     tune: Annotated[bool, typer.Option("--tune", help="Tune tfidf-lr (C, n-grams) and fastText (autotune) on valid.")] = False,
     cv: Annotated[Optional[int], typer.Option("--cv", help="With --tune: choose tfidf-lr's options by K-fold CV on train.",
                                               show_default=False)] = None,
-    tune_seconds: Annotated[Optional[float], typer.Option("--tune-seconds", help="With --tune: fastText autotune budget (default 60).",
+    tune_seconds: Annotated[Optional[float], typer.Option("--tune-seconds", help="With --tune: fastText autotune budget (default 45).",
                                                            show_default=False)] = None,
     vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pre-trained word vectors for word2vec "
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,

@@ -77,7 +77,9 @@ class FastTextClassifier(Classifier):
         "target_updates": 300_000,
         "min_epoch": 5,
         "max_epoch": 50,
-        "lr": 0.5,
+        # lr 1.0 as in the fastText tutorial's best cooking recipe (-lr 1.0 -epoch 25 -wordNgrams 2);
+        # on a Reuters dev part carved from train: micro-F1 0.839 (lr 1.0) vs 0.816 (0.5), 0.805 (0.25).
+        "lr": 1.0,
         "word_ngrams": 2,
         "min_count": 1,
         "bucket": 200_000,
@@ -86,7 +88,7 @@ class FastTextClassifier(Classifier):
         "loss": "auto",
         "threads": 1,
         "tune": False,
-        "tune_seconds": 60,
+        "tune_seconds": 45,
         "tune_metric": "f1",
         "seed": 0,
     }
