@@ -11,14 +11,15 @@ import typer
 from nlpkit.cli._common import (DropEmptyOpt, EncodingOpt, FormatOpt, IdColOpt, LabelColOpt, LabelColsOpt,
                                 LabelSepOpt, TaskOpt, TextColOpt, cli_errors, err, out)
 
-HELP = """Pretrain a domain encoder: WordPiece tokenizer + BERT/ModernBERT masked-language model.
-
-CORPUS is a split folder (train + valid texts; test is never read), a dataset file, a .txt file
-(one document per line) or a folder of .txt files (one document each).  DIR gets a Hugging Face
-folder (the best checkpoint; DIR/last/ = last weights) that `nlpkit finetune --model DIR` and
-AutoModelForMaskedLM / AutoTokenizer load.  Under torchrun / accelerate launch it trains
-data-parallel; the global batch is batch-size x grad-accum x processes.
-"""
+HELP = (
+    "Pretrain a domain encoder: WordPiece tokenizer + BERT/ModernBERT masked-language model.\n\n"
+    "CORPUS is a split folder (train + valid texts; test is never read), a dataset file, a .txt file "
+    "(one document per line) or a folder of .txt files (one document each).\n\n"
+    "DIR gets a Hugging Face folder (the best checkpoint; DIR/last/ = last weights) that AutoModelForMaskedLM, "
+    "AutoModelForSequenceClassification and AutoTokenizer load.\n\n"
+    "Under torchrun / accelerate launch it trains data-parallel; the global batch is "
+    "batch-size x grad-accum x processes, as in one process."
+)
 
 # Options whose CLI default is None so that, with --resume, an option left out is taken from the
 # checkpoint's config, and one given explicitly is checked against it.
