@@ -1,7 +1,8 @@
 """nlpkit pretrain vs the run_mlm.py way (HF Trainer + DataCollatorForLanguageModeling), same model and data.
 
 Both sides train the same BERT config (preset dims, vocabulary, max length), on the same packed
-blocks of the same corpus with the same tokenizer, batch size, learning rate and schedule, for a
+blocks of the same corpus with the same tokenizer (trained once, passed to nlpkit as --tokenizer:
+WordPiece training breaks frequency ties in hash order, so two trainings can differ in a few pieces), batch size, learning rate and schedule, for a
 fixed number of steps.  Each repeat runs each side in a fresh subprocess (clean peak-memory
 figures), alternating which side goes first, so that machine load hits both alike; medians are
 reported.  Throughput is measured over the steps after the first ``--skip`` (warm-up excluded) on
@@ -65,7 +66,8 @@ def _prepare(args):
     cfg = PretrainConfig(corpus=args.corpus, out=str(Path(args.workdir) / "nlpkit"), size=args.size,
                          vocab_size=args.vocab_size, max_length=args.max_length, batch_size=args.batch_size,
                          steps=args.steps, eval_every=10**9, save_every=10**9, threads=args.threads, seed=args.seed,
-                         lr=args.lr, log_every=1, precision=args.precision).validate()
+                         lr=args.lr, log_every=1, precision=args.precision,
+                         tokenizer=str(Path(args.workdir) / "tokenizer")).validate()
     tok = load_tokenizer(Path(args.workdir) / "tokenizer")
     corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed)
     held = pack(encode_docs(tok, corpus.heldout), cfg.max_length)[: cfg.eval_blocks]

@@ -32,6 +32,17 @@ def small_corpus(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def small_tokenizer(small_corpus, tmp_path_factory) -> Path:
+    """One 1,000-piece tokenizer shared by runs that must be compared exactly: WordPiece training
+    breaks frequency ties in hash order, so two trainings may differ in a piece or two."""
+    from nlpkit.pretrain.tokenizer import train_wordpiece
+
+    path = tmp_path_factory.mktemp("tok")
+    train_wordpiece(small_corpus.read_text(encoding="utf-8").splitlines(), 1000).save_pretrained(path)
+    return path
+
+
 def micro_config(corpus: Path, out: Path, **kw) -> PretrainConfig:
     """A 1-layer, 32-wide BERT on 32-token blocks: seconds per run on a busy CPU."""
     base = dict(corpus=str(corpus), out=str(out), size=None, layers=1, hidden=32, heads=2, vocab_size=1000,
@@ -193,9 +204,9 @@ class _CrashAt:
             raise KeyboardInterrupt
 
 
-def test_resume_reaches_the_same_loss_as_an_uninterrupted_run(small_corpus, tmp_path):
-    straight = pretrain(micro_config(small_corpus, tmp_path / "a"), record_run=False)
-    cfg = micro_config(small_corpus, tmp_path / "b")
+def test_resume_reaches_the_same_loss_as_an_uninterrupted_run(small_corpus, small_tokenizer, tmp_path):
+    straight = pretrain(micro_config(small_corpus, tmp_path / "a", tokenizer=str(small_tokenizer)), record_run=False)
+    cfg = micro_config(small_corpus, tmp_path / "b", tokenizer=str(small_tokenizer))
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, progress=_CrashAt(6), record_run=False)  # checkpoint at 4, killed at 6
     assert load_checkpoint(tmp_path / "b" / "checkpoints" / "checkpoint.pt")["step"] == 4

@@ -67,8 +67,19 @@ def test_json_output_and_compare_tokenizer(corpus, trained, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["steps"] == 1
     ref = summary["tokenizer"]["reference"]
-    assert ref["vocab_size"] == 600 and ref["tokens_per_word"] == pytest.approx(
-        summary["tokenizer"]["heldout"]["tokens_per_word"])  # same corpus, seed and options: same tokenizer
+    # same corpus and options: the same tokenizer up to frequency ties (broken in hash order)
+    assert ref["vocab_size"] == 600
+    assert ref["tokens_per_word"] == pytest.approx(summary["tokenizer"]["heldout"]["tokens_per_word"], rel=0.02)
+
+
+def test_tokenizer_option_reuses_a_tokenizer(corpus, trained, tmp_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "t"
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--tokenizer", str(trained),
+                                 *MICRO[:-6], "--steps", "1", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(trained).get_vocab()
 
 
 def test_resume_continues_to_more_steps_with_options_from_the_checkpoint(trained, tmp_path):

@@ -22,8 +22,9 @@ def _free_port() -> int:
 
 
 def _config(corpus: Path, out: Path, grad_accum: int) -> PretrainConfig:
+    # one tokenizer for both runs (WordPiece training may break ties differently per process)
     return PretrainConfig(corpus=str(corpus), out=str(out), size=None, layers=1, hidden=32, heads=2,
-                          vocab_size=600, max_length=32, batch_size=2, grad_accum=grad_accum, steps=4,
+                          tokenizer=str(corpus.parent / "tok"), max_length=32, batch_size=2, grad_accum=grad_accum, steps=4,
                           eval_every=2, save_every=2, eval_blocks=8, threads=1)
 
 
@@ -40,6 +41,9 @@ def test_two_gloo_processes_match_one_process_with_double_accumulation(tmp_path,
     corpus = tmp_path / "docs.txt"
     with open(REPO / "data" / "reuters_sample.jsonl", encoding="utf-8") as fh:
         corpus.write_text("\n".join(" ".join(json.loads(l)["text"].split()) for _, l in zip(range(300), fh)) + "\n")
+    from nlpkit.pretrain.tokenizer import train_wordpiece
+
+    train_wordpiece(corpus.read_text(encoding="utf-8").splitlines(), 600).save_pretrained(tmp_path / "tok")
     dump = str(tmp_path / "params")
     torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(corpus), str(tmp_path / "ddp"), dump),
                                 nprocs=2, join=True)

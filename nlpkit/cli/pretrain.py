@@ -21,11 +21,9 @@ HELP = (
     "batch-size x grad-accum x processes, as in one process."
 )
 
-# Options whose CLI default is None so that, with --resume, an option left out is taken from the
-# checkpoint's config, and one given explicitly is checked against it.
-_TRAJECTORY = ("size", "arch", "layers", "hidden", "heads", "vocab_size", "max_length", "lowercase",
-               "strip_accents", "batch_size", "grad_accum", "lr", "warmup", "schedule", "clip", "mlm_prob",
-               "whole_word_mask", "seed", "init_from")
+# Options with CLI default None: with --resume, one left out is taken from the checkpoint's
+# config, and one given explicitly is checked against it.
+
 
 
 def pretrain_cmd(
@@ -58,6 +56,7 @@ def pretrain_cmd(
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast where the GPU/CPU does bf16 natively), fp32 or bf16.")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
     compare_tokenizer: Annotated[Optional[Path], typer.Option("--compare-tokenizer", help="Reference tokenizer folder for the fertility report.")] = None,
+    tokenizer: Annotated[Optional[Path], typer.Option("--tokenizer", help="Reuse this tokenizer folder instead of training one.")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue pretraining this HF MLM folder (its tokenizer).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from DIR's last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing DIR.")] = False,
@@ -81,7 +80,7 @@ def pretrain_cmd(
             max_length=max_length, lowercase=lowercase, strip_accents=strip_accents, batch_size=batch_size,
             grad_accum=grad_accum, lr=lr, warmup=warmup, schedule=schedule, clip=clip, mlm_prob=mlm_prob,
             whole_word_mask=whole_word_mask, seed=seed,
-            init_from=str(init_from) if init_from else None,
+            init_from=str(init_from) if init_from else None, tokenizer=str(tokenizer) if tokenizer else None,
         ).items() if v is not None}
         dataset_options = {k: v for k, v in dict(
             format=format, text_cols=list(text_col) if text_col else None, label_col=label_col,

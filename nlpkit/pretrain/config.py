@@ -35,7 +35,7 @@ RESUME_FIXED = (
     "corpus", "arch", "layers", "hidden", "heads", "intermediate", "vocab_size", "max_length",
     "lowercase", "strip_accents", "mlm_prob", "whole_word_mask", "batch_size", "grad_accum", "lr",
     "min_lr_ratio", "weight_decay", "beta1", "beta2", "warmup", "schedule", "clip", "seed",
-    "heldout_docs", "init_from",
+    "heldout_docs", "init_from", "tokenizer",
 )
 
 
@@ -100,6 +100,7 @@ class PretrainConfig:
     log_every: int = 10
     threads: int | None = None
     compare_tokenizer: str | None = None
+    tokenizer: str | None = None  # reuse this tokenizer folder instead of training one
     init_from: str | None = None
     dataset_options: dict = field(default_factory=dict)
 
@@ -175,6 +176,8 @@ class PretrainConfig:
             raise ConfigError(f"--clip must be >= 0 (got {c.clip}); 0 disables clipping.")
         if not 0 <= c.min_lr_ratio <= 1:
             raise ConfigError(f"min_lr_ratio must be in [0, 1] (got {c.min_lr_ratio}).")
+        if c.tokenizer and c.init_from:
+            raise ConfigError("give --tokenizer or --init-from, not both (--init-from brings its own tokenizer).")
         if c.heldout_docs <= 0:
             raise ConfigError(f"heldout_docs must be > 0 (got {c.heldout_docs}).")
         return c

@@ -92,13 +92,11 @@ def _barrier(dist: Dist) -> None:
         torch.distributed.barrier()
 
 
-def _any_rank(flag: bool, dist: Dist) -> bool:
-    """True on every rank if ``flag`` is true on any (keeps ranks stepping in lock-step)."""
-    if dist.world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=dist.device)
-    torch.distributed.all_reduce(t)
-    return bool(t.item() > 0)
+def _max_over_ranks(value: float, dist: Dist) -> float:
+    """The largest ``value`` over all ranks (so a time budget ends on the same step everywhere)."""
+    t = torch.tensor([value], dtype=torch.float64, device=dist.device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return float(t.item())
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -398,6 +396,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         tokenizer, init_model = _load_init(cfg)
     elif state is not None:
         tokenizer = load_tokenizer(out)  # resume: the tokenizer saved at the start of the run
+    elif cfg.tokenizer:
+        tokenizer = load_tokenizer(cfg.tokenizer)
     else:
         check_vocab_fits(corpus.train, cfg.vocab_size)  # on every rank: none may wait on a failed rank 0
         if dist.main:
@@ -414,7 +414,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     if dist.main and state is not None:
         _write_json(out / CONFIG_FILE, cfg.to_dict())  # e.g. a longer --steps, for the next --resume
     _barrier(dist)
-    if not dist.main and state is None and not cfg.init_from:
+    if not dist.main and state is None and not cfg.init_from and not cfg.tokenizer:
         tokenizer = load_tokenizer(out)
     tokenizer_seconds = time.perf_counter() - t0
     vocab_size = len(tokenizer)
@@ -521,14 +521,16 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     window_loss, window_n = 0.0, 0
     log_every = cfg.log_every
     while True:
-        done = step >= total_steps if total_steps else _any_rank(elapsed >= cfg.time_budget, dist)
+        if not total_steps and dist.world > 1:  # one clock for all ranks: same lr, same stop
+            elapsed = _max_over_ranks(elapsed, dist)
+        done = step >= total_steps if total_steps else elapsed >= cfg.time_budget
         if done:
             break
         t_step = time.perf_counter()
         lr = lr_at(cfg, step, progress_at(step, elapsed))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=dist.device)
         for micro in range(cfg.grad_accum):
             x = blocks[sampler.next_indices()]
             inputs, labels = mask_tokens(x, vocab_size=vocab_size, mlm_prob=cfg.mlm_prob,
@@ -539,7 +541,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
             with ctx, autocast:
                 loss = wrapped(inputs.to(dist.device, non_blocking=True), labels.to(dist.device, non_blocking=True))
             (loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach())
+            loss_sum += loss.detach()
         if cfg.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         optimizer.step()
@@ -550,7 +552,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         train_time += dt
         tokens_seen += tokens_per_step
         train_tokens += tokens_per_step
-        window_loss += loss_sum / cfg.grad_accum
+        window_loss += float(loss_sum) / cfg.grad_accum
         window_n += 1
         if step % log_every == 0 or step == total_steps:
             tps = train_tokens / train_time if train_time else 0.0
