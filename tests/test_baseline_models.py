@@ -270,3 +270,14 @@ def test_beats_label_priors_on_held_out_agnews(family, data_dir):
     acc = evaluate(test.y, model.predict_proba(test.texts), task="single")["metrics"]["accuracy"]
     floor = evaluate(test.y, MajorityClassifier().fit(train).predict_proba(test.texts), task="single")["metrics"]["accuracy"]
     assert acc > floor + 0.2, (acc, floor)
+
+
+@pytest.mark.slow
+def test_fasttext_repeated_fits_in_one_process_are_identical(single_parts, multi_parts):
+    # liblinear fits and earlier fastText trainings in the same process used to change fastText's
+    # results (state leaking inside the library); training runs in a fresh process now.
+    TfidfLogisticRegression().fit(multi_parts["train"])
+    runs = [FastTextClassifier(dim=8, epoch=5, seed=0).fit(single_parts["train"]).predict_proba(single_parts["test"].texts)
+            for _ in range(3)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other, runs[0])

@@ -11,6 +11,10 @@ scaled to the data size: about ``target_updates / n_docs`` passes, between ``min
 
 Determinism: fastText's Hogwild SGD is reproducible only with one thread, which is the default
 (``threads=1``); more threads train faster but give slightly different models on every run.
+Even with one thread, the fastText build we use (fasttext-numpy2) gives different models for the
+second and later trainings in one process (state leaks between trainings; on tiny data some even
+diverge), while the first training of a fresh process is reproducible. So every training runs
+in a fresh Python process (about a second of overhead) and the parent loads the saved ``.bin``.
 ``tune=True`` runs fastText's autotune on the validation part for ``tune_seconds``; autotune is
 time-budgeted, so its result depends on machine speed and is not reproducible.
 
@@ -131,8 +135,6 @@ class FastTextClassifier(Classifier):
         return n_with_words
 
     def fit(self, train, valid=None, progress=None):
-        import fasttext
-
         self._set_label_space(train)
         p = self.params
         counts = np.asarray(train.y.sum(axis=0), dtype=np.float64).ravel()
@@ -174,9 +176,9 @@ class FastTextClassifier(Classifier):
             model = None
             for _attempt in range(4):
                 try:
-                    model = fasttext.train_supervised(**args)
+                    model = _train_in_fresh_process(args, Path(tmp) / "model.bin")
                     break
-                except (RuntimeError, ValueError) as exc:
+                except RuntimeError as exc:
                     # a high learning rate can diverge ("Encountered NaN") on some data: halve it and retry
                     if "nan" not in str(exc).lower() or "lr" not in args:
                         raise DataError(f"fasttext could not train on this data: {exc}") from None
@@ -251,3 +253,35 @@ class FastTextClassifier(Classifier):
             raise NlpkitError(f"{path / LABELS_JSON} does not match the labels of {path / 'nlpkit_model.json'}.")
         model.fit_info_ = dict(meta.get("fit_info") or {})
         return model
+
+
+_TRAIN_SCRIPT = """
+import json, sys
+import fasttext
+spec = json.loads(sys.argv[1])
+try:
+    model = fasttext.train_supervised(**spec["args"])
+except (RuntimeError, ValueError) as exc:
+    sys.stderr.write("NLPKIT-ERROR: " + " ".join(str(exc).split()) + "\\n")
+    sys.exit(3)
+model.save_model(spec["out"])
+"""
+
+
+def _train_in_fresh_process(args: dict[str, Any], out: Path):
+    """``fasttext.train_supervised(**args)`` in a new Python process; returns the loaded model.
+
+    Raises RuntimeError with fastText's message when training fails (e.g. "Encountered NaN").
+    """
+    import subprocess
+    import sys
+
+    import fasttext
+
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps({"args": args, "out": str(out)})],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not out.is_file():
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("NLPKIT-ERROR: ")]
+        detail = lines[-1][len("NLPKIT-ERROR: "):] if lines else (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(detail)
+    return fasttext.load_model(str(out))
