@@ -141,3 +141,16 @@ def test_bad_input(case, args, message, make_split, single_parts, single_split, 
     assert message.lower() in result.stderr.lower()
     assert "Traceback" not in result.output
     assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if not p.name.startswith(".")]
+
+
+def test_bench_skips_without_shared_data(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("baseline_bench", REPO / "bench" / "baseline_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "DATA", tmp_path / "absent")
+    assert bench.main([]) == 0
+    assert "skipped" in capsys.readouterr().out
