@@ -134,9 +134,13 @@ class Word2VecClassifier(Classifier):
         "vector_size": 100,
         "window": 5,
         "min_count": 2,
-        "sg": 0,
+        # Skip-gram learns rare words better than CBOW (Mikolov et al. 2013), which matters on the
+        # small corpora baselines train on. Reuters dev part carved from train (never test),
+        # micro/macro-F1: CBOW 12 epochs 0.798/0.303, skip-gram 6 epochs 0.810/0.357, 12 epochs
+        # 0.820/0.390 at about 3x the time of 6; ~5M tokens seen keeps Reuters within a minute.
+        "sg": 1,
         "epochs": None,
-        "target_tokens": 10_000_000,
+        "target_tokens": 5_000_000,
         "min_epochs": 5,
         "max_epochs": 30,
         "pooling": "tfidf",
