@@ -948,3 +948,75 @@ def _finish(y, label_names, names, counts, assignment, parts, order, seed, notes
         "random_quality": baseline,
         "label_counts": label_table(y, assignment, n_parts),
     }
+
+
+def split_files(out_dir, *, input=None, train=None, test=None, valid=None, options=None,
+                test_size=None, valid_size=None, folds=None, order=1, seed=0, method="iterative",
+                overwrite=False, warn=None):
+    """Read a dataset (or existing train/test[/valid] files), split it, and write a split folder.
+
+    The whole of ``nlpkit split`` as a plain function: ``input`` is one dataset file to split, or
+    ``train`` and ``test`` (and optionally ``valid``) are parts the user already has. Sizes are
+    fractions or counts (strings as on the command line are accepted). ``warn`` is called with
+    one-line notes for the user (rare labels, order 2 on single-label data).
+
+    Returns
+    -------
+    (split, result, manifest): the written :class:`nlpkit.data.Split`, the raw result of
+    :func:`split_dataset` / :func:`assemble_split`, and the manifest stored in ``split.json``.
+    """
+    from pathlib import Path
+
+    from nlpkit.data import DatasetOptions, file_sha256, read_dataset, write_split
+
+    options = options or DatasetOptions()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:  # fail before any work (write_split checks again)
+        raise ConfigError(f"output folder exists: {out_dir}; choose another --out or pass --overwrite.")
+    if folds is not None and valid_size is not None and parse_size(valid_size, "--valid-size") is not None:
+        raise ConfigError("--valid-size does not go with --folds (each fold serves as valid in turn); drop one.")
+    valid_sz = parse_size("0.1" if valid_size is None else valid_size, "--valid-size")
+    test_sz = parse_size(test_size, "--test-size") if test_size is not None else (None if folds else 0.2)
+    if input is not None:
+        ds = read_dataset(input, options)
+        sources = {"input": {"path": str(input), "sha256": file_sha256(input)}}
+        result = split_dataset(ds, test_size=test_sz, valid_size=None if folds else valid_sz, folds=folds,
+                               order=order, seed=seed, method=method)
+    else:
+        if train is None or test is None:
+            raise ConfigError("give one INPUT file to split, or both --train FILE and --test FILE.")
+        if test_sz is None and test_size is not None:
+            raise ConfigError("--test-size 0 does nothing with --test FILE; drop it.")
+        files = {"train": train, "test": test} | ({"valid": valid} if valid is not None else {})
+        read = {role: read_dataset(path, options) for role, path in files.items()}
+        sources = {role: {"path": str(path), "sha256": file_sha256(path)} for role, path in files.items()}
+        result = assemble_split(read["train"], read["test"], read.get("valid"), valid_size=valid_sz,
+                                order=order, seed=seed, method=method)
+    for note in result["notes"]:
+        if warn is not None:
+            warn(note)
+    manifest = {
+        "created_by": "nlpkit split",
+        "sources": sources,
+        "method": method,
+        "order": result["order"],
+        "seed": seed,
+        "options": {
+            "test_size": test_sz if input is not None else None,
+            "valid_size": None if (folds or (input is None and valid is not None)) else valid_sz,
+            "folds": folds,
+            "order": order,
+            "method": method,
+            "seed": seed,
+            "dataset": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()},
+        },
+        "sizes": {
+            "requested": result["requested"],
+            "obtained": {nm: len(result["parts"][nm]) for nm in result["names"]},
+        },
+        "quality": result["quality"],
+        "random_quality": result["random_quality"],
+        "rare_labels": result["rare_labels"],
+    }
+    split = write_split(out_dir, result["parts"], manifest, overwrite=overwrite)
+    return split, result, manifest

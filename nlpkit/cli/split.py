@@ -83,7 +83,6 @@ def split_cmd(
     """
     with cli_errors():
         from nlpkit import split as S
-        from nlpkit.data import file_sha256, read_dataset, write_split
 
         options = dataset_options(
             format=format,
@@ -97,65 +96,22 @@ def split_cmd(
             drop_empty=drop_empty,
         )
         _check_args(input, out_dir, train, test, valid, folds, method)
-        if out_dir.exists() and not overwrite:  # fail before any work (write_split checks again)
-            raise ConfigError(f"output folder exists: {out_dir}; choose another --out or pass --overwrite.")
-        if folds is not None and valid_size is not None and S.parse_size(valid_size, "--valid-size") is not None:
-            raise ConfigError("--valid-size does not go with --folds (each fold serves as valid in turn); drop one.")
-        valid_sz = S.parse_size("0.1" if valid_size is None else valid_size, "--valid-size")
-        test_sz = S.parse_size(test_size, "--test-size") if test_size is not None else (None if folds else 0.2)
-        if input is not None:
-            ds = read_dataset(input, options)
-            sources = {"input": {"path": str(input), "sha256": file_sha256(input)}}
-            result = S.split_dataset(
-                ds,
-                test_size=test_sz,
-                valid_size=None if folds else valid_sz,
-                folds=folds,
-                order=order,
-                seed=seed,
-                method=method,
-            )
-        else:
-            if test_sz is None and test_size is not None:
-                raise ConfigError("--test-size 0 does nothing with --test FILE; drop it.")
-            files = {"train": train, "test": test} | ({"valid": valid} if valid is not None else {})
-            read = {role: read_dataset(path, options) for role, path in files.items()}
-            sources = {role: {"path": str(path), "sha256": file_sha256(path)} for role, path in files.items()}
-            result = S.assemble_split(
-                read["train"],
-                read["test"],
-                read.get("valid"),
-                valid_size=valid_sz,
-                order=order,
-                seed=seed,
-                method=method,
-            )
-        for note in result["notes"]:
-            warn(note)
-        manifest = {
-            "created_by": "nlpkit split",
-            "sources": sources,
-            "method": method,
-            "order": result["order"],
-            "seed": seed,
-            "options": {
-                "test_size": test_sz if input is not None else None,
-                "valid_size": None if (folds or (input is None and valid is not None)) else valid_sz,
-                "folds": folds,
-                "order": order,
-                "method": method,
-                "seed": seed,
-                "dataset": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()},
-            },
-            "sizes": {
-                "requested": result["requested"],
-                "obtained": {nm: len(result["parts"][nm]) for nm in result["names"]},
-            },
-            "quality": result["quality"],
-            "random_quality": result["random_quality"],
-            "rare_labels": result["rare_labels"],
-        }
-        split = write_split(out_dir, result["parts"], manifest, overwrite=overwrite)
+        split, result, manifest = S.split_files(
+            out_dir,
+            input=input,
+            train=train,
+            test=test,
+            valid=valid,
+            options=options,
+            test_size=test_size,
+            valid_size=valid_size,
+            folds=folds,
+            order=order,
+            seed=seed,
+            method=method,
+            overwrite=overwrite,
+            warn=warn,
+        )
     summary = {
         "path": str(split.path),
         "method": method,
