@@ -281,3 +281,14 @@ def test_fasttext_repeated_fits_in_one_process_are_identical(single_parts, multi
             for _ in range(3)]
     for other in runs[1:]:
         np.testing.assert_array_equal(other, runs[0])
+
+
+@pytest.mark.slow
+def test_fasttext_autotune_on_valid(single_parts):
+    model = FastTextClassifier(tune=True, tune_seconds=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    info = model.fit_info()
+    # autotune either ran, or diverged and fell back to the defaults with a warning
+    assert info["autotuned"] or any("autotune diverged" in w for w in info["warnings"])
+    assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)
+    with pytest.raises(ConfigError, match="tuning needs a validation part"):
+        FastTextClassifier(tune=True, tune_seconds=2).fit(single_parts["train"])

@@ -163,6 +163,7 @@ class FastTextClassifier(Classifier):
                 minn=int(p["minn"]), maxn=int(p["maxn"]), thread=int(p["threads"]), seed=int(p["seed"]),
                 verbose=0,
             )
+            default_args = {k: args[k] for k in ("epoch", "lr", "dim", "wordNgrams", "minCount", "bucket", "minn", "maxn")}
             if p["tune"]:
                 if valid is None or len(valid) == 0:
                     raise ConfigError("fasttext: tuning needs a validation part; give the split one or let "
@@ -180,8 +181,15 @@ class FastTextClassifier(Classifier):
                     break
                 except RuntimeError as exc:
                     # a high learning rate can diverge ("Encountered NaN") on some data: halve it and retry
-                    if "nan" not in str(exc).lower() or "lr" not in args:
+                    if "nan" not in str(exc).lower():
                         raise DataError(f"fasttext could not train on this data: {exc}") from None
+                    if "autotuneValidationFile" in args:
+                        # autotune tries high learning rates and gives up on the first divergence
+                        warnings.append("fastText autotune diverged (Encountered NaN); trained with the default "
+                                        "options instead.")
+                        args = {k: v for k, v in args.items() if not k.startswith("autotune")}
+                        args.update(default_args)
+                        continue
                     warnings.append(f"training diverged with lr {args['lr']:g}; retried with lr {args['lr'] / 2:g}.")
                     args["lr"] = args["lr"] / 2
             if model is None:
@@ -192,13 +200,14 @@ class FastTextClassifier(Classifier):
         chosen = model.f.getArgs()
         self.fit_info_ = {
             "epoch": int(chosen.epoch),
-            "lr": float(chosen.lr),
+            # the .bin does not keep the learning rate (it reads back as 0.05): record the one used
+            "lr": float(args["lr"]) if "lr" in args else None,
             "dim": int(chosen.dim),
             "word_ngrams": int(chosen.wordNgrams),
             "min_count": int(chosen.minCount),
             "bucket": int(chosen.bucket),
             "loss": self._loss(),
-            "autotuned": bool(p["tune"]),
+            "autotuned": "autotuneValidationFile" in args,
             "vocabulary_size": len(model.words),
             "warnings": warnings,
         }
