@@ -460,8 +460,10 @@ def test_tune_rule_picks_the_rule_for_the_task_and_strategy():
     y_single = np.eye(4)[np.arange(20) % 4]
     assert tune_rule(y_single, np.random.default_rng(0).random((20, 4)), task="single") == Argmax()
     auto = tune_rule(y, s, task="multi")
-    assert isinstance(auto, PerLabelThreshold) and auto.thresholds_ is not None
+    assert isinstance(auto, GlobalThreshold) and auto.threshold_ is not None
     assert auto.at_least_one is False  # some validation documents have no label
+    per_label = tune_rule(y, s, task="multi", strategy="per-label")
+    assert isinstance(per_label, PerLabelThreshold) and per_label.thresholds_ is not None
     has = y.any(axis=1)
     assert tune_rule(y[has], s[has], task="multi", strategy="global").at_least_one is True  # all have labels
     assert tune_rule(y, s, task="multi", strategy="fixed") == FixedThreshold(0.5, at_least_one=False)

@@ -180,8 +180,8 @@ def baseline_cmd(
                                                            show_default=False)] = None,
     vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pre-trained word vectors for word2vec "
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
-    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid (multi-label): auto (per-label "
-                                      "thresholds, global fallback), per-label, global, fixed (0.5), topK.")] = "auto",
+    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid (multi-label): auto (= global: one "
+                                      "tuned threshold), per-label (global fallback), fixed (0.5), topK.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $NLPKIT_RUNS_DIR or ./runs).",
                                                      show_default=False)] = None,

@@ -394,8 +394,13 @@ def _fit_inputs(y, scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 # Multi-label strategies for tune_rule: name -> factory(at_least_one) -> untuned rule.
+# "auto" is one global threshold: per-label thresholds tuned on a validation part of a few hundred
+# documents overfit it. On dev parts carved from train (never test), global beat per-label for
+# every baseline on Reuters-21578 (tfidf-lr 0.883 vs 0.878 micro-F1, fastText 0.825 vs 0.816,
+# word2vec 0.819 vs 0.798) and on the cooking tags (tfidf-lr 0.515 vs 0.481, fastText 0.426 vs
+# 0.238). Per-label thresholds stay one option away (strategy "per-label").
 MULTI_STRATEGIES: dict[str, Callable[[bool], DecisionRule]] = {
-    "auto": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),
+    "auto": lambda at_least_one: GlobalThreshold(at_least_one=at_least_one),
     "per-label": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),
     "global": lambda at_least_one: GlobalThreshold(at_least_one=at_least_one),
     "fixed": lambda at_least_one: FixedThreshold(0.5, at_least_one=at_least_one),
@@ -414,8 +419,9 @@ def tune_rule(
     y_valid, scores_valid
         Validation labels (csr or dense 0/1, n x L) and scores (n x L).
     task
-        ``"single"`` -> ``Argmax``. ``"multi"`` -> by ``strategy``: ``"auto"`` / ``"per-label"``
-        (``PerLabelThreshold`` with global fallback), ``"global"``, ``"fixed"`` (0.5), ``"topK"``
+        ``"single"`` -> ``Argmax``. ``"multi"`` -> by ``strategy``: ``"auto"`` / ``"global"`` (one tuned
+        ``GlobalThreshold``), ``"per-label"`` (``PerLabelThreshold`` with global fallback),
+        ``"fixed"`` (0.5), ``"topK"``
         (e.g. ``"top1"``, ``"top3"``).
     at_least_one
         None: True unless some validation document has no label (then empty predictions are legal).
