@@ -84,7 +84,7 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
 # --- nlpkit's baselines ---------------------------------------------------------------------------
 
 def run_nlpkit(split, model: str, runs_root: Path, seed: int) -> dict:
-    from nlpkit.cli.baseline import baseline_config, run_baselines, summarize
+    from nlpkit.baseline import baseline_config, run_baselines, summarize
     from nlpkit.metrics import evaluate, tune_rule
     from nlpkit.models import load_model
 

@@ -9,126 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
-from nlpkit.errors import ConfigError
 
-BASELINE_MODELS = ("majority", "tfidf-lr", "fasttext", "word2vec")
-TUNABLE = ("tfidf-lr", "fasttext")
-
-
-def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = None, tune_seconds: float | None = None,
-                    vectors: Path | None = None, seed: int = 0, rule: str = "auto") -> dict[str, Any]:
-    """Validate the options and resolve them into one config (checked before any work starts).
-
-    Returns ``{"models": [...], "params": {model: params}, "tune", "cv", "tune_seconds", "vectors",
-    "seed", "rule"}``.
-    """
-    import re
-
-    from nlpkit.metrics.rules import MULTI_STRATEGIES, SINGLE_STRATEGIES
-
-    if rule not in MULTI_STRATEGIES and rule not in SINGLE_STRATEGIES and not re.fullmatch(r"top-?\d+", rule):
-        raise ConfigError(f"unknown --rule {rule!r}; choose one of: {', '.join(dict.fromkeys([*MULTI_STRATEGIES, *SINGLE_STRATEGIES]))}, topK (e.g. top1).")
-    models = list(dict.fromkeys(models or BASELINE_MODELS))
-    unknown = [m for m in models if m not in BASELINE_MODELS]
-    if unknown:
-        hint = " (fine-tune transformers with `nlpkit finetune`)" if "transformer" in unknown else ""
-        raise ConfigError(f"unknown baseline model {', '.join(unknown)}{hint}; choose from {', '.join(BASELINE_MODELS)}.")
-    if cv is not None and not tune:
-        raise ConfigError("--cv only applies to --tune (tuning by k-fold cross-validation); add --tune or drop --cv.")
-    if cv is not None and cv < 2:
-        raise ConfigError(f"--cv must be at least 2 folds; got {cv}.")
-    if tune_seconds is not None and not tune:
-        raise ConfigError("--tune-seconds only applies to --tune (fastText autotune budget); add --tune or drop it.")
-    if tune_seconds is not None and tune_seconds <= 0:
-        raise ConfigError(f"--tune-seconds must be > 0; got {tune_seconds}.")
-    if vectors is not None:
-        if "word2vec" not in models:
-            raise ConfigError("--vectors is only used by the word2vec model; add --model word2vec or drop --vectors.")
-        from nlpkit.models.word2vec import sniff_vectors_format
-
-        sniff_vectors_format(vectors)  # unreadable / pickled / unknown format: fail before any training
-    if tune and not any(m in TUNABLE for m in models):
-        raise ConfigError(f"--tune applies to {' and '.join(TUNABLE)}; none of them is selected.")
-    params: dict[str, dict[str, Any]] = {}
-    for name in models:
-        if name == "majority":
-            params[name] = {}
-        elif name == "tfidf-lr":
-            params[name] = {"seed": seed, "tune": tune, "cv": cv or 0}
-        elif name == "fasttext":
-            params[name] = {"seed": seed, "tune": tune}
-            if tune_seconds is not None:
-                params[name]["tune_seconds"] = int(round(tune_seconds))
-        elif name == "word2vec":
-            params[name] = {"seed": seed, "vectors": str(vectors) if vectors is not None else None}
-    return {"models": models, "params": params, "tune": tune, "cv": cv, "tune_seconds": tune_seconds,
-            "vectors": str(vectors) if vectors is not None else None, "seed": seed, "rule": rule}
-
-
-def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = None,
-                  progress=None, on_run: Callable[[Any], None] | None = None) -> list:
-    """Train every model of ``config`` (from :func:`baseline_config`) on ``split``; one run each.
-
-    ``split`` is a :class:`nlpkit.data.Split` or the path of a split folder.
-
-    ``progress`` is an optional ``rich.progress.Progress``: one task follows the stages of each
-    experiment, models add their own bars. ``on_run(run)`` is called as each run completes.
-    """
-    from nlpkit.data import load_split
-    from nlpkit.experiment import run_experiment
-    from nlpkit.models import get_model_class
-
-    from nlpkit.metrics.rules import SINGLE_STRATEGIES
-
-    if not hasattr(split, "parts"):
-        split = load_split(split)
-    rule = config.get("rule", "auto")
-    if split.task == "single" and rule not in SINGLE_STRATEGIES:
-        raise ConfigError(f"--rule {rule} is for multi-label data; {split.path} is single-label (argmax): drop --rule.")
-    runs = []
-    stage_task = progress.add_task("baseline", total=len(config["models"])) if progress is not None else None
-    for name in config["models"]:
-        model = get_model_class(name)(**config["params"][name])
-
-        def stage(what: str, name: str = name) -> None:
-            if progress is not None:
-                progress.update(stage_task, description=f"{name}: {what}")
-
-        run_config = {"command": "baseline", "model": name, "params": model.get_params(),
-                      **{k: v for k, v in config.items() if k not in ("params", "models")}}
-        run = run_experiment(model, split, kind="baseline", config=run_config, seed=config["seed"],
-                             runs_root=runs_root, rule_strategy=rule, progress=stage, fit_progress=progress)
-        runs.append(run)
-        if progress is not None:
-            progress.advance(stage_task)
-        if on_run is not None:
-            on_run(run)
-    return runs
-
-
-def summarize(run) -> dict[str, Any]:
-    """One row of the results table / JSON for a run."""
-    metrics = run.metrics()["test"]
-    m = metrics["metrics"]
-    timings = run.info.get("timings") or {}
-    task = metrics.get("task")
-    return {
-        "model": run.model,
-        "task": task,
-        "micro_f1": m.get("micro_f1"),
-        "macro_f1": m.get("macro_f1"),
-        "accuracy": m.get("accuracy"),
-        "fit_seconds": timings.get("fit_seconds"),
-        "predict_docs_per_s": timings.get("predict_docs_per_s"),
-        "model_size_bytes": run.info.get("model_size_bytes"),
-        "fit_info": run.info.get("fit_info") or {},
-        "run": str(run.path),
-    }
+from nlpkit.baseline import BASELINE_MODELS, TUNABLE, baseline_config, run_baselines, summarize  # noqa: F401
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
