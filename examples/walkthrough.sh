@@ -19,12 +19,14 @@ nlpkit split "$data" --out "$work/split" --test-size 0.2 --valid-size 0.1 --seed
 echo "== 3. baseline: majority, TF-IDF + LR, fastText, word2vec" >&2
 nlpkit baseline "$work/split" --seed 13
 
-echo "== 4. pretrain: a WordPiece tokenizer and a tiny BERT on the training texts" >&2
-nlpkit pretrain "$work/split" --out "$work/pretrained" --size tiny --max-length 128 \
+echo "== 4. pretrain: a WordPiece tokenizer and a tiny encoder on the training texts (never test)" >&2
+# ModernBERT (pre-norm) leaves the unigram plateau within this budget; post-norm BERT tiny does not.
+nlpkit pretrain "$work/split" --out "$work/pretrained" --arch modernbert --size tiny --max-length 128 \
   --vocab-size 4000 --time-budget 90s --seed 13
 
 echo "== 5. finetune: the pretrained encoder as a multi-label classifier" >&2
-nlpkit finetune "$work/split" --model "$work/pretrained" --epochs 6 --max-length 128 --seed 13
+nlpkit finetune "$work/split" --model "$work/pretrained" --epochs 8 --max-length 128 --lr 3e-4 \
+  --time-budget 120 --seed 13
 
 echo "== 6. report: every run against the best baseline" >&2
 nlpkit report "$work/split" --out "$work/report"
