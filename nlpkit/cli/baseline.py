@@ -49,7 +49,7 @@ def results_table(rows: list[dict[str, Any]]):
     for r in rows:
         table.add_row(r["model"], _fmt(r["accuracy"] if single else r["micro_f1"]), _fmt(r["macro_f1"]),
                       _fmt(r["fit_seconds"], 1), _fmt(r["predict_docs_per_s"], 0), _size(r["model_size_bytes"]),
-                      r["run"])
+                      Path(r["run"]).name)
     return table
 
 
@@ -104,6 +104,8 @@ def baseline_cmd(
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         else:
             out().print(results_table(rows))
+            if rows:
+                out().print(f"Runs in {Path(rows[0]['run']).parent}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
