@@ -642,23 +642,18 @@ def test_labels_optional_with_a_column_of_nulls(tmp_path):
     assert read_dataset(path, DatasetOptions(labels_optional=True)).label_lists() == [[], []]
 
 
-@pytest.mark.slow
-def test_reading_many_rows_is_linear_and_fast(tmp_path):
-    import time
-
+def test_reading_many_rows(tmp_path):
+    # Speed is measured in bench/core_bench.py, not here.
     rng = np.random.default_rng(0)
-    n = 300_000
+    n = 50_000
     path = tmp_path / "big.jsonl"
     with open(path, "w", encoding="utf-8") as fh:
         for i, k in enumerate(rng.integers(1, 4, size=n)):
             labels = [f"l{j}" for j in rng.integers(0, 50, size=k)]
             fh.write(json.dumps({"id": str(i), "text": f"short text number {i}", "labels": labels}) + "\n")
-    start = time.process_time()  # CPU time: not inflated by other jobs on a shared machine
     ds = read_dataset(path)
-    seconds = time.process_time() - start
-    assert len(ds) == n
-    # Measured ~1.2 s of CPU here; a per-row pandas or quadratic path would take minutes.
-    assert seconds < 20, f"reading {n} rows took {seconds:.1f} s of CPU"
+    assert len(ds) == n and ds.ids[-1] == str(n - 1)
+    assert ds.y.shape == (n, len(ds.label_names)) and ds.y.sum() > n
 
 
 def test_hand_built_dataset_with_int_ids_round_trips(tmp_path):

@@ -270,16 +270,17 @@ def test_modernbert_long_context_trains_and_loads_for_classification(tmp_path):
 def test_tiny_preset_learns_well_below_the_unigram_entropy_on_the_bundled_sample(tmp_path):
     """A model that ignores context scores the unigram entropy of the held-out tokens; a trained
     MLM must get well below it.  ModernBERT (pre-LN) leaves the unigram plateau much sooner than
-    post-LN BERT, which is what a 300-step budget (about 60-120 s on 2 busy cores) allows."""
+    post-LN BERT.  The settings are the README walkthrough's (tiny preset, batch 32, vocabulary
+    4,000, default learning rate), 500 steps: about 45 s on 2 quiet cores."""
     cfg = PretrainConfig(corpus=str(REPO / "data" / "reuters_sample.jsonl"), out=str(tmp_path / "tiny"),
-                         size="tiny", arch="modernbert", vocab_size=2000, max_length=128, batch_size=16,
-                         steps=300, lr=3e-3, eval_every=100, save_every=1000, threads=1, seed=0)
+                         size="tiny", arch="modernbert", vocab_size=4000, max_length=128, batch_size=32,
+                         steps=500, eval_every=100, save_every=1000, threads=1, seed=0)
     res = pretrain(cfg, record_run=False)
     h = res.report["heldout_unigram_entropy"]
     assert 4.0 < h < 9.0
     losses = [e["loss"] for e in res.history["eval"]]
     assert losses[-1] < losses[0]
-    assert res.report["final_eval_loss"] < 0.9 * h, (res.report["final_eval_loss"], h)
+    assert res.report["final_eval_loss"] < 0.85 * h, (res.report["final_eval_loss"], h)
 
 
 def test_split_corpus_reads_train_and_valid_never_test(tmp_path):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -521,8 +520,8 @@ def test_cli_module_has_no_heavy_imports():
 
 
 @pytest.mark.slow
-def test_reuters_sized_report_is_fast(tmp_path):
-    """3,019 test documents x 90 labels, five runs: the whole report in under 5 s of CPU time."""
+def test_reuters_sized_report(tmp_path):
+    """3,019 test documents x 90 labels, five runs (its speed is measured in bench/core_bench.py)."""
     split = make_split(tmp_path / "big", n_train=2000, n_test=3019, n_labels=90, seed=1)
     y = y_test(split)
     rng = np.random.default_rng(0)
@@ -532,12 +531,10 @@ def test_reuters_sized_report_is_fast(tmp_path):
         add_run(split, scores >= 0.5, scores=scores.astype(np.float32), model=model,
                 kind="finetune" if model == "transformer" else "baseline")
     for metric in ("micro_f1", "macro_f1"):
-        start = time.process_time()
         report = build_report(split.path, metric=metric)
-        render_html(report), render_markdown(report)
-        elapsed = time.process_time() - start
+        assert render_html(report) and render_markdown(report)
         assert len(report["rows"]) == 5
-        assert elapsed < 5.0, f"{metric}: {elapsed:.1f} s"
+        assert [r["model"] for r in report["rows"]][-1] == "majority"
 
 
 def test_single_run_report(split, tmp_path):
