@@ -76,7 +76,6 @@ def _prepare(args):
 
 
 def worker_nlpkit(args) -> dict:
-    import torch
 
     from nlpkit.pretrain import pretrain
     from nlpkit.pretrain.train import evaluate_mlm

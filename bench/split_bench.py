@@ -192,7 +192,7 @@ def scenario_reuters(args, log):
     ds = _read(path)
     n = len(ds)
     counts = np.array([n // 10 + (1 if i < n % 10 else 0) for i in range(10)])
-    return compare(f"Reuters-21578 ModApte train, 10 folds", ds.y, counts, order=1, seed=args.seed, peers=args.peers,
+    return compare("Reuters-21578 ModApte train, 10 folds", ds.y, counts, order=1, seed=args.seed, peers=args.peers,
                    repeats=args.repeats, slow_repeats=args.slow_repeats, log=log)
 
 

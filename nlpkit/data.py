@@ -9,7 +9,6 @@ one line naming the file, the line/row and column, and the fix.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import dataclasses
 import difflib
 import functools
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from nlpkit._io import atomic_write_text, temp_dir_beside
 from nlpkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pandas is imported lazily: `nlpkit --help` must stay fast
@@ -937,17 +937,7 @@ def write_dataset(ds: Dataset, path) -> None:
 
     The bytes depend only on the dataset's content, so the same dataset always gives the same file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.writelines(_dataset_lines(ds))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, _dataset_lines(ds))
 
 
 def file_sha256(path) -> str:
@@ -1042,7 +1032,7 @@ def write_split(path, parts: dict[str, Dataset], manifest: dict, overwrite: bool
     aligned = {name: dataclasses.replace(ds.with_label_names(names), task=task) for name, ds in parts.items()}
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    tmp = temp_dir_beside(path)
     try:
         info: dict[str, dict] = {}
         fingerprints: dict[str, str] = {}

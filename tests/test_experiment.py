@@ -12,7 +12,7 @@ from nlpkit.errors import DataError, NlpkitError
 from nlpkit.experiment import carve_valid, labels_unseen_in_train, run_experiment
 from nlpkit.models import load_model
 from nlpkit.models.majority import MajorityClassifier
-from nlpkit.runs import list_runs, load_run
+from nlpkit.runs import list_runs
 
 
 def test_single_label_run_records_everything(single_split, runs_dir, fake_registry):

@@ -254,3 +254,20 @@ def test_package_versions_does_not_import_torch():
     v = package_versions()
     for key in ("python", "nlpkit", "numpy", "scipy", "sklearn"):
         assert v[key]
+
+
+def test_files_handed_to_users_get_ordinary_permissions(tmp_path):
+    # Temporary files are private (0600); what is renamed into place must not stay so.
+
+    from nlpkit._io import atomic_write_text, temp_dir_beside
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", ["x\n", "y\n"])
+        folder = temp_dir_beside(tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").read_text() == "x\ny\n"
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".a.txt")] == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -163,20 +161,9 @@ def render_records(records: list[dict], fmt: str, top_k: int) -> str:
 def write_records_atomic(records: list[dict], path: Path, fmt: str, top_k: int) -> None:
     """Write into a temporary sibling and rename over ``path``: never a half-written file."""
     text = render_records(records, fmt, top_k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from nlpkit._io import atomic_write_text
+
+    atomic_write_text(path, text, newline="", fsync=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,7 +24,6 @@ Saved as fastText's own ``.bin`` (no pickle) plus ``fasttext_labels.json`` (labe
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence

@@ -19,7 +19,6 @@ everything else in ``.npz`` and JSON.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Sequence
 

@@ -8,9 +8,9 @@ plain dict; the renderers only format that dict: :func:`render_markdown`, :func:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from nlpkit._io import atomic_write_text
 from nlpkit.errors import NlpkitError
 from nlpkit.report.compare import BEST_BASELINE, build_report, verdict
 from nlpkit.report.render_html import render_html
@@ -33,17 +33,7 @@ REPORT_FILES = {"html": "report.html", "md": "report.md", "json": "report.json"}
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write into a temporary sibling, then rename: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_text(path, text)
 
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
