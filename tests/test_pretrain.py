@@ -305,3 +305,12 @@ def test_time_budget_stops_training_and_schedules_by_elapsed_time(small_corpus, 
     assert res.report["throughput"]["train_seconds"] >= 2.0
     lrs = [r["lr"] for r in res.history["train"]]
     assert lrs[-1] < max(lrs)  # warmed up, then decayed with elapsed time
+
+
+def test_dataset_corpus_without_labels_is_read(tmp_path):
+    # An unlabelled JSONL corpus (texts only) is the usual pretraining input.
+    from nlpkit.pretrain.corpus import _read_dataset_texts
+
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"text": "first document"}\n{"text": "second document"}\n', encoding="utf-8")
+    assert _read_dataset_texts(path, {}) == ["first document", "second document"]

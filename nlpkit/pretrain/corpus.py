@@ -39,6 +39,8 @@ class Corpus:
 def _read_dataset_texts(path: Path, options: dict) -> list[str]:
     from nlpkit.data import DatasetOptions, read_dataset
 
+    # Pretraining needs texts only: an unlabelled corpus (no label column) is the usual case.
+    options = {"labels_optional": True, **options}
     opts = DatasetOptions(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items()})
     return list(read_dataset(path, opts).texts)
 
