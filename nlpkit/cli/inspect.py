@@ -102,7 +102,8 @@ def render(stats: dict, top: int) -> None:
         lengths.add_column(key, justify="right")
     for unit, key in (("words", "text_words"), ("characters", "text_chars")):
         s = stats[key]
-        lengths.add_row(unit, *(_fmt(s[k]) for k in ("min", "p5", "p50", "p95", "max", "mean")))
+        # Lengths are whole words / characters: percentiles shown rounded, the mean with a decimal.
+        lengths.add_row(unit, *(f"{round(s[k]):,}" for k in ("min", "p5", "p50", "p95", "max")), f"{s['mean']:,.1f}")
     console.print(lengths)
 
     def freq_table(title: str, entries: list[dict]) -> Table:
