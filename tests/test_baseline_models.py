@@ -292,3 +292,37 @@ def test_fasttext_autotune_on_valid(single_parts):
     assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)
     with pytest.raises(ConfigError, match="tuning needs a validation part"):
         FastTextClassifier(tune=True, tune_seconds=2).fit(single_parts["train"])
+
+
+def test_fasttext_training_process_is_killed_at_its_time_bound(tmp_path, monkeypatch):
+    import time
+
+    from nlpkit.models import fasttext_clf
+
+    monkeypatch.setattr(fasttext_clf, "_TRAIN_SCRIPT", "import time; time.sleep(60)")
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError, match="did not finish within 1 s"):
+        fasttext_clf._train_in_fresh_process({}, tmp_path / "model.bin", timeout=1)
+    assert time.perf_counter() - start < 30  # killed, not waited for
+
+
+def test_fasttext_autotune_that_overruns_falls_back_to_defaults(single_parts, monkeypatch):
+    # fastText's autotune retrains without a time bound after its search; nlpkit bounds it.
+    from nlpkit.models import fasttext_clf
+
+    real = fasttext_clf._train_in_fresh_process
+    seen = []
+
+    def overrunning(args, out, timeout=None):
+        seen.append((sorted(k for k in args if k.startswith("autotune")), timeout))
+        if "autotuneValidationFile" in args:
+            raise TimeoutError(f"fastText training did not finish within {timeout:g} s")
+        return real(args, out, timeout)
+
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_process", overrunning)
+    model = FastTextClassifier(tune=True, tune_seconds=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    info = model.fit_info()
+    assert seen[0][1] == fasttext_clf._autotune_timeout(2) and seen[1] == ([], None)
+    assert info["autotuned"] is False
+    assert any("did not finish within" in w for w in info["warnings"])
+    assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)

@@ -175,9 +175,20 @@ class FastTextClassifier(Classifier):
                             autotuneMetric=str(p["tune_metric"]))
             model = None
             for _attempt in range(4):
+                tuning = "autotuneValidationFile" in args
                 try:
-                    model = _train_in_fresh_process(args, Path(tmp) / "model.bin")
+                    model = _train_in_fresh_process(args, Path(tmp) / "model.bin",
+                                                    timeout=_autotune_timeout(p["tune_seconds"]) if tuning else None)
                     break
+                except TimeoutError:
+                    # autotune's search is time-driven, so its trials differ run to run; after the search
+                    # it retrains with the chosen options without any time bound, and some choices have
+                    # been seen to run for many minutes on a tiny data set. Bound it, as a user would.
+                    warnings.append(f"fastText autotune did not finish within {_autotune_timeout(p['tune_seconds']):g} s; "
+                                    "trained with the default options instead.")
+                    args = {k: v for k, v in args.items() if not k.startswith("autotune")}
+                    args.update(default_args)
+                    continue
                 except RuntimeError as exc:
                     # a high learning rate can diverge ("Encountered NaN") on some data: halve it and retry
                     if "nan" not in str(exc).lower():
@@ -276,18 +287,27 @@ model.save_model(spec["out"])
 """
 
 
-def _train_in_fresh_process(args: dict[str, Any], out: Path):
+def _autotune_timeout(tune_seconds) -> float:
+    """Wall-clock bound for an autotune run: its search budget, then room for the final training."""
+    return 60.0 + 5.0 * float(tune_seconds)
+
+
+def _train_in_fresh_process(args: dict[str, Any], out: Path, timeout: float | None = None):
     """``fasttext.train_supervised(**args)`` in a new Python process; returns the loaded model.
 
-    Raises RuntimeError with fastText's message when training fails (e.g. "Encountered NaN").
+    Raises RuntimeError with fastText's message when training fails (e.g. "Encountered NaN"), and
+    TimeoutError when ``timeout`` seconds pass first (the process is killed).
     """
     import subprocess
     import sys
 
     import fasttext
 
-    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps({"args": args, "out": str(out)})],
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps({"args": args, "out": str(out)})],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"fastText training did not finish within {timeout:g} s") from None
     if proc.returncode != 0 or not out.is_file():
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("NLPKIT-ERROR: ")]
         detail = lines[-1][len("NLPKIT-ERROR: "):] if lines else (proc.stderr.strip().splitlines() or ["no output"])[-1]
