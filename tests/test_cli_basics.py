@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -67,3 +68,19 @@ def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"nlpkit {__version__}"
+
+
+def test_dataset_options_are_converted_by_one_helper():
+    # inspect, split, predict and pretrain all build DatasetOptions through this one function.
+    from nlpkit.cli._common import DATASET_OPTION_PARAMS, dataset_options_from
+
+    values = dict.fromkeys(DATASET_OPTION_PARAMS) | {
+        "text_col": ["title", "body"], "label_cols": ["a,b", "c"], "encoding": "latin-1", "drop_empty": True,
+    }
+    opts = dataset_options_from(values)
+    assert opts.text_cols == ("title", "body")
+    assert opts.label_cols == ("a", "b", "c")
+    assert (opts.encoding, opts.drop_empty, opts.format) == ("latin-1", True, None)
+    for module in ("inspect", "split", "predict", "pretrain"):
+        source = (Path(__file__).parent.parent / "nlpkit" / "cli" / f"{module}.py").read_text()
+        assert "dataset_options_from(locals())" in source, module

@@ -115,6 +115,20 @@ def dataset_options(
     )
 
 
+DATASET_OPTION_PARAMS = (
+    "format", "text_col", "label_col", "label_cols", "id_col", "label_sep", "task", "encoding", "drop_empty",
+)
+
+
+def dataset_options_from(values: dict):
+    """:class:`nlpkit.data.DatasetOptions` from a command's parsed values (pass ``locals()``).
+
+    Every command declares the options above (Typer needs them in each signature) and converts them
+    here, so they mean the same everywhere.
+    """
+    return dataset_options(**{name: values[name] for name in DATASET_OPTION_PARAMS})
+
+
 def ensure_exists(path: Path, what: str = "file") -> None:
     if not path.exists():
         raise NlpkitError(f"{what} not found: {path}. Check the path.")

@@ -19,7 +19,7 @@ from nlpkit.cli._common import (
     TaskOpt,
     TextColOpt,
     cli_errors,
-    dataset_options,
+    dataset_options_from,
     out,
 )
 
@@ -44,17 +44,7 @@ def inspect_cmd(
     with cli_errors():
         from nlpkit.data import describe, read_dataset
 
-        options = dataset_options(
-            format=format,
-            text_col=text_col,
-            label_col=label_col,
-            label_cols=label_cols,
-            id_col=id_col,
-            label_sep=label_sep,
-            task=task,
-            encoding=encoding,
-            drop_empty=drop_empty,
-        )
+        options = dataset_options_from(locals())
         stats = describe(read_dataset(file, options), top=top)
     if as_json:
         typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))

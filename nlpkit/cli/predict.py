@@ -21,7 +21,7 @@ from nlpkit.cli._common import (
     TaskOpt,
     TextColOpt,
     cli_errors,
-    dataset_options,
+    dataset_options_from,
     err,
 )
 from nlpkit.errors import NlpkitError
@@ -49,10 +49,7 @@ def predict_cmd(
 ) -> None:
     """Predict labels for INPUT with the model of RUN_DIR, applying the decision rule tuned in that run."""
     with cli_errors():
-        options = dataset_options(
-            format=format, text_col=text_col, label_col=label_col, label_cols=label_cols, id_col=id_col,
-            label_sep=label_sep, task=task, encoding=encoding, drop_empty=drop_empty,
-        )
+        options = dataset_options_from(locals())
         out_format = _output_format(out_file, input) if out_file is not None else "jsonl"
         records = predict_file(run_dir, input, options, top_k=top_k, runs_root=runs_dir)
         if out_file is None:

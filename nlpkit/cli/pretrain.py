@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from nlpkit.cli._common import (DropEmptyOpt, EncodingOpt, FormatOpt, IdColOpt, LabelColOpt, LabelColsOpt,
-                                LabelSepOpt, TaskOpt, TextColOpt, cli_errors, err, out)
+                                LabelSepOpt, TaskOpt, TextColOpt, cli_errors, dataset_options_from, err, out)
 
 HELP = (
     "Pretrain a domain encoder: WordPiece tokenizer + BERT/ModernBERT masked-language model.\n\n"
@@ -82,14 +82,12 @@ def pretrain_cmd(
             whole_word_mask=whole_word_mask, seed=seed,
             init_from=str(init_from) if init_from else None, tokenizer=str(tokenizer) if tokenizer else None,
         ).items() if v is not None}
-        dataset_options = {k: v for k, v in dict(
-            format=format, text_cols=list(text_col) if text_col else None, label_col=label_col,
-            label_cols=list(label_cols) if label_cols else None, id_col=id_col, label_sep=label_sep, task=task,
-        ).items() if v is not None}
-        if encoding != "utf-8":
-            dataset_options["encoding"] = encoding
-        if drop_empty:
-            dataset_options["drop_empty"] = True
+        # Only the options the user changed go into the config (and so into resume checks).
+        from nlpkit.data import DatasetOptions
+
+        data_opts, data_default = dataset_options_from(locals()), DatasetOptions()
+        dataset_options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(data_opts).items()
+                           if v != getattr(data_default, k)}
         length = dict(steps=steps, epochs=epochs, time_budget=parse_duration(time_budget))
         common = dict(corpus=str(corpus), out=str(out_dir), eval_every=eval_every, save_every=save_every,
                       compile=compile, threads=threads, precision=precision, dataset_options=dataset_options,

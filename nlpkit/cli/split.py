@@ -20,7 +20,7 @@ from nlpkit.cli._common import (
     TaskOpt,
     TextColOpt,
     cli_errors,
-    dataset_options,
+    dataset_options_from,
     out,
     warn,
 )
@@ -84,17 +84,7 @@ def split_cmd(
     with cli_errors():
         from nlpkit import split as S
 
-        options = dataset_options(
-            format=format,
-            text_col=text_col,
-            label_col=label_col,
-            label_cols=label_cols,
-            id_col=id_col,
-            label_sep=label_sep,
-            task=task,
-            encoding=encoding,
-            drop_empty=drop_empty,
-        )
+        options = dataset_options_from(locals())
         _check_args(input, out_dir, train, test, valid, folds, method)
         split, result, manifest = S.split_files(
             out_dir,
