@@ -200,14 +200,17 @@ def rare_labels(y, n_parts: int) -> np.ndarray:
 # --- the algorithm -------------------------------------------------------------------------
 
 
-# Weight of a pair's two labels in the order-2 key (see _State.apportion): with 0 the pairs'
-# batches ignore their labels and LD gets worse than a random split's; 0.5 keeps LD close to
-# order 1 while still lowering LPD (measured in bench/split_bench.py).
-PAIR_LABEL_WEIGHT = 0.5
 # Batches up to this many documents are placed one by one in plain Python (cheaper than the
-# vectorised path's fixed cost; the result is the same greedy).
+# vectorised path's fixed cost).
 _SMALL_BATCH = 8
-_MIN_PAIR = 2  # order 2 stratifies pairs seen at least this often; a pair in one document cannot be spread
+# Weight of LD against LPD in the order-2 objective (_State.set_objective, _refine_swaps). The
+# order-1 finish has already balanced the labels; at 0.1 the swaps still bring LD down to order
+# 1's or below on cooking and Reuters while lowering LPD most (1 lowers LPD about half as much;
+# bench/split_bench.py).
+LD_WEIGHT = 0.1
+_REPAIR_TRIES = 8  # order 2: documents tried per hole in _repair_presence
+_REFINE_ROUNDS = 30  # at most this many rounds of swaps in _refine_swaps (two parts; fewer with more) ...
+_REFINE_MIN_GAIN = 1e-3  # ... which stops after a round that lowers its objective by less than this share
 
 
 class _State:
@@ -230,6 +233,7 @@ class _State:
         self.count = np.zeros((self.m, self.p), np.int64)  # assigned documents per (stratum, part)
         self.remaining = np.diff(self.c_indptr)  # unassigned documents per stratum
         self.total = self.remaining.copy()  # documents per stratum
+        self.share = self.quota / self.quota.sum()  # requested share of each part
 
     def unassigned(self, col: int) -> np.ndarray:
         """Unassigned documents of stratum ``col``, in the run's random document order."""
@@ -258,48 +262,109 @@ class _State:
         """Parts for ``k`` documents of stratum ``col``, in order (the greedy of Sechidis et al.
         2011, Alg. 1, one document at a time, computed in one go).
 
-        Each document goes to the open part with the largest *relative* remaining demand, i.e.
-        the smallest ``assigned / quota`` (the paper compares remaining desired counts, so at
-        0.8/0.2 a label with two documents never reaches the 0.2 part -- iterstrat issue #6).
-        For a pair stratum ``(a, b)`` the key adds ``PAIR_LABEL_WEIGHT`` times the same share for
-        labels ``a`` and ``b``, so that pair batches also keep their labels balanced. Ties go to
-        the part with the most free places (Sechidis), then to a random part. The key of slot
-        ``t`` of part ``j`` (its ``t``-th document from this batch) is
-        ``(c_j + t + w (c_aj + c_bj + 2t)) / quota_j``; the greedy takes the ``k`` smallest.
+        A *label*'s document goes to the open part with the largest relative remaining demand,
+        i.e. the smallest ``assigned / quota`` (the paper compares remaining desired counts, so
+        at 0.8/0.2 a label with two documents never reaches the 0.2 part -- iterstrat issue #6).
+        A *label pair*'s document goes to the open part with the largest remaining desired
+        count ``total * share_j - assigned_j``, as in Szymanski & Kajdanowicz (2017): a batch
+        holds all of the pair's remaining documents, so its final count per part lands on the
+        nearest integers to its share, which is what LPD measures (pairs need not be in every
+        part; their labels are balanced afterwards by ``_rebalance_labels``). Ties go to the part
+        with the most free places (Sechidis), then to a random part.
+
+        Keys of slot ``t`` of part ``j`` (its ``t``-th document from this batch; the greedy takes
+        the ``k`` smallest): ``(c_j + t) / quota_j`` for a label, ``c_j + t - total * share_j``
+        for a pair. (Batches up to ``_SMALL_BATCH`` labels use ``(2 c_j + t) / quota_j``, with
+        ``c_j`` taken at the start of the batch: that is how order-1 splits have always been made,
+        kept so that they do not change.)
         """
-        a, b = self.parents[col]
-        w = PAIR_LABEL_WEIGHT
+        pair = self.parents[col, 0] != self.parents[col, 1]
         tie = self.rng.random(self.p)
         if k <= _SMALL_BATCH:
-            cc, ca, cb = self.count[col].tolist(), self.count[a].tolist(), self.count[b].tolist()
+            cc, c0 = self.count[col].tolist(), self.count[col].tolist()
+            want = (self.total[col] * self.share).tolist()
             left, quota = self.left.tolist(), self.quota.tolist()
             out = []
             for _ in range(k):
                 best, best_key = -1, None
                 for j in range(self.p):
                     if left[j] > 0:
-                        key = ((cc[j] + w * (ca[j] + cb[j])) / quota[j], -left[j], tie[j])
+                        first = cc[j] - want[j] if pair else (cc[j] + c0[j]) / quota[j]
+                        key = (first, -left[j], tie[j])
                         if best_key is None or key < best_key:
                             best, best_key = j, key
                 out.append(best)
                 cc[best] += 1
-                if a != col:
-                    ca[best] += 1
-                    cb[best] += 1
                 left[best] -= 1
             return np.array(out, np.int64)
         slots = np.minimum(self.left, k)
         j = np.repeat(np.arange(self.p), slots)
         t = np.arange(j.size) - np.repeat(np.cumsum(slots) - slots, slots)
-        if a == col:
-            key1 = (self.count[col, j] + t) * (1 + 2 * w) / self.quota[j]
+        if pair:
+            key1 = self.count[col, j] + t - self.total[col] * self.share[j]
         else:
-            key1 = (self.count[col, j] + t + w * (self.count[a, j] + self.count[b, j] + 2 * t)) / self.quota[j]
+            key1 = (self.count[col, j] + t) / self.quota[j]
         take = _lexsort((tie[j], -(self.left[j] - t), key1))[:k]
         return np.sort(j[take], kind="stable")
 
+    def apportion_largest(self, k: int) -> np.ndarray:
+        """Parts for ``k`` documents that each want the largest part with free places (ties:
+        the most free places, then a random part): ``apportion`` for ``k`` pairs of one
+        document each, in one go."""
+        tie = self.rng.random(self.p)
+        slots = np.minimum(self.left, k)
+        j = np.repeat(np.arange(self.p), slots)
+        t = np.arange(j.size) - np.repeat(np.cumsum(slots) - slots, slots)
+        take = _lexsort((tie[j], -(self.left[j] - t), -self.share[j]))[:k]
+        return np.sort(j[take], kind="stable")
 
-def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray) -> int:
+    # -- the order-2 objective: LPD + LD_WEIGHT * LD, as split_quality measures them ----------
+
+    def set_objective(self, n_labels: int, ld_weight: float) -> None:
+        """Weigh each stratum so that summed costs are ``LPD + ld_weight * LD`` (times the
+        number of parts): every label and every pair counts once in its measure's mean."""
+        n_pairs = self.m - n_labels
+        self.weight = np.empty(self.m)
+        self.weight[:n_labels] = ld_weight / max(int(np.count_nonzero(self.total[:n_labels])), 1)
+        self.weight[n_labels:] = 1.0 / max(n_pairs, 1)
+        self.ratio = self.total / np.maximum(self.n - self.total, 1)  # the whole's pos/neg
+
+    def _term(self, cols: np.ndarray, counts: np.ndarray, parts: np.ndarray) -> np.ndarray:
+        """split_quality's ``|s / (|S| - s) - d / (|D| - d)|`` for strata ``cols`` holding
+        ``counts`` documents in ``parts`` (a zero negative count read as 1, as there)."""
+        size = self.quota[parts]
+        return np.abs(counts / np.maximum(size - counts, 1) - self.ratio[cols])
+
+    def objective(self) -> float:
+        """The weighted objective of the current assignment (summed over strata and parts)."""
+        parts = np.arange(self.p)
+        cols = np.arange(self.m)[:, None]
+        return float(np.sum(self.weight[:, None] * self._term(cols, self.count, parts[None, :])))
+
+    def move_cost(self, cols: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Change of the weighted objective, per entry, if one document of stratum ``cols[i]``
+        moved from part ``src[i]`` to ``dst[i]`` (everything else as it is now)."""
+        s, d = self.count[cols, src], self.count[cols, dst]
+        change = (self._term(cols, s - 1, src) - self._term(cols, s, src)
+                  + self._term(cols, d + 1, dst) - self._term(cols, d, dst))
+        return self.weight[cols] * change
+
+    def doc_move_cost(self, docs: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """``move_cost`` summed over each document's strata: the cost of moving it alone."""
+        cols, owner = _gather_rows(self.r_indptr, self.r_indices, docs)
+        cost = self.move_cost(cols, src[owner], dst[owner])
+        return np.bincount(owner, weights=cost, minlength=docs.size)
+
+    def move(self, doc: int, old: int, new: int) -> None:
+        """Move one assigned document to another part, keeping the counts current."""
+        cols = self.r_indices[self.r_indptr[doc] : self.r_indptr[doc + 1]]
+        self.count[cols, old] -= 1
+        self.count[cols, new] += 1
+        self.part[doc] = new
+
+
+def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray, by_cost: bool = False,
+                     n_parts: int | None = None) -> int:
     """Make every label with at least as many documents as parts present in every part.
 
     The main pass (relative demand) leaves few such holes, but it can: rarer labels' batches may
@@ -309,12 +374,18 @@ def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray) -> int:
     of ``j`` (preferably without labels, else with the fewest) moves back; neither move may open
     a new hole. Returns the number of swaps. (Seeding every part with every label up front, as
     tried first, also guarantees presence but made LD clearly worse on Reuters-21578.)
+
+    At order 2 (``by_cost``) both documents are instead the ones whose move costs the objective
+    least (``_State.doc_move_cost``), and presence is asked of the first ``n_parts`` parts only:
+    the requested ones, not the rest left out of a split whose sizes add up to less than all
+    documents (split_quality's FLZ_avoidable counts the requested parts only). Order 1 counts
+    the rest as a part, as it always has, so that its splits do not change.
     """
-    p = st.p
+    p = st.p if n_parts is None else n_parts
     totals = st.count[:n_labels].sum(axis=1)
     must = totals >= p
     lab_count = st.count[:n_labels]  # a view: swaps below keep it current
-    holes = np.argwhere(must[:, None] & (lab_count == 0))
+    holes = np.argwhere(must[:, None] & (lab_count[:, :p] == 0))
     if holes.size == 0:
         return 0
     order = np.lexsort((col_rank[holes[:, 0]], totals[holes[:, 0]]))
@@ -325,10 +396,14 @@ def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray) -> int:
         keep = cols < n_labels
         return cols[keep], owner[keep]
 
-    def safe_to_remove(docs, part_of):
-        """Docs whose leaving ``part_of`` (per doc) opens no hole."""
+    def safe_to_remove(docs, part_of, arriving=None):
+        """Docs whose leaving ``part_of`` (per doc) opens no hole, ``arriving`` (labels of a
+        document coming in) taken into account."""
         cols, owner = labels_of(docs)
-        bad = must[cols] & (lab_count[cols, part_of[owner]] < 2)
+        have = lab_count[cols, part_of[owner]]
+        if arriving is not None:
+            have = have + np.isin(cols, arriving)
+        bad = must[cols] & (have < 2) & (part_of[owner] < p)
         return np.bincount(owner, weights=bad, minlength=docs.size) == 0, np.bincount(owner, minlength=docs.size)
 
     for lab, j in holes[order]:
@@ -336,27 +411,37 @@ def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray) -> int:
             continue
         docs = st.c_indices[st.c_indptr[lab] : st.c_indptr[lab + 1]]
         src = st.part[docs]
-        docs, src = docs[(src != j) & (lab_count[lab, src] >= 2)], src[(src != j) & (lab_count[lab, src] >= 2)]
+        spare = (src != j) & ((lab_count[lab, src] >= 2) | (src >= p))
+        docs, src = docs[spare], src[spare]
         if docs.size == 0:
             continue
         ok, nl = safe_to_remove(docs, src)
         if not ok.any():
             continue
         cand = np.flatnonzero(ok)
-        x = cand[np.lexsort((docs[cand], nl[cand]))[0]]
-        doc_x, k = int(docs[x]), int(src[x])
+        # rank candidates by the fewest labels, or at order 2 by the objective's cost of the move
+        rank = nl[cand] if not by_cost else st.doc_move_cost(docs[cand], src[cand], np.full(cand.size, j))
+        cand = cand[np.lexsort((docs[cand], rank))]
         in_j = np.flatnonzero(st.part == j)
-        ok_z, nl_z = safe_to_remove(in_j, np.full(in_j.size, j, np.int64))
-        if not ok_z.any():
-            continue
-        cand = np.flatnonzero(ok_z)
-        doc_z = int(in_j[cand[np.lexsort((in_j[cand], nl_z[cand]))[0]]])
-        for doc, old, new in ((doc_x, k, j), (doc_z, j, k)):
-            cols = st.r_indices[st.r_indptr[doc] : st.r_indptr[doc + 1]]
-            st.count[cols, old] -= 1
-            st.count[cols, new] += 1
-            st.part[doc] = new
-        swaps += 1
+        # order 1 tries the first candidate only, as it always has; order 2 tries a few, and
+        # lets the document coming in cover the labels of the one going out (a small part whose
+        # every document holds some label alone can then still take a swap)
+        for x in cand[: _REPAIR_TRIES if by_cost else 1].tolist():
+            doc_x, k = int(docs[x]), int(src[x])
+            arriving = labels_of(np.array([doc_x]))[0] if by_cost else None
+            ok_z, nl_z = safe_to_remove(in_j, np.full(in_j.size, j, np.int64), arriving)
+            if not ok_z.any():
+                continue
+            zs = np.flatnonzero(ok_z)
+            if by_cost:
+                rank = st.doc_move_cost(in_j[zs], np.full(zs.size, j), np.full(zs.size, k))
+            else:
+                rank = nl_z[zs]
+            doc_z = int(in_j[zs[np.lexsort((in_j[zs], rank))[0]]])
+            st.move(doc_x, k, j)
+            st.move(doc_z, j, k)
+            swaps += 1
+            break
     return swaps
 
 
@@ -439,15 +524,15 @@ def _rebalance_labels(st: _State, n_labels: int, seed: int) -> int:
                             break
                         i += 1
                 if pairs and len(found) > 1:
-                    # order 2: prefer moving documents whose pairs with `lab` are over-filled in a
-                    cost = []
-                    for x, _ in found:
-                        cols = st.r_indices[st.r_indptr[x] : st.r_indptr[x + 1]]
-                        cols = cols[cols >= n_labels]
-                        pa = st.count[cols, a] - st.total[cols] * share[a]
-                        pb = st.count[cols, b] - st.total[cols] * share[b]
-                        cost.append(float(np.sum((np.abs(pa - 1) - np.abs(pa)) / st.quota[a]
-                                                 + (np.abs(pb + 1) - np.abs(pb)) / st.quota[b])))
+                    # order 2: prefer moving documents whose pairs with `lab` (the only pairs
+                    # the swap changes) are over-filled in a
+                    cols, owner = _gather_rows(st.r_indptr, st.r_indices, np.array([x for x, _ in found]))
+                    keep = (cols >= n_labels) & ((st.parents[cols, 0] == lab) | (st.parents[cols, 1] == lab))
+                    cols, owner = cols[keep], owner[keep]
+                    pa = st.count[cols, a] - st.total[cols] * share[a]
+                    pb = st.count[cols, b] - st.total[cols] * share[b]
+                    cost = np.bincount(owner, weights=(np.abs(pa - 1) - np.abs(pa)) / st.quota[a]
+                                       + (np.abs(pb + 1) - np.abs(pb)) / st.quota[b], minlength=len(found))
                     found = [found[i] for i in np.argsort(cost, kind="stable")]
                 used = set()
                 for x, z in found:
@@ -471,17 +556,176 @@ def _rebalance_labels(st: _State, n_labels: int, seed: int) -> int:
     return swaps
 
 
+def _refine_swaps(st: _State, n_labels: int, seed: int, n_parts: int) -> int:
+    """Order 2: lower ``LPD + LD_WEIGHT * LD`` by swaps of two documents between two parts.
+
+    A swap exchanges ``x = K + {l}`` in part ``a`` with ``z = K + {l'}`` in part ``b`` (``l'``
+    may be nothing): label sets that differ in one label each, matched through a random 64-bit
+    hash per label summed over a document's labels minus one (as in ``_rebalance_labels``).
+    Such a swap changes only ``l``, ``l'`` and their pairs with ``K``, so its cost is the sum of
+    one cost per (document, label) *entry* -- the strata of that label in that document -- all
+    computed at once from per-stratum move costs (``_State.move_cost``). Within each ``K`` the
+    cheapest entries of ``a`` and of ``b`` are paired; the pairs are tried cheapest first, each
+    re-costed on the current counts and made only if that lowers the objective and opens no hole
+    (a label with at least as many documents as requested parts never leaves one of them where
+    it is alone). Part sizes never change; unlabeled documents never move. A round visits every
+    pair of parts; rounds stop once one lowers the objective by less than ``_REFINE_MIN_GAIN``
+    (at most ``_REFINE_ROUNDS`` with two parts, proportionally fewer with more). Optisplit
+    (Tiittanen, Holm & Toronen 2022) likewise improves a split by greedy moves after the fact.
+    Returns the number of swaps.
+    """
+    rng = np.random.default_rng([seed, 3])
+    h_lab = rng.integers(0, 2**63, size=n_labels, dtype=np.uint64)
+    owner = np.repeat(np.arange(st.n), np.diff(st.r_indptr))
+    is_lab = st.r_indices < n_labels
+    e_doc, e_lab = owner[is_lab], st.r_indices[is_lab]  # sorted by document, then label
+    h_doc = np.zeros(st.n, np.uint64)
+    np.add.at(h_doc, e_doc, h_lab[e_lab])  # uint64 arithmetic wraps: a hash, not a count
+    labeled = np.flatnonzero(np.bincount(e_doc, minlength=st.n))
+    # an entry's strata: its label, and each pair stratum (u, v) of the document for u and v
+    pair_doc, pair_col = owner[~is_lab], st.r_indices[~is_lab]
+    code = e_doc * n_labels + e_lab
+    pair_ent = np.concatenate([np.searchsorted(code, pair_doc * n_labels + st.parents[pair_col, 0]),
+                               np.searchsorted(code, pair_doc * n_labels + st.parents[pair_col, 1])])
+    item_ent = np.concatenate([np.arange(e_doc.size), pair_ent])
+    order = np.argsort(item_ent, kind="stable")
+    # entries: (document, one of its labels), keyed by the rest of its set; (document, none)
+    ent = _Entries(
+        doc=np.concatenate([e_doc, labeled]),
+        lab=np.concatenate([e_lab, np.full(labeled.size, -1, np.int64)]),
+        key=np.concatenate([h_doc[e_doc] - h_lab[e_lab], h_doc[labeled]]),
+        cols=np.concatenate([e_lab, pair_col, pair_col])[order],
+        ptr=np.searchsorted(item_ent[order], np.arange(e_doc.size + labeled.size + 1)),
+    )
+    # only entries sharing their key with another one can ever be swapped
+    _, group, size = np.unique(ent.key, return_inverse=True, return_counts=True)
+    ent.keep(size[group.ravel()] > 1, group.ravel())
+    must = st.total[:n_labels] >= n_parts
+    swaps = 0
+    # a round visits every pair of parts: with more parts, fewer rounds keep the work bounded
+    for _ in range(max(2, _REFINE_ROUNDS // (st.p - 1))):
+        before = st.objective()
+        # each pair of parts looks only at the entries of its two parts (as of the round's start)
+        where = st.part[ent.doc]
+        by_part = np.argsort(where, kind="stable")
+        bounds = np.searchsorted(where[by_part], np.arange(st.p + 1))
+        for a in range(st.p):
+            for b in range(a + 1, st.p):
+                idx = np.concatenate([by_part[bounds[a] : bounds[a + 1]], by_part[bounds[b] : bounds[b + 1]]])
+                swaps += _refine_round(st, a, b, ent, idx, must, n_parts)
+        if st.objective() > (1 - _REFINE_MIN_GAIN) * before:
+            break
+    return swaps
+
+
+class _Entries:
+    """The swap candidates of ``_refine_swaps``: one row per (document, label or none), its
+    strata in ``cols[ptr[i] : ptr[i + 1]]`` (CSR-like)."""
+
+    def __init__(self, doc: np.ndarray, lab: np.ndarray, key: np.ndarray, cols: np.ndarray, ptr: np.ndarray):
+        self.doc, self.lab, self.key, self.cols, self.ptr = doc, lab, key, cols, ptr
+        self.group = np.zeros(doc.size, np.int64)
+
+    def keep(self, mask: np.ndarray, group: np.ndarray) -> None:
+        """Keep the entries in ``mask`` (with their strata), each with its key's group number."""
+        idx = np.flatnonzero(mask)
+        lens = np.diff(self.ptr)[idx]
+        self.cols, _ = _gather_rows(self.ptr, self.cols, idx)
+        self.ptr = np.append(0, np.cumsum(lens))
+        self.doc, self.lab, self.key, self.group = self.doc[idx], self.lab[idx], self.key[idx], group[idx]
+
+
+def _refine_round(st: _State, a: int, b: int, ent: _Entries, idx: np.ndarray, must: np.ndarray,
+                  n_parts: int) -> int:
+    """One round of ``_refine_swaps`` between parts ``a`` and ``b`` over entries ``idx``;
+    returns the swaps made."""
+    if idx.size == 0:
+        return 0
+    # the cost of moving one document of each stratum a -> b (row 0) and b -> a (row 1)
+    every = np.arange(st.m)
+    col_cost = np.stack([st.move_cost(every, np.full(st.m, a), np.full(st.m, b)),
+                         st.move_cost(every, np.full(st.m, b), np.full(st.m, a))])
+    now = st.part[ent.doc[idx]]  # idx was taken at the start of the round: some have moved since
+    side = np.where(now == a, 0, np.where(now == b, 1, -1))
+    cols, owner = _gather_rows(ent.ptr, ent.cols, idx)
+    item_side = side[owner]
+    live = item_side >= 0
+    cost = np.bincount(owner[live], weights=col_cost[item_side[live], cols[live]], minlength=idx.size)
+    cost = cost.astype(np.float64, copy=False)  # bincount of no weights at all gives integers
+    # a label that must stay in a part where it is alone cannot leave it
+    lab = ent.lab[idx]
+    stuck = (lab >= 0) & (side >= 0)
+    src = np.where(side[stuck] == 0, a, b)
+    stuck[stuck] = must[lab[stuck]] & (st.count[lab[stuck], src] < 2) & (src < n_parts)
+    # a swap pairs an entry of a with one of b and needs a negative sum: drop entries that cannot
+    ok = (side >= 0) & ~stuck
+    best = [cost[ok & (side == s)].min(initial=np.inf) for s in (0, 1)]
+    cand = np.flatnonzero(ok & (cost < -np.where(side == 0, best[1], best[0])))
+    if cand.size == 0:
+        return 0
+    ent_group = ent.group[idx]
+    cand = cand[np.argsort(cost[cand], kind="stable")]
+    # by key, a then b, cheapest first
+    cand = cand[np.argsort(2 * ent_group[cand] + side[cand], kind="stable")]
+    grp, sd = ent_group[cand], side[cand]
+    start = np.flatnonzero(np.r_[True, (grp[1:] != grp[:-1]) | (sd[1:] != sd[:-1])])
+    length = np.diff(np.append(start, cand.size))
+    # an a-block followed by the b-block of the same key: pair them rank by rank
+    ia = np.flatnonzero((sd[start[:-1]] == 0) & (sd[start[1:]] == 1) & (grp[start[:-1]] == grp[start[1:]]))
+    n_pair = np.minimum(length[ia], length[ia + 1])
+    blk = np.repeat(np.arange(ia.size), n_pair)
+    rank = np.arange(blk.size) - np.repeat(np.cumsum(n_pair) - n_pair, n_pair)
+    ex, ez = cand[start[ia][blk] + rank], cand[start[ia + 1][blk] + rank]
+    pred = cost[ex] + cost[ez]
+    good = np.flatnonzero(pred < 0)
+    good = good[np.argsort(pred[good], kind="stable")]
+    ex, ez = idx[ex[good]], idx[ez[good]]  # entry numbers
+    # costs were computed before this round's swaps: once a swap moving label l no longer pays
+    # (l is balanced now), l's other candidates would mostly fail too and wait for the next round
+    moved = np.zeros(st.n, bool)
+    blocked = np.zeros(must.size + 1, bool)  # by label; index -1 is "no label", never blocked
+    swaps = 0
+    for i, j in zip(ex.tolist(), ez.tolist()):
+        x, z, lx, lz = int(ent.doc[i]), int(ent.doc[j]), int(ent.lab[i]), int(ent.lab[j])
+        if moved[x] or moved[z] or blocked[lx] or blocked[lz]:
+            continue
+        cx, cz = ent.cols[ent.ptr[i] : ent.ptr[i + 1]], ent.cols[ent.ptr[j] : ent.ptr[j + 1]]
+        hole = ((lx >= 0 and a < n_parts and must[lx] and st.count[lx, a] < 2)
+                or (lz >= 0 and b < n_parts and must[lz] and st.count[lz, b] < 2))
+        change = np.concatenate([st.move_cost(cx, np.full(cx.size, a), np.full(cx.size, b)),
+                                 st.move_cost(cz, np.full(cz.size, b), np.full(cz.size, a))])
+        if hole or change.sum() >= -1e-9 * np.abs(change).sum():  # a hole, or no gain beyond rounding
+            blocked[lx] = blocked[lz] = True
+            blocked[-1] = False
+            continue
+        st.move(x, a, b)
+        st.move(z, b, a)
+        moved[x] = moved[z] = True
+        swaps += 1
+    return swaps
+
+
 def _stratify(
-    r: sp.csr_matrix, parents: np.ndarray, quotas: np.ndarray, n_labels: int, seed: int, rebalance: bool
+    r: sp.csr_matrix, parents: np.ndarray, quotas: np.ndarray, n_labels: int, seed: int, rebalance: bool,
+    n_parts: int,
 ) -> np.ndarray:
     """The whole pass over strata matrix ``r``: columns ``0 .. n_labels-1`` are the labels, any
-    further ones label pairs (``parents`` gives each column's labels)."""
+    further ones label pairs (``parents`` gives each column's labels). ``quotas`` has one entry
+    per part, the first ``n_parts`` requested, a last one for the rest if any."""
     rng = np.random.default_rng(seed)
     # Shuffle the rows once: then every "in random order" below is plain index order.
     perm = rng.permutation(r.shape[0])
     r = r[perm]
     st = _State(r, parents, quotas, rng)
     col_rank = rng.permutation(st.m)  # random tie-break between equally rare strata
+
+    # Order 2: a pair seen in one document only has its largest desired count in the largest
+    # part. As the rarest strata these pairs would come first, one heap entry each; their
+    # documents get the same parts in one batch (the vectorised apportion with equal counts).
+    once = np.flatnonzero(st.total[n_labels:] == 1) + n_labels
+    if once.size:
+        docs = np.unique(st.c_indices[st.c_indptr[once]])
+        st.assign(docs, st.apportion_largest(docs.size))
 
     # Phase 1: Sechidis et al. 2011, Alg. 1 -- repeatedly take the stratum with the fewest
     # unassigned documents and hand all of them out at once (_State.apportion). The priority
@@ -517,7 +761,19 @@ def _stratify(
         _rebalance_labels(st, n_labels, seed)
 
     # Phase 4: fill the holes the greedy left (labels that could be in every part but are not).
-    _repair_presence(st, n_labels, col_rank)
+    pairs = st.m > n_labels
+    if pairs:
+        st.set_objective(n_labels, LD_WEIGHT)
+    if not pairs:
+        _repair_presence(st, n_labels, col_rank)
+    else:  # a swap can make another hole fillable: repeat while holes get filled
+        for _ in range(_REPAIR_TRIES):
+            if _repair_presence(st, n_labels, col_rank, by_cost=True, n_parts=n_parts) == 0:
+                break
+
+    # Phase 5 (order 2): swaps that lower LPD + LD_WEIGHT * LD and open no hole.
+    if pairs:
+        _refine_swaps(st, n_labels, seed, n_parts)
     part = np.empty_like(st.part)
     part[perm] = st.part
     return part
@@ -540,9 +796,11 @@ def iterative_split(
       greedy's choices for one label do not depend on which document is placed), so the run is
       near-linear in the number of non-zeros instead of re-scanning the matrix per document;
       the "rarest" priority is refreshed lazily (when a count halves).
-    * *Order 2* (Szymanski & Kajdanowicz 2017): label pairs seen in at least two documents are
-      strata of their own alongside the single labels (pairs are rarer, so mostly first); a pair
-      batch also weighs its two labels' shares (``PAIR_LABEL_WEIGHT``).
+    * *Order 2* (Szymanski & Kajdanowicz 2017): every co-occurring label pair is a stratum of
+      its own alongside the single labels (pairs are rarer, so mostly first); a pair's documents
+      go where its desired count is largest (the paper's rule, see ``_State.apportion``). After
+      the order-1 finish and the presence repair below, size-keeping swaps lower
+      ``LPD + LD_WEIGHT * LD`` as ``split_quality`` measures them (``_refine_swaps``).
     * Documents without labels fill what remains of each quota, in a seeded random order.
     * *Order-1 finish* (``rebalance``): swaps of two documents whose label sets differ by one
       label move that label from a part with too many to one with too few, changing no other
@@ -588,13 +846,13 @@ def iterative_split(
     parents = np.repeat(np.arange(n_labels, dtype=np.int64), 2).reshape(-1, 2)
     strata = y
     if order == 2:
+        # every co-occurring pair is a stratum, those in one document too (Szymanski &
+        # Kajdanowicz 2017; LPD counts them): its desired counts send it to the largest part
         z, pairs = label_pairs(y)
-        keep = np.flatnonzero(np.asarray(z.sum(axis=0)).ravel() >= _MIN_PAIR)
-        z, pairs = z[:, keep], pairs[keep]
         strata = sp.hstack([y, z], format="csr")
         strata.sort_indices()
         parents = np.concatenate([parents, pairs])
-    part = _stratify(strata, parents, quotas, n_labels, seed, rebalance)
+    part = _stratify(strata, parents, quotas, n_labels, seed, rebalance, counts.size)
     if rest > 0:
         part[part == counts.size] = -1
     return part

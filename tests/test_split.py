@@ -98,10 +98,24 @@ def test_two_example_label_reaches_the_small_part():
         assert sorted(part[[10, 20]].tolist()) == [0, 1]
 
 
-def test_unlabeled_docs_spread_in_proportion():
+def test_order2_label_reaches_every_requested_part_when_some_left_out():
+    # sizes 0.5 + 0.2 leave 30 % out: label 0's two documents belong in train and test, not in
+    # the left-out rest (FLZ_avoidable counts the requested parts only)
+    y = np.zeros((100, 3), int)
+    y[[10, 20], 0] = 1
+    y[:, 1] = np.arange(100) % 2
+    y[:, 2] = 1 - y[:, 1]
+    for seed in range(5):
+        part = S.iterative_split(y, [0.5, 0.2], order=2, seed=seed)
+        assert sorted(part[[10, 20]].tolist()) == [0, 1]
+        assert np.bincount(part[part >= 0]).tolist() == [50, 20]
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_unlabeled_docs_spread_in_proportion(order):
     y = power_law(4000, 30, seed=4)
     y = sp.vstack([y, sp.csr_matrix((1000, 30), dtype=np.int8)]).tocsr()  # 1000 unlabeled at the end
-    part = S.iterative_split(y, [0.6, 0.2, 0.2], seed=0)
+    part = S.iterative_split(y, [0.6, 0.2, 0.2], order=order, seed=0)
     unl = np.bincount(part[4000:], minlength=3)
     assert np.abs(unl - np.array([600, 200, 200])).max() <= 60
     assert np.bincount(part, minlength=3).tolist() == [3000, 1000, 1000]
@@ -148,6 +162,32 @@ def test_order2_lowers_lpd_on_correlated_labels():
     assert np.mean([q["LPD"] for q in q2]) <= lpd1
     # and labels stay balanced (within 2x of order 1, plus a floor for near-perfect splits)
     assert np.mean([q["LD"] for q in q2]) <= 2 * np.mean([q["LD"] for q in q1]) + 1e-5
+
+
+def test_order2_lpd_well_below_order1_on_power_law_labels():
+    # pair strata take the paper's desired counts (nearest share per part), then swaps lower
+    # LPD + LD_WEIGHT * LD: order 2 must cut LPD well below order 1's at the same LD
+    y = power_law(10000, 100, seed=11)
+    want = S.resolve_sizes([0.8, 0.2], 10000)
+    q1 = S.split_quality(y, S.iterative_split(y, [0.8, 0.2], order=1, seed=0), 2)
+    part = S.iterative_split(y, [0.8, 0.2], order=2, seed=0)
+    q2 = S.split_quality(y, part, 2)
+    assert q2["LPD"] < 0.6 * q1["LPD"]
+    assert q2["LD"] < 1.5 * q1["LD"]
+    assert q2["FLZ_avoidable"] == 0
+    assert np.bincount(part).tolist() == want.tolist()
+    assert np.array_equal(part, S.iterative_split(y, [0.8, 0.2], order=2, seed=0))
+
+
+def test_kfold_order2():
+    y = power_law(3000, 40, seed=12, unlabeled=0.05)
+    folds = S.kfold(y, 5, order=2, seed=0)
+    assert np.bincount(folds).tolist() == [600] * 5
+    assert np.array_equal(folds, S.kfold(y, 5, order=2, seed=0))
+    q2, q1 = S.split_quality(y, folds, 5), S.split_quality(y, S.kfold(y, 5, order=1, seed=0), 5)
+    assert q2["FLZ_avoidable"] == 0
+    assert q2["LPD"] < q1["LPD"]
+    assert q2["LD"] < 2 * q1["LD"]
 
 
 def test_iterative_beats_random_on_ld():
