@@ -687,8 +687,8 @@ def _refine_round(st: _State, a: int, b: int, ent: _Entries, idx: np.ndarray, mu
     swaps = 0
     for i, j in zip(ex.tolist(), ez.tolist()):
         x, z, lx, lz = int(ent.doc[i]), int(ent.doc[j]), int(ent.lab[i]), int(ent.lab[j])
-        if moved[x] or moved[z] or blocked[lx] or blocked[lz]:
-            continue
+        if lx == lz or moved[x] or moved[z] or blocked[lx] or blocked[lz]:
+            continue  # lx == lz: the same label set, a swap that changes nothing
         cx, cz = ent.cols[ent.ptr[i] : ent.ptr[i + 1]], ent.cols[ent.ptr[j] : ent.ptr[j + 1]]
         hole = ((lx >= 0 and a < n_parts and must[lx] and st.count[lx, a] < 2)
                 or (lz >= 0 and b < n_parts and must[lz] and st.count[lz, b] < 2))
