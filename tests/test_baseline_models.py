@@ -326,3 +326,76 @@ def test_fasttext_autotune_that_overruns_falls_back_to_defaults(single_parts, mo
     assert info["autotuned"] is False
     assert any("did not finish within" in w for w in info["warnings"])
     assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)
+
+
+# --- cross-fitting (multi-label tf-idf + LR) -----------------------------------------------------
+
+def _reuters_data(data_dir):
+    from nlpkit.data import read_dataset
+
+    return read_dataset(data_dir / "reuters_sample.jsonl")
+
+
+def test_tfidf_cross_fit_scores_are_out_of_fold_and_final_fit_uses_everything(data_dir):
+    from nlpkit.models.tfidf_lr import fit_binary_columns
+    from nlpkit.split import kfold
+
+    data = _reuters_data(data_dir)
+    fold_of = kfold(data.y, 3, seed=0)
+    model = TfidfLogisticRegression(n_jobs=1)
+    oof = model.cross_fit(data, fold_of)
+    assert oof.shape == (len(data), data.n_labels) and np.isfinite(oof).all()
+    # fold 1's rows are scored by a model that never saw them: the same linear models fitted on
+    # the other folds over the same features
+    X = model._transform(model.vectorizers_, data.texts)
+    held = np.flatnonzero(fold_of == 1)
+    expected = fit_binary_columns(X, data.y, fit_rows=np.flatnonzero(fold_of != 1), score_rows=held,
+                                  **model._fit_args(model.fit_info()["C"]))
+    np.testing.assert_allclose(oof[held], expected, rtol=1e-9, atol=1e-12)
+    # ... while the final model is fitted on every document, so it scores them higher than out of fold
+    in_sample = model.predict_proba(data.texts)
+    pos = data.y.toarray().astype(bool)
+    assert in_sample[pos].mean() > oof[pos].mean() + 0.05
+    info = model.fit_info()["cross_fit"]
+    assert info["folds"] == 3 and info["documents"] == len(data) and 0 < info["out_of_fold_micro_f1"] <= 1
+
+
+def test_tfidf_worker_processes_give_the_same_weights_as_one_process(data_dir, monkeypatch):
+    from nlpkit.models import tfidf_lr
+
+    data = _reuters_data(data_dir)
+    X = TfidfLogisticRegression()._fit_transform(data.texts, (1, 2))[1]
+    args = dict(C=100.0, class_weight="balanced", tol=0.1, max_iter=1000, seed=0)
+    W1, b1 = tfidf_lr.fit_binary_columns(X, data.y, n_jobs=1, **args)
+    monkeypatch.setattr(tfidf_lr, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
+    W2, b2 = tfidf_lr.fit_binary_columns(X, data.y, n_jobs=2, **args)
+    np.testing.assert_array_equal(W1, W2)
+    np.testing.assert_array_equal(b1, b2)
+    held = np.arange(0, len(data), 3)
+    s1, s2 = (tfidf_lr.binary_tasks(X, data.y, [(np.setdiff1d(np.arange(len(data)), held), held)], n_jobs=n, **args)[0]
+              for n in (1, 2))
+    np.testing.assert_array_equal(s1, s2)
+
+
+def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
+    from nlpkit.split import kfold
+
+    data = _reuters_data(data_dir)
+    model = TfidfLogisticRegression(tune=True, grid_C=(1.0, 100.0), n_jobs=1)
+    model.cross_fit(data, kfold(data.y, 3, seed=0))
+    tuning = model.fit_info()["tuning"]
+    assert tuning["selected_by"] == "3-fold cross-fit on train + valid"
+    results = {(r["C"], tuple(r["ngram_range"])): r["score"] for r in tuning["results"]}
+    assert len(results) == 3
+    chosen = (model.fit_info()["C"], tuple(model.fit_info()["ngram_range"]))
+    assert results[chosen] == max(results.values())
+
+
+def test_tfidf_cross_fit_folds_by_task_and_options():
+    assert TfidfLogisticRegression().cross_fit_folds("multi") == 3
+    assert TfidfLogisticRegression().cross_fit_folds("single") == 0  # argmax: nothing to tune
+    assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("multi") == 0
+    assert TfidfLogisticRegression(tune=True, cv=4).cross_fit_folds("multi") == 4
+    for bad in ({"cross_fit": 1}, {"cross_fit": -2}, {"n_jobs": 0}, {"tol": 0}):
+        with pytest.raises(ConfigError):
+            TfidfLogisticRegression(**bad)

@@ -187,3 +187,61 @@ def test_model_warnings_are_logged_recorded_and_reissued(single_split):
     log = (run.path / "log.txt").read_text()
     assert "warning (DeprecationWarning): library chatter" in log
     assert "warning (NlpkitLikeWarning): 3 labels cannot be learned" in log
+
+
+def _reuters_split(make_split, data_dir, name="reuters"):
+    from nlpkit.data import read_dataset
+
+    ds = read_dataset(data_dir / "reuters_sample.jsonl")
+    rest, test = carve_valid(ds, fraction=0.25, seed=0)
+    train, valid = carve_valid(rest, fraction=0.15, seed=0)
+    return make_split({"train": train, "valid": valid, "test": test}, name)
+
+
+def test_cross_fitted_run_tunes_on_out_of_fold_scores_and_never_on_test(make_split, data_dir):
+    from nlpkit.metrics import evaluate
+    from nlpkit.models.tfidf_lr import TfidfLogisticRegression
+
+    split = _reuters_split(make_split, data_dir)
+    run = run_experiment(TfidfLogisticRegression(n_jobs=1), split, kind="baseline", config={}, seed=0)
+    n = len(split.train) + len(split.valid)
+    assert run.info["config"]["cross_fit"] == {"folds": 3, "documents": n}
+    assert run.info["fit_info"]["cross_fit"]["documents"] == n
+    # valid metrics come from out-of-fold scores, not from the final model, which saw valid
+    recorded = run.metrics()["valid"]["metrics"]["micro_f1"]
+    rule = run.info["rule"]
+    from nlpkit.metrics import DecisionRule
+
+    in_sample = evaluate(split.valid.y, load_model(run.model_dir).predict_proba(split.valid.texts), task="multi",
+                         rule=DecisionRule.from_dict(rule))["metrics"]["micro_f1"]
+    assert recorded < in_sample - 0.02
+    # the test labels play no part in any decision: shuffled test labels leave the rule unchanged
+    rng = np.random.default_rng(0)
+    test = split.test
+    shuffled = test.subset(np.arange(len(test)))
+    shuffled.y = test.y[rng.permutation(len(test))]
+    other = make_split({"train": split.train, "valid": split.valid, "test": shuffled}, "shuffled")
+    run2 = run_experiment(TfidfLogisticRegression(n_jobs=1), other, kind="baseline", config={}, seed=0)
+    assert run2.info["rule"] == rule
+
+
+def test_generic_cross_fit_scores_each_fold_with_a_model_that_never_saw_it(multi_parts):
+    # KeywordClassifier does not override Classifier.cross_fit: this is the generic version
+    from nlpkit.experiment import join_parts
+    from nlpkit.split import kfold
+
+    data = join_parts(multi_parts["train"], multi_parts["valid"])
+    fold_of = kfold(data.y, 2, seed=0)
+    model = fake_model.KeywordClassifier()
+    oof = model.cross_fit(data, fold_of)
+    for fold in (0, 1):
+        held = fold_of == fold
+        alone = fake_model.KeywordClassifier().fit(data.subset(~held))
+        np.testing.assert_array_equal(oof[held], alone.predict_proba(data.subset(held).texts))
+    np.testing.assert_array_equal(model.predict_proba(data.texts),
+                                  fake_model.KeywordClassifier().fit(data).predict_proba(data.texts))
+
+
+def test_models_that_do_not_cross_fit_tune_on_valid(multi_split):
+    run = run_experiment(MajorityClassifier(), multi_split, kind="baseline", config={}, seed=0)
+    assert "cross_fit" not in run.info["config"]

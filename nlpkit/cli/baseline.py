@@ -2,7 +2,8 @@
 split folder, one recorded run each, and compare them in one table.
 
 Every model goes through :func:`nlpkit.experiment.run_experiment`: fit on train, decision rule
-tuned on valid (never on test), test scored, run recorded.
+tuned on valid (never on test), test scored, run recorded. Multi-label tfidf-lr is cross-fitted:
+its rule is tuned on out-of-fold scores of train + valid, then it is refitted on both.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def results_table(rows: list[dict[str, Any]]):
     from rich.table import Table
 
     single = bool(rows) and rows[0]["task"] == "single"
-    table = Table(title="Baselines (test part; decision rule tuned on valid)")
+    table = Table(title="Baselines (test part; decisions made on train + valid, never on test)")
     table.add_column("model")
     table.add_column("accuracy" if single else "micro-F1", justify="right")
     table.add_column("macro-F1", justify="right")
@@ -60,8 +61,8 @@ def baseline_cmd(
         typer.Option("--model", "-m", help=f"Model to train; repeat for several. Default: all of {', '.join(BASELINE_MODELS)}.",
                      show_default=False),
     ] = None,
-    tune: Annotated[bool, typer.Option("--tune", help="Tune tfidf-lr (C, n-grams) and fastText (autotune) on valid.")] = False,
-    cv: Annotated[Optional[int], typer.Option("--cv", help="With --tune: choose tfidf-lr's options by K-fold CV on train.",
+    tune: Annotated[bool, typer.Option("--tune", help="Tune tfidf-lr (C, n-grams; by cross-fit on multi-label data, else on valid) and fastText (autotune, on valid).")] = False,
+    cv: Annotated[Optional[int], typer.Option("--cv", help="With --tune: tfidf-lr's folds (K-fold cross-fit on multi-label data; K-fold CV on train otherwise).",
                                               show_default=False)] = None,
     tune_seconds: Annotated[Optional[float], typer.Option("--tune-seconds", help="With --tune: fastText autotune budget (default 45).",
                                                            show_default=False)] = None,
@@ -77,7 +78,10 @@ def baseline_cmd(
     """Train baseline models on a split: fit on train, decision rule tuned on valid, scored on test.
 
     One run is recorded per model (see `nlpkit runs`, `nlpkit report`). Without a valid part, one is
-    carved from train. fastText and word2vec train with one thread, so results are reproducible.
+    carved from train. On multi-label data tfidf-lr is cross-fitted: 3 stratified folds over train +
+    valid give every document an out-of-fold score, the rule is tuned on all of them, and the model
+    is refitted on train + valid. fastText and word2vec train with one thread, so results are
+    reproducible.
     """
     with cli_errors():
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

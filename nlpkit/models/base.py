@@ -89,6 +89,31 @@ class Classifier(ABC):
         """Choices made during fit worth recording in run.json (e.g. the tuned C). Default: none."""
         return {}
 
+    # -- cross-fitting (optional) --------------------------------------------------------------
+    def cross_fit_folds(self, task: str) -> int:
+        """Folds for cross-fitting on ``task`` data; 0 (the default) = fit on train, decide on valid.
+
+        A family cheap enough to fit k + 1 times returns k: :func:`nlpkit.experiment.run_experiment`
+        then calls :meth:`cross_fit` on train + valid instead of :meth:`fit`, and tunes the decision
+        rule on the out-of-fold scores of every one of those documents rather than on valid alone.
+        """
+        return 0
+
+    def cross_fit(self, data: "Dataset", fold_of: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """Out-of-fold scores of ``data`` (each document scored by a model fitted without its fold),
+        then fit this model on all of ``data``; returns the scores ``(len(data), n_labels)``.
+
+        ``fold_of[i]`` is the fold (0 .. k-1) of document i. This generic version fits a fresh model
+        per fold; families override it to share work between folds (features, vocabularies).
+        """
+        oof = np.zeros((len(data), data.n_labels))
+        for fold in range(int(fold_of.max()) + 1):
+            held = fold_of == fold
+            model = type(self)(**self.params).fit(data.subset(~held))
+            oof[held] = model.predict_proba(data.subset(held).texts)
+        self.fit(data, progress=progress)
+        return oof
+
     # -- helpers for subclasses ----------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
