@@ -366,8 +366,11 @@ def test_tfidf_worker_processes_give_the_same_weights_as_one_process(data_dir, m
     data = _reuters_data(data_dir)
     X = TfidfLogisticRegression()._fit_transform(data.texts, (1, 2))[1]
     args = dict(C=100.0, class_weight="balanced", tol=0.1, max_iter=1000, seed=0)
-    W1, b1 = tfidf_lr.fit_binary_columns(X, data.y, n_jobs=1, **args)
     monkeypatch.setattr(tfidf_lr, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
+    monkeypatch.setattr(tfidf_lr, "_MEMMAP_MIN_BYTES", 1)  # read-only memory maps, as for large data
+    X = X[:, np.random.default_rng(0).permutation(X.shape[1])]  # unsorted column indices, as after fit_transform
+    X.has_sorted_indices = False
+    W1, b1 = tfidf_lr.fit_binary_columns(X.copy(), data.y, n_jobs=1, **args)
     W2, b2 = tfidf_lr.fit_binary_columns(X, data.y, n_jobs=2, **args)
     np.testing.assert_array_equal(W1, W2)
     np.testing.assert_array_equal(b1, b2)

@@ -167,7 +167,9 @@ class TfidfLogisticRegression(Classifier):
                         "check the text column (--text-col)."
                     ) from None
             vectorizers.append(vec)
-        return vectorizers, (mats[0].tocsr() if len(mats) == 1 else sp.hstack(mats, format="csr"))
+        X = mats[0].tocsr() if len(mats) == 1 else sp.hstack(mats, format="csr")
+        X.sort_indices()  # fit_transform renumbers the columns; transform's output is sorted
+        return vectorizers, X
 
     @staticmethod
     def _transform(vectorizers, texts: Sequence[str]):
@@ -576,6 +578,8 @@ def fit_linear(X, Y, task: str, label_names: Sequence[str], *, C: float, class_w
 
 # Below this many stored values x labels, worker processes cost more than they save.
 _PARALLEL_MIN_WORK = 20_000_000
+# Arrays at least this large reach the workers memory-mapped (read-only) rather than copied.
+_MEMMAP_MIN_BYTES = "1M"
 
 
 def n_workers(n_jobs: int | None, work: int) -> int:
@@ -609,6 +613,10 @@ def binary_tasks(X, Y, tasks, *, n_jobs: int | None = 1, progress=None, **fit_ar
     run. ``progress(n)`` is called as models finish.
     """
     Y = Y.tocsc() if hasattr(Y, "tocsc") else np.asarray(Y)
+    if hasattr(X, "sum_duplicates"):
+        # Workers get X memory-mapped read-only; scikit-learn would otherwise try to sort its
+        # indices in place there.
+        X.sum_duplicates()
     n_labels = Y.shape[1]
     rows = sum(X.shape[0] if fit is None else len(fit) for fit, _ in tasks)
     jobs = n_workers(n_jobs, int(getattr(X, "nnz", X.size)) * n_labels * rows // max(X.shape[0], 1))
@@ -621,7 +629,7 @@ def binary_tasks(X, Y, tasks, *, n_jobs: int | None = 1, progress=None, **fit_ar
     counts = np.asarray((Y != 0).sum(axis=0)).ravel()
     order = np.argsort(-counts, kind="stable")
     chunks = [np.sort(order[i::jobs]) for i in range(jobs)]
-    results = Parallel(n_jobs=jobs, backend="loky")(
+    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES)(
         delayed(_binary_chunk)(X, Y[:, cols], fit_rows=fit, score_rows=score, **fit_args)
         for fit, score in tasks for cols in chunks)
     if progress is not None:
