@@ -87,10 +87,10 @@ def side_nlpkit(args) -> dict:
     valid = valid.subset(np.arange(min(args.valid_docs, len(valid))))
     model = TransformerClassifier(model=args.model, epochs=1, lr=args.lr, batch_size=args.batch_size,
                                   max_length=args.max_length, warmup=0.1, patience=0, seed=args.seed,
-                                  threads=args.threads, throughput_docs=0)
+                                  threads=args.threads, throughput_docs=0, precision=args.precision)
     model.fit(train, valid)
     info = model.fit_info()
-    return {"side": "nlpkit", "docs": len(train), "train_seconds": info["train_seconds"],
+    return {"side": "nlpkit", "precision": info["precision"], "docs": len(train), "train_seconds": info["train_seconds"],
             "train_cpu_seconds": info["train_cpu_seconds"], "samples_per_s": len(train) / info["train_seconds"],
             "samples_per_cpu_s": len(train) / info["train_cpu_seconds"], "valid_micro_f1": info["best_valid_metric"],
             "peak_rss_mb": peak_rss_mb()}
@@ -170,7 +170,8 @@ def compare(args) -> dict:
     rounds = []
     base = [sys.executable, __file__, "side", "--model", str(args.model), "--docs", str(args.docs),
             "--valid-docs", str(args.valid_docs), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
-            "--max-length", str(args.max_length), "--seed", str(args.seed), "--threads", str(args.threads)]
+            "--max-length", str(args.max_length), "--seed", str(args.seed), "--threads", str(args.threads),
+            "--precision", args.precision]
     for r in range(args.rounds):
         # ABBA order: a load trend on the shared machine does not favour the side that runs first
         for side in (("nlpkit", "trainer") if r % 2 == 0 else ("trainer", "nlpkit")):
@@ -196,6 +197,7 @@ def compare(args) -> dict:
     summary["per_round_ratio_wall"] = [a["samples_per_s"] / b["samples_per_s"] for a, b in pairs]
     summary["per_round_ratio_cpu"] = [a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs]
     return {"mode": "compare", "model": str(args.model), "docs": args.docs, "max_length": args.max_length,
+            "precision": args.precision,
             "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads, "rounds": rounds, "summary": summary}
 
 
@@ -248,6 +250,7 @@ def main(argv=None) -> int:
     ap.add_argument("--evals-per-epoch", type=int, default=1)
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", default="auto", help="nlpkit side: auto (bf16 where the CPU has it), fp32, bf16")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)

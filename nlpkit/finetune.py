@@ -470,5 +470,7 @@ def validate_options(params: dict) -> None:
         raise ConfigError(f"--time-budget must be a positive number of seconds, got {params['time_budget']!r}.")
     if params.get("device") not in ("auto", "cpu", "cuda") and not str(params.get("device", "")).startswith("cuda:"):
         raise ConfigError(f"--device must be auto, cpu or cuda, got {params.get('device')!r}.")
+    if params.get("precision", "auto") not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, got {params.get('precision')!r}.")
     if params.get("model") in (None, ""):
         raise ConfigError("no checkpoint given: pass model=<folder> (CLI: --model DIR).")

@@ -239,7 +239,8 @@ def test_bad_options_are_rejected_before_any_work(tiny_ckpt):
     for bad, fragment in [(dict(long_text="middle"), "--long-text"), (dict(pool="sum", long_text="chunks"), "--pool"),
                           (dict(chunk_stride=8), "only applies"), (dict(layer_decay=1.5), "--layer-decay"),
                           (dict(warmup=1.0), "--warmup"), (dict(epochs=0), "epochs"), (dict(lr=-1.0), "--lr"),
-                          (dict(long_text="chunks", chunk_stride=500, max_length=64), "--chunk-stride")]:
+                          (dict(long_text="chunks", chunk_stride=500, max_length=64), "--chunk-stride"),
+                          (dict(precision="fp16"), "--precision")]:
         with pytest.raises(ConfigError, match=fragment):
             TransformerClassifier(model=str(tiny_ckpt), **bad)
     with pytest.raises(ConfigError, match="unknown parameter"):
@@ -305,6 +306,23 @@ def test_same_seed_same_scores_other_seed_other_scores(tiny_ckpt):
     c = _fit(tiny_ckpt, train, valid, seed=6).predict_proba(test.texts)
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_precision_auto_follows_the_device_and_is_recorded(tiny_ckpt, monkeypatch):
+    from nlpkit.pretrain import train as pretrain_train
+
+    train, valid, test = agnews_parts(n_train=16, n_valid=8, n_test=8)
+    fp32 = _fit(tiny_ckpt, train, valid, precision="fp32")
+    assert fp32.fit_info()["precision"] == "fp32"
+    monkeypatch.setattr(pretrain_train, "cpu_has_native_bf16", lambda: True)
+    bf16 = _fit(tiny_ckpt, train, valid)  # auto, on a CPU said to compute bf16 natively
+    assert bf16.fit_info()["precision"] == "bf16"
+    a, b = fp32.predict_proba(test.texts), bf16.predict_proba(test.texts)
+    assert not np.array_equal(a, b) and np.allclose(a, b, atol=0.05)  # bf16 matmuls, close to fp32
+    monkeypatch.setattr(pretrain_train, "cpu_has_native_bf16", lambda: False)
+    assert _fit(tiny_ckpt, train, valid).fit_info()["precision"] == "fp32"
+    with pytest.raises(ConfigError, match="no native bf16"):
+        _fit(tiny_ckpt, train, valid, precision="bf16")
 
 
 def test_head_with_another_number_of_labels_is_reinitialised_with_a_warning(tmp_path):

@@ -32,6 +32,7 @@ def finetune_cmd(
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Stop training after this many seconds (the best checkpoint is kept).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch. Default: torch's choice.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the GPU/CPU does bf16 natively), fp32 or bf16.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed for the head's initial weights, dropout, batch order and valid carving.")] = 0,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
@@ -46,7 +47,8 @@ def finetune_cmd(
         options = dict(epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
                        long_text=long_text, chunk_stride=chunk_stride, max_chunks=max_chunks, pool=pool,
                        pos_weight=pos_weight, layer_decay=layer_decay, warmup=warmup, patience=patience,
-                       evals_per_epoch=evals_per_epoch, time_budget=time_budget, threads=threads, device=device)
+                       evals_per_epoch=evals_per_epoch, time_budget=time_budget, threads=threads, device=device,
+                       precision=precision)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name)

@@ -80,6 +80,10 @@ class TransformerClassifier(Classifier):
         "throughput_docs": THROUGHPUT_DOCS,  # docs timed after fit for the CPU speed figures; 0 = skip
         "threads": None,          # torch CPU threads; None = torch's default
         "device": "auto",         # auto | cpu | cuda
+        # auto: bf16 autocast where the device computes bf16 natively (CUDA with bf16; CPUs with
+        # AVX512-BF16 or AMX, where a MiniLM training step ran 2.2x faster than in fp32), else fp32.
+        # Weights and optimizer state stay fp32 (mixed precision), as in pretraining.
+        "precision": "auto",      # auto | fp32 | bf16
         "seed": 0,
     }
 
@@ -116,13 +120,15 @@ class TransformerClassifier(Classifier):
         return 0
 
     def _autocast(self, device):
-        import contextlib
+        """The autocast context for ``precision`` on ``device`` (see ``param_defaults``)."""
+        from nlpkit.pretrain.train import autocast_for
 
-        import torch
+        return autocast_for(self.params["precision"], device)[0]
 
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _precision(self, device) -> str:
+        from nlpkit.pretrain.train import autocast_for
+
+        return autocast_for(self.params["precision"], device)[1]
 
     def _load_pretrained(self, label_names: list[str], task: str):
         """Tokenizer + classification model from the checkpoint; warns if the head is replaced."""
@@ -299,7 +305,7 @@ class TransformerClassifier(Classifier):
         self.model_ = model
         self.train_info_ = {
             "steps": step, "total_steps_planned": total_steps, "warmup_steps": warmup_steps,
-            "world_size": dist.world_size, "device": device.type,
+            "world_size": dist.world_size, "device": device.type, "precision": self._precision(device),
             "best_step": best_step if best_state is not None else step,
             "best_valid_metric": best_metric if best_state is not None else None,
             "valid_metric_name": ("micro_f1 (tuned rule)" if multi else "accuracy") if enc_valid is not None else None,

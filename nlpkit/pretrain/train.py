@@ -17,6 +17,8 @@ rank reads a disjoint slice of every global batch, only rank 0 logs and writes f
 
 from __future__ import annotations
 
+import functools
+
 import json
 import math
 import os
@@ -186,6 +188,7 @@ def lr_at(cfg: PretrainConfig, step: int, progress: float) -> float:
 
 # --- precision ----------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with bf16 dot-product instructions (AVX512-BF16, AMX), where oneDNN runs bf16
     matmuls about twice as fast as fp32 (measured 2.3x on a mini model, see docs)."""
