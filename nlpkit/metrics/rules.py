@@ -398,7 +398,9 @@ def _fit_inputs(y, scores) -> tuple[np.ndarray, np.ndarray]:
 # documents overfit it. On dev parts carved from train (never test), global beat per-label for
 # every baseline on Reuters-21578 (tfidf-lr 0.883 vs 0.878 micro-F1, fastText 0.825 vs 0.816,
 # word2vec 0.819 vs 0.798) and on the cooking tags (tfidf-lr 0.515 vs 0.481, fastText 0.426 vs
-# 0.238). Per-label thresholds stay one option away (strategy "per-label").
+# 0.238). With far more tuning documents it still holds: on the 7,770 out-of-fold scores of a Reuters
+# tf-idf cross-fit, rules tuned on one half and scored on the other gave micro-F1 0.901 (global) vs
+# 0.894 (per-label), three random halvings. Per-label thresholds stay one option away ("per-label").
 MULTI_STRATEGIES: dict[str, Callable[[bool], DecisionRule]] = {
     "auto": lambda at_least_one: GlobalThreshold(at_least_one=at_least_one),
     "per-label": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),
