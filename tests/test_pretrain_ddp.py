@@ -40,7 +40,7 @@ def _worker(rank: int, world: int, port: int, corpus: str, out: str, dump: str) 
 def test_two_gloo_processes_match_one_process_with_double_accumulation(tmp_path, runs_dir):
     corpus = tmp_path / "docs.txt"
     with open(REPO / "data" / "reuters_sample.jsonl", encoding="utf-8") as fh:
-        corpus.write_text("\n".join(" ".join(json.loads(l)["text"].split()) for _, l in zip(range(300), fh)) + "\n")
+        corpus.write_text("\n".join(" ".join(json.loads(line)["text"].split()) for _, line in zip(range(300), fh)) + "\n")
     from nlpkit.pretrain.tokenizer import train_wordpiece
 
     train_wordpiece(corpus.read_text(encoding="utf-8").splitlines(), 600).save_pretrained(tmp_path / "tok")
