@@ -378,8 +378,8 @@ def _repair_presence(st: _State, n_labels: int, col_rank: np.ndarray, by_cost: b
     At order 2 (``by_cost``) both documents are instead the ones whose move costs the objective
     least (``_State.doc_move_cost``), and presence is asked of the first ``n_parts`` parts only:
     the requested ones, not the rest left out of a split whose sizes add up to less than all
-    documents (split_quality's FLZ_avoidable counts the requested parts only). Order 1 counts
-    the rest as a part, as it always has, so that its splits do not change.
+    documents (split_quality's FLZ_avoidable counts the requested parts only). Order 1 asks it of
+    the requested parts too; without a rest (every split the CLI makes) that is all parts.
     """
     p = st.p if n_parts is None else n_parts
     totals = st.count[:n_labels].sum(axis=1)
@@ -765,7 +765,7 @@ def _stratify(
     if pairs:
         st.set_objective(n_labels, LD_WEIGHT)
     if not pairs:
-        _repair_presence(st, n_labels, col_rank)
+        _repair_presence(st, n_labels, col_rank, n_parts=n_parts)
     else:  # a swap can make another hole fillable: repeat while holes get filled
         for _ in range(_REPAIR_TRIES):
             if _repair_presence(st, n_labels, col_rank, by_cost=True, n_parts=n_parts) == 0:
