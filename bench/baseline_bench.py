@@ -121,13 +121,10 @@ def _scores_to_eval(split, scores: np.ndarray) -> dict:
 
 
 def _full_train(split):
-    from nlpkit.data import Dataset
+    """train + valid in one Dataset: the peers train on both (they make no decision on valid)."""
+    from nlpkit.experiment import join_parts
 
-    tr, va = split.train, split.valid
-    import scipy.sparse as sp
-
-    return Dataset(ids=tr.ids + va.ids, texts=tr.texts + va.texts, y=sp.vstack([tr.y, va.y]).tocsr(),
-                   label_names=tr.label_names, task=tr.task, extra=None, source=None)
+    return join_parts(split.train, split.valid)
 
 
 def peer_tfidf_lr(split) -> tuple[np.ndarray, float]:
