@@ -143,9 +143,6 @@ class TfidfLogisticRegression(Classifier):
                                max_features=p["max_features"], lowercase=True))
         return params
 
-    def _fit_vectorizers(self, texts: Sequence[str], ngram_range: tuple[int, int]):
-        return self._fit_transform(texts, ngram_range)[0]
-
     def _fit_transform(self, texts: Sequence[str], ngram_range: tuple[int, int]):
         """Fit the vectorisers on ``texts``; returns ``(vectorizers, features of texts)`` in one pass."""
         import scipy.sparse as sp
