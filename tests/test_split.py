@@ -86,27 +86,31 @@ def test_every_label_with_enough_docs_in_every_part():
     assert S.split_quality(y, folds, 5)["FLZ_avoidable"] == 0
 
 
-def test_two_example_label_reaches_the_small_part():
-    # label 0 has two documents; the rest is noise. Counting remaining desired documents sends
-    # both to train (1.6 > 0.4, then 0.6 > 0.4); relative demand sends one to test.
+def _two_document_label() -> np.ndarray:
+    """Label 0 on documents 10 and 20 only; labels 1 and 2 alternate over all 100 documents."""
     y = np.zeros((100, 3), int)
     y[[10, 20], 0] = 1
     y[:, 1] = np.arange(100) % 2
     y[:, 2] = 1 - y[:, 1]
+    return y
+
+
+def test_two_example_label_reaches_the_small_part():
+    # Counting remaining desired documents sends both of label 0's documents to train (1.6 > 0.4,
+    # then 0.6 > 0.4); relative demand sends one to test.
+    y = _two_document_label()
     for seed in range(5):
         part = S.iterative_split(y, [0.8, 0.2], seed=seed)
         assert sorted(part[[10, 20]].tolist()) == [0, 1]
 
 
-def test_order2_label_reaches_every_requested_part_when_some_left_out():
+@pytest.mark.parametrize("order", [1, 2])
+def test_label_reaches_every_requested_part_when_some_left_out(order):
     # sizes 0.5 + 0.2 leave 30 % out: label 0's two documents belong in train and test, not in
     # the left-out rest (FLZ_avoidable counts the requested parts only)
-    y = np.zeros((100, 3), int)
-    y[[10, 20], 0] = 1
-    y[:, 1] = np.arange(100) % 2
-    y[:, 2] = 1 - y[:, 1]
+    y = _two_document_label()
     for seed in range(5):
-        part = S.iterative_split(y, [0.5, 0.2], order=2, seed=seed)
+        part = S.iterative_split(y, [0.5, 0.2], order=order, seed=seed)
         assert sorted(part[[10, 20]].tolist()) == [0, 1]
         assert np.bincount(part[part >= 0]).tolist() == [50, 20]
 
