@@ -81,7 +81,8 @@ class TransformerClassifier(Classifier):
         "threads": None,          # torch CPU threads; None = torch's default
         "device": "auto",         # auto | cpu | cuda
         # auto: bf16 autocast where the device computes bf16 natively (CUDA with bf16; CPUs with
-        # AVX512-BF16 or AMX, where MiniLM fine-tuned at 17.1 vs 7.2 samples/s in fp32, bench/finetune_bench.py), else fp32.
+        # AVX512-BF16 or AMX, where MiniLM fine-tuned at 17.1 samples/s vs 7.2 in fp32 in
+        # bench/finetune_bench.py), else fp32.
         # Weights and optimizer state stay fp32 (mixed precision), as in pretraining.
         "precision": "auto",      # auto | fp32 | bf16
         "seed": 0,
