@@ -98,7 +98,8 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
         config.setdefault("valid_carved_from_train", False)
 
     folds = cross_fit_folds(model, task, len(train) + len(valid))
-    unseen = labels_unseen_in_train(join_parts(train, valid) if folds else train, test)
+    data = join_parts(train, valid) if folds else None  # what a cross-fitted model learns from
+    unseen = labels_unseen_in_train(data if folds else train, test)
     if unseen:
         shown = ", ".join(unseen[:10]) + (" ..." if len(unseen) > 10 else "")
         notes.append(
@@ -119,7 +120,6 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
                 # Cross-fitting: out-of-fold scores of every train and valid document tune the rule,
                 # then the model is refitted on both. The valid part's own scores stay out-of-fold.
                 stage("cross-fit")
-                data = join_parts(train, valid)
                 fold_of = kfold(data.y, folds, seed=seed)
                 oof = _check_scores(model.cross_fit(data, fold_of, progress=fit_progress), len(data),
                                     len(label_names), model)

@@ -344,8 +344,10 @@ class TfidfLogisticRegression(Classifier):
                 oof[held[f]] = results[f]
             return oof, (vecs, *results[k]) if final else None
 
+        y_bool = y.toarray().astype(bool)
+
         def score(oof) -> float:
-            return best_global_threshold(y.toarray().astype(bool), oof, at_least_one)[1]
+            return best_global_threshold(y_bool, oof, at_least_one)[1]
 
         C, ngram_range = float(p["C"]), tuple(p["ngram_range"])
         if not p["tune"]:
