@@ -20,7 +20,9 @@ from nlpkit.models.word2vec import Word2VecClassifier, load_vectors, sniff_vecto
 
 FAST = {
     "tfidf-lr": lambda **kw: TfidfLogisticRegression(**kw),
-    "fasttext": lambda **kw: FastTextClassifier(dim=8, epoch=5, **kw),
+    # bigrams: on toy data fastText's unigram training diverges at random (word_ngrams="auto" is
+    # tested on the bundled samples below)
+    "fasttext": lambda **kw: FastTextClassifier(dim=8, epoch=5, word_ngrams=2, **kw),
     "word2vec": lambda **kw: Word2VecClassifier(vector_size=8, epochs=5, **kw),
 }
 FAMILIES = ["tfidf-lr", pytest.param("fasttext"), pytest.param("word2vec")]
@@ -115,6 +117,8 @@ def test_fasttext_training_texts_all_empty_is_a_clear_error():
     (TfidfLogisticRegression, {"class_weight": "heavy"}, "class_weight must be"),
     (FastTextClassifier, {"loss": "hinge"}, "loss must be"),
     (FastTextClassifier, {"dim": 0}, "dim must be >= 1"),
+    (FastTextClassifier, {"word_ngrams": 0}, "word_ngrams must be 'auto' or an integer >= 1"),
+    (FastTextClassifier, {"word_ngrams": "bigrams"}, "word_ngrams must be 'auto' or an integer >= 1"),
     (Word2VecClassifier, {"pooling": "max"}, "pooling must be one of"),
 ])
 def test_bad_parameters_rejected_up_front(cls, params, message):
@@ -310,22 +314,136 @@ def test_fasttext_autotune_that_overruns_falls_back_to_defaults(single_parts, mo
     # fastText's autotune retrains without a time bound after its search; nlpkit bounds it.
     from nlpkit.models import fasttext_clf
 
-    real = fasttext_clf._train_in_fresh_process
+    real = fasttext_clf._train_in_fresh_processes
     seen = []
 
-    def overrunning(args, out, timeout=None):
+    def overrunning(jobs):
+        ((args, out, timeout),) = jobs
         seen.append((sorted(k for k in args if k.startswith("autotune")), timeout))
         if "autotuneValidationFile" in args:
-            raise TimeoutError(f"fastText training did not finish within {timeout:g} s")
-        return real(args, out, timeout)
+            return [TimeoutError(f"fastText training did not finish within {timeout:g} s")]
+        return real(jobs)
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_process", overrunning)
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", overrunning)
     model = FastTextClassifier(tune=True, tune_seconds=2, seed=0).fit(single_parts["train"], single_parts["valid"])
     info = model.fit_info()
     assert seen[0][1] == fasttext_clf._autotune_timeout(2) and seen[1] == ([], None)
     assert info["autotuned"] is False
     assert any("did not finish within" in w for w in info["warnings"])
     assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)
+
+
+@pytest.fixture
+def reuters_parts(data_dir):
+    """Train and valid parts of the bundled Reuters sample (multi-label, real text)."""
+    from nlpkit.experiment import carve_valid
+
+    train, valid = carve_valid(_reuters_data(data_dir), fraction=0.25, seed=0)
+    return {"train": train, "valid": valid}
+
+
+def test_fasttext_word_ngrams_auto_trains_both_and_records_the_choice(reuters_parts):
+    parts = reuters_parts
+    model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])
+    choice = model.fit_info()["word_ngrams_choice"]
+    assert choice["metric"] == "micro_f1" and choice["reference"] == 2 and sorted(choice["valid"]) == ["1", "2"]
+    lo, hi = choice["difference_interval_68"]["1"]
+    assert lo <= choice["valid"]["1"] - choice["valid"]["2"] <= hi
+    assert choice["chosen"] == (1 if lo > 0 else 2) == model.fit_info()["word_ngrams"]
+    assert model.model_.f.getArgs().wordNgrams == choice["chosen"]
+    again = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])  # same seed, same model
+    assert again.fit_info()["word_ngrams_choice"] == choice
+    np.testing.assert_array_equal(again.predict_proba(parts["valid"].texts), model.predict_proba(parts["valid"].texts))
+
+
+@pytest.mark.parametrize("unigram_accuracy, chosen", [(0.95, 1), (0.81, 2), (0.70, 2)])
+def test_fasttext_unigrams_replace_bigrams_only_when_clearly_better_on_valid(unigram_accuracy, chosen, monkeypatch):
+    # 400 validation documents, 2 classes; bigrams are right on 80 %. A 1-point lead is noise on
+    # 400 documents (standard error of the difference ~2 points), a 15-point lead is not.
+    n = 400
+    labels = ["a", "b"] * (n // 2)
+    valid = make_dataset([f"doc {i}" for i in range(n)], labels, task="single", label_names=["a", "b"])
+    truth = np.array([0, 1] * (n // 2))
+    rng = np.random.default_rng(0)
+
+    def scores_right_on(share):
+        right = np.zeros(n, dtype=bool)
+        right[rng.permutation(n)[: int(round(share * n))]] = True
+        predicted = np.where(right, truth, 1 - truth)
+        return np.eye(2)[predicted] * 0.8 + 0.1
+
+    fake = {"bigrams": scores_right_on(0.80), "unigrams": scores_right_on(unigram_accuracy)}
+    monkeypatch.setattr(FastTextClassifier, "_scores", lambda self, model, texts: fake[model])
+    model = FastTextClassifier(seed=0)
+    model.task_ = "single"
+    (kept, args), choice = model._choose_ngrams([("bigrams", {"wordNgrams": 2}), ("unigrams", {"wordNgrams": 1})], valid)
+    assert choice["valid"] == {"2": 0.8, "1": unigram_accuracy}
+    assert choice["chosen"] == chosen == args["wordNgrams"]
+    assert kept == ("unigrams" if chosen == 1 else "bigrams")
+
+
+def test_fasttext_word_ngrams_without_valid_or_fixed_trains_one_model(multi_parts, monkeypatch):
+    from nlpkit.models import fasttext_clf
+
+    real = fasttext_clf._train_in_fresh_processes
+    batches = []
+
+    def spy(jobs):
+        batches.append([args["wordNgrams"] for args, _out, _timeout in jobs])
+        return real(jobs)
+
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
+    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0).fit(multi_parts["train"])
+    fixed = FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3).fit(multi_parts["train"], multi_parts["valid"])
+    assert batches == [[2], [3]]
+    assert no_valid.fit_info()["word_ngrams_choice"] is None and no_valid.fit_info()["word_ngrams"] == 2
+    assert fixed.fit_info()["word_ngrams"] == 3
+
+
+def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reuters_parts, monkeypatch):
+    from nlpkit.models import fasttext_clf
+
+    real = fasttext_clf._train_in_fresh_processes
+    batches = []
+
+    def fail(jobs, which):
+        batches.append([(args["wordNgrams"], args["lr"]) for args, _out, _timeout in jobs])
+        return [RuntimeError("Encountered NaN.") if args["wordNgrams"] in which else real([(args, out, timeout)])[0]
+                for args, out, timeout in jobs]
+
+    # unigrams diverge, bigrams train: unigrams are dropped, not retried
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1}))
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
+    assert batches == [[(2, 0.4), (1, 0.4)]]
+    info = model.fit_info()
+    assert info["word_ngrams"] == 2 and info["word_ngrams_choice"] is None
+    assert "training with word n-grams 1 failed (Encountered NaN.); dropped it." in info["warnings"]
+
+    # both diverge at first: both are retried at half the rate
+    batches.clear()
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2} if len(batches) == 0 else set()))
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
+    assert batches == [[(2, 0.4), (1, 0.4)], [(2, 0.2), (1, 0.2)]]
+    assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 2
+    assert sorted(model.fit_info()["word_ngrams_choice"]["valid"]) == ["1", "2"]
+
+    # a candidate that keeps diverging is a clear error
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2}))
+    with pytest.raises(DataError, match="diverged even with lr 0.05; pass a smaller lr"):
+        FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
+
+
+def test_fasttext_parallel_trainings_report_each_outcome_in_order(tmp_path, multi_parts):
+    from nlpkit.models import fasttext_clf
+
+    train_file = tmp_path / "train.txt"
+    FastTextClassifier._write_examples(train_file, multi_parts["train"])
+    good = dict(input=str(train_file), dim=4, epoch=1, wordNgrams=2, thread=1, verbose=0)
+    bad = dict(good, loss="no-such-loss")
+    results = fasttext_clf._train_in_fresh_processes(
+        [(bad, tmp_path / "a.bin", None), (good, tmp_path / "b.bin", None)])
+    assert isinstance(results[0], RuntimeError) and "Unrecognized loss name" in str(results[0])
+    assert results[1].get_dimension() == 4
 
 
 # --- cross-fitting (multi-label tf-idf + LR) -----------------------------------------------------
