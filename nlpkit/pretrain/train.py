@@ -488,7 +488,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     tokens_per_step = cfg.batch_size * cfg.grad_accum * dist.world * cfg.max_length
     say(f"model {cfg.arch} {cfg.layers}x{cfg.hidden} ({n_params / 1e6:.2f}M params), {len(blocks)} blocks of "
         f"{cfg.max_length}, global batch {cfg.batch_size}x{cfg.grad_accum}x{dist.world}, "
-        f"{total_steps if total_steps else '?'} steps, device {dist.device}, {precision}")
+        f"{f'{total_steps} steps' if total_steps else f'steps until the {cfg.time_budget:g} s budget'}, "
+        f"device {dist.device}, {precision}")
 
     def progress_at(step_: int, elapsed_: float) -> float:
         return step_ / total_steps if total_steps else elapsed_ / cfg.time_budget
