@@ -218,6 +218,22 @@ def test_resume_reaches_the_same_loss_as_an_uninterrupted_run(small_corpus, smal
         assert torch.allclose(a, b, atol=1e-6), name
 
 
+@pytest.mark.slow
+def test_compile_trains_like_eager_and_saves_plain_weights(small_corpus, small_tokenizer, tmp_path):
+    from safetensors.torch import load_file
+
+    eager = pretrain(micro_config(small_corpus, tmp_path / "eager", tokenizer=str(small_tokenizer), steps=4),
+                     record_run=False)
+    compiled = pretrain(micro_config(small_corpus, tmp_path / "compiled", tokenizer=str(small_tokenizer), steps=4,
+                                     compile=True), record_run=False)
+    # inductor fuses kernels, so the sums round differently: close, not equal
+    assert compiled.report["final_eval_loss"] == pytest.approx(eager.report["final_eval_loss"], rel=1e-3)
+    saved = load_file(tmp_path / "compiled" / "model.safetensors")
+    assert sorted(saved) == sorted(load_file(tmp_path / "eager" / "model.safetensors"))  # no "_orig_mod." prefix
+    for name, value in saved.items():
+        torch.testing.assert_close(value, compiled.model.state_dict()[name])
+
+
 def test_output_folder_loads_with_auto_classes_and_run_is_recorded(small_corpus, tmp_path, runs_dir):
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
