@@ -67,9 +67,10 @@ def test_json_output_and_compare_tokenizer(corpus, trained, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert summary["steps"] == 1
     ref = summary["tokenizer"]["reference"]
-    # same corpus and options: the same tokenizer up to frequency ties (broken in hash order)
+    # same corpus and options: the same tokenizer, so the same fertility
     assert ref["vocab_size"] == 600
-    assert ref["tokens_per_word"] == pytest.approx(summary["tokenizer"]["heldout"]["tokens_per_word"], rel=0.02)
+    ours = summary["tokenizer"]["heldout"]
+    assert {k: v for k, v in ref.items() if k != "path"} == {k: v for k, v in ours.items() if k in ref}
 
 
 def test_tokenizer_option_reuses_a_tokenizer(corpus, trained, tmp_path):

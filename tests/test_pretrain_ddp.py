@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 
 def _config(corpus: Path, out: Path, grad_accum: int) -> PretrainConfig:
-    # one tokenizer for both runs (WordPiece training may break ties differently per process)
+    # one tokenizer for both runs: trained once
     return PretrainConfig(corpus=str(corpus), out=str(out), size=None, layers=1, hidden=32, heads=2,
                           tokenizer=str(corpus.parent / "tok"), max_length=32, batch_size=2, grad_accum=grad_accum, steps=4,
                           eval_every=2, save_every=2, eval_blocks=8, threads=1)

@@ -50,14 +50,18 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
     alphabet = [chr(c) for c in range(33, 127)]
     if lowercase:
         alphabet = sorted(set(a.lower() for a in alphabet))
+    # The trainer numbers a word-continuing character ("##e") when it first meets it, walking the
+    # words in hash-map order, which changes from process to process; merges of equal frequency are
+    # then taken in the order of those numbers, so two trainings on one corpus could end with
+    # different pieces. Registering every "##c" up front, in sorted order, fixes the numbers.
+    continuations = _continuation_pieces(texts, tok.normalizer, tok.pre_tokenizer)
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                        special_tokens=list(SPECIAL_TOKENS), initial_alphabet=alphabet,
-                                        show_progress=False)
+                                        special_tokens=list(SPECIAL_TOKENS) + continuations,
+                                        initial_alphabet=alphabet, show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
     learnt = tok.get_vocab()
-    # The trainer breaks frequency ties in hash-map order, so ids differ from process to process
-    # (same pieces, different numbers).  WordPiece matching does not depend on ids: renumber the
-    # pieces in sorted order, specials first, so one seed gives one tokenizer and one model.
+    # WordPiece matching does not depend on ids: number the pieces in sorted order, specials
+    # first, so that the ids do not depend on the trainer's internals either.
     rest = sorted(p for p in learnt if p not in SPECIAL_TOKENS)
     vocab = {p: i for i, p in enumerate(list(SPECIAL_TOKENS) + rest)}
     if len(vocab) < 0.5 * vocab_size:
@@ -67,6 +71,22 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
         )
     return BertTokenizerFast(vocab=vocab, do_lower_case=lowercase, strip_accents=strip_accents,
                              model_max_length=1_000_000_000)
+
+
+def _continuation_pieces(texts: Sequence[str], normalizer, pre_tokenizer, prefix: str = "##") -> list[str]:
+    """``prefix + c``, sorted, for every character ``c`` of the normalised ``texts`` that can
+    continue a word (the pre-tokeniser keeps it inside "a{c}a"; punctuation it splits off cannot).
+
+    The normaliser (BERT's: cleaning, lower-casing, accent stripping) works character by character,
+    so it is applied to the distinct characters only: one pass over the corpus in C, not a Python
+    loop over every word.
+    """
+    raw: set[str] = set()
+    for text in texts:
+        raw.update(text)
+    chars = {c for r in raw for c in normalizer.normalize_str(r) if not c.isspace()}
+    inner = [c for c in chars if [w for w, _ in pre_tokenizer.pre_tokenize_str(f"a{c}a")] == [f"a{c}a"]]
+    return [prefix + c for c in sorted(inner)]
 
 
 def load_tokenizer(path: str | Path):
