@@ -234,7 +234,7 @@ def main(argv=None) -> int:
                 results.extend(rows)
                 quality = ("accuracy " if folds[0].task == "single" else "micro-F1 ") + f"{_mean(rows, 'accuracy' if folds[0].task == 'single' else 'micro_f1'):.4f}"
                 folds_used = rows[0].get("cross_fit")
-                extra = f" | rule tuned on {folds_used}-fold out-of-fold scores" if folds_used else ""
+                extra = f" | cross-fitted: {folds_used} folds over train + valid, then refitted on both" if folds_used else ""
                 print(f"{name:8s} {model:14s} {quality} macro-F1 {_mean(rows, 'macro_f1'):.4f} | fit+predict "
                       f"{_median(rows, 'fit_predict_seconds'):.1f} s (median of {len(rows)}), cpu {_median(rows, 'experiment_cpu_seconds'):.1f} s, "
                       f"load {_median(rows, 'load_before'):.1f}{extra}", flush=True)

@@ -53,7 +53,7 @@ def test_tune_records_the_choice(single_split, runs_dir):
     result = invoke(single_split.path, "-m", "tfidf-lr", "--tune", "--cv", "2", "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)[0]["fit_info"]
-    assert info["tuning"]["selected_by"] == "2-fold CV on train" and "C" in info
+    assert info["tuning"]["selected_by"] == "2-fold cross-fit on train + valid" and "C" in info
 
 
 def test_single_class_training_data_warns_and_predicts_it(make_split):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset
+from nlpkit.data import read_dataset
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models import load_model
 from nlpkit.models.fasttext_clf import FastTextClassifier, epochs_for
@@ -478,6 +479,40 @@ def test_tfidf_cross_fit_scores_are_out_of_fold_and_final_fit_uses_everything(da
     assert info["folds"] == 3 and info["documents"] == len(data) and 0 < info["out_of_fold_micro_f1"] <= 1
 
 
+def test_tfidf_single_label_cross_fit_scores_out_of_fold_and_refits_on_everything(data_dir):
+    from nlpkit.split import kfold
+
+    data = read_dataset(data_dir / "agnews_sample.jsonl")
+    fold_of = kfold(data.y, 3, seed=0)
+    model = TfidfLogisticRegression()
+    oof = model.cross_fit(data, fold_of)
+    assert oof.shape == (len(data), 4)
+    np.testing.assert_allclose(oof.sum(axis=1), 1.0)  # softmax rows
+    X = model._transform(model.vectorizers_, data.texts)
+    held, rest = np.flatnonzero(fold_of == 2), np.flatnonzero(fold_of != 2)
+    W, b, _ = model._fit_linear(X[rest], data.y[rest], model.fit_info()["C"])
+    np.testing.assert_allclose(oof[held], model._scores(X[held], W, b), rtol=1e-6, atol=1e-9)
+    W, b, _ = model._fit_linear(X, data.y, model.fit_info()["C"])  # the final model saw every document
+    np.testing.assert_allclose(model.predict_proba(data.texts), model._scores(X, W, b), rtol=1e-5, atol=1e-6)
+    truth = np.asarray(data.y.argmax(axis=1)).ravel()
+    accuracy = float((oof.argmax(axis=1) == truth).mean())
+    assert model.fit_info()["cross_fit"]["out_of_fold_accuracy"] == pytest.approx(accuracy, abs=1e-3)
+    assert accuracy < float((model.predict_proba(data.texts).argmax(axis=1) == truth).mean())
+
+
+def test_tfidf_single_label_cross_fit_tune_selects_by_out_of_fold_accuracy(data_dir):
+    from nlpkit.split import kfold
+
+    data = read_dataset(data_dir / "agnews_sample.jsonl")
+    model = TfidfLogisticRegression(tune=True, grid_C=(0.01, 100.0))
+    model.cross_fit(data, kfold(data.y, 3, seed=0))
+    tuning = model.fit_info()["tuning"]
+    assert tuning["metric"] == "out-of-fold accuracy"
+    results = {(r["C"], tuple(r["ngram_range"])): r["score"] for r in tuning["results"]}
+    assert len(results) == 3 and results[(100.0, (1, 2))] > results[(0.01, (1, 2))]  # C 0.01: barely fits
+    assert results[(model.fit_info()["C"], tuple(model.fit_info()["ngram_range"]))] == max(results.values())
+
+
 def test_tfidf_worker_processes_give_the_same_weights_as_one_process(data_dir, monkeypatch):
     from nlpkit.models import tfidf_lr
 
@@ -514,7 +549,8 @@ def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
 
 def test_tfidf_cross_fit_folds_by_task_and_options():
     assert TfidfLogisticRegression().cross_fit_folds("multi") == 3
-    assert TfidfLogisticRegression().cross_fit_folds("single") == 0  # argmax: nothing to tune
+    assert TfidfLogisticRegression().cross_fit_folds("single") == 3  # the refit on train + valid
+    assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("single") == 0
     assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("multi") == 0
     assert TfidfLogisticRegression(tune=True, cv=4).cross_fit_folds("multi") == 4
     for bad in ({"cross_fit": 1}, {"cross_fit": -2}, {"n_jobs": 0}, {"tol": 0}):
