@@ -42,6 +42,18 @@ def test_table_lists_every_default_model(single_split, runs_dir):
     assert {json.loads((p / "run.json").read_text())["seed"] for p in runs} == {3}
 
 
+def test_piped_table_keeps_each_row_on_one_line(multi_split, runs_dir, monkeypatch):
+    # rich assumes 80 columns when stdout is not a terminal and would wrap the run names
+    from nlpkit.cli import _common
+
+    monkeypatch.setattr(_common, "_out_console", None)
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke(multi_split.path, "-m", "majority")
+    assert result.exit_code == 0, result.output
+    run = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
+    assert any("majority" in line and run in line for line in result.stdout.splitlines()), result.stdout
+
+
 def test_rule_option_reaches_the_run(multi_split, runs_dir):
     result = invoke(multi_split.path, "-m", "tfidf-lr", "--rule", "global", "--json")
     assert result.exit_code == 0, result.output

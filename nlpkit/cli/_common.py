@@ -16,13 +16,20 @@ _out_console = None
 _err_console = None
 
 
+# Width of tables when stdout is a file or a pipe: rich assumes 80 columns there and wraps or
+# truncates every cell; a table is only as wide as its content, so this is a ceiling, not padding.
+PIPED_WIDTH = 200
+
+
 def out():
-    """Rich console on stdout, for results."""
+    """Rich console on stdout, for results (at least ``PIPED_WIDTH`` wide when piped)."""
     global _out_console
     if _out_console is None:
         from rich.console import Console
 
         _out_console = Console(soft_wrap=True)
+        if not _out_console.is_terminal:
+            _out_console = Console(soft_wrap=True, width=max(_out_console.width, PIPED_WIDTH))
     return _out_console
 
 

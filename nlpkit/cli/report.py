@@ -61,12 +61,6 @@ def _print_table(report: dict, html_path: Path) -> None:
     from nlpkit.report import leaderboard_table
 
     console = out()
-    if not console.is_terminal:
-        # Piped or captured output has no width (rich assumes 80): give the table room instead of
-        # truncating every cell to "…".
-        from rich.console import Console
-
-        console = Console(soft_wrap=True, width=max(console.width, 200))
     console.print(leaderboard_table(report))
     for line in report["verdicts"] or ["Only one run: nothing to compare yet."]:
         console.print(f"• {line}", markup=False, highlight=False)
