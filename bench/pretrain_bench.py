@@ -1,9 +1,8 @@
 """nlpkit pretrain vs the run_mlm.py way (HF Trainer + DataCollatorForLanguageModeling), same model and data.
 
 Both sides train the same BERT config (preset dims, vocabulary, max length), on the same packed
-blocks of the same corpus with the same tokenizer (trained once, passed to nlpkit as --tokenizer:
-WordPiece training breaks frequency ties in hash order, so two trainings can differ in a few pieces), batch size, learning rate and schedule, for a
-fixed number of steps.  Each repeat runs each side in a fresh subprocess (clean peak-memory
+blocks of the same corpus with the same tokenizer (trained once, passed to nlpkit as --tokenizer),
+batch size, learning rate and schedule, for a fixed number of steps.  Each repeat runs each side in a fresh subprocess (clean peak-memory
 figures), alternating which side goes first, so that machine load hits both alike; medians are
 reported.  Throughput is measured over the steps after the first ``--skip`` (warm-up excluded) on
 both sides; the final held-out MLM loss of both models is measured by the same function on the
