@@ -122,6 +122,30 @@ def summarize(run) -> dict[str, Any]:
         "fit_seconds": timings.get("fit_seconds"),
         "predict_docs_per_s": timings.get("predict_docs_per_s"),
         "model_size_bytes": run.info.get("model_size_bytes"),
+        "fold": (run.info.get("data") or {}).get("fold"),
         "fit_info": run.info.get("fit_info") or {},
         "run": str(run.path),
     }
+
+
+def cross_validation_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model, over the folds of a k-fold split: mean and sample standard deviation of the
+    headline metric (accuracy for single-label data, else micro-F1) and of macro-F1, the per-fold
+    values in fold order, and the mean fit time. ``rows`` are :func:`summarize` rows."""
+    import statistics
+
+    out: list[dict[str, Any]] = []
+    for name in dict.fromkeys(r["model"] for r in rows):
+        mine = sorted((r for r in rows if r["model"] == name), key=lambda r: r["fold"])
+        key = "accuracy" if mine[0]["task"] == "single" else "micro_f1"
+
+        def spread(values: list[float]) -> tuple[float, float | None]:
+            return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+        mean, sd = spread([r[key] for r in mine])
+        macro_mean, macro_sd = spread([r["macro_f1"] for r in mine])
+        out.append({"model": name, "task": mine[0]["task"], "metric": key, "folds": [r["fold"] for r in mine],
+                    "mean": mean, "sd": sd, "per_fold": [r[key] for r in mine],
+                    "macro_f1_mean": macro_mean, "macro_f1_sd": macro_sd,
+                    "fit_seconds_mean": statistics.fmean(r["fit_seconds"] or 0.0 for r in mine)})
+    return out

@@ -995,6 +995,55 @@ class Split:
         return test.fingerprint() if test is not None else None
 
 
+def join_datasets(*parts: Dataset) -> Dataset:
+    """One Dataset holding ``parts`` in order (same label space; extra columns are not kept)."""
+    first = parts[0]
+    return Dataset(ids=[i for p in parts for i in p.ids], texts=[t for p in parts for t in p.texts],
+                   y=sp.vstack([p.y for p in parts]).tocsr(), label_names=list(first.label_names),
+                   task=first.task, extra=None, source=first.source)
+
+
+def fold_split(split: Split, fold: int) -> Split:
+    """Fold ``fold`` of a k-fold split as a train/test split that experiments can run on.
+
+    Without a held-out test part (``nlpkit split --folds K``), fold ``fold`` is the test part and
+    the other folds are train (cross-validation: valid is carved from train as usual). With one
+    (``--folds K --test-size ...``), fold ``fold`` is valid, the other folds train, and the test
+    part stays the test part. The view has its own fingerprint, so runs on different folds are
+    never compared with one another.
+    """
+    folds = split.folds
+    if not folds:
+        raise ConfigError(f"--fold applies to a k-fold split (made with `nlpkit split --folds K`); "
+                          f"{split.path} has parts {', '.join(sorted(split.parts))}.")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < len(folds):
+        raise ConfigError(f"--fold {fold} is out of range: {split.path} has folds 0..{len(folds) - 1}.")
+    train = join_datasets(*(f for i, f in enumerate(folds) if i != fold))
+    held = "valid" if split.test is not None else "test"
+    parts = {"train": train, held: folds[fold]}
+    old_info = split.manifest.get("parts") or {}
+    info = {"train": {"n_docs": len(train), "folds": [f"fold{i}" for i in range(len(folds)) if i != fold]},
+            held: old_info.get(f"fold{fold}", {})}
+    if split.test is not None:
+        parts["test"], info["test"] = split.test, old_info.get("test", {})
+    fingerprints = {name: ds.fingerprint() for name, ds in parts.items()}
+    manifest = {**split.manifest, "fold": fold, "parts": info,
+                "split_sha256": _split_sha256({**fingerprints, "fold": str(fold), "of": split.fingerprint})}
+    return Split(path=split.path, manifest=manifest, parts=parts, label_names=list(split.label_names),
+                 task=split.task)
+
+
+def load_experiment_split(path, fold: int | None = None, *, option: str = "--fold") -> Split:
+    """The split an experiment runs on: the folder itself, or fold ``fold`` of a k-fold split
+    (:func:`fold_split`). A k-fold split without ``fold`` is a ConfigError naming ``option``."""
+    split = load_split(path)
+    if fold is not None:
+        return fold_split(split, fold)
+    if split.folds:
+        raise ConfigError(f"{path} is a k-fold split: choose a fold with {option} N (0..{len(split.folds) - 1}).")
+    return split
+
+
 def _split_sha256(fingerprints: dict[str, str]) -> str:
     # Part names are included so that swapping train and test changes the hash.
     payload = "\n".join(sorted(f"{name}:{fp}" for name, fp in fingerprints.items()))

@@ -75,8 +75,8 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     if train is None:
         if getattr(split, "folds", None):
             raise DataError(
-                f"split {split.path} has {len(split.folds)} folds but no train part; experiments need a "
-                f"train/test split: re-create it with `nlpkit split` without --folds."
+                f"split {split.path} has {len(split.folds)} folds but no train part; run on one fold "
+                f"(`--fold N` on the command line, nlpkit.data.fold_split in Python)."
             )
         raise DataError(f"split {split.path} has no train part; re-create it with `nlpkit split`.")
     if test is None:
@@ -216,15 +216,10 @@ def cross_fit_folds(model, task: str, n_docs: int) -> int:
 
 
 def join_parts(*parts):
-    """One Dataset holding ``parts`` in order (same label space; extra columns are not kept)."""
-    import scipy.sparse as sp
+    """One Dataset holding ``parts`` in order (see :func:`nlpkit.data.join_datasets`)."""
+    from nlpkit.data import join_datasets
 
-    from nlpkit.data import Dataset
-
-    first = parts[0]
-    return Dataset(ids=[i for p in parts for i in p.ids], texts=[t for p in parts for t in p.texts],
-                   y=sp.vstack([p.y for p in parts]).tocsr(), label_names=list(first.label_names),
-                   task=first.task, extra=None, source=first.source)
+    return join_datasets(*parts)
 
 
 def labels_unseen_in_train(train, test) -> list[str]:
@@ -248,6 +243,7 @@ def data_info(split, **sizes: int) -> dict[str, Any]:
         "test_file_sha256": (parts.get("test") or {}).get("sha256"),
         "label_names": list(split.label_names),
         "task": split.task,
+        "fold": manifest.get("fold"),  # the fold of a k-fold split (nlpkit.data.fold_split), else None
         **sizes,
     }
 

@@ -359,7 +359,8 @@ def init_distributed(device_type: str) -> DistInfo:
 
 def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed: int = 0,
              runs_dir: str | os.PathLike | None = None, name: str | None = None,
-             rule_strategy: str = "auto", progress=None, stage=None, **options: Any) -> "Run | None":
+             rule_strategy: str = "auto", progress=None, stage=None, fold: int | None = None,
+             **options: Any) -> "Run | None":
     """Fine-tune a local checkpoint on a split and record a scored run (like every baseline).
 
     Parameters
@@ -369,6 +370,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     seed : seeds weight initialisation of the head, dropout and batch order.
     runs_dir : the runs registry (default ``$NLPKIT_RUNS_DIR`` or ``./runs``).
     name : optional label stored in ``run.json`` as ``config.name``.
+    fold : for a k-fold split, the fold to run on (see :func:`nlpkit.data.fold_split`).
     progress : optional ``rich.progress.Progress``; fine-tuning adds a task to it and advances it.
     stage : optional ``callable(stage_name)`` told when each experiment stage starts.
     options : :class:`~nlpkit.models.transformer.TransformerClassifier` parameters
@@ -382,14 +384,14 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     import shutil
     import tempfile
 
-    from nlpkit.data import load_split
+    from nlpkit.data import load_experiment_split
     from nlpkit.experiment import run_experiment
     from nlpkit.models.transformer import TransformerClassifier
 
     check_checkpoint_dir(model_dir)
     if "max_length" in options:
         check_max_length(model_dir, int(options["max_length"]))
-    split = load_split(split_dir)
+    split = load_experiment_split(split_dir, fold)
     model = TransformerClassifier(model=str(model_dir), seed=seed, **options)
     config = {"split_dir": str(split_dir), **model.get_params()}
     if name:

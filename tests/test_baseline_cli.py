@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,61 @@ def test_piped_table_keeps_each_row_on_one_line(multi_split, runs_dir, monkeypat
     assert result.exit_code == 0, result.output
     run = next(p.name for p in runs_dir.iterdir() if not p.name.startswith("."))
     assert any("majority" in line and run in line for line in result.stdout.splitlines()), result.stdout
+
+
+@pytest.fixture
+def kfold_split(make_split, data_dir):
+    from nlpkit.data import read_dataset
+
+    ds = read_dataset(data_dir / "agnews_sample.jsonl")
+    idx = np.arange(600)
+    return make_split({f"fold{k}": ds.subset(idx[k::3]) for k in range(3)}, "kfold")
+
+
+def test_kfold_split_runs_every_fold_and_reports_mean_and_spread(kfold_split, runs_dir):
+    result = invoke(kfold_split.path, "-m", "majority", "-m", "tfidf-lr", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["model"], r["fold"]) for r in rows] == [(m, k) for k in range(3) for m in ("majority", "tfidf-lr")]
+    for r in rows:  # fold k is the test part of its runs
+        data = json.loads((Path(r["run"]) / "run.json").read_text())["data"]
+        assert data["fold"] == r["fold"] and data["n_test"] == 200
+    from nlpkit.baseline import cross_validation_summary
+
+    summary = {s["model"]: s for s in cross_validation_summary(rows)}
+    tfidf = [r["accuracy"] for r in rows if r["model"] == "tfidf-lr"]
+    assert summary["tfidf-lr"]["per_fold"] == tfidf and summary["tfidf-lr"]["mean"] == pytest.approx(np.mean(tfidf))
+    assert summary["tfidf-lr"]["sd"] == pytest.approx(np.std(tfidf, ddof=1))
+    table = invoke(kfold_split.path, "-m", "majority")
+    assert table.exit_code == 0, table.output
+    assert "3-fold cross-validation" in table.stdout and "±" in table.stdout
+
+
+def test_kfold_fold_option_runs_one_fold_and_report_compares_that_fold(kfold_split, runs_dir, tmp_path):
+    result = invoke(kfold_split.path, "-m", "majority", "-m", "tfidf-lr", "--fold", "1", "--json")
+    assert result.exit_code == 0, result.output
+    assert {r["fold"] for r in json.loads(result.stdout)} == {1}
+    assert invoke(kfold_split.path, "-m", "majority", "--fold", "2").exit_code == 0  # another fold, not compared
+    report = runner.invoke(app, ["report", str(kfold_split.path), "--fold", "1", "--format", "json",
+                                 "--out", str(tmp_path / "r"), "--n-boot", "50", "--n-perm", "50"])
+    assert report.exit_code == 0, report.output
+    body = json.loads(report.stdout)
+    assert body["split"]["fold"] == 1 and body["split"]["n_test"] == 200
+    assert sorted(r["name"].split("-", 2)[2].rsplit("-", 1)[0] for r in body["rows"]) == ["majority", "tfidf-lr"]
+    whole = runner.invoke(app, ["report", str(kfold_split.path)])
+    assert whole.exit_code == 1 and "is a k-fold split: choose a fold with --fold N (0..2)" in whole.stderr
+
+
+@pytest.mark.parametrize("fold, fragment", [("3", "--fold 3 is out of range"), ("-1", "--fold -1 is out of range")])
+def test_kfold_bad_fold_is_a_one_line_error(kfold_split, runs_dir, fold, fragment):
+    result = invoke(kfold_split.path, "-m", "majority", "--fold", fold)
+    assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
+    assert not runs_dir.exists() or not any(p for p in runs_dir.iterdir() if not p.name.startswith("."))
+
+
+def test_fold_option_on_a_plain_split_is_an_error(single_split, runs_dir):
+    result = invoke(single_split.path, "-m", "majority", "--fold", "0")
+    assert result.exit_code == 1 and "--fold applies to a k-fold split" in result.stderr
 
 
 def test_rule_option_reaches_the_run(multi_split, runs_dir):

@@ -482,6 +482,42 @@ def test_kfold_split_needs_no_train(tmp_path, reuters):
     assert [len(f) for f in split.folds] == [len(idx[k::3]) for k in range(3)]
 
 
+def test_fold_split_rotates_the_folds_into_train_and_test(tmp_path, reuters):
+    from nlpkit.data import fold_split, load_experiment_split
+
+    idx = np.arange(len(reuters))
+    parts = {f"fold{k}": reuters.subset(idx[k::3]) for k in range(3)}
+    split = load_split(write_split(tmp_path / "s", parts, {"k": 3}).path)
+    views = [fold_split(split, k) for k in range(3)]
+    for k, view in enumerate(views):
+        assert sorted(view.parts) == ["test", "train"] and view.manifest["fold"] == k
+        assert view.test.ids == split.folds[k].ids
+        assert sorted(view.train.ids) == sorted(i for j, f in enumerate(split.folds) if j != k for i in f.ids)
+        assert view.manifest["parts"]["test"]["file"] == f"fold{k}.jsonl"
+    assert len({v.fingerprint for v in views} | {split.fingerprint}) == 4  # runs on different folds never mix
+    assert fold_split(split, 1).fingerprint == views[1].fingerprint  # ... and the same fold is the same split
+    with pytest.raises(ConfigError, match=r"--fold 3 is out of range: .* has folds 0..2"):
+        fold_split(split, 3)
+    with pytest.raises(ConfigError, match=r"is a k-fold split: choose a fold with --fold N \(0..2\)"):
+        load_experiment_split(split.path)
+    assert load_experiment_split(split.path, 2).fingerprint == views[2].fingerprint
+
+
+def test_fold_split_with_a_held_out_test_part_rotates_valid(tmp_path, reuters):
+    from nlpkit.data import fold_split
+
+    idx = np.arange(len(reuters))
+    parts = {"test": reuters.subset(idx[:100]), **{f"fold{k}": reuters.subset(idx[100:][k::2]) for k in range(2)}}
+    split = load_split(write_split(tmp_path / "s", parts, {}).path)
+    view = fold_split(split, 1)
+    assert view.valid.ids == split.folds[1].ids and view.train.ids == split.folds[0].ids
+    assert view.test.ids == split.test.ids and view.test_fingerprint == split.test_fingerprint
+    plain = load_split(write_split(tmp_path / "plain", {"train": reuters.subset(idx[100:]),
+                                                        "test": reuters.subset(idx[:100])}, {}).path)
+    with pytest.raises(ConfigError, match="--fold applies to a k-fold split"):
+        fold_split(plain, 0)
+
+
 def test_load_split_errors(tmp_path, reuters):
     with pytest.raises(DataError, match="split folder not found"):
         load_split(tmp_path / "nope")

@@ -174,6 +174,21 @@ def test_bad_split_folder_is_one_line_error(ckpt, tmp_path, runs_dir):
     assert no_runs(runs_dir)
 
 
+def test_kfold_split_needs_a_fold(ckpt, tmp_path, runs_dir):
+    from nlpkit.data import read_dataset, write_split
+
+    ds = read_dataset(REPO / "data" / "reuters_sample.jsonl")
+    idx = np.arange(60)
+    split = write_split(tmp_path / "kfold", {f"fold{k}": ds.subset(idx[k::2]) for k in range(2)}, {})
+    result = invoke(split.path, "--model", ckpt, *FAST)
+    assert result.exit_code == 1 and "is a k-fold split: choose a fold with --fold N (0..1)" in result.stderr
+    assert no_runs(runs_dir)
+    result = invoke(split.path, "--model", ckpt, *FAST, "--fold", "1", "--json")
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert json.loads((Path(run["path"]) / "run.json").read_text())["data"]["fold"] == 1
+
+
 def test_python_api_returns_the_run(ckpt, reuters_split, runs_dir):
     from nlpkit.finetune import finetune
 

@@ -16,7 +16,8 @@ import typer
 
 from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
 
-from nlpkit.baseline import BASELINE_MODELS, TUNABLE, baseline_config, run_baselines, summarize  # noqa: F401
+from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, cross_validation_summary,  # noqa: F401
+                             run_baselines, summarize)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -54,6 +55,26 @@ def results_table(rows: list[dict[str, Any]]):
     return table
 
 
+def cross_validation_table(summary: list[dict[str, Any]], n_folds: int):
+    from rich.table import Table
+
+    single = bool(summary) and summary[0]["task"] == "single"
+    table = Table(title=f"Baselines, {n_folds}-fold cross-validation (mean ± standard deviation over the folds)")
+    table.add_column("model")
+    table.add_column("accuracy" if single else "micro-F1", justify="right")
+    table.add_column("macro-F1", justify="right")
+    table.add_column("per fold", justify="right")
+    table.add_column("fit s", justify="right")
+
+    def pm(mean, sd) -> str:
+        return _fmt(mean) + ("" if sd is None else f" ± {sd:.4f}")
+
+    for r in summary:
+        table.add_row(r["model"], pm(r["mean"], r["sd"]), pm(r["macro_f1_mean"], r["macro_f1_sd"]),
+                      " ".join(_fmt(v, 3) for v in r["per_fold"]), _fmt(r["fit_seconds_mean"], 1))
+    return table
+
+
 def baseline_cmd(
     split_dir: Annotated[Path, typer.Argument(help="Split folder made by `nlpkit split`.", show_default=False)],
     model: Annotated[
@@ -70,6 +91,8 @@ def baseline_cmd(
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
     rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid (multi-label): auto (= global: one "
                                       "tuned threshold), per-label (global fallback), fixed (0.5), topK.")] = "auto",
+    fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: run on this fold only (0..K-1); by "
+                                                "default every fold, one run per model and fold.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $NLPKIT_RUNS_DIR or ./runs).",
                                                      show_default=False)] = None,
@@ -82,15 +105,25 @@ def baseline_cmd(
     valid give every document an out-of-fold score, the rule is tuned on all of them, and the model
     is refitted on train + valid. fastText and word2vec train with one thread, so results are
     reproducible.
+
+    On a k-fold split (`nlpkit split --folds K`) each fold in turn is the test part and the others
+    train (with a held-out test part: fold k is valid, the test part stays the test); the table
+    then gives each model's mean and standard deviation over the folds.
     """
     with cli_errors():
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed,
                                  rule=rule)
-        from nlpkit.data import load_split
+        from nlpkit.data import fold_split, load_split
 
         split = load_split(split_dir)
+        if fold is not None:
+            views = [fold_split(split, fold)]
+        elif split.folds:
+            views = [fold_split(split, k) for k in range(len(split.folds))]
+        else:
+            views = [split]
         shown: set[str] = set()
 
         def report_warnings(run) -> None:
@@ -102,14 +135,18 @@ def baseline_cmd(
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err(), transient=True, disable=not is_tty()) as progress:
-            runs = run_baselines(split, config, runs_root=runs_dir, progress=progress, on_run=report_warnings)
+            runs = [run for view in views
+                    for run in run_baselines(view, config, runs_root=runs_dir, progress=progress, on_run=report_warnings)]
         rows = [summarize(r) for r in runs]
         if as_json:
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        if len(views) > 1:
+            out().print(cross_validation_table(cross_validation_summary(rows), len(views)))
         else:
             out().print(results_table(rows))
-            if rows:
-                out().print(f"Runs in {Path(rows[0]['run']).parent}", highlight=False)
+        if rows:
+            out().print(f"Runs in {Path(rows[0]['run']).parent}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

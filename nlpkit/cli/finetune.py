@@ -36,6 +36,7 @@ def finetune_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed for the head's initial weights, dropout, batch order and valid carving.")] = 0,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: the fold to run on (0..K-1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Fine-tune MODEL on SPLIT_DIR, tune the decision rule on valid, score test, record a run.
@@ -51,7 +52,7 @@ def finetune_cmd(
                        precision=precision)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name)
+            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name, fold=fold)
     if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
         return
     # run_experiment records nlpkit's warnings in run.json; print those, plus any it did not keep
@@ -67,16 +68,16 @@ def _is_ours(w: warnings.WarningMessage) -> bool:
     return issubclass(w.category, FinetuneWarning)
 
 
-def _run(split_dir, model, options, *, seed, runs_dir, name):
+def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None):
     from nlpkit.finetune import dist_info, finetune
 
     if not is_tty() or not dist_info().is_main:
-        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, **options)
+        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, **options)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err(), transient=True) as progress:
-        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, progress=progress,
+        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, progress=progress,
                         stage=lambda s: progress.console.log(f"[dim]{s}[/dim]"), **options)
 
 

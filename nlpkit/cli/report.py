@@ -33,6 +33,8 @@ def report_cmd(
     n_perm: Annotated[int, typer.Option("--n-perm", help="Approximate-randomisation shuffles for p-values.")] = 10000,
     seed: Annotated[int, typer.Option("--seed", help="Seed for every resampling: same runs, same report.")] = 0,
     top_labels: Annotated[int, typer.Option("--top-labels", help="Labels per list in the per-label view.")] = 10,
+    fold: Annotated[int | None, typer.Option("--fold", help="k-fold split: compare the runs on this fold (0..K-1).",
+                                                show_default=False)] = None,
 ) -> None:
     """Compare every run on SPLIT_DIR with the baseline: intervals, p-values, per-label F1 and cost.
 
@@ -46,8 +48,9 @@ def report_cmd(
         from nlpkit.report import build_report, write_report
 
         report = build_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
-                              n_perm=n_perm, seed=seed, top_labels=top_labels)
-        paths = write_report(report, out_dir if out_dir is not None else split_dir / "report")
+                              n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold)
+        default_out = split_dir / ("report" if fold is None else f"report-fold{fold}")
+        paths = write_report(report, out_dir if out_dir is not None else default_out)
     for item in report["excluded"]:
         warn(f"not compared: {item['name']} ({item['reason']})")
     sys.stderr.flush()

@@ -285,6 +285,7 @@ def build_report(
     n_perm: int = 10000,
     seed: int = 0,
     top_labels: int = 10,
+    fold: int | None = None,
 ) -> dict:
     """Compare every classifier run on ``split_dir`` against a baseline.
 
@@ -298,6 +299,7 @@ def build_report(
     n_boot : bootstrap resamples for the 95 % intervals.
     n_perm : approximate-randomisation shuffles for the p-values.
     seed : one seed for every resampling, so the same runs give the same report.
+    fold : for a k-fold split, the fold whose runs are compared (:func:`nlpkit.data.fold_split`).
     top_labels : how many labels to show per list (most frequent, most different).
 
     Returns
@@ -313,7 +315,7 @@ def build_report(
         No runs for the split, unknown metric or baseline, a baseline from another split, or a run
         whose predictions do not match the test documents.
     """
-    from nlpkit.data import load_split
+    from nlpkit.data import fold_split, load_split
     from nlpkit.metrics import METRICS
     from nlpkit.runs import runs_root as _root
     from nlpkit.runs import to_jsonable
@@ -327,6 +329,11 @@ def build_report(
     higher_better = METRICS[metric].greater_is_better
 
     split = load_split(split_dir)
+    if fold is not None:
+        split = fold_split(split, fold)
+        split_dir = f"{split_dir} --fold {fold}"  # how the messages below name it
+    elif split.folds and split.test is None:
+        raise ConfigError(f"{split_dir} is a k-fold split: choose a fold with --fold N (0..{len(split.folds) - 1}).")
     if split.test is None:
         raise NlpkitError(f"split {split_dir} has no test part; a report scores runs on the test part.")
     root = _root(runs_root)
@@ -367,6 +374,7 @@ def build_report(
             "split_sha256": split.fingerprint,
             "test_sha256": test_sha256,
             "task": task,
+            "fold": fold,
             "n_test": int(y.shape[0]),
             "n_labels": int(y.shape[1]),
         },
