@@ -649,3 +649,66 @@ def test_run_with_another_test_fingerprint_is_not_compared(split):
     result = runner.invoke(app, ["report", str(split.path), "--baseline", odd.name])
     assert result.exit_code == 1
     assert f"baseline run {odd.name} was scored on a different test part" in result.output
+
+
+# --- cross-validation report (k-fold split without a test part) -------------------------------------
+
+def test_corrected_resampled_t_matches_the_formula():
+    from scipy import stats
+
+    from nlpkit.report.cv import corrected_resampled_t
+
+    diffs = [0.01, 0.03, 0.02, 0.04, 0.00]
+    got = corrected_resampled_t(diffs, test_over_train=0.25)
+    se = ((1 / 5 + 0.25) * np.var(diffs, ddof=1)) ** 0.5  # Nadeau & Bengio: 1/K + n_test/n_train
+    assert got["point"] == pytest.approx(0.02)
+    assert got["p_value"] == pytest.approx(2 * stats.t.sf(0.02 / se, 4))
+    assert got["hi"] - got["point"] == pytest.approx(stats.t.ppf(0.975, 4) * se)
+    # the plain t-test (variance s^2 / K) would call the same differences significant
+    assert 2 * stats.t.sf(0.02 / (np.var(diffs, ddof=1) / 5) ** 0.5, 4) < 0.05 < got["p_value"]
+    assert corrected_resampled_t([0.0, 0.0, 0.0], 0.5)["p_value"] == 1.0
+    assert corrected_resampled_t([0.1, 0.1], 0.5) == {"point": 0.1, "lo": 0.1, "hi": 0.1, "p_value": 0.0}
+
+
+@pytest.fixture
+def cv_split(tmp_path, runs_dir):
+    from nlpkit.data import read_dataset
+
+    ds = read_dataset(Path(__file__).resolve().parent.parent / "data" / "agnews_sample.jsonl")
+    idx = np.arange(600)
+    split = write_split(tmp_path / "kfold", {f"fold{k}": ds.subset(idx[k::3]) for k in range(3)}, {})
+    for args in (["-m", "majority", "-m", "tfidf-lr"], ["-m", "majority", "--fold", "0"], ["-m", "fasttext", "--fold", "1"]):
+        result = runner.invoke(app, ["baseline", str(split.path), *args, "--json"])
+        assert result.exit_code == 0, result.output
+    return split
+
+
+def test_cli_cross_validation_report_compares_models_run_on_every_fold(cv_split):
+    from nlpkit.report.cv import corrected_resampled_t
+
+    result = runner.invoke(app, ["report", str(cv_split.path), "--metric", "accuracy", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kind"] == "cross-validation" and report["baseline"] == "tfidf-lr"
+    assert [r["model"] for r in report["rows"]] == ["tfidf-lr", "majority"]
+    assert report["incomplete"] == [{"model": "fasttext", "folds": [1]}]
+    assert len(report["ignored_older_runs"]) == 1  # majority ran twice on fold 0: the newer run counts
+    tfidf, majority = report["rows"]
+    assert len(tfidf["per_fold"]) == 3 and tfidf["mean"] == pytest.approx(np.mean(tfidf["per_fold"]))
+    diffs = [m - t for m, t in zip(majority["per_fold"], tfidf["per_fold"])]
+    expected = corrected_resampled_t(diffs, report["split"]["test_over_train"])
+    assert majority["diff"]["point"] == pytest.approx(expected["point"]) and majority["diff"]["p_value"] == pytest.approx(expected["p_value"])
+    assert majority["diff"]["p_value"] < 0.05 and "worse than tfidf-lr" in majority["verdict"]
+    assert (cv_split.path / "report-cv" / "report.md").is_file()
+    assert "not compared: fasttext has runs on folds 1 only" in result.stderr
+    table = runner.invoke(app, ["report", str(cv_split.path)])
+    assert table.exit_code == 0 and "over 3 folds" in table.stdout
+
+
+def test_cli_cross_validation_report_errors(cv_split, tmp_path):
+    html = runner.invoke(app, ["report", str(cv_split.path), "--format", "html"])
+    assert html.exit_code == 1 and "no HTML view" in html.stderr
+    unknown = runner.invoke(app, ["report", str(cv_split.path), "--baseline", "fasttext"])
+    assert unknown.exit_code == 1 and "has no run on every fold" in unknown.stderr
+    empty = runner.invoke(app, ["report", str(cv_split.path), "--runs-dir", str(tmp_path / "none")])
+    assert empty.exit_code == 1 and "no model has a run on every fold" in empty.stderr

@@ -45,8 +45,14 @@ def report_cmd(
             raise ConfigError(f"unknown --format {format!r}; use one of: {', '.join(OUTPUT_FORMATS)}.")
         if top_labels < 1:
             raise ConfigError(f"--top-labels must be at least 1, got {top_labels}.")
+        from nlpkit.data import load_split
         from nlpkit.report import build_report, write_report
 
+        if fold is None:
+            whole = load_split(split_dir)
+            if whole.folds and whole.test is None:  # cross-validation: every fold against the baseline
+                _cross_validation(split_dir, metric, baseline, runs_dir, out_dir, format)
+                return
         report = build_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
                               n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold)
         default_out = split_dir / ("report" if fold is None else f"report-fold{fold}")
@@ -58,6 +64,27 @@ def report_cmd(
         _print_table(report, paths["html"])
     else:
         typer.echo(paths[format].read_text(encoding="utf-8"), nl=False)
+
+
+def _cross_validation(split_dir: Path, metric: str, baseline: str, runs_dir, out_dir, format: str) -> None:
+    from nlpkit.report.cv import build_cv_report, cv_table, write_cv_report
+
+    if format == "html":
+        raise ConfigError("a cross-validation report has no HTML view; use --format table, md or json "
+                          "(or --fold N for the full report of one fold).")
+    report = build_cv_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir)
+    paths = write_cv_report(report, out_dir if out_dir is not None else split_dir / "report-cv")
+    for item in report["incomplete"]:
+        warn(f"not compared: {item['model']} has runs on folds {', '.join(map(str, item['folds']))} only")
+    sys.stderr.flush()
+    if format != "table":
+        typer.echo(paths[format].read_text(encoding="utf-8"), nl=False)
+        return
+    console = out()
+    console.print(cv_table(report))
+    for line in report["verdicts"] or ["Only one model: nothing to compare yet."]:
+        console.print(f"• {line}", markup=False, highlight=False)
+    console.print(f"Report: {paths['md']}", markup=False, highlight=False)
 
 
 def _print_table(report: dict, html_path: Path) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "render_markdown",
     "verdict",
     "write_report",
+    "write_report_files",
 ]
 
 REPORT_FILES = {"html": "report.html", "md": "report.md", "json": "report.json"}
@@ -42,16 +43,22 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     Everything is rendered before the first file is written, so a rendering error leaves the
     folder as it was. Returns the written paths by format.
     """
-    out = Path(out_dir)
     texts = {"html": render_html(report), "md": render_markdown(report), "json": render_json(report)}
+    return write_report_files({REPORT_FILES[fmt]: text for fmt, text in texts.items()}, out_dir)
+
+
+def write_report_files(texts: dict[str, str], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``{file name: text}`` into the folder ``out_dir``, each file atomically; the written
+    paths by format (the file name's extension)."""
+    out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NlpkitError(f"--out {out} is a file, not a folder; pass a folder for the report files.")
     try:
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for fmt, filename in REPORT_FILES.items():
-            _write_atomic(out / filename, texts[fmt])
-            paths[fmt] = out / filename
+        for filename, text in texts.items():
+            _write_atomic(out / filename, text)
+            paths[Path(filename).suffix.lstrip(".")] = out / filename
     except OSError as exc:
         raise NlpkitError(f"cannot write the report into {out}: {exc.strerror}; pass a writable --out folder.") from None
     return paths

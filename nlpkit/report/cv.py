@@ -1,0 +1,220 @@
+"""``nlpkit report`` on a k-fold split: every model's score over the folds against the baseline.
+
+Each fold is a separate test set (:func:`nlpkit.data.fold_split`), so a model's K scores are K
+estimates of one quantity. The comparison with the baseline uses the per-fold differences with the
+corrected resampled t-test of Nadeau & Bengio (2003, "Inference for the generalization error"):
+training sets of different folds overlap, so the folds' differences are correlated and the plain
+t-test's variance ``s²/K`` is too small; the correction uses ``(1/K + n_test/n_train) · s²``, with
+K − 1 degrees of freedom (Bouckaert & Frank 2004 recommend it for comparing learners by
+cross-validation). Only models with a run on every fold are compared; the newest run of a model on a
+fold is the one used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.report.compare import (ALPHA, BEST_BASELINE, MAJORITY_MODEL, _align, _select_runs, _timing,
+                                   format_p, format_signed, metric_label)
+
+CV_REPORT_VERSION = 1
+
+
+def corrected_resampled_t(diffs, test_over_train: float) -> dict[str, float]:
+    """Mean of the per-fold differences, its 95 % interval and two-sided p-value under the corrected
+    resampled t-test (Nadeau & Bengio 2003): variance ``(1/K + n_test/n_train) · s²``, K − 1 df.
+
+    Differences that are equal on every fold have no spread to test: p is 1 when they are all 0,
+    else 0, and the interval is the point.
+    """
+    from scipy import stats
+
+    d = np.asarray(diffs, dtype=np.float64)
+    k = d.size
+    if k < 2:
+        raise ConfigError("a cross-validation comparison needs at least 2 folds.")
+    mean = float(d.mean())
+    var = (1.0 / k + float(test_over_train)) * float(d.var(ddof=1))
+    if var <= 0:
+        return {"point": mean, "lo": mean, "hi": mean, "p_value": 1.0 if mean == 0 else 0.0}
+    se = math.sqrt(var)
+    t = mean / se
+    half = float(stats.t.ppf(1 - ALPHA / 2, k - 1)) * se
+    return {"point": mean, "lo": mean - half, "hi": mean + half, "p_value": float(2 * stats.t.sf(abs(t), k - 1))}
+
+
+def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", baseline: str = BEST_BASELINE,
+                    runs_root: str | os.PathLike | None = None) -> dict:
+    """Compare the models run on every fold of the k-fold split ``split_dir`` (without a held-out
+    test part) against a baseline; a JSON-ready dict (``rows`` sorted by mean score).
+
+    ``baseline`` is ``"best-baseline"`` (the best model of kind baseline other than majority) or a
+    model name. Raises NlpkitError when no model has a run on every fold.
+    """
+    from nlpkit.data import fold_split, load_split
+    from nlpkit.metrics import METRICS
+    from nlpkit.runs import runs_root as _root
+
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
+    higher_better = METRICS[metric].greater_is_better
+    split = load_split(split_dir)
+    if not split.folds or split.test is not None:
+        raise ConfigError(f"{split_dir} is not a k-fold split without a test part; a cross-validation report "
+                          "needs one (`nlpkit split --folds K`).")
+    root = _root(runs_root)
+    k = len(split.folds)
+    # per model: fold -> (run, score); the newest run of a model on a fold wins
+    by_model: dict[str, dict[int, tuple[Any, float]]] = {}
+    kinds: dict[str, str] = {}
+    ratios, ignored = [], []
+    for fold in range(k):
+        view = fold_split(split, fold)
+        ratios.append(len(view.test) / len(view.train))
+        runs, _excluded = _select_runs(root, view.fingerprint, view.test_fingerprint)
+        y = view.test.y
+        y_csr = sparse.csr_matrix((y.toarray() if sparse.issparse(y) else np.asarray(y)) != 0, dtype=np.float64)
+        for run in sorted(runs, key=lambda r: r.name):
+            _scores, pred = _align(run, view, y_csr.shape)
+            model = run.model or run.name
+            if fold in by_model.get(model, {}):
+                ignored.append(by_model[model][fold][0].name)
+            value = float(METRICS[metric](y_csr, sparse.csr_matrix(pred, dtype=np.float64)))
+            by_model.setdefault(model, {})[fold] = (run, value)
+            kinds[model] = run.kind
+    complete = {m: runs for m, runs in by_model.items() if len(runs) == k}
+    incomplete = [{"model": m, "folds": sorted(runs)} for m, runs in by_model.items() if len(runs) < k]
+    if not complete:
+        raise NlpkitError(f"no model has a run on every fold of {split_dir} ({k} folds) in {root}; "
+                          f"run `nlpkit baseline {split_dir}` first.")
+    means = {m: float(np.mean([v for _, v in runs.values()])) for m, runs in complete.items()}
+    base = _pick_baseline(baseline, complete, kinds, means, higher_better, split_dir)
+    test_over_train = float(np.mean(ratios))
+    rows = []
+    for model, runs in complete.items():
+        values = [runs[f][1] for f in range(k)]
+        row = {
+            "model": model, "kind": kinds[model], "is_baseline": model == base,
+            "mean": means[model], "sd": float(np.std(values, ddof=1)), "per_fold": values,
+            "runs": [runs[f][0].name for f in range(k)],
+            "fit_seconds": _mean_of(_timing(runs[f][0], "fit_seconds") for f in range(k)),
+            "predict_docs_per_s": _mean_of(_timing(runs[f][0], "predict_docs_per_s") for f in range(k)),
+            "diff": None, "verdict": None,
+        }
+        if model != base:
+            diffs = [v - complete[base][f][1] for f, v in enumerate(values)]
+            row["diff"] = corrected_resampled_t(diffs, test_over_train)
+            row["diff"]["per_fold"] = diffs
+            row["verdict"] = _verdict(row, base, metric, higher_better, k)
+        rows.append(row)
+    sign = -1.0 if higher_better else 1.0
+    rows.sort(key=lambda r: (sign * r["mean"], not r["is_baseline"], r["model"]))
+    return {
+        "report_version": CV_REPORT_VERSION,
+        "kind": "cross-validation",
+        "split": {"path": str(Path(split_dir)), "split_sha256": split.fingerprint, "task": split.task, "folds": k,
+                  "test_over_train": test_over_train},
+        "settings": {"metric": metric, "metric_label": metric_label(metric), "higher_is_better": higher_better,
+                     "baseline_requested": baseline,
+                     "test": "Corrected resampled t-test over the folds (Nadeau & Bengio 2003), 95 % interval"},
+        "baseline": base,
+        "rows": rows,
+        "verdicts": [r["verdict"] for r in rows if r["verdict"]],
+        "incomplete": incomplete,
+        "ignored_older_runs": ignored,
+    }
+
+
+def _mean_of(values) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def _pick_baseline(baseline: str, complete: dict, kinds: dict, means: dict, higher_better: bool, split_dir) -> str:
+    if baseline != BEST_BASELINE:
+        if baseline not in complete:
+            raise ConfigError(f"--baseline {baseline!r} has no run on every fold of {split_dir}; models with one: "
+                              f"{', '.join(sorted(complete))}.")
+        return baseline
+    candidates = [m for m in complete if kinds[m] == "baseline" and m != MAJORITY_MODEL]
+    candidates = candidates or [m for m in complete if kinds[m] == "baseline"]
+    if not candidates:
+        raise NlpkitError(f"no baseline model has a run on every fold of {split_dir}; run `nlpkit baseline "
+                          f"{split_dir}` first, or name a model with --baseline.")
+    return max(candidates, key=lambda m: (means[m] if higher_better else -means[m], m))
+
+
+def _verdict(row: dict, base: str, metric: str, higher_better: bool, k: int) -> str:
+    d = row["diff"]
+    significant = d["p_value"] < ALPHA and (d["lo"] > 0 or d["hi"] < 0)
+    better = (d["point"] > 0) == higher_better and d["point"] != 0
+    if significant:
+        word = "better than" if better else "worse than"
+    else:
+        word = "not distinguishable from"
+    return (f"{row['model']}: {format_signed(d['point'])} {metric_label(metric)} "
+            f"[{format_signed(d['lo'])}, {format_signed(d['hi'])}] over {k} folds — {word} {base}, "
+            f"{format_p(d['p_value'])}")
+
+
+def cv_table(report: dict):
+    """A rich Table of a cross-validation report (the baseline row in bold)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    s = report["settings"]
+    k = report["split"]["folds"]
+    table = Table(title=f"{report['split']['path']}: {s['metric_label']} over {k} folds, baseline {report['baseline']}",
+                  title_justify="left")
+    for i, col in enumerate(["#", "model", "kind", "mean ± sd", "Δ vs baseline [95% CI]", "p", "per fold",
+                             "fit time", "docs/s"]):
+        table.add_column(col, justify="left" if i in (1, 2) else "right")
+    for rank, row in enumerate(report["rows"], 1):
+        d = row["diff"]
+        cells = [str(rank), row["model"] + (" (baseline)" if row["is_baseline"] else ""), row["kind"],
+                 f"{row['mean']:.3f} ± {row['sd']:.3f}",
+                 "baseline" if d is None else f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]",
+                 "–" if d is None else ("< 0.001" if d["p_value"] < 0.001 else f"{d['p_value']:.3f}"),
+                 " ".join(f"{v:.3f}" for v in row["per_fold"]),
+                 "–" if row["fit_seconds"] is None else f"{row['fit_seconds']:.1f} s",
+                 "–" if row["predict_docs_per_s"] is None else f"{row['predict_docs_per_s']:,.0f}"]
+        table.add_row(*(Text(c) for c in cells), style="bold" if row["is_baseline"] else None)
+    return table
+
+
+def render_cv_markdown(report: dict) -> str:
+    s = report["settings"]
+    k = report["split"]["folds"]
+    lines = [f"# {report['split']['path']}: {s['metric_label']} over {k} folds", "",
+             f"Baseline: **{report['baseline']}**. {s['test']}.", "",
+             "| # | model | kind | mean ± sd | Δ vs baseline [95% CI] | p | per fold |",
+             "|---|---|---|---|---|---|---|"]
+    for rank, row in enumerate(report["rows"], 1):
+        d = row["diff"]
+        lines.append("| " + " | ".join([
+            str(rank), row["model"] + (" (baseline)" if row["is_baseline"] else ""), row["kind"],
+            f"{row['mean']:.4f} ± {row['sd']:.4f}",
+            "baseline" if d is None else f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]",
+            "–" if d is None else format_p(d["p_value"]),
+            " ".join(f"{v:.4f}" for v in row["per_fold"])]) + " |")
+    if report["verdicts"]:
+        lines += [""] + [f"- {v}" for v in report["verdicts"]]
+    if report["incomplete"]:
+        lines += ["", "Not compared (no run on every fold): " + ", ".join(
+            f"{i['model']} (folds {', '.join(map(str, i['folds']))})" for i in report["incomplete"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_cv_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write report.md and report.json into ``out_dir`` (each atomically); the written paths."""
+    from nlpkit.report import write_report_files
+    from nlpkit.report.render_text import render_json
+
+    return write_report_files({"report.md": render_cv_markdown(report), "report.json": render_json(report)}, out_dir)
