@@ -700,14 +700,15 @@ def test_cli_cross_validation_report_compares_models_run_on_every_fold(cv_split)
     assert majority["diff"]["point"] == pytest.approx(expected["point"]) and majority["diff"]["p_value"] == pytest.approx(expected["p_value"])
     assert majority["diff"]["p_value"] < 0.05 and "worse than tfidf-lr" in majority["verdict"]
     assert (cv_split.path / "report-cv" / "report.md").is_file()
+    html = (cv_split.path / "report-cv" / "report.html").read_text(encoding="utf-8")
+    assert "Cross-validation report" in html and "<script" not in html and html.count("<svg") == 2
+    assert "majority, fold 2:" in html  # every fold's score is a mark with its exact value
     assert "not compared: fasttext has runs on folds 1 only" in result.stderr
     table = runner.invoke(app, ["report", str(cv_split.path)])
     assert table.exit_code == 0 and "over 3 folds" in table.stdout
 
 
 def test_cli_cross_validation_report_errors(cv_split, tmp_path):
-    html = runner.invoke(app, ["report", str(cv_split.path), "--format", "html"])
-    assert html.exit_code == 1 and "no HTML view" in html.stderr
     unknown = runner.invoke(app, ["report", str(cv_split.path), "--baseline", "fasttext"])
     assert unknown.exit_code == 1 and "has no run on every fold" in unknown.stderr
     empty = runner.invoke(app, ["report", str(cv_split.path), "--runs-dir", str(tmp_path / "none")])

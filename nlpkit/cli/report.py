@@ -69,9 +69,6 @@ def report_cmd(
 def _cross_validation(split_dir: Path, metric: str, baseline: str, runs_dir, out_dir, format: str) -> None:
     from nlpkit.report.cv import build_cv_report, cv_table, write_cv_report
 
-    if format == "html":
-        raise ConfigError("a cross-validation report has no HTML view; use --format table, md or json "
-                          "(or --fold N for the full report of one fold).")
     report = build_cv_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir)
     paths = write_cv_report(report, out_dir if out_dir is not None else split_dir / "report-cv")
     for item in report["incomplete"]:
@@ -84,7 +81,7 @@ def _cross_validation(split_dir: Path, metric: str, baseline: str, runs_dir, out
     console.print(cv_table(report))
     for line in report["verdicts"] or ["Only one model: nothing to compare yet."]:
         console.print(f"• {line}", markup=False, highlight=False)
-    console.print(f"Report: {paths['md']}", markup=False, highlight=False)
+    console.print(f"Report: {paths['html']}", markup=False, highlight=False)
 
 
 def _print_table(report: dict, html_path: Path) -> None:

@@ -110,8 +110,10 @@ def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", b
         }
         if model != base:
             diffs = [v - complete[base][f][1] for f, v in enumerate(values)]
-            row["diff"] = corrected_resampled_t(diffs, test_over_train)
-            row["diff"]["per_fold"] = diffs
+            d = row["diff"] = corrected_resampled_t(diffs, test_over_train)
+            d["per_fold"] = diffs
+            d["significant"] = bool(d["p_value"] < ALPHA and (d["lo"] > 0 or d["hi"] < 0))
+            d["better"] = bool(d["point"] != 0 and (d["point"] > 0) == higher_better)
             row["verdict"] = _verdict(row, base, metric, higher_better, k)
         rows.append(row)
     sign = -1.0 if higher_better else 1.0
@@ -153,10 +155,8 @@ def _pick_baseline(baseline: str, complete: dict, kinds: dict, means: dict, high
 
 def _verdict(row: dict, base: str, metric: str, higher_better: bool, k: int) -> str:
     d = row["diff"]
-    significant = d["p_value"] < ALPHA and (d["lo"] > 0 or d["hi"] < 0)
-    better = (d["point"] > 0) == higher_better and d["point"] != 0
-    if significant:
-        word = "better than" if better else "worse than"
+    if d["significant"]:
+        word = "better than" if d["better"] else "worse than"
     else:
         word = "not distinguishable from"
     return (f"{row['model']}: {format_signed(d['point'])} {metric_label(metric)} "
@@ -212,9 +212,64 @@ def render_cv_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_cv_html(report: dict) -> str:
+    """The cross-validation report as one self-contained HTML page (inline CSS and SVG)."""
+    from nlpkit.report.render_html import CSS, _e, chart_diffs, chart_folds
+
+    s, split = report["settings"], report["split"]
+    k = split["folds"]
+    # chart_diffs draws the leaderboard's rows: give it the fields it reads
+    board = {"settings": s, "rows": [{**r, "label": r["model"], "name": r["model"]} for r in report["rows"]]}
+    def verdict_class(d: dict) -> str:
+        return "same" if not d["significant"] else ("better" if d["better"] else "worse")
+
+    verdicts = [f'<li class="{verdict_class(r["diff"])}">{_e(r["verdict"])}</li>'
+                for r in report["rows"] if r["verdict"]] or ["<li>Only one model: nothing to compare yet.</li>"]
+    columns = ["#", "model", "kind", "mean ± sd", "Δ vs baseline [95% CI]", "p", "per fold"]
+    head = "".join(f'<th class="{"l" if i in (1, 2) else ""}">{_e(c)}</th>' for i, c in enumerate(columns))
+    body = []
+    for rank, r in enumerate(report["rows"], 1):
+        d = r["diff"]
+        cells = [str(rank), r["model"], r["kind"], f"{r['mean']:.4f} ± {r['sd']:.4f}",
+                 "baseline" if d is None else f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]",
+                 "–" if d is None else format_p(d["p_value"]), " ".join(f"{v:.4f}" for v in r["per_fold"])]
+        body.append(f'<tr class="{"baseline" if r["is_baseline"] else ""}">' + "".join(
+            f'<td class="{"l" if i in (1, 2) else ""}">{_e(c)}</td>' for i, c in enumerate(cells)) + "</tr>")
+    incomplete = ""
+    if report["incomplete"]:
+        incomplete = ('<p class="meta">Not compared (no run on every fold): ' + "; ".join(
+            f"{_e(i['model'])} (folds {', '.join(map(str, i['folds']))})" for i in report["incomplete"]) + "</p>")
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>nlpkit cross-validation report: {_e(split['path'])}</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        f"<h1>Cross-validation report: {_e(split['path'])}</h1>",
+        (f'<p class="meta">{_e(split["task"])}-label · {k} folds · baseline <b>{_e(report["baseline"])}</b> · '
+         f'{_e(s["metric_label"])} · split {_e(split["split_sha256"][:12])}</p>'),
+        incomplete,
+        "<h2>Verdicts</h2>", f'<ul class="verdicts">{"".join(verdicts)}</ul>',
+        "<h2>Leaderboard</h2>",
+        f'<table class="board"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>',
+        "<h2>Charts</h2>", '<div class="grid">',
+        f'<div class="card"><h3>{_e(s["metric_label"])} on each fold (bar: mean)</h3>{chart_folds(report)}</div>',
+        (f'<div class="card"><h3>Difference to {_e(report["baseline"])} (95% interval)</h3>{chart_diffs(board)}'
+         f'<p class="note">Green / red: significant at p &lt; 0.05; grey: no significant difference.</p></div>'),
+        "</div>",
+        ("<footer>Each fold is a separate test set. The per-fold differences to the baseline are tested with the "
+         "corrected resampled t-test of Nadeau &amp; Bengio (2003), whose variance (1/K + n<sub>test</sub>/"
+         f"n<sub>train</sub>) · s² allows for the overlap of the folds' training sets (n<sub>test</sub>/n<sub>train</sub> = "
+         f"{split['test_over_train']:.3f}); K − 1 degrees of freedom. Generated by nlpkit report.</footer>"),
+        "</main></body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
 def write_cv_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write report.md and report.json into ``out_dir`` (each atomically); the written paths."""
+    """Write report.html, report.md and report.json into ``out_dir`` (each atomically); the paths."""
     from nlpkit.report import write_report_files
     from nlpkit.report.render_text import render_json
 
-    return write_report_files({"report.md": render_cv_markdown(report), "report.json": render_json(report)}, out_dir)
+    texts = {"report.html": render_cv_html(report), "report.md": render_cv_markdown(report),
+             "report.json": render_json(report)}
+    return write_report_files(texts, out_dir)

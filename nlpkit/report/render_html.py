@@ -330,6 +330,35 @@ def chart_heatmap(report: dict) -> str:
 
 # --- page -------------------------------------------------------------------------------------
 
+def chart_folds(report: dict, width: int = 620) -> str:
+    """Cross-validation: each model's score on every fold (dots, labelled by fold) and its mean (bar)."""
+    rows, s = report["rows"], report["settings"]
+    left, right, top, row_h = 170, 60, 26, 30
+    height = top + row_h * len(rows) + 34
+    values = [v for r in rows for v in r["per_fold"]]
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.08, 0.005)
+    lo, hi = lo - pad, hi + pad
+    plot_w = width - left - right
+    sx = lambda v: left + plot_w * (v - lo) / (hi - lo)
+    body = []
+    for t in _ticks(lo, hi, 6):
+        x = sx(t)
+        body.append(f'<line x1="{_n(x)}" y1="{top - 6}" x2="{_n(x)}" y2="{height - 30}" stroke="#eaeef2"/>')
+        body.append(_text(x, height - 14, f"{t:g}", anchor="middle", size=11, fill="#57606a"))
+    for i, r in enumerate(rows):
+        y = top + i * row_h + 12
+        colour = PALETTE[i % len(PALETTE)]
+        body.append(_text(left - 8, y + 4, _label_text(r["model"]), anchor="end",
+                          weight="600" if r["is_baseline"] else "normal"))
+        body.append(f'<line x1="{_n(sx(r["mean"]))}" y1="{y - 9}" x2="{_n(sx(r["mean"]))}" y2="{y + 9}" '
+                    f'stroke="{colour}" stroke-width="3"><title>{_e(r["model"])}: mean {r["mean"]:.4f}</title></line>')
+        for fold, v in enumerate(r["per_fold"]):
+            body.append(f'<circle cx="{_n(sx(v))}" cy="{y}" r="4" fill="{colour}" fill-opacity="0.55">'
+                        f'<title>{_e(r["model"])}, fold {fold}: {v:.4f}</title></circle>')
+    return _svg(width, height, body, f"{s['metric_label']} on each fold")
+
+
 def _leaderboard_html(report: dict) -> str:
     colours = _colours(report)
     cols = leaderboard_columns(report)
