@@ -48,12 +48,12 @@ def report_cmd(
         from nlpkit.data import load_split
         from nlpkit.report import build_report, write_report
 
-        if fold is None:
-            whole = load_split(split_dir)
-            if whole.folds and whole.test is None:  # cross-validation: every fold against the baseline
-                _cross_validation(split_dir, metric, baseline, runs_dir, out_dir, format)
-                return
-        report = build_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
+        split = load_split(split_dir)
+        if fold is None and split.folds and split.test is None:  # cross-validation: every fold
+            _cross_validation(split, metric, baseline, runs_dir, out_dir if out_dir is not None else split_dir / "report-cv",
+                              format)
+            return
+        report = build_report(split, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
                               n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold)
         default_out = split_dir / ("report" if fold is None else f"report-fold{fold}")
         paths = write_report(report, out_dir if out_dir is not None else default_out)
@@ -66,11 +66,11 @@ def report_cmd(
         typer.echo(paths[format].read_text(encoding="utf-8"), nl=False)
 
 
-def _cross_validation(split_dir: Path, metric: str, baseline: str, runs_dir, out_dir, format: str) -> None:
+def _cross_validation(split, metric: str, baseline: str, runs_dir, out_dir: Path, format: str) -> None:
     from nlpkit.report.cv import build_cv_report, cv_table, write_cv_report
 
-    report = build_cv_report(split_dir, metric=metric, baseline=baseline, runs_root=runs_dir)
-    paths = write_cv_report(report, out_dir if out_dir is not None else split_dir / "report-cv")
+    report = build_cv_report(split, metric=metric, baseline=baseline, runs_root=runs_dir)
+    paths = write_cv_report(report, out_dir)
     for item in report["incomplete"]:
         warn(f"not compared: {item['model']} has runs on folds {', '.join(map(str, item['folds']))} only")
     sys.stderr.flush()

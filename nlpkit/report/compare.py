@@ -291,7 +291,7 @@ def build_report(
 
     Parameters
     ----------
-    split_dir : split folder (``nlpkit split`` output); its test part is the ground truth.
+    split_dir : split folder (``nlpkit split`` output), or the loaded Split; its test part is the ground truth.
     metric : headline metric, a name from ``nlpkit.metrics.METRICS`` (default micro-F1).
     baseline : ``"best-baseline"`` (the best run of kind ``baseline`` other than ``majority``, which
         is used only when it is the sole baseline), or a run folder name, path or unique model name.
@@ -315,7 +315,7 @@ def build_report(
         No runs for the split, unknown metric or baseline, a baseline from another split, or a run
         whose predictions do not match the test documents.
     """
-    from nlpkit.data import fold_split, load_split
+    from nlpkit.data import Split, fold_split, load_split
     from nlpkit.metrics import METRICS
     from nlpkit.runs import runs_root as _root
     from nlpkit.runs import to_jsonable
@@ -328,7 +328,10 @@ def build_report(
         raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
     higher_better = METRICS[metric].greater_is_better
 
-    split = load_split(split_dir)
+    if isinstance(split_dir, Split):  # already loaded by the caller
+        split, split_dir = split_dir, split_dir.path
+    else:
+        split = load_split(split_dir)
     if fold is not None:
         split = fold_split(split, fold)
         split_dir = f"{split_dir} --fold {fold}"  # how the messages below name it

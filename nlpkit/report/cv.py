@@ -58,14 +58,17 @@ def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", b
     ``baseline`` is ``"best-baseline"`` (the best model of kind baseline other than majority) or a
     model name. Raises NlpkitError when no model has a run on every fold.
     """
-    from nlpkit.data import fold_split, load_split
+    from nlpkit.data import Split, fold_split, load_split
     from nlpkit.metrics import METRICS
     from nlpkit.runs import runs_root as _root
 
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
     higher_better = METRICS[metric].greater_is_better
-    split = load_split(split_dir)
+    if isinstance(split_dir, Split):  # already loaded by the caller
+        split, split_dir = split_dir, split_dir.path
+    else:
+        split = load_split(split_dir)
     if not split.folds or split.test is not None:
         raise ConfigError(f"{split_dir} is not a k-fold split without a test part; a cross-validation report "
                           "needs one (`nlpkit split --folds K`).")
