@@ -713,3 +713,17 @@ def test_cli_cross_validation_report_errors(cv_split, tmp_path):
     assert unknown.exit_code == 1 and "has no run on every fold" in unknown.stderr
     empty = runner.invoke(app, ["report", str(cv_split.path), "--runs-dir", str(tmp_path / "none")])
     assert empty.exit_code == 1 and "no model has a run on every fold" in empty.stderr
+
+
+@pytest.mark.slow
+def test_cross_validation_example_runs_end_to_end(tmp_path):
+    import shutil
+    import subprocess
+
+    assert shutil.which("nlpkit"), "the nlpkit command must be installed (pip install -e .)"
+    script = Path(__file__).resolve().parent.parent / "examples" / "cross_validation.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path / "cv")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "accuracy over 5 folds, baseline tfidf-lr" in done.stdout
+    report = json.loads((tmp_path / "cv" / "folds" / "report-cv" / "report.json").read_text(encoding="utf-8"))
+    assert [r["model"] for r in report["rows"]][0] == "tfidf-lr" and len(report["rows"]) == 3
