@@ -315,8 +315,7 @@ def build_report(
         No runs for the split, unknown metric or baseline, a baseline from another split, or a run
         whose predictions do not match the test documents.
     """
-    from nlpkit.data import Split, fold_split, load_split
-    from nlpkit.metrics import METRICS
+    from nlpkit.data import fold_split
     from nlpkit.runs import runs_root as _root
     from nlpkit.runs import to_jsonable
 
@@ -324,14 +323,8 @@ def build_report(
         raise ConfigError(f"--n-boot must be at least 1, got {n_boot}; 1000 is a good default.")
     if n_perm < 1:
         raise ConfigError(f"--n-perm must be at least 1, got {n_perm}; 10000 is a good default.")
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
-    higher_better = METRICS[metric].greater_is_better
-
-    if isinstance(split_dir, Split):  # already loaded by the caller
-        split, split_dir = split_dir, split_dir.path
-    else:
-        split = load_split(split_dir)
+    higher_better = check_metric(metric)
+    split, split_dir = load_report_split(split_dir)
     if fold is not None:
         split = fold_split(split, fold)
         split_dir = f"{split_dir} --fold {fold}"  # how the messages below name it
@@ -401,6 +394,24 @@ def build_report(
         "excluded": excluded,
     }
     return to_jsonable(report)
+
+
+def check_metric(metric: str) -> bool:
+    """Whether higher is better for ``metric``; a ConfigError naming the choices when unknown."""
+    from nlpkit.metrics import METRICS
+
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
+    return METRICS[metric].greater_is_better
+
+
+def load_report_split(split_dir) -> tuple[Any, Any]:
+    """``(split, how to name it)`` from a split folder, or from a Split the caller already loaded."""
+    from nlpkit.data import Split, load_split
+
+    if isinstance(split_dir, Split):
+        return split_dir, split_dir.path
+    return load_split(split_dir), split_dir
 
 
 def _select_runs(root, split_sha256: str, test_sha256: str) -> tuple[list, list[dict]]:

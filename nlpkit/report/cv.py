@@ -22,7 +22,7 @@ from scipy import sparse
 
 from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.report.compare import (ALPHA, BEST_BASELINE, MAJORITY_MODEL, _align, _select_runs, _timing,
-                                   format_p, format_signed, metric_label)
+                                   check_metric, format_p, format_signed, load_report_split, metric_label)
 
 CV_REPORT_VERSION = 1
 
@@ -58,17 +58,12 @@ def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", b
     ``baseline`` is ``"best-baseline"`` (the best model of kind baseline other than majority) or a
     model name. Raises NlpkitError when no model has a run on every fold.
     """
-    from nlpkit.data import Split, fold_split, load_split
+    from nlpkit.data import fold_split
     from nlpkit.metrics import METRICS
     from nlpkit.runs import runs_root as _root
 
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; use one of: {', '.join(sorted(METRICS))}.")
-    higher_better = METRICS[metric].greater_is_better
-    if isinstance(split_dir, Split):  # already loaded by the caller
-        split, split_dir = split_dir, split_dir.path
-    else:
-        split = load_split(split_dir)
+    higher_better = check_metric(metric)
+    split, split_dir = load_report_split(split_dir)
     if not split.folds or split.test is not None:
         raise ConfigError(f"{split_dir} is not a k-fold split without a test part; a cross-validation report "
                           "needs one (`nlpkit split --folds K`).")
