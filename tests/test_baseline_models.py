@@ -168,11 +168,18 @@ def test_saved_arrays_load_without_pickle(family, tmp_path, multi_parts):
         assert f.read_bytes()[:1] != b"\x80", f"{f.name} looks like a pickle"
 
 
-def test_damaged_saved_model_is_a_clear_error(tmp_path, single_parts):
-    model = TfidfLogisticRegression().fit(single_parts["train"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_damaged_or_missing_state_file_is_a_clear_error(family, tmp_path, single_parts):
+    model = FAST[family](seed=0).fit(single_parts["train"])
     model.save(tmp_path / "m")
-    (tmp_path / "m" / "tfidf_lr.npz").write_bytes(b"not an npz")
-    with pytest.raises(NlpkitError, match="cannot read the tfidf-lr model"):
+    assert load_model(tmp_path / "m").fit_info() == model.fit_info()  # restored with the state
+    state = sorted(f for f in (tmp_path / "m").iterdir() if f.name != "nlpkit_model.json")
+    state[0].write_bytes(b"not a model file")
+    with pytest.raises(NlpkitError, match=f"cannot read the {family} model in .*Re-run the experiment"):
+        load_model(tmp_path / "m")
+    for f in state:
+        f.unlink()
+    with pytest.raises(NlpkitError, match=f"cannot read the {family} model"):
         load_model(tmp_path / "m")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
@@ -86,8 +87,9 @@ class Classifier(ABC):
         """Read a model written by :meth:`save`."""
 
     def fit_info(self) -> dict[str, Any]:
-        """Choices made during fit worth recording in run.json (e.g. the tuned C). Default: none."""
-        return {}
+        """Choices made during fit worth recording in run.json (e.g. the tuned C): by default a copy of
+        the ``fit_info_`` dict a family's ``fit`` sets (restored by ``load``), else none."""
+        return dict(getattr(self, "fit_info_", {}))
 
     # -- cross-fitting (optional) --------------------------------------------------------------
     def cross_fit_folds(self, task: str) -> int:
@@ -174,7 +176,20 @@ class Classifier(ABC):
         model = cls(**meta.get("params", {}))
         model.label_names_ = list(meta["label_names"])
         model.task_ = meta["task"]
+        model.fit_info_ = dict(meta.get("fit_info") or {})
         return model, meta
+
+    @classmethod
+    @contextmanager
+    def _reading_state(cls, path: Path, *errors: type[BaseException]):
+        """Turn a damaged or missing state file met while loading into one clear NlpkitError.
+
+        Catches OSError, ValueError and KeyError, plus the family's own ``errors``.
+        """
+        try:
+            yield
+        except (OSError, ValueError, KeyError, *errors) as exc:
+            raise NlpkitError(f"cannot read the {cls.family} model in {path}: {exc}. Re-run the experiment.") from None
 
 
 def read_model_json(path: Path) -> dict[str, Any]:

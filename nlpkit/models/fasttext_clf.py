@@ -321,9 +321,6 @@ class FastTextClassifier(Classifier):
             scores = np.where(sums > 0, scores / np.where(sums > 0, sums, 1.0), self.prior_)
         return scores
 
-    def fit_info(self) -> dict[str, Any]:
-        return dict(getattr(self, "fit_info_", {}))
-
     def save(self, path: Path) -> None:
         path = self._prepare_dir(path)
         self.model_.save_model(str(path / MODEL_BIN))
@@ -336,20 +333,17 @@ class FastTextClassifier(Classifier):
     def load(cls, path: Path):
         import fasttext
 
-        model, meta = cls._from_model_json(path)
+        model, _meta = cls._from_model_json(path)
         path = Path(path)
-        try:
+        with cls._reading_state(path, RuntimeError):
             with open(path / LABELS_JSON, encoding="utf-8") as fh:
                 state = json.load(fh)
             if not (path / MODEL_BIN).is_file():
                 raise OSError(f"{MODEL_BIN} is missing")
             model.model_ = fasttext.load_model(str(path / MODEL_BIN))
             model.prior_ = np.asarray(state["prior"], dtype=np.float64)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise NlpkitError(f"cannot read the fasttext model in {path}: {exc}. Re-run the experiment.") from None
         if model.prior_.shape != (len(model.label_names_),):
             raise NlpkitError(f"{path / LABELS_JSON} does not match the labels of {path / 'nlpkit_model.json'}.")
-        model.fit_info_ = dict(meta.get("fit_info") or {})
         return model
 
 

@@ -431,9 +431,6 @@ class TfidfLogisticRegression(Classifier):
         X = self._transform(self.vectorizers_, texts)
         return self._scores(X, self.coef_, self.intercept_)
 
-    def fit_info(self) -> dict[str, Any]:
-        return dict(getattr(self, "fit_info_", {}))
-
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         path = self._prepare_dir(path)
@@ -458,9 +455,9 @@ class TfidfLogisticRegression(Classifier):
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        model, meta = cls._from_model_json(path)
+        model, _meta = cls._from_model_json(path)
         path = Path(path)
-        try:
+        with cls._reading_state(path, TypeError):
             with open(path / VOCAB_JSON, encoding="utf-8") as fh:
                 state = json.load(fh)
             with np.load(path / ARRAYS_NPZ, allow_pickle=False) as npz:
@@ -476,15 +473,12 @@ class TfidfLogisticRegression(Classifier):
             shape = tuple(int(s) for s in arrays["coef_shape"])
             coef = sp.csr_matrix((arrays["coef_data"], arrays["coef_indices"], arrays["coef_indptr"]), shape=shape)
             intercept = arrays["intercept"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise NlpkitError(f"cannot read the tfidf-lr model in {path}: {exc}. Re-run the experiment.") from None
         if coef.shape[1] != len(model.label_names_) or intercept.shape != (len(model.label_names_),):
             raise NlpkitError(f"{path / ARRAYS_NPZ} does not match the {len(model.label_names_)} labels of "
                               f"{path / 'nlpkit_model.json'}; re-run the experiment.")
         model.vectorizers_ = vectorizers
         model.coef_ = coef
         model.intercept_ = intercept
-        model.fit_info_ = dict(meta.get("fit_info") or {})
         return model
 
 

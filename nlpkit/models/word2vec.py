@@ -262,9 +262,6 @@ class Word2VecClassifier(Classifier):
         X = self._doc_vectors([tokenize(t) for t in texts])
         return linear_scores((X - self.mean_) / self.scale_, self.coef_, self.intercept_, self.task_)
 
-    def fit_info(self) -> dict[str, Any]:
-        return dict(getattr(self, "fit_info_", {}))
-
     def save(self, path: Path) -> None:
         path = self._prepare_dir(path)
         self.vectors_.save_word2vec_format(str(path / VECTORS_BIN), binary=True)
@@ -276,18 +273,15 @@ class Word2VecClassifier(Classifier):
     def load(cls, path: Path):
         from gensim.models import KeyedVectors
 
-        model, meta = cls._from_model_json(path)
+        model, _meta = cls._from_model_json(path)
         path = Path(path)
-        try:
+        with cls._reading_state(path, EOFError):
             model.vectors_ = KeyedVectors.load_word2vec_format(str(path / VECTORS_BIN), binary=True)
             with np.load(path / ARRAYS_NPZ, allow_pickle=False) as npz:
                 for key in ("coef", "intercept", "mean", "scale"):
                     setattr(model, f"{key}_", npz[key])
                 model.word_weights_ = npz["word_weights"]
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise NlpkitError(f"cannot read the word2vec model in {path}: {exc}. Re-run the experiment.") from None
         if model.coef_.shape != (model.vectors_.vector_size, len(model.label_names_)) or \
                 len(model.word_weights_) != len(model.vectors_):
             raise NlpkitError(f"the arrays in {path / ARRAYS_NPZ} do not match the vectors or labels; re-run the experiment.")
-        model.fit_info_ = dict(meta.get("fit_info") or {})
         return model
