@@ -540,6 +540,24 @@ def test_tfidf_worker_processes_give_the_same_weights_as_one_process(data_dir, m
     np.testing.assert_array_equal(s1, s2)
 
 
+def test_tfidf_single_label_cross_fit_in_worker_processes_matches_one_process(data_dir, monkeypatch):
+    from nlpkit.models import tfidf_lr
+    from nlpkit.split import kfold
+
+    from nlpkit.data import read_dataset
+
+    data = read_dataset(data_dir / "agnews_sample.jsonl")
+    fold_of = kfold(data.y, 3, seed=0)
+    monkeypatch.setattr(tfidf_lr, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
+    monkeypatch.setattr(tfidf_lr, "_MEMMAP_MIN_BYTES", 1)  # read-only memory maps, as for large data
+    one, two = TfidfLogisticRegression(n_jobs=1), TfidfLogisticRegression(n_jobs=2)
+    oof1, oof2 = one.cross_fit(data, fold_of), two.cross_fit(data, fold_of)
+    np.testing.assert_array_equal(oof1, oof2)
+    np.testing.assert_array_equal(one.coef_.toarray(), two.coef_.toarray())
+    np.testing.assert_array_equal(one.intercept_, two.intercept_)
+    assert (oof1.argmax(axis=1) == np.asarray(data.y.argmax(axis=1)).ravel()).mean() > 0.7
+
+
 def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
     from nlpkit.split import kfold
 

@@ -343,15 +343,14 @@ class TfidfLogisticRegression(Classifier):
             rows, or ``(W, b)`` fitted on every row for ``(None, None)``."""
             if self.task_ == "multi":  # per-label binary models, in worker processes
                 return binary_tasks(X, y, tasks, n_jobs=p["n_jobs"], **self._fit_args(C))
-            out = []
-            for fit_rows, held_rows in tasks:  # one multinomial model per task
+            out = []  # one multinomial model per task, the tasks in worker processes
+            for (fit_rows, _held), (W, b, warnings) in zip(tasks, multinomial_tasks(
+                    X, y, tasks, self.label_names_, n_jobs=p["n_jobs"], **self._fit_args(C))):
                 if fit_rows is None:
-                    W, b, warnings = self._fit_linear(X, y, C)
                     final_warnings[:] = warnings
                     out.append((W, b))
                 else:
-                    W, b, _ = self._fit_linear(X[fit_rows], y[fit_rows], C)
-                    out.append(self._scores(X[held_rows], W, b))
+                    out.append(W)  # the held rows' scores
             return out
 
         def run(C, ngrams, final: bool):
@@ -702,6 +701,44 @@ def _binary_chunk(X, Y, *, C: float, class_weight=None, tol: float = 1e-4, max_i
         return W, b
     z = X[score_rows] @ W
     return expit((z.toarray() if hasattr(z, "toarray") else np.asarray(z)) + b)
+
+
+def multinomial_tasks(X, Y, tasks, label_names: Sequence[str], *, n_jobs: int | None = 1, **fit_args) -> list:
+    """Single-label :func:`fit_linear` for several ``(fit_rows, score_rows)`` pairs (the folds of a
+    cross-fit and the final fit): ``[(scores of score_rows, None, warnings) or (W, b, warnings), ...]``
+    with ``(None, None)`` meaning every row and the weights.
+
+    Unlike one-vs-rest, a multinomial model cannot be split by label, so with ``n_jobs`` > 1 the
+    tasks themselves run in worker processes, largest first. scikit-learn's L-BFGS costs about
+    n_features x n_classes per iteration: on the 52 single-topic Reuters classes (R52) one fit takes
+    about 20 s, and a 3-fold cross-fit with the final fit ran 75 s in sequence.
+    """
+    if hasattr(X, "sum_duplicates"):
+        X.sum_duplicates()  # see binary_tasks: workers get X memory-mapped read-only
+
+    rows = sum(X.shape[0] if fit is None else len(fit) for fit, _ in tasks)
+    jobs = min(len(tasks), n_workers(n_jobs, int(getattr(X, "nnz", X.size)) * Y.shape[1] * rows // max(X.shape[0], 1)))
+    if jobs == 1:
+        return [_multinomial_task(X, Y, fit, score, label_names, **fit_args) for fit, score in tasks]
+    from joblib import Parallel, delayed
+
+    sizes = [X.shape[0] if fit is None else len(fit) for fit, _ in tasks]
+    order = sorted(range(len(tasks)), key=lambda t: -sizes[t])
+    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES)(
+        delayed(_multinomial_task)(X, Y, *tasks[t], label_names, **fit_args) for t in order)
+    out: list = [None] * len(tasks)
+    for t, result in zip(order, results):
+        out[t] = result
+    return out
+
+
+def _multinomial_task(X, Y, fit_rows, score_rows, label_names, **fit_args):
+    """One task of :func:`multinomial_tasks`, in this process."""
+    Xf, Yf = (X, Y) if fit_rows is None else (X[fit_rows], Y[fit_rows])
+    W, b, warnings = fit_linear(Xf, Yf, "single", label_names, **fit_args)
+    if score_rows is None:
+        return W, b, warnings
+    return linear_scores(X[score_rows], W, b, "single"), None, warnings
 
 
 def linear_scores(X, W, b, task: str) -> np.ndarray:
