@@ -5,6 +5,9 @@ Datasets are read from ``../shared/data`` relative to the repository (skipped wh
 * Reuters-21578 ModApte: train -> test (valid carved from train, 10 %, seed 0, as run_experiment does).
 * Cooking tags (fastText tutorial split): train -> "valid" used as test (valid carved from train).
 * AG News test set: 5-fold stratified cross-validation (valid carved from each training fold).
+* R8 and R52 (``--datasets r8,r52``): single-label data from the same Reuters ModApte files, the
+  documents with exactly one topic (R8: the 8 topics of Cardoso-Cachopo 2007; R52: every topic with
+  a document in train and in test), train -> test; imbalanced (earn is about half of each).
 
 Peer recipes (as described in the issue, trained on the whole training part, decisions at 0.5):
 TF-IDF 1-2-grams + LogisticRegression(C=10) one-vs-rest (liblinear; same objective as the
@@ -67,6 +70,12 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
         fit, valid = carve_valid(train, fraction=0.1, seed=seed)
         out["cooking"] = [write_split(root / "cooking", {"train": fit, "valid": valid, "test": test},
                                       {"source": "cooking.stackexchange train -> valid", "seed": seed})]
+    for name in ("r8", "r52"):
+        if name in datasets and (DATA / "reuters21578").is_dir():
+            train, test = _single_topic_reuters(name)
+            fit, valid = carve_valid(train, fraction=0.1, seed=seed)
+            out[name] = [write_split(root / name, {"train": fit, "valid": valid, "test": test},
+                                     {"source": f"reuters21578 ModApte, {name.upper()}", "seed": seed})]
     if "agnews" in datasets and (DATA / "ag_news_test").is_dir():
         from sklearn.model_selection import StratifiedKFold
 
@@ -79,6 +88,33 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
             out["agnews"].append(write_split(root / f"agnews-fold{k}", {"train": fit, "valid": valid, "test": ds.subset(te)},
                                              {"source": f"ag_news test, 5-fold CV fold {k}", "seed": seed}))
     return out
+
+
+# The 8 topics of R8 (Cardoso-Cachopo 2007, "Improving Methods for Single-label Text Categorization").
+R8_TOPICS = ("acq", "crude", "earn", "grain", "interest", "money-fx", "ship", "trade")
+
+
+def _single_topic_reuters(name: str):
+    """R8 / R52: the ModApte documents with exactly one topic, kept to the 8 topics of R8, or (R52)
+    to every topic with a document in both train and test; ``(train, test)`` as single-label data."""
+    import scipy.sparse as sp
+
+    from nlpkit.data import Dataset
+
+    train, test = _same_space(*(_read(DATA / f"reuters21578/{part}.jsonl") for part in ("train", "test")))
+    names = np.asarray(train.label_names)
+    rows = [np.flatnonzero(np.asarray(part.y.sum(axis=1)).ravel() == 1) for part in (train, test)]
+    topic = [np.asarray(part.y[r].argmax(axis=1)).ravel() for part, r in zip((train, test), rows)]
+    keep = (np.isin(names, R8_TOPICS) if name == "r8"
+            else np.isin(np.arange(len(names)), np.intersect1d(topic[0], topic[1])))
+    new_index = np.cumsum(keep) - 1
+    parts = []
+    for part, r, t in zip((train, test), rows, topic):
+        r, t = r[keep[t]], new_index[t[keep[t]]]
+        y = sp.csr_matrix((np.ones(len(r), dtype=np.uint8), (np.arange(len(r)), t)), shape=(len(r), int(keep.sum())))
+        parts.append(Dataset(ids=[part.ids[i] for i in r], texts=[part.texts[i] for i in r], y=y,
+                             label_names=[str(n) for n in names[keep]], task="single"))
+    return parts
 
 
 # --- nlpkit's baselines ---------------------------------------------------------------------------
