@@ -222,3 +222,28 @@ def test_bench_skips_without_shared_data(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(bench, "DATA", tmp_path / "absent")
     assert bench.main([]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_bench_single_topic_reuters_sets(monkeypatch, tmp_path):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("baseline_bench", REPO / "bench" / "baseline_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "DATA", tmp_path)
+    (tmp_path / "reuters21578").mkdir()
+    rows = {"train": [["earn"], ["acq"], ["earn", "acq"], ["zinc"], ["ship"], ["tin"]],
+            "test": [["earn"], ["acq", "ship"], ["zinc"], ["gold"], ["ship"]]}
+    for part, labels in rows.items():
+        with open(tmp_path / "reuters21578" / f"{part}.jsonl", "w") as fh:
+            for i, lab in enumerate(labels):
+                fh.write(json.dumps({"id": f"{part}{i}", "text": f"text {i} {' '.join(lab)}", "labels": lab}) + "\n")
+    r8 = bench._single_topic_reuters("r8")
+    assert [p.ids for p in r8] == [["train0", "train1", "train4"], ["test0", "test4"]]
+    assert r8[0].label_names == ["acq", "earn", "ship"] and {p.task for p in r8} == {"single"}
+    r52 = bench._single_topic_reuters("r52")  # one topic, seen in train and in test
+    assert [p.ids for p in r52] == [["train0", "train3", "train4"], ["test0", "test2", "test4"]]
+    assert r52[0].label_names == ["earn", "ship", "zinc"]
+    assert r52[1].y.toarray().tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
