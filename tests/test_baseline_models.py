@@ -572,6 +572,29 @@ def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
     assert results[chosen] == max(results.values())
 
 
+def test_tfidf_cross_fit_chooses_word_ngrams_out_of_fold(data_dir):
+    from nlpkit.split import kfold
+
+    data = _reuters_data(data_dir)
+    fold_of = kfold(data.y, 3, seed=0)
+    model = TfidfLogisticRegression(n_jobs=1)
+    oof = model.cross_fit(data, fold_of)
+    choice = model.fit_info()["ngram_choice"]
+    assert set(choice["out_of_fold"]) == {"1-2", "1-1"} and choice["reference"] == [1, 2]
+    lo, hi = choice["difference_interval_68"]["1-1"]
+    assert lo <= hi
+    assert choice["chosen"] == ([1, 1] if lo > 0 else [1, 2])  # unigrams only when clearly better
+    assert model.fit_info()["ngram_range"] == choice["chosen"]
+    assert [v.ngram_range for v in model.vectorizers_] == [tuple(choice["chosen"])]
+    # the out-of-fold scores returned are the chosen candidate's: the same as a cross-fit without choice
+    fixed = TfidfLogisticRegression(n_jobs=1, ngram_range=tuple(choice["chosen"]), choose_ngrams=False)
+    np.testing.assert_array_equal(oof, fixed.cross_fit(data, fold_of))
+    assert "ngram_choice" not in fixed.fit_info()
+    np.testing.assert_array_equal(model.coef_.toarray(), fixed.coef_.toarray())
+    with pytest.raises(ConfigError, match="choose_ngrams must be true or false"):
+        TfidfLogisticRegression(choose_ngrams="yes")
+
+
 def test_tfidf_cross_fit_folds_by_task_and_options():
     assert TfidfLogisticRegression().cross_fit_folds("multi") == 3
     assert TfidfLogisticRegression().cross_fit_folds("single") == 3  # the refit on train + valid

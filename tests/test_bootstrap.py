@@ -308,3 +308,27 @@ def test_randomisation_p_value_is_small_under_a_real_difference():
         )
     # expected difference 0.15 with a standard error of about 0.034: p is nearly always tiny
     assert np.median(p_values) < 0.001 and max(p_values) < 0.05
+
+
+def test_choose_over_reference_keeps_the_reference_unless_clearly_beaten():
+    from nlpkit.metrics import choose_over_reference
+
+    rng = np.random.default_rng(0)
+    n = 600
+    y = np.eye(3, dtype=int)[rng.integers(0, 3, n)]
+    wrong = np.roll(y, 1, axis=1)
+
+    def system(accuracy, seed):
+        right = np.random.default_rng(seed).random(n) < accuracy
+        return np.where(right[:, None], y, wrong)
+
+    ref, much_better, slightly_better, worse = system(0.70, 1), system(0.85, 2), system(0.71, 3), system(0.5, 4)
+    chosen, intervals = choose_over_reference(y, [ref, much_better], "accuracy")
+    assert chosen == 1 and intervals[1][0] > 0
+    assert choose_over_reference(y, [ref, worse], "accuracy")[0] == 0
+    # within about one standard error (0.026 here): the reference stays
+    chosen, intervals = choose_over_reference(y, [ref, slightly_better], "accuracy")
+    assert chosen == 0 and intervals[1][0] <= 0 <= intervals[1][1]
+    # among several clear winners the highest lower end wins; identical systems never replace it
+    assert choose_over_reference(y, [ref, much_better, system(0.78, 5)], "accuracy")[0] == 1
+    assert choose_over_reference(y, [ref, ref.copy()], "accuracy")[0] == 0

@@ -23,6 +23,7 @@ from nlpkit.metrics.significance import (
     Metric,
     approx_randomization,
     bootstrap_ci,
+    choose_over_reference,
     get_metric,
     paired_bootstrap_diff,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "TopK",
     "approx_randomization",
     "bootstrap_ci",
+    "choose_over_reference",
     "decide",
     "evaluate",
     "get_metric",

@@ -275,8 +275,7 @@ class FastTextClassifier(Classifier):
         lost 0.016 test accuracy. The score is micro-F1 under a threshold tuned on the same part
         (multi-label) or accuracy. Returns the kept ``(model, args)`` and what was measured.
         """
-        from nlpkit.metrics import decide, tune_rule
-        from nlpkit.metrics.significance import get_metric, paired_bootstrap_diff
+        from nlpkit.metrics import choose_over_reference, decide, get_metric, tune_rule
 
         metric = "micro_f1" if self.task_ == "multi" else "accuracy"
         preds = []
@@ -284,18 +283,12 @@ class FastTextClassifier(Classifier):
             scores = self._scores(model, valid.texts)
             preds.append(decide(scores, tune_rule(valid.y, scores, task=self.task_)))
         orders = [int(args["wordNgrams"]) for _model, args in trained]
+        best, intervals = choose_over_reference(valid.y, preds, metric, seed=int(self.params["seed"]))
         choice: dict[str, Any] = {
             "metric": metric, "reference": orders[0],
             "valid": {str(n): round(get_metric(metric)(valid.y, pred), 6) for n, pred in zip(orders, preds)},
-            "difference_interval_68": {},
+            "difference_interval_68": {str(orders[i]): [round(lo, 6), round(hi, 6)] for i, (lo, hi) in intervals.items()},
         }
-        best, best_lo = 0, 0.0
-        for i in range(1, len(trained)):
-            _diff, lo, hi = paired_bootstrap_diff(valid.y, preds[i], preds[0], metric, n_boot=1000, alpha=0.32,
-                                                  seed=int(self.params["seed"]))
-            choice["difference_interval_68"][str(orders[i])] = [round(lo, 6), round(hi, 6)]
-            if lo > best_lo:
-                best, best_lo = i, lo
         choice["chosen"] = orders[best]
         return trained[best], choice
 

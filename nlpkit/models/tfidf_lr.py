@@ -43,6 +43,10 @@ class TfidfLogisticRegression(Classifier):
     -------------------------
     ngram_range : (int, int)
         Word n-gram range; 1-2 by default.
+    choose_ngrams : bool
+        With the cross-fit and no tuning: also fit word unigrams alone and keep them when their
+        out-of-fold score is clearly better (see ``param_defaults``); recorded in
+        ``fit_info()["ngram_choice"]``.
     char_ngrams : (int, int) or None
         Add character n-grams within word boundaries (``char_wb``), e.g. ``(2, 5)``.
     min_df : int
@@ -67,6 +71,13 @@ class TfidfLogisticRegression(Classifier):
     family = "tfidf-lr"
     param_defaults = {
         "ngram_range": (1, 2),
+        # With the cross-fit (and no tuning), also fit word unigrams alone and keep them when their
+        # out-of-fold score beats ngram_range's by more than about one standard error (68 % paired-
+        # bootstrap interval above 0; nlpkit.metrics.choose_over_reference). Out-of-fold, then test
+        # (bench splits): Reuters micro-F1 0.894 -> 0.907, test 0.880 -> 0.889; R52 accuracy 0.939
+        # -> 0.946, test 0.939 -> 0.949; R8 0.968 -> 0.971, test 0.973 -> 0.974; bigrams stay
+        # ahead on AG News (all 5 folds, by 0.004-0.009) and cooking tags (0.491 vs 0.476).
+        "choose_ngrams": True,
         "char_ngrams": None,
         "min_df": 2,
         "max_df": 1.0,
@@ -121,6 +132,8 @@ class TfidfLogisticRegression(Classifier):
         if p["tol"] is not None and not (isinstance(p["tol"], (int, float)) and not isinstance(p["tol"], bool)
                                          and p["tol"] > 0):
             raise ConfigError(f"tfidf-lr: tol must be > 0 (or None for the solver's default); got {p['tol']!r}.")
+        if not isinstance(p["choose_ngrams"], bool):
+            raise ConfigError(f"tfidf-lr: choose_ngrams must be true or false; got {p['choose_ngrams']!r}.")
         if p["class_weight"] not in (None, "balanced"):
             raise ConfigError(f"tfidf-lr: class_weight must be None or 'balanced'; got {p['class_weight']!r}.")
         if isinstance(p["cross_fit"], bool) or not isinstance(p["cross_fit"], int) or p["cross_fit"] < 0 \
@@ -371,7 +384,26 @@ class TfidfLogisticRegression(Classifier):
             return _selection_score(y, oof, "single")  # accuracy, log-loss tie-break
 
         C, ngram_range = float(p["C"]), tuple(p["ngram_range"])
-        if not p["tune"]:
+        if not p["tune"] and p["choose_ngrams"] and ngram_range != (1, 1):
+            # word unigrams alone against the reference n-grams, both out-of-fold; the final fit is
+            # the chosen one's
+            from nlpkit.metrics import choose_over_reference, decide, tune_rule
+
+            candidates = (ngram_range, (1, 1))
+            oofs = [run(C, ng, final=False)[0] for ng in candidates]
+            preds = [decide(o, tune_rule(y, o, task=self.task_)) for o in oofs]
+            metric = "micro_f1" if self.task_ == "multi" else "accuracy"
+            best, intervals = choose_over_reference(y, preds, metric, seed=int(p["seed"]))
+            self.fit_info_["ngram_choice"] = {
+                "metric": f"out-of-fold {metric}", "reference": list(ngram_range),
+                "out_of_fold": {f"{lo}-{hi}": round(score(o), 6) for (lo, hi), o in zip(candidates, oofs)},
+                "difference_interval_68": {"1-1": [round(v, 6) for v in intervals[1]]},
+                "chosen": list(candidates[best]),
+            }
+            ngram_range, oof = candidates[best], oofs[best]
+            vecs, X = feats(ngram_range)
+            fitted = (vecs, *fit_tasks(X, [(None, None)], C)[0])
+        elif not p["tune"]:
             oof, fitted = run(C, ngram_range, final=True)
         else:
             results: list[dict[str, Any]] = []
