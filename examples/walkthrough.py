@@ -21,7 +21,8 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "reuters_sample.jsonl"
 SEED = 13
 
 
-def main(work: Path) -> None:
+def main(work: Path, pretrain_seconds: float = 90, finetune_seconds: float = 120) -> None:
+    """The walkthrough in ``work``; pretraining and fine-tuning stop at their time budgets."""
     shutil.rmtree(work, ignore_errors=True)
     runs = work / "runs"
 
@@ -41,12 +42,12 @@ def main(work: Path) -> None:
     # 4. A tiny encoder pretrained on the training texts (never the test part). ModernBERT (pre-norm)
     #    leaves the unigram plateau within this budget; post-norm BERT tiny does not.
     config = PretrainConfig(corpus=str(work / "split"), out=str(work / "pretrained"), arch="modernbert",
-                            size="tiny", vocab_size=4000, max_length=128, time_budget=90, seed=SEED)
+                            size="tiny", vocab_size=4000, max_length=128, time_budget=pretrain_seconds, seed=SEED)
     pretrain(config, runs_root=runs)
 
     # 5. Fine-tuned as a classifier, scored and recorded like the baselines.
     run = finetune(work / "split", work / "pretrained", seed=SEED, runs_dir=runs, epochs=8, max_length=128,
-                   lr=3e-4, time_budget=120)
+                   lr=3e-4, time_budget=finetune_seconds)
     print(f"finetune: micro-F1 {run.metrics()['test']['metrics']['micro_f1']:.3f}")
 
     # 6. Everything side by side against the best baseline.
