@@ -296,11 +296,16 @@ def test_fasttext_repeated_fits_in_one_process_are_identical(single_parts, multi
 
 
 @pytest.mark.slow
-def test_fasttext_autotune_on_valid(single_parts):
-    model = FastTextClassifier(tune=True, tune_seconds=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+def test_fasttext_autotune_on_valid_is_kept_only_when_better(single_parts):
+    model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, seed=0).fit(single_parts["train"],
+                                                                                      single_parts["valid"])
     info = model.fit_info()
-    # autotune either ran, or diverged and fell back to the defaults with a warning
-    assert info["autotuned"] or any("autotune diverged" in w for w in info["warnings"])
+    tuned = info["autotune"]
+    assert tuned["seconds"] == 2 and tuned["kept"] in ("autotune", "defaults")
+    if "error" not in tuned:  # autotune ran: both scored on valid, the rule applied
+        lo, hi = tuned["difference_interval_68"]
+        assert tuned["kept"] == ("autotune" if lo > 0 else "defaults")
+        assert info["autotuned"] == (tuned["kept"] == "autotune")
     assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)
     with pytest.raises(ConfigError, match="tuning needs a validation part"):
         FastTextClassifier(tune=True, tune_seconds=2).fit(single_parts["train"])
@@ -318,8 +323,8 @@ def test_fasttext_training_process_is_killed_at_its_time_bound(tmp_path, monkeyp
     assert time.perf_counter() - start < 30  # killed, not waited for
 
 
-def test_fasttext_autotune_that_overruns_falls_back_to_defaults(single_parts, monkeypatch):
-    # fastText's autotune retrains without a time bound after its search; nlpkit bounds it.
+def test_fasttext_autotune_that_overruns_keeps_the_defaults(single_parts, monkeypatch):
+    # fastText's autotune retrains without a time bound after its search; nlpkit bounds the whole run.
     from nlpkit.models import fasttext_clf
 
     real = fasttext_clf._train_in_fresh_processes
@@ -333,12 +338,39 @@ def test_fasttext_autotune_that_overruns_falls_back_to_defaults(single_parts, mo
         return real(jobs)
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", overrunning)
-    model = FastTextClassifier(tune=True, tune_seconds=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, seed=0).fit(single_parts["train"],
+                                                                                      single_parts["valid"])
     info = model.fit_info()
-    assert seen[0][1] == fasttext_clf._autotune_timeout(2) and seen[1] == ([], None)
-    assert info["autotuned"] is False
-    assert any("did not finish within" in w for w in info["warnings"])
-    assert model.predict_proba(single_parts["test"].texts).shape == (len(single_parts["test"]), 4)
+    # the defaults first (no time bound), then autotune with its deadline
+    assert seen[0] == ([], None) and seen[1][1] == fasttext_clf._autotune_timeout(2)
+    assert info["autotuned"] is False and info["autotune"]["kept"] == "defaults"
+    assert any("autotune did not finish within" in w for w in info["warnings"])
+    untuned = FastTextClassifier(word_ngrams=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    np.testing.assert_array_equal(model.predict_proba(single_parts["test"].texts),
+                                  untuned.predict_proba(single_parts["test"].texts))
+
+
+def test_fasttext_default_autotune_budget_follows_the_default_training_time(single_parts, monkeypatch):
+    from nlpkit.models import fasttext_clf
+
+    real = fasttext_clf._train_in_fresh_processes
+    deadlines = []
+
+    def recording(jobs):
+        ((args, out, timeout),) = jobs
+        if "autotuneValidationFile" in args:
+            deadlines.append((args["autotuneDuration"], timeout))
+            return [RuntimeError("Encountered NaN.")]
+        return real(jobs)
+
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", recording)
+    model = FastTextClassifier(tune=True, word_ngrams=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    ((budget, deadline),) = deadlines
+    # twice the default training's time (at least 5 s), then 1.5 times it (at least 5 s) for the final fit
+    assert budget >= 5 and deadline == pytest.approx(budget + max(0.75 * budget, 5), abs=0.8)
+    assert model.fit_info()["autotune"] == {"seconds": budget, "deadline_seconds": round(deadline, 1),
+                                            "kept": "defaults", "error": "Encountered NaN."}
+    assert any("autotune failed (Encountered NaN.)" in w for w in model.fit_info()["warnings"])
 
 
 @pytest.fixture
@@ -432,7 +464,7 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2} if len(batches) == 0 else set()))
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)], [(2, 0.2), (1, 0.2)]]
-    assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 2
+    assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 1  # once per round
     assert sorted(model.fit_info()["word_ngrams_choice"]["valid"]) == ["1", "2"]
 
     # a candidate that keeps diverging is a clear error

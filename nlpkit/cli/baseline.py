@@ -82,10 +82,10 @@ def baseline_cmd(
         typer.Option("--model", "-m", help=f"Model to train; repeat for several. Default: all of {', '.join(BASELINE_MODELS)}.",
                      show_default=False),
     ] = None,
-    tune: Annotated[bool, typer.Option("--tune", help="Tune tfidf-lr (C, n-grams; by its cross-fit over train + valid) and fastText (autotune, on valid).")] = False,
+    tune: Annotated[bool, typer.Option("--tune", help="Tune tfidf-lr (C, n-grams; by its cross-fit over train + valid) and fastText (autotune on valid, kept when better than the defaults there).")] = False,
     cv: Annotated[Optional[int], typer.Option("--cv", help="With --tune: tfidf-lr's folds (K-fold cross-fit over train + valid; default 3).",
                                               show_default=False)] = None,
-    tune_seconds: Annotated[Optional[float], typer.Option("--tune-seconds", help="With --tune: fastText autotune budget (default 45).",
+    tune_seconds: Annotated[Optional[float], typer.Option("--tune-seconds", help="With --tune: fastText autotune's search budget in seconds (default: twice the default training's time; autotune's model is kept only when better on valid).",
                                                            show_default=False)] = None,
     vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pre-trained word vectors for word2vec "
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
