@@ -17,11 +17,15 @@ TUNABLE = ("tfidf-lr", "fasttext")
 
 
 def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = None, tune_seconds: float | None = None,
-                    vectors: Path | None = None, seed: int = 0, rule: str = "auto") -> dict[str, Any]:
+                    vectors: Path | None = None, seed: int = 0, rule: str = "auto",
+                    settings: list[str] | None = None) -> dict[str, Any]:
     """Validate the options and resolve them into one config (checked before any work starts).
 
+    ``settings`` are ``MODEL.KEY=VALUE`` strings (``--set``): any parameter of a selected model's
+    class, e.g. ``tfidf-lr.char_ngrams=2,5`` or ``fasttext.dim=100`` (see :func:`parse_setting`).
+
     Returns ``{"models": [...], "params": {model: params}, "tune", "cv", "tune_seconds", "vectors",
-    "seed", "rule"}``.
+    "seed", "rule", "set"}``.
     """
     import re
 
@@ -62,8 +66,66 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
                 params[name]["tune_seconds"] = int(round(tune_seconds))
         elif name == "word2vec":
             params[name] = {"seed": seed, "vectors": str(vectors) if vectors is not None else None}
+    overrides: dict[str, dict[str, Any]] = {}
+    for text in settings or []:
+        name, key, value = parse_setting(text, models)
+        overrides.setdefault(name, {})[key] = value
+    for name, values in overrides.items():
+        params[name].update(values)
+        from nlpkit.models import get_model_class
+
+        try:
+            get_model_class(name)(**params[name])  # a bad value fails here, before any training
+        except ConfigError as exc:
+            shown = " ".join(f"--set {name}.{k}={v!r}" for k, v in values.items())
+            raise ConfigError(f"{exc} (from {shown})") from None
     return {"models": models, "params": params, "tune": tune, "cv": cv, "tune_seconds": tune_seconds,
-            "vectors": str(vectors) if vectors is not None else None, "seed": seed, "rule": rule}
+            "vectors": str(vectors) if vectors is not None else None, "seed": seed, "rule": rule,
+            "set": overrides}
+
+
+# parameters set by their own options, not by --set
+_OWN_OPTIONS = {"seed": "--seed", "tune": "--tune", "cv": "--cv", "tune_seconds": "--tune-seconds", "vectors": "--vectors"}
+
+
+def parse_setting(text: str, models: list[str]) -> tuple[str, str, Any]:
+    """``"MODEL.KEY=VALUE"`` -> ``(model, key, value)``.
+
+    VALUE is read as JSON when it parses (``30``, ``0.5``, ``true``, ``null``, ``[1, 2]``), as a tuple
+    when it holds commas (``2,5`` -> ``(2, 5)``; each item read the same way), else as a string
+    (``none`` is None). The model must be one of ``models`` and KEY one of its parameters.
+    """
+    import json
+
+    from nlpkit.models import get_model_class
+
+    target, sep, raw = text.partition("=")
+    name, dot, key = target.strip().rpartition(".")
+    if not sep or not dot or not name or not key:
+        raise ConfigError(f"--set {text!r}: expected MODEL.KEY=VALUE, e.g. --set tfidf-lr.C=30.")
+    if name not in BASELINE_MODELS:
+        raise ConfigError(f"--set {text!r}: unknown baseline model {name!r}; choose from {', '.join(BASELINE_MODELS)}.")
+    if name not in models:
+        raise ConfigError(f"--set {text!r}: {name} is not among the models to train; add --model {name} or drop it.")
+    if key in _OWN_OPTIONS:
+        raise ConfigError(f"--set {text!r}: {key} has its own option; use {_OWN_OPTIONS[key]}.")
+    known = sorted(k for k in get_model_class(name).param_defaults if k not in _OWN_OPTIONS)
+    if key not in known:
+        raise ConfigError(f"--set {text!r}: {name} has no parameter {key!r}; it has {', '.join(known) or 'none'}.")
+
+    def value_of(item: str) -> Any:
+        item = item.strip()
+        if item.lower() == "none":
+            return None
+        try:
+            value = json.loads(item)
+        except ValueError:
+            return item
+        return tuple(value) if isinstance(value, list) else value
+
+    raw = raw.strip()
+    value = tuple(value_of(v) for v in raw.split(",")) if "," in raw and not raw.startswith("[") else value_of(raw)
+    return name, key, value
 
 
 def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = None,

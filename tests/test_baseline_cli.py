@@ -124,6 +124,35 @@ def test_tune_records_the_choice(single_split, runs_dir):
     assert info["tuning"]["selected_by"] == "2-fold cross-fit on train + valid" and "C" in info
 
 
+def test_set_passes_model_parameters_and_records_them(single_split, runs_dir):
+    from nlpkit.runs import load_run
+
+    result = invoke(single_split.path, "-m", "tfidf-lr", "-m", "fasttext", "--set", "tfidf-lr.char_ngrams=2,4",
+                    "--set", "tfidf-lr.C=30", "--set", "fasttext.dim=7", "--set", "fasttext.word_ngrams=2", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in json.loads(result.stdout)}
+    tfidf, fasttext = (load_run(rows[m]["run"]) for m in ("tfidf-lr", "fasttext"))
+    assert tfidf.info["model_params"]["char_ngrams"] == [2, 4] and tfidf.info["model_params"]["C"] == 30
+    assert tfidf.info["config"]["set"]["tfidf-lr"] == {"char_ngrams": [2, 4], "C": 30}
+    assert rows["fasttext"]["fit_info"]["dim"] == 7
+    assert fasttext.info["model_params"]["word_ngrams"] == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tfidf-lr.C=30", ("tfidf-lr", "C", 30)),
+    ("tfidf-lr.C=0.5", ("tfidf-lr", "C", 0.5)),
+    ("tfidf-lr.ngram_range=1,3", ("tfidf-lr", "ngram_range", (1, 3))),
+    ("tfidf-lr.ngram_range=[1, 3]", ("tfidf-lr", "ngram_range", (1, 3))),
+    ("tfidf-lr.class_weight=none", ("tfidf-lr", "class_weight", None)),
+    ("tfidf-lr.sublinear_tf=false", ("tfidf-lr", "sublinear_tf", False)),
+    ("fasttext.loss=ova", ("fasttext", "loss", "ova")),
+])
+def test_set_values_are_read_as_json_tuples_or_strings(text, expected):
+    from nlpkit.baseline import parse_setting
+
+    assert parse_setting(text, ["tfidf-lr", "fasttext"]) == expected
+
+
 def test_single_class_training_data_warns_and_predicts_it(make_split):
     texts = ["red apple", "green apple", "apple pie", "apple tart", "apple jam", "baked apple"]
     train = make_dataset(texts, ["fruit"] * 6, task="single", label_names=["fruit", "veg"])
@@ -181,6 +210,13 @@ def _no_train_split(make_split, single_parts):
     ("ok", ["-m", "word2vec", "--vectors", "VEC_PICKLE"], "is a pickled gensim file"),
     ("ok", ["-m", "word2vec", "--vectors", "VEC_RAGGED"], "check that every row has 3 numbers"),
     ("ok", ["--rule", "best"], "unknown --rule 'best'"),
+    ("ok", ["--set", "tfidf-lr.C"], "expected MODEL.KEY=VALUE"),
+    ("ok", ["--set", "svm.C=1"], "unknown baseline model 'svm'"),
+    ("ok", ["-m", "tfidf-lr", "--set", "fasttext.dim=3"], "fasttext is not among the models to train"),
+    ("ok", ["--set", "tfidf-lr.seed=3"], "seed has its own option; use --seed"),
+    ("ok", ["--set", "tfidf-lr.Cx=3"], "tfidf-lr has no parameter 'Cx'; it has C, char_ngrams"),
+    ("ok", ["--set", "tfidf-lr.C=-1"], "C must be > 0; got C=-1, grid_C=(10.0, 30.0, 100.0). (from --set tfidf-lr.C=-1)"),
+    ("ok", ["--set", "fasttext.loss=hinge"], "loss must be auto, softmax, ova, hs or ns"),
     ("ok", ["-m", "majority", "--rule", "global"], "--rule global is for multi-label data"),
 ])
 def test_bad_input(case, args, message, make_split, single_parts, single_split, tmp_path, runs_dir):

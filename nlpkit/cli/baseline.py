@@ -91,6 +91,11 @@ def baseline_cmd(
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
     rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid (multi-label): auto (= global: one "
                                       "tuned threshold), per-label (global fallback), fixed (0.5), topK.")] = "auto",
+    settings: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="A model parameter, MODEL.KEY=VALUE; repeat for several (e.g. --set tfidf-lr.C=30 "
+                     "--set tfidf-lr.char_ngrams=2,5 --set fasttext.dim=100). Recorded in each run.", show_default=False),
+    ] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: run on this fold only (0..K-1); by "
                                                 "default every fold, one run per model and fold.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
@@ -114,7 +119,7 @@ def baseline_cmd(
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed,
-                                 rule=rule)
+                                 rule=rule, settings=settings)
         from nlpkit.data import fold_split, load_split
 
         split = load_split(split_dir)
