@@ -106,10 +106,11 @@ def baseline_cmd(
     """Train baseline models on a split: fit on train, decision rule tuned on valid, scored on test.
 
     One run is recorded per model (see `nlpkit runs`, `nlpkit report`). Without a valid part, one is
-    carved from train. On multi-label data tfidf-lr is cross-fitted: 3 stratified folds over train +
-    valid give every document an out-of-fold score, the rule is tuned on all of them, and the model
-    is refitted on train + valid. fastText and word2vec train with one thread, so results are
-    reproducible.
+    carved from train. tfidf-lr is cross-fitted: 3 stratified folds over train + valid give every
+    document an out-of-fold score, on which it chooses between word 1-2-grams and unigrams and
+    (multi-label) tunes the rule; the model is then refitted on train + valid. fastText trains
+    bigrams and unigrams side by side and keeps unigrams only when clearly better on valid.
+    fastText and word2vec train with one thread, so results are reproducible.
 
     On a k-fold split (`nlpkit split --folds K`) each fold in turn is the test part and the others
     train (with a held-out test part: fold k is valid, the test part stays the test); the table
