@@ -322,7 +322,9 @@ class TfidfLogisticRegression(Classifier):
         """Out-of-fold scores of ``data`` for the decision rule, then the final fit on all of it.
 
         The vectoriser is fitted once on all of ``data`` (vocabulary and idf use no label), so
-        each fold only refits the linear models. With ``tune``, every candidate of the grid (see
+        each fold only refits the linear models. With ``choose_ngrams`` (the default), word unigrams
+        alone get their out-of-fold scores too and replace ``ngram_range`` only when clearly better
+        (:func:`nlpkit.metrics.choose_over_reference`). With ``tune``, every candidate of the grid (see
         :meth:`_tune`) gets its out-of-fold scores and the winner is the one whose scores reach the
         best micro-F1 under one tuned global threshold, the decision ``auto`` makes afterwards.
         """
