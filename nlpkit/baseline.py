@@ -70,10 +70,10 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
     for text in settings or []:
         name, key, value = parse_setting(text, models)
         overrides.setdefault(name, {})[key] = value
+    from nlpkit.models import get_model_class
+
     for name, values in overrides.items():
         params[name].update(values)
-        from nlpkit.models import get_model_class
-
         try:
             get_model_class(name)(**params[name])  # a bad value fails here, before any training
         except ConfigError as exc:
@@ -196,10 +196,12 @@ def cross_validation_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     values in fold order, and the mean fit time. ``rows`` are :func:`summarize` rows."""
     import statistics
 
+    from nlpkit.metrics import headline_metric
+
     out: list[dict[str, Any]] = []
     for name in dict.fromkeys(r["model"] for r in rows):
         mine = sorted((r for r in rows if r["model"] == name), key=lambda r: r["fold"])
-        key = "accuracy" if mine[0]["task"] == "single" else "micro_f1"
+        key = headline_metric(mine[0]["task"])
 
         def spread(values: list[float]) -> tuple[float, float | None]:
             return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)

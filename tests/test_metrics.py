@@ -461,3 +461,11 @@ def test_tune_rule_picks_the_rule_for_the_task_and_strategy():
         tune_rule(y, s, task="multi", strategy="best")
     with pytest.raises(ConfigError, match="is for multi-label data"):
         tune_rule(y_single, np.zeros((20, 4)), task="single", strategy="global")
+
+
+def test_headline_metric_per_task():
+    from nlpkit.metrics import headline_metric
+
+    assert headline_metric("single") == "accuracy" and headline_metric("multi") == "micro_f1"
+    with pytest.raises(ConfigError, match="task must be 'single' or 'multi'"):
+        headline_metric("regression")

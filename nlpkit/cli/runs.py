@@ -11,8 +11,6 @@ import typer
 from nlpkit.cli._common import cli_errors, err, out
 from nlpkit.errors import NlpkitError
 
-# The one number shown per run: what a reader of the table compares first.
-HEADLINE = {"single": "accuracy", "multi": "micro_f1"}
 
 
 def runs_cmd(
@@ -49,9 +47,11 @@ def runs_cmd(
 
 def summarise(run) -> dict[str, Any]:
     """One row per run: identity, data, and the headline test metric (None when not recorded)."""
+    from nlpkit.metrics.evaluation import HEADLINE_METRICS
+
     data = run.info.get("data") or {}
     task = data.get("task")
-    metric = HEADLINE.get(task)
+    metric = HEADLINE_METRICS.get(task)  # the one number shown per run
     value = None
     if metric is not None and (run.path / "metrics.json").is_file():
         try:

@@ -7,7 +7,7 @@ submodules are ``counts`` (tp/fp/fn arithmetic and zero-division conventions), `
 ``significance`` (``METRICS``, bootstrap, randomisation).
 """
 
-from nlpkit.metrics.evaluation import evaluate
+from nlpkit.metrics.evaluation import evaluate, headline_metric
 from nlpkit.metrics.rules import (
     Argmax,
     DecisionRule,
@@ -43,6 +43,7 @@ __all__ = [
     "decide",
     "evaluate",
     "get_metric",
+    "headline_metric",
     "paired_bootstrap_diff",
     "tune_rule",
 ]

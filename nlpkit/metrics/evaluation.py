@@ -128,6 +128,18 @@ _DEFAULT_RULES: dict[str, Callable[[], DecisionRule]] = {
 }
 
 
+# The one number a task is judged by first: the model choices made on validation data, early
+# stopping, the runs table and cross-validation summaries all use it.
+HEADLINE_METRICS = {"single": "accuracy", "multi": "micro_f1"}
+
+
+def headline_metric(task: str) -> str:
+    """``"accuracy"`` for single-label data, ``"micro_f1"`` for multi-label data."""
+    if task not in HEADLINE_METRICS:
+        raise ConfigError(f"task must be 'single' or 'multi', got {task!r}")
+    return HEADLINE_METRICS[task]
+
+
 def evaluate(
     y_true,
     scores,

@@ -321,7 +321,6 @@ def paired_bootstrap_diff(
     return (diff, *_interval(np.concatenate(values), alpha))
 
 
-
 def choose_over_reference(y_true, preds, metric: str = "micro_f1", *, n_boot: int = 1000, seed: int = 0
                           ) -> tuple[int, dict[int, tuple[float, float]]]:
     """Pick among systems scored on one held-out set, keeping the first (the reference) unless

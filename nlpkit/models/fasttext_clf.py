@@ -262,7 +262,7 @@ class FastTextClassifier(Classifier):
         (:func:`nlpkit.metrics.choose_over_reference`). Returns the kept ``(model, args)`` and what
         happened.
         """
-        from nlpkit.metrics import choose_over_reference, get_metric
+        from nlpkit.metrics import choose_over_reference, get_metric, headline_metric
 
         p = self.params
         default_budget = p["tune_seconds"] is None
@@ -281,7 +281,7 @@ class FastTextClassifier(Classifier):
             warnings.append(f"fastText autotune {why}; kept the default options.")
             info.update(kept="defaults", error=str(tuned))
             return (reference, ref_args), info
-        metric = "micro_f1" if self.task_ == "multi" else "accuracy"
+        metric = headline_metric(self.task_)
         preds = [self._valid_decisions(model, valid) for model in (reference, tuned)]
         best, intervals = choose_over_reference(valid.y, preds, metric, seed=int(p["seed"]))
         chosen = tuned.f.getArgs()
@@ -307,9 +307,9 @@ class FastTextClassifier(Classifier):
         lost 0.016 test accuracy. The score is micro-F1 under a threshold tuned on the same part
         (multi-label) or accuracy. Returns the kept ``(model, args)`` and what was measured.
         """
-        from nlpkit.metrics import choose_over_reference, get_metric
+        from nlpkit.metrics import choose_over_reference, get_metric, headline_metric
 
-        metric = "micro_f1" if self.task_ == "multi" else "accuracy"
+        metric = headline_metric(self.task_)
         preds = [self._valid_decisions(model, valid) for model, _args in trained]
         orders = [int(args["wordNgrams"]) for _model, args in trained]
         best, intervals = choose_over_reference(valid.y, preds, metric, seed=int(self.params["seed"]))

@@ -390,12 +390,12 @@ class TfidfLogisticRegression(Classifier):
         if not p["tune"] and p["choose_ngrams"] and ngram_range != (1, 1):
             # word unigrams alone against the reference n-grams, both out-of-fold; the final fit is
             # the chosen one's
-            from nlpkit.metrics import choose_over_reference, decide, tune_rule
+            from nlpkit.metrics import choose_over_reference, decide, headline_metric, tune_rule
 
             candidates = (ngram_range, (1, 1))
             oofs = [run(C, ng, final=False)[0] for ng in candidates]
             preds = [decide(o, tune_rule(y, o, task=self.task_)) for o in oofs]
-            metric = "micro_f1" if self.task_ == "multi" else "accuracy"
+            metric = headline_metric(self.task_)
             best, intervals = choose_over_reference(y, preds, metric, seed=int(p["seed"]))
             self.fit_info_["ngram_choice"] = {
                 "metric": f"out-of-fold {metric}", "reference": list(ngram_range),

@@ -446,11 +446,11 @@ def init_head_bias(model, y: np.ndarray, multi: bool) -> bool:
 
 def _valid_metric(y_valid: np.ndarray, scores: np.ndarray, task: str, label_names: list[str]) -> float:
     """Early-stopping metric: accuracy (single) or micro-F1 under a rule tuned on valid (multi)."""
-    from nlpkit.metrics import evaluate, tune_rule
+    from nlpkit.metrics import evaluate, headline_metric, tune_rule
 
     rule = tune_rule(y_valid, scores, task=task)
     res = evaluate(y_valid, scores, task=task, label_names=label_names, rule=rule)
-    return float(res["metrics"]["accuracy" if task == "single" else "micro_f1"])
+    return float(res["metrics"][headline_metric(task)])
 
 
 def read_long_text_options(path: Path) -> dict:
