@@ -587,7 +587,11 @@ def test_tfidf_single_label_cross_fit_in_worker_processes_matches_one_process(da
     np.testing.assert_array_equal(oof1, oof2)
     np.testing.assert_array_equal(one.coef_.toarray(), two.coef_.toarray())
     np.testing.assert_array_equal(one.intercept_, two.intercept_)
-    assert (oof1.argmax(axis=1) == np.asarray(data.y.argmax(axis=1)).ravel()).mean() > 0.7
+    accuracy = (oof1.argmax(axis=1) == np.asarray(data.y.argmax(axis=1)).ravel()).mean()
+    assert accuracy > 0.7
+    assert one.fit_info()["cross_fit"]["out_of_fold_accuracy"] == round(float(accuracy), 6)
+    for name, value in one.fit_info()["ngram_choice"]["out_of_fold"].items():
+        assert 0 < value <= 1  # plain accuracies, no tie-break term
 
 
 def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
@@ -617,6 +621,10 @@ def test_tfidf_cross_fit_chooses_word_ngrams_out_of_fold(data_dir):
     assert lo <= hi
     assert choice["chosen"] == ([1, 1] if lo > 0 else [1, 2])  # unigrams only when clearly better
     assert model.fit_info()["ngram_range"] == choice["chosen"]
+    # the recorded scores are micro-F1 under the rule run_experiment tunes next (one global threshold)
+    chosen_key = "-".join(map(str, choice["chosen"]))
+    assert choice["out_of_fold"][chosen_key] == pytest.approx(
+        model.fit_info()["cross_fit"]["out_of_fold_micro_f1"], abs=1e-6)
     assert [v.ngram_range for v in model.vectorizers_] == [tuple(choice["chosen"])]
     # the out-of-fold scores returned are the chosen candidate's: the same as a cross-fit without choice
     fixed = TfidfLogisticRegression(n_jobs=1, ngram_range=tuple(choice["chosen"]), choose_ngrams=False)

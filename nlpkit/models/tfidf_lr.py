@@ -380,6 +380,7 @@ class TfidfLogisticRegression(Classifier):
 
         y_bool = y.toarray().astype(bool)
         score_name = "out_of_fold_micro_f1" if self.task_ == "multi" else "out_of_fold_accuracy"
+        y_true = np.asarray(y.argmax(axis=1)).ravel()
 
         def score(oof) -> float:
             if self.task_ == "multi":
@@ -390,7 +391,7 @@ class TfidfLogisticRegression(Classifier):
         if not p["tune"] and p["choose_ngrams"] and ngram_range != (1, 1):
             # word unigrams alone against the reference n-grams, both out-of-fold; the final fit is
             # the chosen one's
-            from nlpkit.metrics import choose_over_reference, decide, headline_metric, tune_rule
+            from nlpkit.metrics import choose_over_reference, decide, get_metric, headline_metric, tune_rule
 
             candidates = (ngram_range, (1, 1))
             oofs = [run(C, ng, final=False)[0] for ng in candidates]
@@ -399,7 +400,8 @@ class TfidfLogisticRegression(Classifier):
             best, intervals = choose_over_reference(y, preds, metric, seed=int(p["seed"]))
             self.fit_info_["ngram_choice"] = {
                 "metric": f"out-of-fold {metric}", "reference": list(ngram_range),
-                "out_of_fold": {f"{lo}-{hi}": round(score(o), 6) for (lo, hi), o in zip(candidates, oofs)},
+                "out_of_fold": {f"{lo}-{hi}": round(get_metric(metric)(y, pred), 6)
+                                for (lo, hi), pred in zip(candidates, preds)},
                 "difference_interval_68": {"1-1": [round(v, 6) for v in intervals[1]]},
                 "chosen": list(candidates[best]),
             }
@@ -439,7 +441,8 @@ class TfidfLogisticRegression(Classifier):
             "C": C,
             "ngram_range": list(ngram_range),
             "n_features": int(W.shape[0]),
-            "cross_fit": {"folds": k, "documents": len(data), score_name: round(score(oof), 6)},
+            "cross_fit": {"folds": k, "documents": len(data), score_name: round(
+                score(oof) if self.task_ == "multi" else float((oof.argmax(axis=1) == y_true).mean()), 6)},
             "fit_seconds": round(time.perf_counter() - t0, 3),
             "warnings": final_warnings,
         })
