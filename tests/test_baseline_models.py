@@ -15,7 +15,7 @@ from nlpkit.data import read_dataset
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models import load_model
 from nlpkit.models.fasttext_clf import FastTextClassifier, epochs_for
-from nlpkit.models.text import normalize, tokenize
+from nlpkit.models.text import normalize, tfidf_terms, tokenize
 from nlpkit.models.tfidf_lr import TfidfLogisticRegression
 from nlpkit.models.word2vec import Word2VecClassifier, load_vectors, sniff_vectors_format, stable_hash
 
@@ -39,6 +39,74 @@ def test_normalize_splits_punctuation_lowercases_and_joins_lines():
 
 def test_tokenize_keeps_words_only():
     assert tokenize("It's 5 o'clock, Zoë!") == ["it", "s", "5", "o", "clock", "zoë"]
+
+
+def test_words_keep_their_combining_marks():
+    # Python's re cuts these at the marks: "नमस्ते" -> "नमस", "त"
+    assert tokenize("नमस्ते दुनिया, தமிழ்!") == ["नमस्ते", "दुनिया", "தமிழ்"]
+    assert normalize("नमस्ते, दुनिया") == "नमस्ते , दुनिया"
+    assert tfidf_terms("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
+
+
+def test_scripts_without_spaces_give_one_token_per_character():
+    assert tokenize("我喜欢吃苹果。コンピューター") == ["我", "喜", "欢", "吃", "苹", "果", "コ", "ン", "ピ", "ュ", "ー", "タ", "ー"]
+    # a Thai character keeps its vowel and tone marks; CJK punctuation stays punctuation
+    assert tokenize("สวัสดี") == ["ส", "วั", "ส", "ดี"]
+    assert normalize("北京，Hello世界") == "北 京 ， hello 世 界"
+    assert tfidf_terms("ok 北京 a b") == ["ok", "北", "京"]
+
+
+def test_tfidf_terms_match_scikit_learns_default_pattern_on_latin_text():
+    import re
+
+    texts = ["It's 5 o'clock, Zoë! a_b x2 I am", "naïve café l'été -- 3.5%", "plain ascii text\nnew line"]
+    default = re.compile(r"(?u)\b\w\w+\b")
+    for text in texts:
+        assert tfidf_terms(text.lower()) == default.findall(text.lower())
+
+
+def _chinese_topics(n, seed):
+    """Chinese documents whose topic shows only in words written without spaces between them."""
+    rng = np.random.default_rng(seed)
+    topics = {"sport": "足球 比赛 球队 进球 冠军 教练".split(), "money": "股票 市场 银行 利率 投资 经济".split(),
+              "tech": "手机 软件 芯片 电脑 网络 程序".split()}
+    filler = "我们 今天 这个 非常 已经 认为 表示 可能 没有 时候".split()
+    texts, labels = [], []
+    for i in range(n):
+        label = sorted(topics)[i % 3]
+        words = [rng.choice(topics[label]) if rng.random() < 0.3 else rng.choice(filler)
+                 for _ in range(rng.integers(8, 16))]
+        texts.append("".join(words) + "。")
+        labels.append(label)
+    return make_dataset(texts, labels)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_chinese_text_is_learned_from_its_characters(family, tmp_path):
+    # Before characters were tokens, a whole clause was one "word" and every family scored
+    # about chance (1/3) on this data.
+    train, test = _chinese_topics(240, seed=0), _chinese_topics(90, seed=1)
+    model = FAST[family](seed=0).fit(train)
+    truth = np.asarray(test.y.argmax(axis=1)).ravel()
+    assert (model.predict_proba(test.texts).argmax(axis=1) == truth).mean() > 0.9
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(test.texts), model.predict_proba(test.texts))
+
+
+def test_tfidf_saved_before_unicode_terms_reloads_with_the_pattern_it_was_fitted_with(tmp_path, single_parts):
+    import json
+
+    from nlpkit.models.tfidf_lr import VOCAB_JSON
+
+    TfidfLogisticRegression(seed=0).fit(single_parts["train"]).save(tmp_path / "m")
+    state = json.loads((tmp_path / "m" / VOCAB_JSON).read_text(encoding="utf-8"))
+    assert state["vectorizers"][0]["params"]["tokens"] == "unicode"
+    assert load_model(tmp_path / "m").vectorizers_[0].tokenizer is tfidf_terms
+    del state["vectorizers"][0]["params"]["tokens"]  # as written by earlier versions
+    (tmp_path / "m" / VOCAB_JSON).write_text(json.dumps(state), encoding="utf-8")
+    old = load_model(tmp_path / "m").vectorizers_[0]
+    assert old.tokenizer is None and old.token_pattern == r"(?u)\b\w\w+\b"
 
 
 def test_fasttext_epochs_scale_with_data_size():

@@ -24,6 +24,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import Classifier
+from nlpkit.models.text import tfidf_terms
 
 VOCAB_JSON = "tfidf_vocabulary.json"
 ARRAYS_NPZ = "tfidf_lr.npz"
@@ -150,7 +151,8 @@ class TfidfLogisticRegression(Classifier):
     def _vectorizer_params(self, ngram_range: tuple[int, int], min_df: int) -> list[dict[str, Any]]:
         p = self.params
         word = dict(analyzer="word", ngram_range=tuple(ngram_range), min_df=min_df, max_df=p["max_df"],
-                    sublinear_tf=p["sublinear_tf"], max_features=p["max_features"], lowercase=True)
+                    sublinear_tf=p["sublinear_tf"], max_features=p["max_features"], lowercase=True,
+                    **_WORD_TERMS)
         params = [word]
         if p["char_ngrams"] is not None:
             params.append(dict(analyzer="char_wb", ngram_range=tuple(p["char_ngrams"]), min_df=min_df,
@@ -175,7 +177,8 @@ class TfidfLogisticRegression(Classifier):
                     mats.append(vec.fit_transform(texts))
                 except ValueError:
                     raise DataError(
-                        "tfidf-lr: the training texts contain no word of two or more letters/digits; "
+                        "tfidf-lr: the training texts contain no word of two or more letters/digits "
+                        "(nor a Chinese, Japanese or Thai character); "
                         "check the text column (--text-col)."
                     ) from None
             vectorizers.append(vec)
@@ -503,6 +506,8 @@ class TfidfLogisticRegression(Classifier):
             for i, vs in enumerate(state["vectorizers"]):
                 params = dict(vs["params"])
                 params["ngram_range"] = tuple(params["ngram_range"])
+                if params.pop("tokens", None) == "unicode":
+                    params.update(_WORD_TERMS)
                 vocab = {term: idx for idx, term in enumerate(vs["terms"])}
                 vec = TfidfVectorizer(dtype=np.float64, vocabulary=vocab, **params)
                 vec.idf_ = arrays[f"idf_{i}"]
@@ -520,6 +525,11 @@ class TfidfLogisticRegression(Classifier):
 
 
 _VECTORIZER_KEYS = ("analyzer", "ngram_range", "min_df", "max_df", "sublinear_tf", "max_features", "lowercase")
+# Word terms come from nlpkit.models.text.tfidf_terms: scikit-learn's default token pattern, plus
+# combining marks inside words and one term per character of scripts written without spaces
+# (Chinese, Japanese, Thai...). Saved as "tokens": "unicode"; a vectoriser saved without that key
+# (before it existed) is rebuilt with scikit-learn's default pattern, as it was fitted.
+_WORD_TERMS = {"tokenizer": tfidf_terms, "token_pattern": None}
 _SELECTION_METRIC = {"multi": "micro average precision", "single": "accuracy, then log loss"}
 
 
@@ -527,6 +537,8 @@ def _vectorizer_json(vec) -> dict[str, Any]:
     params = vec.get_params()
     out = {k: params[k] for k in _VECTORIZER_KEYS}
     out["ngram_range"] = list(out["ngram_range"])
+    if params["tokenizer"] is tfidf_terms:
+        out["tokens"] = "unicode"
     # min_df / max_df / max_features only matter when fitting; the vocabulary is fixed on load.
     for key in ("min_df", "max_df", "max_features"):
         out.pop(key)
