@@ -590,6 +590,27 @@ def test_fasttext_learns_from_data_sorted_by_label():
     assert (model.predict_proba(test.texts).argmax(axis=1) == truth).mean() > 0.8
 
 
+def test_word2vec_trains_its_vectors_on_a_shuffled_corpus(monkeypatch):
+    # gensim reads sentences in order with a falling learning rate: data stored class after class
+    # must not reach it in that order
+    import gensim.models
+
+    seen = []
+    real = gensim.models.Word2Vec
+
+    def spy(*args, sentences, **kwargs):
+        seen.append([" ".join(doc) for doc in sentences])
+        return real(*args, sentences=sentences, **kwargs)
+
+    monkeypatch.setattr(gensim.models, "Word2Vec", spy)
+    data = _sorted_reviews(40, seed=0)
+    for seed in (0, 0, 1):
+        FAST["word2vec"](seed=seed).fit(data)
+    stored = [" ".join(tokenize(text)) for text in data.texts]
+    assert sorted(seen[0]) == sorted(stored) and seen[0] != stored
+    assert seen[0] == seen[1] and seen[0] != seen[2]
+
+
 # --- cross-fitting (multi-label tf-idf + LR) -----------------------------------------------------
 
 def _reuters_data(data_dir):
