@@ -128,14 +128,16 @@ def test_set_passes_model_parameters_and_records_them(single_split, runs_dir):
     from nlpkit.runs import load_run
 
     result = invoke(single_split.path, "-m", "tfidf-lr", "-m", "fasttext", "--set", "tfidf-lr.char_ngrams=2,4",
-                    "--set", "tfidf-lr.C=30", "--set", "fasttext.dim=7", "--set", "fasttext.word_ngrams=2", "--json")
+                    "--set", "tfidf-lr.C=30", "--set", "fasttext.dim=7", "--set", "fasttext.word_ngrams=2",
+                    "--set", "fasttext.max_df=none", "--json")
     assert result.exit_code == 0, result.output
     rows = {r["model"]: r for r in json.loads(result.stdout)}
     tfidf, fasttext = (load_run(rows[m]["run"]) for m in ("tfidf-lr", "fasttext"))
     assert tfidf.info["model_params"]["char_ngrams"] == [2, 4] and tfidf.info["model_params"]["C"] == 30
     assert tfidf.info["config"]["set"]["tfidf-lr"] == {"char_ngrams": [2, 4], "C": 30}
     assert rows["fasttext"]["fit_info"]["dim"] == 7
-    assert fasttext.info["model_params"]["word_ngrams"] == 2
+    assert fasttext.info["model_params"]["word_ngrams"] == 2 and fasttext.info["model_params"]["max_df"] is None
+    assert rows["fasttext"]["fit_info"]["settings_choice"] is None  # one setting: nothing to choose
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -7,14 +7,17 @@ the bundled samples (each model must beat the label priors on held-out documents
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import make_dataset
 from nlpkit.data import read_dataset
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models import load_model
-from nlpkit.models.fasttext_clf import FastTextClassifier, epochs_for
+from nlpkit.models import fasttext_clf, load_model
+from nlpkit.models.fasttext_clf import LABELS_JSON, FastTextClassifier, epochs_for
 from nlpkit.models.text import normalize, tfidf_terms, tokenize
 from nlpkit.models.tfidf_lr import TfidfLogisticRegression
 from nlpkit.models.word2vec import Word2VecClassifier, load_vectors, sniff_vectors_format, stable_hash
@@ -23,7 +26,7 @@ FAST = {
     "tfidf-lr": lambda **kw: TfidfLogisticRegression(**kw),
     # bigrams: on toy data fastText's unigram training diverges at random (word_ngrams="auto" is
     # tested on the bundled samples below)
-    "fasttext": lambda **kw: FastTextClassifier(dim=8, epoch=5, word_ngrams=2, **kw),
+    "fasttext": lambda **kw: FastTextClassifier(dim=8, epoch=5, word_ngrams=2, max_df=None, **kw),
     "word2vec": lambda **kw: Word2VecClassifier(vector_size=8, epochs=5, **kw),
 }
 FAMILIES = ["tfidf-lr", pytest.param("fasttext"), pytest.param("word2vec")]
@@ -188,6 +191,10 @@ def test_fasttext_training_texts_all_empty_is_a_clear_error():
     (FastTextClassifier, {"dim": 0}, "dim must be >= 1"),
     (FastTextClassifier, {"word_ngrams": 0}, "word_ngrams must be 'auto' or an integer >= 1"),
     (FastTextClassifier, {"word_ngrams": "bigrams"}, "word_ngrams must be 'auto' or an integer >= 1"),
+    (FastTextClassifier, {"max_df": 0}, "max_df must be 'auto', none or a share of documents in"),
+    (FastTextClassifier, {"max_df": 1.5}, "max_df must be 'auto', none or a share of documents in"),
+    (FastTextClassifier, {"max_df": "often"}, "max_df must be 'auto', none or a share of documents in"),
+    (FastTextClassifier, {"max_df": True}, "max_df must be 'auto', none or a share of documents in"),
     (Word2VecClassifier, {"pooling": "max"}, "pooling must be one of"),
 ])
 def test_bad_parameters_rejected_up_front(cls, params, message):
@@ -365,7 +372,7 @@ def test_fasttext_repeated_fits_in_one_process_are_identical(single_parts, multi
 
 @pytest.mark.slow
 def test_fasttext_autotune_on_valid_is_kept_only_when_better(single_parts):
-    model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, seed=0).fit(single_parts["train"],
+    model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, max_df=None, seed=0).fit(single_parts["train"],
                                                                                       single_parts["valid"])
     info = model.fit_info()
     tuned = info["autotune"]
@@ -406,14 +413,14 @@ def test_fasttext_autotune_that_overruns_keeps_the_defaults(single_parts, monkey
         return real(jobs)
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", overrunning)
-    model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, seed=0).fit(single_parts["train"],
+    model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, max_df=None, seed=0).fit(single_parts["train"],
                                                                                       single_parts["valid"])
     info = model.fit_info()
     # the defaults first (no time bound), then autotune with its deadline
     assert seen[0] == ([], None) and seen[1][1] == fasttext_clf._autotune_timeout(2)
     assert info["autotuned"] is False and info["autotune"]["kept"] == "defaults"
     assert any("autotune did not finish within" in w for w in info["warnings"])
-    untuned = FastTextClassifier(word_ngrams=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    untuned = FastTextClassifier(word_ngrams=2, max_df=None, seed=0).fit(single_parts["train"], single_parts["valid"])
     np.testing.assert_array_equal(model.predict_proba(single_parts["test"].texts),
                                   untuned.predict_proba(single_parts["test"].texts))
 
@@ -432,7 +439,7 @@ def test_fasttext_default_autotune_budget_follows_the_default_training_time(sing
         return real(jobs)
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", recording)
-    model = FastTextClassifier(tune=True, word_ngrams=2, seed=0).fit(single_parts["train"], single_parts["valid"])
+    model = FastTextClassifier(tune=True, word_ngrams=2, max_df=None, seed=0).fit(single_parts["train"], single_parts["valid"])
     ((budget, deadline),) = deadlines
     # twice the default training's time (at least 5 s), then 1.5 times it (at least 5 s) for the final fit
     assert budget >= 5 and deadline == pytest.approx(budget + max(0.75 * budget, 5), abs=0.8)
@@ -450,17 +457,22 @@ def reuters_parts(data_dir):
     return {"train": train, "valid": valid}
 
 
-def test_fasttext_word_ngrams_auto_trains_both_and_records_the_choice(reuters_parts):
+def test_fasttext_auto_trains_both_recipes_and_records_the_choice(reuters_parts, tmp_path):
     parts = reuters_parts
     model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])
-    choice = model.fit_info()["word_ngrams_choice"]
-    assert choice["metric"] == "micro_f1" and choice["reference"] == 2 and sorted(choice["valid"]) == ["1", "2"]
-    lo, hi = choice["difference_interval_68"]["1"]
-    assert lo <= choice["valid"]["1"] - choice["valid"]["2"] <= hi
-    assert choice["chosen"] == (1 if lo > 0 else 2) == model.fit_info()["word_ngrams"]
-    assert model.model_.f.getArgs().wordNgrams == choice["chosen"]
+    info = model.fit_info()
+    choice = info["settings_choice"]
+    bi, uni = "word_ngrams=2", "word_ngrams=1, max_df=0.1"
+    assert choice["metric"] == "micro_f1" and choice["reference"] == bi and list(choice["valid"]) == [bi, uni]
+    lo, hi = choice["difference_interval_68"][uni]
+    assert lo <= choice["valid"][uni] - choice["valid"][bi] <= hi
+    assert choice["chosen"] == (uni if lo > 0 else bi)
+    assert (info["word_ngrams"], info["max_df"]) == ((1, 0.1) if lo > 0 else (2, None))
+    assert model.model_.f.getArgs().wordNgrams == info["word_ngrams"]
+    assert info["dropped_words"] == len(model.drop_words_) == (
+        len(fasttext_clf.frequent_words([normalize(t) for t in parts["train"].texts], 0.1)) if lo > 0 else 0)
     again = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])  # same seed, same model
-    assert again.fit_info()["word_ngrams_choice"] == choice
+    assert again.fit_info()["settings_choice"] == choice
     np.testing.assert_array_equal(again.predict_proba(parts["valid"].texts), model.predict_proba(parts["valid"].texts))
 
 
@@ -481,36 +493,40 @@ def test_fasttext_unigrams_replace_bigrams_only_when_clearly_better_on_valid(uni
         return np.eye(2)[predicted] * 0.8 + 0.1
 
     fake = {"bigrams": scores_right_on(0.80), "unigrams": scores_right_on(unigram_accuracy)}
-    monkeypatch.setattr(FastTextClassifier, "_scores", lambda self, model, texts: fake[model])
+    monkeypatch.setattr(FastTextClassifier, "_scores", lambda self, model, texts, drop: fake[model])
     model = FastTextClassifier(seed=0)
     model.task_ = "single"
-    (kept, args), choice = model._choose_ngrams([("bigrams", {"wordNgrams": 2}), ("unigrams", {"wordNgrams": 1})], valid)
-    assert choice["valid"] == {"2": 0.8, "1": unigram_accuracy}
-    assert choice["chosen"] == chosen == args["wordNgrams"]
-    assert kept == ("unigrams" if chosen == 1 else "bigrams")
+    bi = fasttext_clf._Candidate(2, None, {"wordNgrams": 2}, frozenset())
+    uni = fasttext_clf._Candidate(1, 0.1, {"wordNgrams": 1}, frozenset({"doc"}))
+    (candidate, kept), choice = model._choose([(bi, "bigrams"), (uni, "unigrams")], valid)
+    assert choice["valid"] == {"word_ngrams=2": 0.8, "word_ngrams=1, max_df=0.1": unigram_accuracy}
+    assert choice["chosen"] == candidate.label == ("word_ngrams=1, max_df=0.1" if chosen == 1 else "word_ngrams=2")
+    assert candidate.word_ngrams == chosen and kept == ("unigrams" if chosen == 1 else "bigrams")
 
 
-def test_fasttext_word_ngrams_without_valid_or_fixed_trains_one_model(multi_parts, monkeypatch):
-    from nlpkit.models import fasttext_clf
-
+def test_fasttext_settings_trained_without_valid_or_with_fixed_options(multi_parts, monkeypatch):
     real = fasttext_clf._train_in_fresh_processes
     batches = []
 
     def spy(jobs):
-        batches.append([args["wordNgrams"] for args, _out, _timeout in jobs])
+        batches.append([(args["wordNgrams"], Path(args["input"]).name) for args, _out, _timeout in jobs])
         return real(jobs)
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
-    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0).fit(multi_parts["train"])
-    fixed = FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3).fit(multi_parts["train"], multi_parts["valid"])
-    assert batches == [[2], [3]]
-    assert no_valid.fit_info()["word_ngrams_choice"] is None and no_valid.fit_info()["word_ngrams"] == 2
+    train, valid = multi_parts["train"], multi_parts["valid"]
+    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train)
+    fixed = FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3, max_df=None).fit(train, valid)
+    FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3).fit(train, valid)  # max_df auto: with and without
+    FastTextClassifier(dim=8, epoch=5, seed=0, max_df=0.5).fit(train, valid)  # word_ngrams auto: 2 and 1
+    every, filtered = "train.txt", "train-max_df0.1.txt"
+    assert batches == [[(2, every)], [(3, every)], [(3, every), (3, filtered)],
+                       [(2, "train-max_df0.5.txt"), (1, "train-max_df0.5.txt")]]
+    assert no_valid.fit_info()["settings_choice"] is None and no_valid.fit_info()["word_ngrams"] == 2
+    assert no_valid.fit_info()["max_df"] is None and no_valid.drop_words_ == frozenset()
     assert fixed.fit_info()["word_ngrams"] == 3
 
 
 def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reuters_parts, monkeypatch):
-    from nlpkit.models import fasttext_clf
-
     real = fasttext_clf._train_in_fresh_processes
     batches = []
 
@@ -524,8 +540,8 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)]]
     info = model.fit_info()
-    assert info["word_ngrams"] == 2 and info["word_ngrams_choice"] is None
-    assert "training with word n-grams 1 failed (Encountered NaN.); dropped it." in info["warnings"]
+    assert info["word_ngrams"] == 2 and info["settings_choice"] is None
+    assert "training with word_ngrams=1, max_df=0.1 failed (Encountered NaN.); dropped it." in info["warnings"]
 
     # both diverge at first: both are retried at half the rate
     batches.clear()
@@ -533,7 +549,7 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)], [(2, 0.2), (1, 0.2)]]
     assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 1  # once per round
-    assert sorted(model.fit_info()["word_ngrams_choice"]["valid"]) == ["1", "2"]
+    assert list(model.fit_info()["settings_choice"]["valid"]) == ["word_ngrams=2", "word_ngrams=1, max_df=0.1"]
 
     # a candidate that keeps diverging is a clear error
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2}))
@@ -579,6 +595,59 @@ def test_fasttext_training_file_is_shuffled_by_the_seed(tmp_path):
     in_order = [f"__label__{0 if i < 20 else 1} {text}" for i, text in enumerate(data.texts)]
     assert sorted(lines(0)) == sorted(in_order) and lines(0) != in_order
     assert lines(0) == lines(0) and lines(0) != lines(1)
+
+
+def test_fasttext_frequent_words_and_their_removal():
+    lines = ["the cat sat", "the dog", "a cat", "the end"]
+    assert fasttext_clf.frequent_words(lines, 0.5) == {"the"}  # in 3 of 4; "cat" in 2 of 4 is not more than half
+    assert fasttext_clf.frequent_words(lines, 0.25) == {"the", "cat"}
+    assert fasttext_clf.frequent_words(lines, 1.0) == fasttext_clf.frequent_words(lines, None) == frozenset()
+    assert fasttext_clf.without_words("the cat sat", frozenset({"the"})) == "cat sat"
+    assert fasttext_clf.without_words("the the", frozenset({"the"})) == "the the"  # nothing left: kept whole
+    assert fasttext_clf.without_words("x y", frozenset()) == "x y"
+
+
+def test_fasttext_max_df_leaves_frequent_words_out_of_training_and_prediction(tmp_path, monkeypatch):
+    data = _sorted_reviews(200, seed=0)  # filler words in most texts, each cue word in about a quarter
+    written = []
+    real = FastTextClassifier._write_examples
+
+    def spy(path, dataset, shuffle_seed=None, drop=frozenset(), lines=None):
+        n = real(path, dataset, shuffle_seed=shuffle_seed, drop=drop, lines=lines)
+        written.append([line.split()[1:] for line in Path(path).read_text(encoding="utf-8").splitlines()])
+        return n
+
+    monkeypatch.setattr(FastTextClassifier, "_write_examples", staticmethod(spy))
+    model = FastTextClassifier(dim=8, epoch=5, word_ngrams=2, max_df=0.5, seed=0).fit(data)
+    dropped = model.drop_words_
+    assert dropped == fasttext_clf.frequent_words([normalize(t) for t in data.texts], 0.5)
+    assert {"the", "book"} <= dropped and not {"good", "bad"} & dropped
+    assert model.fit_info()["max_df"] == 0.5 and model.fit_info()["dropped_words"] == len(dropped)
+    (lines,) = written
+    # a text keeps its frequent words only when it has no other word
+    assert all(not dropped & set(words) or set(words) <= dropped for words in lines)
+    assert sum(set(words) <= dropped for words in lines) < len(lines) / 2
+    assert {"good", "bad"} <= {word for words in lines for word in words}
+    # at prediction, a frequent word is left out as in training
+    np.testing.assert_array_equal(model.predict_proba(["good the book"]), model.predict_proba(["good"]))
+    model.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / LABELS_JSON).read_text(encoding="utf-8"))["dropped_words"] == sorted(dropped)
+    again = load_model(tmp_path / "m")
+    assert again.drop_words_ == dropped
+    np.testing.assert_array_equal(again.predict_proba(data.texts), model.predict_proba(data.texts))
+
+
+def test_fasttext_saved_before_max_df_reloads_keeping_every_word(tmp_path, multi_parts):
+    FAST["fasttext"](seed=0).fit(multi_parts["train"]).save(tmp_path / "m")
+    state_file = tmp_path / "m" / LABELS_JSON
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    del state["dropped_words"]  # as written by earlier versions
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    assert load_model(tmp_path / "m").drop_words_ == frozenset()
+    state["dropped_words"] = "the"
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    with pytest.raises(NlpkitError, match="fasttext_labels.json does not match"):
+        load_model(tmp_path / "m")
 
 
 def test_fasttext_learns_from_data_sorted_by_label():

@@ -20,7 +20,7 @@ FAST_PARAMS: dict[str, dict] = {
     "tfidf-lr": {"seed": 0},
     # bigrams: on toy data fastText's unigram training diverges at random, so word_ngrams="auto"
     # (which also tries unigrams) is tested on the bundled samples in test_baseline_models.py
-    "fasttext": {"epoch": 5, "epochs": 5, "dim": 8, "seed": 0, "threads": 1, "word_ngrams": 2},
+    "fasttext": {"epoch": 5, "epochs": 5, "dim": 8, "seed": 0, "threads": 1, "word_ngrams": 2, "max_df": None},
     "word2vec": {"vector_size": 8, "dim": 8, "epochs": 5, "seed": 0, "workers": 1},
     "transformer": {"epochs": 1, "max_length": 32, "batch_size": 8, "seed": 0, "device": "cpu"},
 }
