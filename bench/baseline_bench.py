@@ -23,6 +23,9 @@ and the load average, because timings on a shared machine are noisy. For multi-l
 models it also reports the test micro-F1 under the "global" threshold rule, tuned on the same
 valid part, next to the default ("auto") rule.
 
+``--models fasttext,fasttext+tune`` (any nlpkit model with ``+tune``) also runs it with ``--tune``
+and prints the ratio of the tuned run's wall time to the default run's (issue #4: within 5x).
+
 Usage: python bench/baseline_bench.py [--datasets reuters,cooking,agnews] [--models ...] [--json FILE]
 """
 
@@ -156,13 +159,16 @@ def _single_topic_reuters(name: str):
 # --- nlpkit's baselines ---------------------------------------------------------------------------
 
 def run_nlpkit(split, model: str, runs_root: Path, seed: int) -> dict:
+    """One nlpkit baseline (``NAME`` or ``NAME+tune``) through the API ``nlpkit baseline`` uses."""
     from nlpkit.baseline import baseline_config, run_baselines, summarize
 
-    config = baseline_config([model], seed=seed)
+    name, _, tune = model.partition("+")
+    config = baseline_config([name], seed=seed, tune=tune == "tune")
     load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), _cpu_seconds()
     (run,) = run_baselines(split, config, runs_root=runs_root)
     wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
     row = summarize(run)
+    row["model"] = model
     t = run.info["timings"]
     row.update(fit_predict_seconds=t["fit_seconds"] + t["predict_seconds"],
                experiment_wall_seconds=wall, experiment_cpu_seconds=cpu, load_before=load0,
@@ -310,6 +316,12 @@ def main(argv=None) -> int:
                 print(f"{name:8s} {model:14s} {quality} macro-F1 {_mean(rows, 'macro_f1'):.4f} | fit+predict "
                       f"{_median(rows, 'fit_predict_seconds'):.1f} s (median of {len(rows)}), cpu {_median(rows, 'experiment_cpu_seconds'):.1f} s, "
                       f"load {_median(rows, 'load_before'):.1f}{extra}", flush=True)
+                untuned = [r for r in results if r["dataset"] == name and r["model"] == model.removesuffix("+tune")]
+                if model.endswith("+tune") and untuned:
+                    ratio = _median(rows, "experiment_wall_seconds") / _median(untuned, "experiment_wall_seconds")
+                    print(f"{name:8s} {model:14s} wall time {ratio:.1f}x the default run's "
+                          f"({_median(rows, 'experiment_wall_seconds'):.1f} s against "
+                          f"{_median(untuned, 'experiment_wall_seconds'):.1f} s)", flush=True)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1, default=str))
