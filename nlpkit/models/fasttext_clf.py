@@ -201,7 +201,7 @@ class FastTextClassifier(Classifier):
             # R8, R52, AG News, cooking, Chinese reviews; one-off runs on the bench's splits) the
             # setting best on valid was one of these two, or within the noise of one (R8: bigrams
             # without the frequent words, 0.9782 valid against 0.9764, then 0.9662 test against
-            # 0.9667); a third training made Reuters' fit 44 % slower (9.0 -> 13.0 s on 2 cores).
+            # 0.9667); with a third training on 2 cores, Reuters came close to its 15 s budget.
             return [(ngrams[0], None), (ngrams[1], _FREQUENT_DF)]
         return [(n, share) for share in shares for n in ngrams]
 
