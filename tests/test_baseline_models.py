@@ -18,7 +18,7 @@ from nlpkit.data import read_dataset
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models import fasttext_clf, load_model
 from nlpkit.models.fasttext_clf import LABELS_JSON, FastTextClassifier, epochs_for
-from nlpkit.models.text import normalize, tfidf_terms, tokenize
+from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, normalize, tfidf_terms, tokenize
 from nlpkit.models.tfidf_lr import TfidfLogisticRegression
 from nlpkit.models.word2vec import Word2VecClassifier, load_vectors, sniff_vectors_format, stable_hash
 
@@ -95,6 +95,45 @@ def test_chinese_text_is_learned_from_its_characters(family, tmp_path):
     model.save(tmp_path / "m")
     again = load_model(tmp_path / "m")
     np.testing.assert_allclose(again.predict_proba(test.texts), model.predict_proba(test.texts))
+
+
+def test_legacy_text_rule_is_re_on_every_text():
+    assert normalize("我们今天很好。", LEGACY_TEXT_RULE) == "我们今天很好 。"  # one clause, one token
+    assert normalize("我们今天很好。") == "我 们 今 天 很 好 。"
+    assert tokenize("नमस्ते", LEGACY_TEXT_RULE) == ["नमस", "त"] and tokenize("नमस्ते") == ["नमस्ते"]
+    assert normalize("Plain, ASCII!", LEGACY_TEXT_RULE) == normalize("Plain, ASCII!") == "plain , ascii !"
+
+
+def _drop_text_rule(path, family):
+    """Make a saved model look as earlier versions wrote it, without its text rule."""
+    from nlpkit.models.base import MODEL_JSON
+
+    state_file = path / (LABELS_JSON if family == "fasttext" else MODEL_JSON)
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    assert state.pop("text_rule") == TEXT_RULE
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    return state_file, state
+
+
+@pytest.mark.parametrize("family", ["fasttext", "word2vec"])
+def test_models_saved_before_the_text_rule_reload_with_re(family, tmp_path):
+    # Such a model saw a Chinese clause as one word: it must see new texts the same way, not as the
+    # characters the current rule gives (which it never trained on).
+    train = _chinese_topics(240, seed=0)
+    FAST[family](seed=0).fit(train).save(tmp_path / "m")
+    assert load_model(tmp_path / "m").text_rule_ == TEXT_RULE
+    state_file, state = _drop_text_rule(tmp_path / "m", family)
+    old = load_model(tmp_path / "m")
+    assert old.text_rule_ == LEGACY_TEXT_RULE
+    clause, unknown = "足球比赛冠军教练", "zzzunseen"
+    np.testing.assert_allclose(old.predict_proba([clause]), old.predict_proba([unknown]))  # one unseen word
+    current = load_model(tmp_path / "m")
+    current.text_rule_ = TEXT_RULE
+    assert not np.allclose(current.predict_proba([clause]), current.predict_proba([unknown]))
+    state["text_rule"] = "future"
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    with pytest.raises(NlpkitError, match="unknown text_rule 'future'.*Upgrade, or re-run the experiment"):
+        load_model(tmp_path / "m")
 
 
 def test_tfidf_saved_before_unicode_terms_reloads_with_the_pattern_it_was_fitted_with(tmp_path, single_parts):

@@ -49,7 +49,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import Classifier
-from nlpkit.models.text import normalize
+from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, TEXT_RULES, normalize
 
 MODEL_BIN = "fasttext.bin"
 LABELS_JSON = "fasttext_labels.json"
@@ -207,6 +207,7 @@ class FastTextClassifier(Classifier):
 
     def fit(self, train, valid=None, progress=None):
         self._set_label_space(train)
+        self.text_rule_ = TEXT_RULE
         p = self.params
         counts = np.asarray(train.y.sum(axis=0), dtype=np.float64).ravel()
         if counts.sum() == 0:
@@ -403,7 +404,7 @@ class FastTextClassifier(Classifier):
         scores = np.zeros((len(texts), n_labels), dtype=np.float64)
         if len(texts) == 0:
             return scores
-        lines = [without_words(normalize(t), drop) for t in texts]
+        lines = [without_words(normalize(t, self.text_rule_), drop) for t in texts]
         labels, probs = model.predict(lines, k=-1, threshold=0.0)
         offset = len(LABEL_PREFIX)
         for i, (labs, ps) in enumerate(zip(labels, probs)):
@@ -422,7 +423,8 @@ class FastTextClassifier(Classifier):
         with open(path / LABELS_JSON, "w", encoding="utf-8", newline="\n") as fh:
             json.dump({"labels": {f"{LABEL_PREFIX}{j}": name for j, name in enumerate(self.label_names_)},
                        "prior": [float(v) for v in self.prior_],
-                       "dropped_words": sorted(self.drop_words_)}, fh, ensure_ascii=False, indent=1)
+                       "dropped_words": sorted(self.drop_words_), "text_rule": self.text_rule_},
+                      fh, ensure_ascii=False, indent=1)
         self._write_model_json(path, fit_info=self.fit_info())
 
     @classmethod
@@ -438,11 +440,15 @@ class FastTextClassifier(Classifier):
                 raise OSError(f"{MODEL_BIN} is missing")
             model.model_ = fasttext.load_model(str(path / MODEL_BIN))
             model.prior_ = np.asarray(state["prior"], dtype=np.float64)
-            # models saved before max_df existed kept every word
+            # models saved before max_df existed kept every word; before the text rule, used re
             dropped = state.get("dropped_words", [])
+            model.text_rule_ = state.get("text_rule", LEGACY_TEXT_RULE)
         if model.prior_.shape != (len(model.label_names_),) or not (
                 isinstance(dropped, list) and all(isinstance(w, str) for w in dropped)):
             raise NlpkitError(f"{path / LABELS_JSON} does not match the labels of {path / 'nlpkit_model.json'}.")
+        if model.text_rule_ not in TEXT_RULES:
+            raise NlpkitError(f"{path / LABELS_JSON}: unknown text_rule {model.text_rule_!r} (known: "
+                              f"{', '.join(TEXT_RULES)}); saved by a newer nlpkit? Upgrade, or re-run the experiment.")
         model.drop_words_ = frozenset(dropped)
         return model
 

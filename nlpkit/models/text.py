@@ -12,6 +12,10 @@ collapsed. Two rules make it hold beyond English (pure functions, no heavy impor
   BERT's tokenizer does for CJK ideographs. Word bigrams then become character bigrams, the usual
   strong baseline for Chinese and Japanese text classification. Without this rule a whole clause
   was one token, and every baseline scored near chance on Chinese text.
+
+Models record the rule they were fitted with (``TEXT_RULE``); models saved before these two rules
+existed reload with ``LEGACY_TEXT_RULE``, Python's ``re`` on every text, so that they see new texts
+as they saw their training texts.
 """
 
 from __future__ import annotations
@@ -38,29 +42,34 @@ _ASCII_SPACES = re.compile(r"\s+")
 _ASCII_WORD = re.compile(r"\w+")
 _ASCII_TERM = re.compile(r"\b\w\w+\b")
 
+TEXT_RULE = "unicode"
+LEGACY_TEXT_RULE = "re"
+TEXT_RULES = (TEXT_RULE, LEGACY_TEXT_RULE)
 
-def normalize(text: str) -> str:
+
+def normalize(text: str, rule: str = TEXT_RULE) -> str:
     """Lower-case ``text``, put spaces around punctuation and around each character of a script
     written without spaces, collapse whitespace (newlines included).
 
-    The result never contains a newline, which fastText needs (one example per line).
+    The result never contains a newline, which fastText needs (one example per line). ``rule``:
+    ``LEGACY_TEXT_RULE`` applies Python's ``re`` to every text, as nlpkit did before.
     """
     text = str(text).lower()
-    if text.isascii():
+    if rule == LEGACY_TEXT_RULE or text.isascii():
         return _ASCII_SPACES.sub(" ", _ASCII_PUNCT.sub(r" \1 ", text)).strip()
     return _SPACES.sub(" ", _PUNCT_OR_CHAR.sub(r" \1 ", text)).strip()
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, rule: str = TEXT_RULE) -> list[str]:
     """Word tokens of ``text``: lower-cased runs of letters/digits (with their combining marks),
-    single characters of unspaced scripts; punctuation dropped."""
+    single characters of unspaced scripts; punctuation dropped. ``rule`` as in :func:`normalize`."""
     text = str(text).lower()
-    return (_ASCII_WORD if text.isascii() else _WORD).findall(text)
+    return (_ASCII_WORD if rule == LEGACY_TEXT_RULE or text.isascii() else _WORD).findall(text)
 
 
-def tokenize_all(texts: Iterable[str]) -> list[list[str]]:
+def tokenize_all(texts: Iterable[str], rule: str = TEXT_RULE) -> list[list[str]]:
     """:func:`tokenize` over many texts."""
-    return [tokenize(t) for t in texts]
+    return [tokenize(t, rule) for t in texts]
 
 
 def tfidf_terms(text: str) -> list[str]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import Classifier
-from nlpkit.models.text import tokenize, tokenize_all
+from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, TEXT_RULES, tokenize, tokenize_all
 
 VECTORS_BIN = "word2vec_vectors.bin"
 ARRAYS_NPZ = "word2vec_lr.npz"
@@ -228,6 +228,7 @@ class Word2VecClassifier(Classifier):
         from nlpkit.models.tfidf_lr import fit_linear
 
         self._set_label_space(train)
+        self.text_rule_ = TEXT_RULE
         p = self.params
         task_id = None
         if progress is not None and hasattr(progress, "add_task"):
@@ -265,7 +266,7 @@ class Word2VecClassifier(Classifier):
         self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, len(self.label_names_)))
-        X = self._doc_vectors([tokenize(t) for t in texts])
+        X = self._doc_vectors([tokenize(t, self.text_rule_) for t in texts])
         return linear_scores((X - self.mean_) / self.scale_, self.coef_, self.intercept_, self.task_)
 
     def save(self, path: Path) -> None:
@@ -273,14 +274,19 @@ class Word2VecClassifier(Classifier):
         self.vectors_.save_word2vec_format(str(path / VECTORS_BIN), binary=True)
         np.savez_compressed(path / ARRAYS_NPZ, coef=self.coef_, intercept=self.intercept_, mean=self.mean_,
                             scale=self.scale_, word_weights=self.word_weights_)
-        self._write_model_json(path, fit_info=self.fit_info())
+        self._write_model_json(path, fit_info=self.fit_info(), text_rule=self.text_rule_)
 
     @classmethod
     def load(cls, path: Path):
         from gensim.models import KeyedVectors
 
-        model, _meta = cls._from_model_json(path)
+        model, meta = cls._from_model_json(path)
         path = Path(path)
+        # models saved before the text rule was recorded tokenised with re
+        model.text_rule_ = meta.get("text_rule", LEGACY_TEXT_RULE)
+        if model.text_rule_ not in TEXT_RULES:
+            raise NlpkitError(f"{path / 'nlpkit_model.json'}: unknown text_rule {model.text_rule_!r} (known: "
+                              f"{', '.join(TEXT_RULES)}); saved by a newer nlpkit? Upgrade, or re-run the experiment.")
         with cls._reading_state(path, EOFError):
             model.vectors_ = KeyedVectors.load_word2vec_format(str(path / VECTORS_BIN), binary=True)
             with np.load(path / ARRAYS_NPZ, allow_pickle=False) as npz:
