@@ -1252,7 +1252,9 @@ def describe(ds: Dataset, top: int = 10, n_examples: int = 3) -> dict:
     tail = sorted(freq, key=lambda f: (f["count"], f["label"]))[:top]
     cardinality = float(per_doc.mean()) if n else 0.0
 
-    words = np.fromiter((len(t.split()) for t in ds.texts), dtype=np.int64, count=n)
+    from nlpkit.models.text import count_words
+
+    words = np.fromiter((count_words(t) for t in ds.texts), dtype=np.int64, count=n)
     chars = np.fromiter((len(t) for t in ds.texts), dtype=np.int64, count=n)
 
     groups: dict[str, list[int]] = {}

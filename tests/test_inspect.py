@@ -85,6 +85,18 @@ def test_inspect_shows_duplicates_and_dropped_rows(tmp_path):
     assert "Duplicate texts" in table
 
 
+def test_inspect_counts_words_of_scripts_written_without_spaces(tmp_path):
+    # Chinese and Japanese put no spaces between words: each character counts, as the baselines
+    # tokenise it, not the whole sentence as one word; other text is counted between spaces
+    rows = [("我们今天很好。", 6), ("iPhone 12 手机很好用!", 7), ("東京は 晴れ です", 7), ("naïve café, ok", 3),
+            ("नमस्ते दुनिया", 2), ("plain text - here", 4)]
+    path = write(tmp_path, "d.jsonl", "".join(json.dumps({"text": t, "label": "a"}, ensure_ascii=False) + "\n"
+                                              for t, _n in rows))
+    words = json.loads(inspect(path, "--json").stdout)["text_words"]
+    assert words["min"] == 2 and words["max"] == 7
+    assert words["mean"] == pytest.approx(sum(n for _t, n in rows) / len(rows), abs=0.05)
+
+
 def test_inspect_dataset_options(tmp_path):
     path = write(tmp_path, "d.csv", "doc,title,body,tags\nx1,A,aa,p;q\nx2,B,bb,q\n")
     result = inspect(

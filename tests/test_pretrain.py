@@ -191,6 +191,17 @@ def test_vocab_too_large_for_corpus_is_a_data_error(small_corpus):
         train_wordpiece(small_corpus.read_text(encoding="utf-8").splitlines()[:20], 100000)
 
 
+def test_vocab_check_counts_chinese_characters_not_clauses():
+    from nlpkit.pretrain.tokenizer import MIN_WORDS_PER_VOCAB_ENTRY, check_vocab_fits
+
+    # 300 sentences of 20 characters and no spaces: 6,000 words as BERT's pre-tokenizer sees them
+    # (each character one), though only 300 runs between spaces
+    texts = ["我们今天在北京看到了一场非常精彩的足球比赛"[:20]] * 300
+    check_vocab_fits(texts, 6000 // MIN_WORDS_PER_VOCAB_ENTRY)
+    with pytest.raises(DataError, match="6000 words, need at least"):
+        check_vocab_fits(texts, 6000 // MIN_WORDS_PER_VOCAB_ENTRY + 1)
+
+
 # --- checkpoints ------------------------------------------------------------------------------
 
 def test_checkpoint_save_is_atomic_a_failed_save_keeps_the_previous(tmp_path, monkeypatch):

@@ -72,6 +72,23 @@ def tokenize_all(texts: Iterable[str], rule: str = TEXT_RULE) -> list[list[str]]
     return [tokenize(t, rule) for t in texts]
 
 
+_UNSPACED_RUN = regex.compile(rf"{_UNSPACED_CHAR}")
+
+
+def count_words(text: str) -> int:
+    """Words of ``text`` as a person would count them: runs between spaces, except that each
+    character of a script written without spaces is one (as the baselines tokenise it), so a
+    Chinese sentence counts its characters rather than 1."""
+    text = str(text)
+    if text.isascii():
+        return len(text.split())
+    n_unspaced = len(_UNSPACED_RUN.findall(text))
+    if not n_unspaced:
+        return len(text.split())
+    # the runs left between those characters count when they hold a word character ("。" does not)
+    return n_unspaced + sum(1 for run in _UNSPACED_RUN.sub(" ", text).split() if _WORD.search(run))
+
+
 def tfidf_terms(text: str) -> list[str]:
     """The TF-IDF vectoriser's tokenizer (``text`` is already lower-cased by it): words of two or
     more characters, as scikit-learn's default ``token_pattern``, with their combining marks, and

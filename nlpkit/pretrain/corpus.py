@@ -122,7 +122,9 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
 
 def corpus_report(corpus: Corpus, train_lengths: np.ndarray, max_length: int) -> dict:
     """Documents, words, characters and the token-length distribution (after tokenisation)."""
-    words = sum(len(t.split()) for t in corpus.train)
+    from nlpkit.models.text import count_words
+
+    words = sum(count_words(t) for t in corpus.train)
     chars = sum(len(t) for t in corpus.train)
     lengths = np.asarray(train_lengths, dtype=np.int64)
     q = np.percentile(lengths, [50, 90, 99]) if len(lengths) else [0, 0, 0]

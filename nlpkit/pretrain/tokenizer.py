@@ -18,8 +18,13 @@ MIN_WORDS_PER_VOCAB_ENTRY = 10
 
 
 def check_vocab_fits(texts: Sequence[str], vocab_size: int) -> None:
-    """Refuse a vocabulary larger than the corpus can support (DataError naming the fix)."""
-    n_words = sum(len(t.split()) for t in texts)
+    """Refuse a vocabulary larger than the corpus can support (DataError naming the fix).
+
+    Words are counted by :func:`nlpkit.models.text.count_words`: each character of Chinese or
+    Japanese is one, as BERT's pre-tokenizer makes it, not each clause between spaces."""
+    from nlpkit.models.text import count_words
+
+    n_words = sum(count_words(t) for t in texts)
     needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
     if n_words < needed:
         raise DataError(
