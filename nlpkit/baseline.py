@@ -190,6 +190,35 @@ def summarize(run) -> dict[str, Any]:
     }
 
 
+def choices(row: dict[str, Any]) -> list[str]:
+    """What a :func:`summarize` row's model chose by itself, on train + valid, with the scores it
+    chose by: tfidf-lr's word n-grams (out-of-fold), fastText's setting and autotune (valid)."""
+    info = row.get("fit_info") or {}
+    out: list[str] = []
+    ngrams = info.get("ngram_choice")
+    if ngrams:
+        def name(rng) -> str:
+            lo, hi = rng
+            return "unigrams" if (lo, hi) == (1, 1) else f"{lo}-{hi}-grams"
+
+        chosen, ref = tuple(ngrams["chosen"]), tuple(ngrams["reference"])
+        other = (1, 1) if chosen == ref else ref
+        scores = ngrams["out_of_fold"]
+        out.append(f"word {name(chosen)} ({ngrams['metric']} {scores['%d-%d' % chosen]:.3f} against "
+                   f"{scores['%d-%d' % other]:.3f} for {name(other)})")
+    settings = info.get("settings_choice")
+    if settings:
+        chosen = settings["chosen"]
+        others = ", ".join(f"{v:.3f} for {k}" for k, v in settings["valid"].items() if k != chosen)
+        out.append(f"{chosen} (valid {settings['metric']} {settings['valid'][chosen]:.3f} against {others})")
+    tuned = info.get("autotune")
+    if tuned and "valid" in tuned:
+        kept = "kept" if tuned["kept"] == "autotune" else "not kept"
+        out.append(f"autotune's model {kept} (valid {tuned['metric']} {tuned['valid']['autotune']:.3f} "
+                   f"against {tuned['valid']['defaults']:.3f})")
+    return out
+
+
 def cross_validation_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per model, over the folds of a k-fold split: mean and sample standard deviation of the
     headline metric (accuracy for single-label data, else micro-F1) and of macro-F1, the per-fold

@@ -41,6 +41,29 @@ def test_table_lists_every_default_model(single_split, runs_dir):
     runs = sorted(p for p in runs_dir.iterdir() if not p.name.startswith("."))
     assert len(runs) == 4
     assert {json.loads((p / "run.json").read_text())["seed"] for p in runs} == {3}
+    # fastText's choice between its two recipes, made on valid, is shown under the table
+    fasttext = next(json.loads((p / "run.json").read_text()) for p in runs if "fasttext" in p.name)
+    chosen = fasttext["fit_info"]["settings_choice"]["chosen"]
+    assert f"fasttext chose {chosen} (valid accuracy " in result.stdout
+
+
+def test_choices_name_each_model_choice_and_its_scores():
+    from nlpkit.baseline import choices
+
+    tfidf = {"ngram_choice": {"metric": "out-of-fold micro_f1", "reference": [1, 2], "chosen": [1, 1],
+                              "out_of_fold": {"1-2": 0.8944, "1-1": 0.9069}}}
+    fasttext = {"settings_choice": {"metric": "micro_f1", "chosen": "word_ngrams=2",
+                                    "valid": {"word_ngrams=2": 0.8529, "word_ngrams=1, max_df=0.1": 0.8473}},
+                "autotune": {"metric": "micro_f1", "kept": "defaults", "valid": {"defaults": 0.871, "autotune": 0.784}}}
+    assert choices({"fit_info": tfidf}) == [
+        "word unigrams (out-of-fold micro_f1 0.907 against 0.894 for 1-2-grams)"]
+    assert choices({"fit_info": fasttext}) == [
+        "word_ngrams=2 (valid micro_f1 0.853 against 0.847 for word_ngrams=1, max_df=0.1)",
+        "autotune's model not kept (valid micro_f1 0.784 against 0.871)"]
+    # nothing chosen (fixed options, no valid part, or a family without choices): nothing said
+    assert choices({"fit_info": {"settings_choice": None, "autotune": None}}) == choices({}) == []
+    # autotune that failed has no scores: its warning says so instead
+    assert choices({"fit_info": {"autotune": {"kept": "defaults", "error": "Encountered NaN."}}}) == []
 
 
 def test_piped_table_keeps_each_row_on_one_line(multi_split, runs_dir, monkeypatch):

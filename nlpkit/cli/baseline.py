@@ -16,7 +16,7 @@ import typer
 
 from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
 
-from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, cross_validation_summary,  # noqa: F401
+from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, choices, cross_validation_summary,  # noqa: F401
                              run_baselines, summarize)
 
 
@@ -109,7 +109,8 @@ def baseline_cmd(
     carved from train. tfidf-lr is cross-fitted: 3 stratified folds over train + valid give every
     document an out-of-fold score, on which it chooses between word 1-2-grams and unigrams and
     (multi-label) tunes the rule; the model is then refitted on train + valid. fastText trains
-    bigrams and unigrams side by side and keeps unigrams only when clearly better on valid.
+    bigrams and, side by side, unigrams without the words in over 10 % of training documents, and
+    keeps the latter only when clearly better on valid. Each choice is printed under the table.
     fastText and word2vec train with one thread, so results are reproducible.
 
     On a k-fold split (`nlpkit split --folds K`) each fold in turn is the test part and the others
@@ -151,6 +152,9 @@ def baseline_cmd(
             out().print(cross_validation_table(cross_validation_summary(rows), len(views)))
         else:
             out().print(results_table(rows))
+            for r in rows:
+                for line in choices(r):
+                    out().print(f"{r['model']} chose {line}", highlight=False)
         if rows:
             out().print(f"Runs in {Path(rows[0]['run']).parent}", highlight=False)
 
