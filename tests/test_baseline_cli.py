@@ -308,3 +308,17 @@ def test_bench_single_topic_reuters_sets(monkeypatch, tmp_path):
     assert [p.ids for p in r52] == [["train0", "train3", "train4"], ["test0", "test2", "test4"]]
     assert r52[0].label_names == ["earn", "ship", "zinc"]
     assert r52[1].y.toarray().tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+
+
+def test_bench_runs_a_model_with_tune_under_its_own_name(single_split, tmp_path):
+    import importlib.util
+
+    from conftest import REPO
+    from nlpkit.runs import load_run
+
+    spec = importlib.util.spec_from_file_location("baseline_bench", REPO / "bench" / "baseline_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [bench.run_nlpkit(single_split, name, tmp_path / "runs", seed=0) for name in ("tfidf-lr", "tfidf-lr+tune")]
+    assert [r["model"] for r in rows] == ["tfidf-lr", "tfidf-lr+tune"]
+    assert [load_run(r["run"]).info["config"]["tune"] for r in rows] == [False, True]
