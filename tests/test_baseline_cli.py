@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -101,9 +102,14 @@ def test_kfold_split_runs_every_fold_and_reports_mean_and_spread(kfold_split, ru
     tfidf = [r["accuracy"] for r in rows if r["model"] == "tfidf-lr"]
     assert summary["tfidf-lr"]["per_fold"] == tfidf and summary["tfidf-lr"]["mean"] == pytest.approx(np.mean(tfidf))
     assert summary["tfidf-lr"]["sd"] == pytest.approx(np.std(tfidf, ddof=1))
-    table = invoke(kfold_split.path, "-m", "majority")
+    table = invoke(kfold_split.path, "-m", "majority", "-m", "tfidf-lr")
     assert table.exit_code == 0, table.output
     assert "3-fold cross-validation" in table.stdout and "±" in table.stdout
+    # how often each n-gram choice was made, over the folds
+    chosen = Counter("unigrams" if r["fit_info"]["ngram_choice"]["chosen"] == [1, 1] else "1-2-grams"
+                     for r in rows if r["model"] == "tfidf-lr")
+    for name, n in chosen.items():
+        assert f"tfidf-lr chose word {name} on {n} of 3 folds" in table.stdout
 
 
 def test_kfold_fold_option_runs_one_fold_and_report_compares_that_fold(kfold_split, runs_dir, tmp_path):

@@ -9,6 +9,7 @@ its rule is tuned on out-of-fold scores of train + valid, then it is refitted on
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -150,6 +151,10 @@ def baseline_cmd(
             return
         if len(views) > 1:
             out().print(cross_validation_table(cross_validation_summary(rows), len(views)))
+            # per model, how often each choice was made over the folds (scores differ by fold)
+            made = Counter((r["model"], line.split(" (")[0]) for r in rows for line in choices(r))
+            for (name, choice), n in made.items():
+                out().print(f"{name} chose {choice} on {n} of {len(views)} folds", highlight=False)
         else:
             out().print(results_table(rows))
             for r in rows:
