@@ -248,6 +248,7 @@ def _no_train_split(make_split, single_parts):
     ("ok", ["--set", "tfidf-lr.Cx=3"], "tfidf-lr has no parameter 'Cx'; it has C, char_ngrams"),
     ("ok", ["--set", "tfidf-lr.C=-1"], "C must be > 0; got C=-1, grid_C=(10.0, 30.0, 100.0). (from --set tfidf-lr.C=-1)"),
     ("ok", ["--set", "fasttext.loss=hinge"], "loss must be auto, softmax, ova, hs or ns"),
+    ("ok", ["--set", "fasttext.max_df=2"], "max_df must be 'auto', none or a share of documents in (0, 1]; got 2."),
     ("ok", ["-m", "majority", "--rule", "global"], "--rule global is for multi-label data"),
 ])
 def test_bad_input(case, args, message, make_split, single_parts, single_split, tmp_path, runs_dir):
