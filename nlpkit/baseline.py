@@ -213,9 +213,10 @@ def choices(row: dict[str, Any]) -> list[str]:
         out.append(f"{chosen} (valid {settings['metric']} {settings['valid'][chosen]:.3f} against {others})")
     tuned = info.get("autotune")
     if tuned and "valid" in tuned:
-        kept = "kept" if tuned["kept"] == "autotune" else "not kept"
-        out.append(f"autotune's model {kept} (valid {tuned['metric']} {tuned['valid']['autotune']:.3f} "
-                   f"against {tuned['valid']['defaults']:.3f})")
+        first, second = ("autotune", "defaults") if tuned["kept"] == "autotune" else ("defaults", "autotune")
+        what = {"autotune": "autotune's model", "defaults": "the default options"}
+        out.append(f"{what[first]} over {what[second]} (valid {tuned['metric']} {tuned['valid'][first]:.3f} "
+                   f"against {tuned['valid'][second]:.3f})")
     return out
 
 
