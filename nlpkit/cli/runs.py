@@ -12,7 +12,6 @@ from nlpkit.cli._common import cli_errors, err, out
 from nlpkit.errors import NlpkitError
 
 
-
 def runs_cmd(
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     kind: Annotated[Optional[str], typer.Option("--kind", help="Only runs of this kind: baseline, finetune or pretrain.")] = None,

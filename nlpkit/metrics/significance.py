@@ -344,6 +344,7 @@ def choose_over_reference(y_true, preds, metric: str = "micro_f1", *, n_boot: in
             chosen, best_lo = i, lo
     return chosen, intervals
 
+
 def approx_randomization(
     y_true, pred_a, pred_b, metric: str = "micro_f1", *, n_iter: int = 10000, seed: int = 0
 ) -> float:

@@ -9,14 +9,15 @@ Defaults meant to hold from a few hundred to a few hundred thousand documents: t
 scaled to the data size: about ``target_updates / n_docs`` passes, between ``min_epoch`` and
 ``max_epoch`` (5 on AG News' 120k documents, ~40 on Reuters' 7k). Word n-grams and a filter of
 frequent words are chosen on the validation part by default (``word_ngrams="auto"``,
-``max_df="auto"``): bigrams (the paper's recipe) are the reference, trained side by side with
-unigrams and bigrams that leave out the words found in more than 10 % of the training documents,
-one process each; a challenger replaces the reference only when clearly better on validation (see
+``max_df="auto"``): bigrams with every word (the paper's recipe) are the reference, trained side by
+side with unigrams that leave out the words found in more than 10 % of the training documents, one
+process each; the challenger replaces the reference only when clearly better on validation (see
 ``_choose``). fastText averages the vectors of a document's words, so on long texts the many
 frequent words dilute the few that tell the labels apart: without them, Reuters-21578 rises from
 0.844 (unigrams) to 0.853 test micro-F1 and R52 from 0.907 (bigrams) to 0.930 accuracy. On short texts
 and on sentiment, where "not" or 不 is a frequent word that matters, bigrams with every word stay
-(AG News, cooking questions, Chinese reviews: there the filter lost 0.056 test accuracy). The
+(AG News, cooking questions, Chinese reviews; on the reviews, bigrams without the frequent words
+lost 0.056 test accuracy in a one-off run). The
 training file is written in an order shuffled by ``seed``: fastText does not shuffle it, and data
 stored class after class otherwise trains a model biased towards the last class.
 
@@ -89,10 +90,11 @@ class FastTextClassifier(Classifier):
     max_df : float, None or "auto"
         Leave out of every text the words found in more than this share of the training documents
         (a text made only of such words keeps them all); None keeps every word. "auto": with a
-        validation part, also try 0.1; without one, None. With both "auto", three settings train
-        at once, bigrams with every word (the reference), unigrams and bigrams without the frequent
-        words, and a challenger is kept only when it beats the reference on the validation part by
-        more than about one standard error (micro-F1 under a tuned threshold, or accuracy).
+        validation part, also try 0.1; without one, None. With both "auto", two settings train at
+        once, bigrams with every word (the reference) and unigrams without the frequent words (see
+        ``_settings``); otherwise every combination of the values tried. A challenger is kept only
+        when it beats the reference on the validation part by more than about one standard error
+        (micro-F1 under a tuned threshold, or accuracy).
     min_count : int
         Minimum word count.
     bucket : int
@@ -201,7 +203,7 @@ class FastTextClassifier(Classifier):
             # R8, R52, AG News, cooking, Chinese reviews; one-off runs on the bench's splits) the
             # setting best on valid was one of these two, or within the noise of one (R8: bigrams
             # without the frequent words, 0.9782 valid against 0.9764, then 0.9662 test against
-            # 0.9667); with a third training on 2 cores, Reuters came close to its 15 s budget.
+            # 0.9667); a third training would share the same 2 cores (its cost was not benchmarked).
             return [(ngrams[0], None), (ngrams[1], _FREQUENT_DF)]
         return [(n, share) for share in shares for n in ngrams]
 
@@ -508,14 +510,6 @@ model.save_model(spec["out"])
 def _autotune_timeout(tune_seconds) -> float:
     """Wall-clock bound for an autotune run: its search budget, then room for the final training."""
     return 60.0 + 5.0 * float(tune_seconds)
-
-
-def _train_in_fresh_process(args: dict[str, Any], out: Path, timeout: float | None = None):
-    """One training of :func:`_train_in_fresh_processes`: the loaded model, or its exception raised."""
-    (result,) = _train_in_fresh_processes([(args, out, timeout)])
-    if isinstance(result, Exception):
-        raise result
-    return result
 
 
 def _train_in_fresh_processes(jobs: list[tuple[dict[str, Any], Path, float | None]]) -> list:
