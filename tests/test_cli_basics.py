@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from nlpkit.cli import COMMAND_MODULES, app
+from nlpkit.cli import COMMAND_MODULES, app, reflow
 
 runner = CliRunner()
 HEAVY = ["torch", "transformers", "sklearn", "pandas", "fasttext", "gensim", "tokenizers", "accelerate"]
@@ -40,6 +40,31 @@ def test_subcommand_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_help_paragraphs_wrap_to_the_terminal():
+    # Typer keeps a docstring's line breaks: a paragraph written at 100 columns came out broken
+    # in the middle of a line ("... Without a valid part, one is" / "carved from train.").
+    wide = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["baseline", "--help"])
+    assert wide.exit_code == 0, wide.output
+    assert "Without a valid part, one is carved from train." in wide.output
+    narrow = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["baseline", "--help"])
+    lines = narrow.output.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert any(line.strip().startswith("valid part, one is carved from train.") for line in lines)
+
+
+def test_reflow():
+    text = """First line.
+
+        Second paragraph,
+        on two lines.
+
+        Third.
+        \f
+        Not for the help."""
+    assert reflow(text) == "First line.\n\nSecond paragraph, on two lines.\n\nThird."
+    assert reflow(None) is None and reflow("") == ""
 
 
 @pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in sorted(COMMAND_MODULES)])

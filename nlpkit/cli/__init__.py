@@ -8,6 +8,7 @@ commands that need them.
 from __future__ import annotations
 
 import importlib
+from inspect import cleandoc  # (nlpkit.cli.inspect, a subcommand, takes the name "inspect" here)
 
 import typer
 
@@ -33,6 +34,22 @@ def _register_all() -> None:
                 continue
             raise
         module.register(app)
+    for info in app.registered_commands:
+        info.help = reflow(info.help if info.help is not None else getattr(info.callback, "__doc__", None))
+
+
+def reflow(text: str | None) -> str | None:
+    """``text`` (a docstring) with each paragraph on one line, for the terminal to wrap.
+
+    Typer keeps the line breaks inside a docstring's later paragraphs, so lines written at 100
+    columns came out ragged in an 80-column terminal: each wrapped, then broke again where the
+    source line ended. Paragraphs are separated by blank lines; what follows a form feed (Click's
+    mark for text kept out of the help) is dropped, as Typer would.
+    """
+    if not text:
+        return text
+    paragraphs = cleandoc(text).partition("\f")[0].split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs if paragraph.strip())
 
 
 def _version(value: bool) -> None:
