@@ -23,10 +23,13 @@ stored class after class otherwise trains a model biased towards the last class.
 
 Determinism: fastText's Hogwild SGD is reproducible only with one thread, which is the default
 (``threads=1``); more threads train faster but give slightly different models on every run.
-Even with one thread, the fastText build we use (fasttext-numpy2) gives different models for the
-second and later trainings in one process (state leaks between trainings; on tiny data some even
-diverge), while the first training of a fresh process is reproducible. So every training runs
-in a fresh Python process (about a second of overhead) and the parent loads the saved ``.bin``.
+Even with one thread, the fastText build we use (fasttext-numpy2) starts from memory it never
+clears: with one thread it draws random values for a tenth of its word vectors only and leaves the
+rest as the allocator hands it out (upstream fastText leaves zeros there; facebookresearch/fastText
+issue #1061). Leftovers from earlier work in the process made second trainings differ and some
+diverge. So every training runs in a fresh Python process (about a second of overhead) whose
+allocations glibc zero-fills (``MALLOC_PERTURB_``, see ``_ZEROED_MALLOC``), and the parent loads the
+saved ``.bin``.
 ``tune=True`` then runs fastText's autotune on the validation part (for ``tune_seconds``, by default
 twice the default training's time) and keeps its model only when it beats the default one on
 validation (see ``_autotune``); autotune is time-budgeted, so its result depends on machine speed
@@ -294,8 +297,8 @@ class FastTextClassifier(Classifier):
                    warnings: list[str]) -> list[tuple[_Candidate, Any]]:
         """Train every candidate at once, one fresh process each; ``[(candidate, model), ...]``.
 
-        Candidates that fail while others train are dropped, with a warning (fastText diverges on
-        some small data sets with unigrams whatever the learning rate). When all fail, a diverged
+        Candidates that fail while others train are dropped, with a warning (on the cooking tags,
+        unigrams with every word diverge at lr 0.5 where bigrams train). When all fail, a diverged
         training ("Encountered NaN") is retried at half the learning rate, up to three times.
         """
         for _attempt in range(4):
@@ -512,6 +515,18 @@ def _autotune_timeout(tune_seconds) -> float:
     return 60.0 + 5.0 * float(tune_seconds)
 
 
+# fasttext-numpy2 allocates its input matrix (one row of vectors per word and n-gram bucket) without
+# clearing it and, with one thread, draws random values for its first tenth only: the loop that
+# fills it gives each of up to ten threads a tenth (upstream fastText has the same loop but a
+# zero-filled std::vector, so the rest starts at 0). The other nine tenths held whatever the
+# allocator handed out: zeros from fresh pages, or bytes left by earlier allocations, on which
+# training diverged ("Encountered NaN") or gave other weights. That was the "state leaking between
+# trainings" and the unigram divergences on small data seen before this was found. glibc's
+# MALLOC_PERTURB_ fills each allocation with its value xor 0xff: 255 gives zeros, so every training
+# starts as upstream's does, whatever ran before. Other C libraries ignore the variable.
+_ZEROED_MALLOC = {"MALLOC_PERTURB_": "255"}
+
+
 def _train_in_fresh_processes(jobs: list[tuple[dict[str, Any], Path, float | None]]) -> list:
     """Run every ``(args, out, timeout)`` training at once, one new Python process each.
 
@@ -519,6 +534,7 @@ def _train_in_fresh_processes(jobs: list[tuple[dict[str, Any], Path, float | Non
     message when training fails (e.g. "Encountered NaN"), TimeoutError when its ``timeout`` seconds
     pass first (the process is killed).
     """
+    import os
     import subprocess
     import sys
     import time
@@ -527,11 +543,12 @@ def _train_in_fresh_processes(jobs: list[tuple[dict[str, Any], Path, float | Non
 
     # stderr goes to a file beside each model: a pipe could fill up while another process is waited for
     logs = [Path(f"{out}.stderr") for _args, out, _timeout in jobs]
+    env = {**os.environ, **_ZEROED_MALLOC}
     procs = []
     for (args, out, _timeout), log in zip(jobs, logs):
         with open(log, "wb") as err:
             procs.append(subprocess.Popen([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps({"args": args, "out": str(out)})],
-                                          stdout=subprocess.DEVNULL, stderr=err))
+                                          stdout=subprocess.DEVNULL, stderr=err, env=env))
     start = time.monotonic()
     results: list = []
     try:
