@@ -420,7 +420,7 @@ def test_fasttext_trains_the_same_whatever_the_heap_holds(single_parts, monkeypa
 @pytest.mark.slow
 def test_fasttext_repeated_fits_in_one_process_are_identical(single_parts, multi_parts):
     # liblinear fits and earlier fastText trainings in the same process used to change fastText's
-    # results (state leaking inside the library); training runs in a fresh process now.
+    # results (memory the library never clears, see _ZEROED_MALLOC); training runs in a fresh process.
     TfidfLogisticRegression().fit(multi_parts["train"])
     runs = [FastTextClassifier(dim=8, epoch=5, seed=0).fit(single_parts["train"]).predict_proba(single_parts["test"].texts)
             for _ in range(3)]
