@@ -203,6 +203,38 @@ def test_texts_empty_after_normalisation_get_finite_scores(family, single_parts)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
 
 
+class _TiedModel:
+    """Stands in for a fastText model: the text "unknown" ties on every known label (as one-vs-all
+    models answer a text without a known word), any other text does not; label 3 is unknown to it."""
+
+    def predict(self, lines, k, threshold):
+        probs = [np.full(3, 1e-5) if line == "unknown" else np.array([0.9, 0.2, 1e-5]) for line in lines]
+        return [[f"__label__{j}" for j in range(3)] for _ in lines], probs
+
+
+@pytest.mark.parametrize("task", ["multi", "single"])
+def test_fasttext_texts_the_model_cannot_rank_get_the_label_frequencies(task):
+    model = FastTextClassifier()
+    model.label_names_, model.task_, model.text_rule_ = ["a", "b", "c", "never"], task, TEXT_RULE
+    model.prior_ = np.array([0.2, 0.5, 0.3, 0.0])
+    scores = model._scores(_TiedModel(), ["unknown", "known"])
+    np.testing.assert_array_equal(scores[0], model.prior_)
+    assert scores[1].argmax() == 0 and scores[1, 3] == 0
+
+
+@pytest.mark.slow
+def test_fasttext_text_of_unknown_words_predicts_the_most_frequent_label(reuters_parts):
+    # with the default epochs, every label's score for such a text is fastText's floor (a tie)
+    from nlpkit.metrics import decide, tune_rule
+
+    parts = reuters_parts
+    model = FastTextClassifier(seed=0).fit(parts["train"], parts["valid"])
+    scores = model.predict_proba(["zzzq qqqz", "!!!"])
+    np.testing.assert_array_equal(scores, np.vstack([model.prior_, model.prior_]))
+    rule = tune_rule(parts["valid"].y, model.predict_proba(parts["valid"].texts), task="multi")
+    assert (decide(scores, rule).nonzero()[1] == int(np.argmax(model.prior_))).all()
+
+
 def test_word2vec_training_texts_without_words_is_a_clear_error():
     ds = make_dataset(["!!!", "???", "..."], ["a", "b", "a"], task="single")
     with pytest.raises(DataError, match="empty after tokenisation"):

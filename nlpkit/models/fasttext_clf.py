@@ -412,14 +412,21 @@ class FastTextClassifier(Classifier):
         lines = [without_words(normalize(t, self.text_rule_), drop) for t in texts]
         labels, probs = model.predict(lines, k=-1, threshold=0.0)
         offset = len(LABEL_PREFIX)
+        # A text without a known word (unknown words, punctuation fastText never saw) leaves the model
+        # one input, the end-of-line token, which one-vs-all training pushes below every label: every
+        # score comes back as fastText's floor and at-least-one would pick the first label. A text
+        # whose scores tie on every label the model knows gets the training label frequencies instead.
+        tied = np.zeros(len(texts), dtype=bool)
         for i, (labs, ps) in enumerate(zip(labels, probs)):
             cols = [int(lab[offset:]) for lab in labs]
             scores[i, cols] = ps
+            tied[i] = len(ps) > 1 and ps.min() == ps.max()
         # fastText adds 1e-5 to every probability before reporting it
         scores = np.clip(scores, 0.0, 1.0)
         if self.task_ == "single":
             sums = scores.sum(axis=1, keepdims=True)
             scores = np.where(sums > 0, scores / np.where(sums > 0, sums, 1.0), self.prior_)
+        scores[tied] = self.prior_
         return scores
 
     def save(self, path: Path) -> None:
