@@ -190,11 +190,12 @@ def summarize(run) -> dict[str, Any]:
     }
 
 
-def choices(row: dict[str, Any]) -> list[str]:
-    """What a :func:`summarize` row's model chose by itself, on train + valid, with the scores it
-    chose by: tfidf-lr's word n-grams (out-of-fold), fastText's setting and autotune (valid)."""
+def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a :func:`summarize` row's model chose by itself, on train + valid, as ``(choice,
+    evidence)`` pairs, the evidence being the scores it chose by: tfidf-lr's word n-grams
+    (out-of-fold), fastText's setting and autotune (valid)."""
     info = row.get("fit_info") or {}
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     ngrams = info.get("ngram_choice")
     if ngrams:
         def name(rng) -> str:
@@ -204,19 +205,19 @@ def choices(row: dict[str, Any]) -> list[str]:
         chosen, ref = tuple(ngrams["chosen"]), tuple(ngrams["reference"])
         other = (1, 1) if chosen == ref else ref
         scores = ngrams["out_of_fold"]
-        out.append(f"word {name(chosen)} ({ngrams['metric']} {scores['%d-%d' % chosen]:.3f} against "
-                   f"{scores['%d-%d' % other]:.3f} for {name(other)})")
+        out.append((f"word {name(chosen)}", f"{ngrams['metric']} {scores['%d-%d' % chosen]:.3f} against "
+                                            f"{scores['%d-%d' % other]:.3f} for {name(other)}"))
     settings = info.get("settings_choice")
     if settings:
         chosen = settings["chosen"]
         others = ", ".join(f"{v:.3f} for {k}" for k, v in settings["valid"].items() if k != chosen)
-        out.append(f"{chosen} (valid {settings['metric']} {settings['valid'][chosen]:.3f} against {others})")
+        out.append((chosen, f"valid {settings['metric']} {settings['valid'][chosen]:.3f} against {others}"))
     tuned = info.get("autotune")
     if tuned and "valid" in tuned:
         first, second = ("autotune", "defaults") if tuned["kept"] == "autotune" else ("defaults", "autotune")
         what = {"autotune": "autotune's model", "defaults": "the default options"}
-        out.append(f"{what[first]} over {what[second]} (valid {tuned['metric']} {tuned['valid'][first]:.3f} "
-                   f"against {tuned['valid'][second]:.3f})")
+        out.append((f"{what[first]} over {what[second]}",
+                    f"valid {tuned['metric']} {tuned['valid'][first]:.3f} against {tuned['valid'][second]:.3f}"))
     return out
 
 

@@ -57,12 +57,13 @@ def test_choices_name_each_model_choice_and_its_scores():
                                     "valid": {"word_ngrams=2": 0.8529, "word_ngrams=1, max_df=0.1": 0.8473}},
                 "autotune": {"metric": "micro_f1", "kept": "defaults", "valid": {"defaults": 0.871, "autotune": 0.784}}}
     assert choices({"fit_info": tfidf}) == [
-        "word unigrams (out-of-fold micro_f1 0.907 against 0.894 for 1-2-grams)"]
+        ("word unigrams", "out-of-fold micro_f1 0.907 against 0.894 for 1-2-grams")]
     assert choices({"fit_info": fasttext}) == [
-        "word_ngrams=2 (valid micro_f1 0.853 against 0.847 for word_ngrams=1, max_df=0.1)",
-        "the default options over autotune's model (valid micro_f1 0.871 against 0.784)"]
+        ("word_ngrams=2", "valid micro_f1 0.853 against 0.847 for word_ngrams=1, max_df=0.1"),
+        ("the default options over autotune's model", "valid micro_f1 0.871 against 0.784")]
     fasttext["autotune"]["kept"] = "autotune"
-    assert choices({"fit_info": fasttext})[1] == "autotune's model over the default options (valid micro_f1 0.784 against 0.871)"
+    assert choices({"fit_info": fasttext})[1] == ("autotune's model over the default options",
+                                                  "valid micro_f1 0.784 against 0.871")
     # nothing chosen (fixed options, no valid part, or a family without choices): nothing said
     assert choices({"fit_info": {"settings_choice": None, "autotune": None}}) == choices({}) == []
     # autotune that failed has no scores: its warning says so instead

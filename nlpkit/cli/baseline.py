@@ -152,14 +152,14 @@ def baseline_cmd(
         if len(views) > 1:
             out().print(cross_validation_table(cross_validation_summary(rows), len(views)))
             # per model, how often each choice was made over the folds (scores differ by fold)
-            made = Counter((r["model"], line.split(" (")[0]) for r in rows for line in choices(r))
+            made = Counter((r["model"], choice) for r in rows for choice, _evidence in choices(r))
             for (name, choice), n in made.items():
                 out().print(f"{name} chose {choice} on {n} of {len(views)} folds", highlight=False)
         else:
             out().print(results_table(rows))
             for r in rows:
-                for line in choices(r):
-                    out().print(f"{r['model']} chose {line}", highlight=False)
+                for choice, evidence in choices(r):
+                    out().print(f"{r['model']} chose {choice} ({evidence})", highlight=False)
         if rows:
             out().print(f"Runs in {Path(rows[0]['run']).parent}", highlight=False)
 
