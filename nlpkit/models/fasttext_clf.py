@@ -53,7 +53,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import Classifier
-from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, TEXT_RULES, normalize
+from nlpkit.models.text import TEXT_RULE, normalize, saved_text_rule
 
 MODEL_BIN = "fasttext.bin"
 LABELS_JSON = "fasttext_labels.json"
@@ -460,13 +460,11 @@ class FastTextClassifier(Classifier):
             model.prior_ = np.asarray(state["prior"], dtype=np.float64)
             # models saved before max_df existed kept every word; before the text rule, used re
             dropped = state.get("dropped_words", [])
-            model.text_rule_ = state.get("text_rule", LEGACY_TEXT_RULE)
+            text_rule = state.get("text_rule")
         if model.prior_.shape != (len(model.label_names_),) or not (
                 isinstance(dropped, list) and all(isinstance(w, str) for w in dropped)):
             raise NlpkitError(f"{path / LABELS_JSON} does not match the labels of {path / 'nlpkit_model.json'}.")
-        if model.text_rule_ not in TEXT_RULES:
-            raise NlpkitError(f"{path / LABELS_JSON}: unknown text_rule {model.text_rule_!r} (known: "
-                              f"{', '.join(TEXT_RULES)}); saved by a newer nlpkit? Upgrade, or re-run the experiment.")
+        model.text_rule_ = saved_text_rule(text_rule, path / LABELS_JSON)
         model.drop_words_ = frozenset(dropped)
         return model
 

@@ -47,6 +47,18 @@ LEGACY_TEXT_RULE = "re"
 TEXT_RULES = (TEXT_RULE, LEGACY_TEXT_RULE)
 
 
+def saved_text_rule(rule: str | None, where) -> str:
+    """The text rule a saved model records (``None``: saved before rules were recorded, so
+    ``LEGACY_TEXT_RULE``); an unknown one is an error naming ``where`` (the file)."""
+    from nlpkit.errors import NlpkitError
+
+    rule = LEGACY_TEXT_RULE if rule is None else rule
+    if rule not in TEXT_RULES:
+        raise NlpkitError(f"{where}: unknown text_rule {rule!r} (known: {', '.join(TEXT_RULES)}); saved by a "
+                          "newer nlpkit? Upgrade, or re-run the experiment.")
+    return rule
+
+
 def normalize(text: str, rule: str = TEXT_RULE) -> str:
     """Lower-case ``text``, put spaces around punctuation and around each character of a script
     written without spaces, collapse whitespace (newlines included).

@@ -26,7 +26,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import Classifier
-from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, TEXT_RULES, tokenize, tokenize_all
+from nlpkit.models.text import TEXT_RULE, saved_text_rule, tokenize, tokenize_all
 
 VECTORS_BIN = "word2vec_vectors.bin"
 ARRAYS_NPZ = "word2vec_lr.npz"
@@ -283,10 +283,7 @@ class Word2VecClassifier(Classifier):
         model, meta = cls._from_model_json(path)
         path = Path(path)
         # models saved before the text rule was recorded tokenised with re
-        model.text_rule_ = meta.get("text_rule", LEGACY_TEXT_RULE)
-        if model.text_rule_ not in TEXT_RULES:
-            raise NlpkitError(f"{path / 'nlpkit_model.json'}: unknown text_rule {model.text_rule_!r} (known: "
-                              f"{', '.join(TEXT_RULES)}); saved by a newer nlpkit? Upgrade, or re-run the experiment.")
+        model.text_rule_ = saved_text_rule(meta.get("text_rule"), path / "nlpkit_model.json")
         with cls._reading_state(path, EOFError):
             model.vectors_ = KeyedVectors.load_word2vec_format(str(path / VECTORS_BIN), binary=True)
             with np.load(path / ARRAYS_NPZ, allow_pickle=False) as npz:
