@@ -27,6 +27,8 @@ LONG_TEXT_MODES = ("truncate", "head-tail", "chunks")
 POOLS = ("mean", "max")
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# The fix for a checkpoint folder that transformers cannot load.
+RECOPY = "copy the checkpoint folder again, or re-save it with save_pretrained (config.json and weights from the same model)."
 # A tokenizer is usable if one of these (sets of) files is present.
 TOKENIZER_FILES = (("tokenizer.json",), ("vocab.txt",), ("vocab.json", "merges.txt"), ("spiece.model",),
                    ("sentencepiece.bpe.model",), ("tokenizer.model",))
@@ -51,12 +53,92 @@ def check_checkpoint_dir(path: str | os.PathLike) -> Path:
         raise ConfigError(f"no config.json in {path}: not a Hugging Face checkpoint folder. Pass the folder written by save_pretrained or `nlpkit pretrain`.")
     if not any((path / f).is_file() for f in WEIGHT_FILES):
         raise ConfigError(f"no model weights in {path}: expected model.safetensors (or pytorch_model.bin). Copy the weights into the folder or re-save the model.")
+    check_tokenizer_files(path)
+    read_model_config(path)
+    return path
+
+
+def unfinished_pretraining(path: str | os.PathLike) -> str | None:
+    """A warning when ``path`` is the folder of an ``nlpkit pretrain`` that did not finish (None otherwise)."""
+    import json
+
+    try:
+        report = json.loads((Path(path) / "pretrain.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("status", "complete") == "complete":
+        return None
+    return (f"{path} holds an unfinished pretraining (pretrain.json: status {report.get('status')!r}): its weights are "
+            "those of the last held-out evaluation. Finish it with `nlpkit pretrain ... --resume` for the full model.")
+
+
+def check_tokenizer_files(path: str | os.PathLike) -> Path:
+    """Refuse a folder without tokenizer files: AutoTokenizer would build one that knows only its
+    special tokens, and every word would become [UNK] without an error."""
+    path = Path(path)
     if not any(all((path / f).is_file() for f in group) for group in TOKENIZER_FILES):
         raise ConfigError(
             f"no tokenizer in {path}: expected tokenizer.json (or vocab.txt, or vocab.json + merges.txt). "
             "Save the tokenizer into the folder with tokenizer.save_pretrained()."
         )
     return path
+
+
+def read_model_config(path: str | os.PathLike) -> dict:
+    """``config.json`` of a checkpoint folder, with the line and column of a JSON error."""
+    import json
+
+    file = Path(path) / "config.json"
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); restore the file from the "
+                          "original checkpoint or re-save the model.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: byte {exc.start} is not UTF-8; restore the file from the original checkpoint.") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{file}: expected a JSON object, found {type(config).__name__}; restore the file from the original checkpoint.")
+    return config
+
+
+def check_vocab_fits_model(tokenizer, model, path: str | os.PathLike) -> None:
+    """Refuse a tokenizer with more tokens than the model has embeddings (an IndexError mid-training)."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ConfigError(
+            f"the tokenizer in {path} has {len(tokenizer):,} tokens but the model's embeddings have only {rows:,} rows: "
+            "the tokenizer and the weights come from different models. Put the tokenizer saved with these weights in the folder."
+        )
+
+
+def check_loaded_weights(model, loading: dict, path: str | os.PathLike, what: str) -> list[str]:
+    """Refuse a load that left the encoder untrained; return the few encoder tensors left random.
+
+    transformers reports missing and (with ``ignore_mismatched_sizes``) mismatched tensors instead
+    of failing, so a config.json from another model would silently give a randomly initialised
+    encoder. Tensors outside the base model (the task head) and the pooler (which MLM checkpoints do
+    not have) may be new. A mismatched encoder tensor is an error, and so are missing ones covering
+    over a tenth of the encoder's parameters; fewer are returned for the caller to warn about.
+    """
+    prefix = getattr(model, "base_model_prefix", "") + "."
+
+    def in_encoder(name: str) -> bool:
+        return name.startswith(prefix) and ".pooler." not in name
+
+    def encoder_names(key: str) -> list[str]:
+        return sorted(n for n in (k[0] if isinstance(k, tuple) else k for k in loading.get(key) or ()) if in_encoder(n))
+
+    missing, mismatched = encoder_names("missing_keys"), encoder_names("mismatched_keys")
+    sizes = {name: p.numel() for name, p in model.named_parameters() if in_encoder(name)}
+    share = sum(sizes.get(n, 0) for n in missing + mismatched) / (sum(sizes.values()) or 1)
+    if mismatched or share > 0.1:
+        bad = mismatched or missing
+        kind = "have other shapes in" if mismatched else "are missing from"
+        raise ConfigError(
+            f"{len(bad)} encoder tensors (e.g. {bad[0]}) {kind} the weights in {path}, so {what} would start from "
+            "random values: config.json does not describe these weights. Use the config.json saved with them."
+        )
+    return missing
 
 
 def position_limit(path: str | os.PathLike) -> int | None:

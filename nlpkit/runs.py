@@ -17,6 +17,8 @@ import platform
 import re
 import secrets
 import shutil
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -48,6 +50,20 @@ def runs_root(path: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env)
     return Path("runs")
+
+
+def check_runs_root(path: str | os.PathLike | None = None) -> Path:
+    """The registry folder, checked before a long job: a run recorded only at its end must not fail there.
+
+    Nothing is created; the first existing folder on the way must be a writable folder.
+    """
+    root = runs_root(path)
+    existing = next(p for p in [root, *root.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise NlpkitError(f"cannot create runs folder {root}: {existing} is a file. Pass --runs-dir to a writable folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NlpkitError(f"cannot create runs folder {root}: {existing} is not writable. Pass --runs-dir to a writable folder.")
+    return root
 
 
 def utc_now() -> str:
@@ -352,12 +368,27 @@ class Run:
         """Test-part ``(ids, scores float32 n x L, pred uint8 n x L)`` from ``predictions.npz``."""
         path = self.path / PREDICTIONS_NPZ
         if not path.is_file():
-            raise NlpkitError(f"run {self.name} has no {PREDICTIONS_NPZ} ({self.path}); it records no predictions.")
+            raise NlpkitError(
+                f"run {self.name} has no {PREDICTIONS_NPZ} ({self.path}); it records no predictions. "
+                f"Re-run that model, or delete {self.path}."
+            )
         try:
             with np.load(path, allow_pickle=False) as npz:
-                return [str(i) for i in npz["ids"]], npz["scores"], npz["pred"]
-        except (ValueError, KeyError, OSError) as exc:
-            raise NlpkitError(f"cannot read {path}: {exc}. The file is damaged; re-run the experiment.") from None
+                ids, scores, pred = [str(i) for i in npz["ids"]], npz["scores"], npz["pred"]
+        # A truncated or empty file: BadZipFile, or EOFError -- which click would turn into a bare
+        # "Aborted!"; a damaged member: zlib.error or ValueError; a missing one: KeyError.
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            reason = "empty file" if path.stat().st_size == 0 else " ".join(str(exc).split()) or type(exc).__name__
+            raise NlpkitError(
+                f"run {self.name}: cannot read {path} ({reason}); the file is damaged. "
+                f"Re-run that model, or delete {self.path}."
+            ) from None
+        if scores.ndim != 2 or pred.shape != scores.shape or len(ids) != scores.shape[0]:
+            raise NlpkitError(
+                f"run {self.name}: {path} does not line up ({len(ids)} ids, scores {scores.shape}, pred "
+                f"{pred.shape}); the file is damaged. Re-run that model, or delete {self.path}."
+            )
+        return ids, scores, pred
 
 
 def _read_json(path: Path) -> Any:

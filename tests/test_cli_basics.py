@@ -109,3 +109,72 @@ def test_dataset_options_are_converted_by_one_helper():
     for module in ("inspect", "split", "predict", "pretrain"):
         source = (Path(__file__).parent.parent / "nlpkit" / "cli" / f"{module}.py").read_text()
         assert "dataset_options_from(locals())" in source, module
+
+
+_TERMINATED = """
+import os, signal, time
+import typer
+from nlpkit.cli._common import cli_errors, terminate_as_interrupt
+
+terminate_as_interrupt()
+app = typer.Typer()
+
+@app.command()
+def main() -> None:
+    with cli_errors(on_interrupt=lambda: "continue with --resume."):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+
+app()
+"""
+
+
+def test_sigterm_unwinds_like_ctrl_c_with_exit_code_143():
+    proc = subprocess.run([sys.executable, "-c", _TERMINATED], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == "Interrupted. continue with --resume."
+
+
+def test_console_entry_point_takes_sigterm_as_an_interrupt():
+    import signal
+
+    import nlpkit.cli
+    from nlpkit.cli._common import Terminated
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        nlpkit.cli.app = lambda: None  # only the set-up of main() is under test
+        nlpkit.cli.main()
+        with pytest.raises(Terminated):
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        nlpkit.cli.app = app
+
+
+@pytest.mark.parametrize("out", ["afile/x.jsonl", "afile/deeper/x.jsonl"])
+def test_an_output_path_under_a_file_is_one_line(tmp_path, monkeypatch, single_split, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    assert runner.invoke(app, ["baseline", str(single_split.path), "-m", "majority"]).exit_code == 0
+    run = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
+    (tmp_path / "new.jsonl").write_text('{"id": "1", "text": "good film"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["predict", str(run), "new.jsonl", "--out", out])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "afile is a file" in lines[0] and "Traceback" not in result.output
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "x"
+
+
+def test_path_error_names_the_blocking_file_and_the_fix(tmp_path):
+    import errno
+
+    from nlpkit.cli._common import path_error
+
+    (tmp_path / "f").write_text("x", encoding="utf-8")
+    assert path_error(FileExistsError(errno.EEXIST, "File exists", str(tmp_path / "f"))) == (
+        f"{tmp_path / 'f'} is a file where a folder is needed; choose another path or move the file.")
+    under = path_error(NotADirectoryError(errno.ENOTDIR, "Not a directory", str(tmp_path / "f" / "g" / "h")))
+    assert under.startswith(f"{tmp_path / 'f'} is a file, so {tmp_path / 'f' / 'g' / 'h'} cannot be made under it")
+    assert "choose a folder you can write to" in path_error(PermissionError(errno.EACCES, "Permission denied", "/x"))
+    assert "no space left" in path_error(OSError(errno.ENOSPC, "No space left on device", "/x/y"))

@@ -42,8 +42,34 @@ def bundled_rows(name="reuters_sample.jsonl", n=None):
     return rows[:n] if n else rows
 
 
+def edit_config(folder: Path, **changes) -> None:
+    """Change fields of a checkpoint's config.json (to break it in a known way)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def break_checkpoint(folder: Path, case: str, *, layers: int) -> None:
+    """Damage a checkpoint folder the way users' folders get damaged (``case`` names how)."""
+    if case == "other-sizes":  # config.json from a wider model
+        edit_config(folder, hidden_size=64, intermediate_size=128)
+    elif case == "other-architecture":  # config.json from another family
+        edit_config(folder, model_type="distilbert", architectures=["DistilBertForMaskedLM"], dim=32, n_layers=layers,
+                    n_heads=2, hidden_dim=64)
+    elif case == "no-tokenizer":
+        for f in folder.glob("tokenizer*"):
+            f.unlink()
+    elif case == "bad-json":
+        (folder / "config.json").write_text('{"model_type": "bert", "hidden', encoding="utf-8")
+    elif case == "truncated-weights":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:5000])
+    else:
+        raise ValueError(case)
+
+
 def make_tiny_checkpoint(out: Path, *, num_labels: int | None = None, hidden: int = 32, layers: int = 2,
-                         vocab_size: int = 400, seed: int = 0) -> Path:
+                         vocab_size: int = 400, seed: int = 0, positions: int = 512) -> Path:
     """A 2-layer x 32-hidden BERT with a WordPiece tokenizer trained on the bundled samples."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, PreTrainedTokenizerFast
@@ -62,7 +88,7 @@ def make_tiny_checkpoint(out: Path, *, num_labels: int | None = None, hidden: in
     fast.save_pretrained(out)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=512)
+                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=positions)
     if num_labels:
         config.num_labels = num_labels
         BertForSequenceClassification(config).save_pretrained(out)

@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from nlpkit.cli import app  # noqa: E402
-from test_finetune import make_tiny_checkpoint  # noqa: E402
+from test_finetune import break_checkpoint, edit_config, make_tiny_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -215,3 +215,95 @@ def test_pretrain_then_finetune_end_to_end(reuters_split, tmp_path, runs_dir):
     assert len(runs) == 1
     assert runs[0].info["base_model"]["path"] == str(encoder.resolve())
     assert json.loads(result.stdout)["run"] == runs[0].name
+
+
+def _bigger_tokenizer(folder: Path, tmp_path: Path) -> None:
+    bigger = make_tiny_checkpoint(tmp_path / "bigger", vocab_size=800)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(bigger / name, folder / name)
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("other-sizes", "have other shapes in the weights"),
+    ("other-architecture", "are missing from the weights"),
+    ("bigger-tokenizer", "but the model's embeddings have only"),
+    ("bad-json", "config.json:1:"),
+    ("truncated-weights", "copy the checkpoint folder again"),
+])
+def test_checkpoint_that_would_silently_start_from_random_weights_is_refused(case, fragment, ckpt, reuters_split,
+                                                                             tmp_path, runs_dir):
+    target = tmp_path / "bad"
+    shutil.copytree(ckpt, target)
+    if case == "bigger-tokenizer":
+        _bigger_tokenizer(target, tmp_path)
+    else:
+        break_checkpoint(target, case, layers=2)
+    result = invoke(reuters_split, "--model", target, *FAST)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and fragment in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert no_runs(runs_dir)
+
+
+def test_a_head_trained_for_other_labels_is_replaced_with_a_warning(tmp_path, reuters_split, runs_dir):
+    from nlpkit.data import load_split
+
+    n = len(load_split(reuters_split).label_names)
+    other = make_tiny_checkpoint(tmp_path / "other", num_labels=n)
+    edit_config(other, id2label={str(i): f"topic-{i}" for i in range(n)},
+                 label2id={f"topic-{i}": i for i in range(n)})
+    result = invoke(reuters_split, "--model", other, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "was trained for other labels (topic-0, topic-1" in result.stderr and "re-initialised" in result.stderr
+
+
+def test_reinitialised_head_is_fresh_and_the_encoder_kept(tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from nlpkit.models.transformer import _reinit_head
+
+    folder = make_tiny_checkpoint(tmp_path / "c", num_labels=3)
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    encoder = {k: v.clone() for k, v in model.bert.state_dict().items()}
+    head = model.classifier.weight.detach().clone()
+    torch.manual_seed(1)
+    _reinit_head(model)
+    assert not torch.equal(model.classifier.weight, head) and float(model.classifier.bias.detach().abs().sum()) == 0.0
+    assert all(torch.equal(v, encoder[k]) for k, v in model.bert.state_dict().items())
+
+
+def test_unfinished_pretraining_warns(ckpt, reuters_split, tmp_path, runs_dir):
+    target = tmp_path / "unfinished"
+    shutil.copytree(ckpt, target)
+    (target / "pretrain.json").write_text(json.dumps({"status": "training"}), encoding="utf-8")
+    result = invoke(reuters_split, "--model", target, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "unfinished pretraining" in result.stderr and "--resume" in result.stderr
+
+
+def test_max_length_defaults_to_the_checkpoints_positions_and_budgets_take_durations(tmp_path, reuters_split,
+                                                                                     runs_dir):
+    from nlpkit.runs import list_runs
+
+    short = make_tiny_checkpoint(tmp_path / "short", positions=64)
+    args = [a for a in FAST if a not in ("--max-length", "32")]
+    result = invoke(reuters_split, "--model", short, *args, "--time-budget", "1m")
+    assert result.exit_code == 0, result.output
+    config = list_runs()[0].info["config"]
+    assert config["max_length"] == 64 and config["time_budget"] == 60.0
+    result = invoke(reuters_split, "--model", short, *FAST, "--time-budget", "soon")
+    assert result.exit_code == 1 and "--time-budget 'soon' is not a duration" in result.stderr
+
+
+def test_predict_refuses_a_run_whose_model_lost_its_tokenizer(ckpt, reuters_split, runs_dir, tmp_path):
+    from nlpkit.runs import list_runs
+
+    assert invoke(reuters_split, "--model", ckpt, *FAST).exit_code == 0
+    run = list_runs()[0].path
+    for f in (run / "model").glob("tokenizer*"):
+        f.unlink()
+    (tmp_path / "new.jsonl").write_text('{"id": "1", "text": "oil prices rose"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["predict", str(run), str(tmp_path / "new.jsonl")])
+    assert result.exit_code == 1 and "tokenizer" in result.stderr and "Traceback" not in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1

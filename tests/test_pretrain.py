@@ -368,3 +368,61 @@ def test_dataset_corpus_without_labels_is_read(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_text('{"text": "first document"}\n{"text": "second document"}\n', encoding="utf-8")
     assert _read_dataset_texts(path, {}) == ["first document", "second document"]
+
+
+def _bert_style_tokenizer(path: Path):
+    """A tokenizer laid out like bert-base-uncased: [PAD] 0, [unused*], [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += [f"w{i}" for i in range(400)]
+    backend = Tokenizer(models.WordPiece(vocab={piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
+                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    tokenizer.save_pretrained(path)
+    return tokenizer
+
+
+def test_special_ids_come_from_the_tokenizer(tmp_path):
+    from nlpkit.pretrain.model import TokenIds
+    from nlpkit.pretrain.tokenizer import train_wordpiece
+
+    own = train_wordpiece([f"word{i} text{i % 7} more" for i in range(1000)], 200)
+    assert TokenIds.of(own) == TokenIds()  # nlpkit's own tokenizer keeps the fixed ids 0-4
+    ids_of = TokenIds.of(_bert_style_tokenizer(tmp_path / "bert"))
+    assert (ids_of.cls, ids_of.sep, ids_of.mask, ids_of.pad) == (101, 102, 103, 0)
+    assert ids_of.special == (0, 100, 101, 102, 103)
+
+
+def test_packing_and_masking_use_a_hub_tokenizers_special_ids(tmp_path):
+    from nlpkit.pretrain.model import TokenIds
+
+    tokenizer = _bert_style_tokenizer(tmp_path / "bert")
+    ids_of, vocab = TokenIds.of(tokenizer), len(tokenizer)
+    docs = [list(range(104 + i, 104 + i + 30)) for i in range(40)]
+    blocks = pack(docs, 16, ids_of)
+    assert (blocks[:, 0] == 101).all() and (blocks == 102).any() and not (blocks == CLS).any()
+    g = torch.Generator().manual_seed(0)
+    inputs, labels = mask_tokens(blocks, vocab_size=vocab, mlm_prob=0.3, generator=g, ids_of=ids_of)
+    chosen = labels != -100
+    assert not chosen[(blocks == 101) | (blocks == 102)].any()  # [CLS] and [SEP] are never chosen
+    assert ((inputs == 103) & chosen).float().sum() / chosen.sum() > 0.7  # [MASK] is 103, not 4
+    assert not ((inputs == MASK) & chosen).any()
+    replaced = chosen & (inputs != 103) & (inputs != blocks)
+    assert replaced.any() and not torch.isin(inputs[replaced], torch.tensor(ids_of.special)).any()
+
+
+def test_own_tokenizer_masks_exactly_as_before():
+    """The lookup tables draw the same random tokens as randint(5, V) did: resumed runs stay exact."""
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    ids = torch.randint(5, 700, (8, 64))
+    a = mask_tokens(ids, vocab_size=700, mlm_prob=0.2, generator=g1)
+    u = torch.rand(ids.shape, generator=g2)
+    r = torch.rand(ids.shape, generator=g2)
+    rand_tok = torch.randint(5, 700, ids.shape, generator=g2)
+    pick = u < 0.2
+    expected = torch.where(pick & (r < 0.8), torch.full_like(ids, MASK), ids)
+    expected = torch.where(pick & (r >= 0.8) & (r < 0.9), rand_tok, expected)
+    assert torch.equal(a[0], expected) and torch.equal(a[1], torch.where(pick, ids, torch.full_like(ids, -100)))

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nlpkit.cli import app
+from test_finetune import break_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -156,6 +157,10 @@ def test_vocab_too_large_for_the_corpus(corpus, tmp_path):
     (["--time-budget", "soon"], "--time-budget 'soon' is not a duration"),
     (["--size", "giant"], "--size 'giant' is unknown"),
     (["--schedule", "step"], "--schedule 'step' is unknown"),
+    (["--threads", "-3"], "--threads must be >= 1"),
+    (["--steps", "10", "--warmup", "20"], "--warmup 20 steps is not shorter than --steps 10"),
+    (["--layers", "1000", "--hidden", "65536", "--heads", "1", "--vocab-size", "600", "--max-length", "32"],
+     "a 1000x65536 model with a 600-token vocabulary has"),
 ])
 def test_bad_options_are_rejected_before_any_work(corpus, tmp_path, args, fragment):
     out = tmp_path / "o"
@@ -185,3 +190,64 @@ def test_init_from_continues_pretraining(corpus, trained, tmp_path):
 def test_missing_corpus(tmp_path):
     result = runner.invoke(app, ["pretrain", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "corpus not found" in result.output
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("batch", "fewer than one batch"),
+    ("reference", "tokenizer folder not found"),
+    ("runs-dir", "cannot create runs folder"),
+])
+def test_a_failure_before_training_leaves_out_as_it_was(corpus, tmp_path, case, fragment):
+    out = tmp_path / "new" / "deeper" / "o"
+    args = {"batch": ["--batch-size", "100000"], "reference": ["--compare-tokenizer", str(tmp_path / "nope")],
+            "runs-dir": ["--runs-dir", str(corpus)]}[case]
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), *MICRO, *args])
+    assert result.exit_code == 1 and fragment in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "new").exists()  # nor the parents it would have made
+
+
+def test_overwrite_that_fails_before_training_keeps_the_old_model(corpus, trained, tmp_path):
+    out = copy_of(trained, tmp_path)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--overwrite", *MICRO,
+                                 "--batch-size", "100000"])
+    assert result.exit_code == 1 and "fewer than one batch" in result.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no folder left aside
+
+
+def test_resume_of_a_finished_run_has_nothing_to_do(corpus, trained, tmp_path):
+    out = copy_of(trained, tmp_path)
+    report = (out / "pretrain.json").read_bytes()
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to do" in result.output and "4 steps" in result.output
+    assert (out / "pretrain.json").read_bytes() == report
+
+
+def test_interrupt_says_whether_there_is_a_checkpoint_to_resume(trained, tmp_path):
+    from nlpkit.cli.pretrain import _resume_hint
+
+    assert _resume_hint(tmp_path / "nothing") is None
+    out = copy_of(trained, tmp_path)
+    assert _resume_hint(out) == f"{out} keeps the last checkpoint; continue with the same command plus --resume."
+    (out / "checkpoints" / "checkpoint.pt").unlink()
+    assert "no checkpoint yet, so training restarts at step 0" in _resume_hint(out)
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("other-sizes", "have other shapes in the weights"),
+    ("other-architecture", "are missing from the weights"),
+    ("no-tokenizer", "no tokenizer in"),
+    ("truncated-weights", "copy the checkpoint folder again"),
+])
+def test_init_from_a_broken_checkpoint_is_one_line(corpus, trained, tmp_path, case, fragment):
+    source = copy_of(trained, tmp_path)
+    break_checkpoint(source, case, layers=1)
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--init-from", str(source),
+                                 "--max-length", "32", "--steps", "1"])
+    assert result.exit_code == 1 and fragment in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not out.exists()

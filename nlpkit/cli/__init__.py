@@ -71,5 +71,8 @@ _register_all()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (``nlpkit`` and ``python -m nlpkit``)."""
+    from nlpkit.cli._common import terminate_as_interrupt
+
+    terminate_as_interrupt()
     app()

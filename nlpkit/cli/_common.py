@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 
@@ -44,7 +45,10 @@ def err():
 
 
 def warn(message: str) -> None:
-    err().print(f"[yellow]Warning:[/yellow] {message}", markup=True, highlight=False)
+    """A warning line on stderr; ``message`` is plain text (a label or path like ``[/x]`` is not markup)."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]Warning:[/yellow] {escape(message)}", markup=True, highlight=False)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -53,16 +57,62 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, a batch scheduler) taken as an interrupt.
+
+    Raised in the main thread, it unwinds like Ctrl-C, so every ``finally`` and every temporary run
+    folder is cleaned up the same way; the exit code is 143 (128 + 15), as the shell reports it.
+    """
+
+    exit_code = 128 + 15
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM raise :class:`Terminated` (installed by the console entry point only)."""
+    import signal
+
+    def _raise(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 @contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """The error boundary: library errors become one line on stderr and a non-zero exit."""
+def cli_errors(on_interrupt: Callable[[], str | None] | None = None) -> Iterator[None]:
+    """The error boundary: library errors become one line on stderr and a non-zero exit.
+
+    ``on_interrupt`` may return a line to print after "Interrupted." (e.g. how to resume).
+    """
     try:
         yield
     except NlpkitError as exc:
         raise fail(str(exc), exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("Interrupted.", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        hint = on_interrupt() if on_interrupt is not None else None
+        typer.echo("Interrupted." + (f" {hint}" if hint else ""), err=True)
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise fail(path_error(exc)) from None
+
+
+def path_error(exc: OSError) -> str:
+    """One line for an OSError on a path the user gave (an --out under a file, a read-only folder)."""
+    path = Path(exc.filename)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = next((p for p in [path, *path.parents] if p.is_file()), None)
+        if blocker == path:
+            return f"{path} is a file where a folder is needed; choose another path or move the file."
+        if blocker is not None:
+            return f"{blocker} is a file, so {path} cannot be made under it; choose another path or move the file."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path}: {exc.strerror}; choose a folder you can write to, or change its permissions."
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {path}; free some space or choose another folder."
+    if exc.errno == errno.ENOENT:
+        return f"not found: {path}; check the path."
+    return f"{path}: {exc.strerror or exc}; check the path."
 
 
 # --- dataset options, shared by every command that reads user data -------------------------

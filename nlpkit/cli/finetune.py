@@ -12,6 +12,9 @@ import typer
 from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
 
 
+DEFAULT_MAX_LENGTH = 256  # tokens; lowered to the checkpoint's positions (e.g. 128 for `nlpkit pretrain`'s default)
+
+
 def finetune_cmd(
     split_dir: Annotated[Path, typer.Argument(help="Split folder written by `nlpkit split` (train, optional valid, test).")],
     model: Annotated[Path, typer.Option("--model", help="Local checkpoint folder: `nlpkit pretrain` output or any Hugging Face model folder (BERT, RoBERTa, DistilBERT, MiniLM, ModernBERT).")],
@@ -19,7 +22,7 @@ def finetune_cmd(
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 5e-5,
     head_lr: Annotated[Optional[float], typer.Option("--head-lr", help="Learning rate of the new classification head. Default: --lr.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per training step.")] = 16,
-    max_length: Annotated[int, typer.Option("--max-length", min=4, help="Tokens per sequence, special tokens included.")] = 256,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", min=4, help="Tokens per sequence, special tokens included. Default: 256, or the model's positions if fewer.")] = None,
     long_text: Annotated[str, typer.Option("--long-text", help="Documents longer than --max-length: truncate, head-tail (first quarter + last three quarters) or chunks (overlapping windows, logits pooled).")] = "truncate",
     chunk_stride: Annotated[Optional[int], typer.Option("--chunk-stride", help="With --long-text chunks: tokens shared by consecutive chunks. Default: a quarter of the window.")] = None,
     max_chunks: Annotated[int, typer.Option("--max-chunks", min=1, help="With --long-text chunks: at most this many chunks per document (the first ones).")] = 8,
@@ -29,7 +32,7 @@ def finetune_cmd(
     warmup: Annotated[float, typer.Option("--warmup", help="Warm-up fraction of the training steps, then linear decay.")] = 0.1,
     patience: Annotated[int, typer.Option("--patience", min=0, help="Stop after this many evaluations without a better validation metric; 0 = never.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option("--evals-per-epoch", min=1, help="Validation evaluations per epoch.")] = 1,
-    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Stop training after this many seconds (the best checkpoint is kept).")] = None,
+    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop training after this long, e.g. 90s, 30m, 1h30m or 600 (seconds); the step under way, the last evaluation and the test scoring come on top. The best checkpoint is kept.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch. Default: torch's choice.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the GPU/CPU does bf16 natively), fp32 or bf16.")] = "auto",
@@ -45,6 +48,13 @@ def finetune_cmd(
     stopping and threshold tuning; the run's config records it.
     """
     with cli_errors():
+        from nlpkit.pretrain.config import parse_duration
+
+        time_budget = parse_duration(time_budget)
+        if max_length is None:
+            from nlpkit.finetune import position_limit
+
+            max_length = min(DEFAULT_MAX_LENGTH, position_limit(model) or DEFAULT_MAX_LENGTH)
         options = dict(epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
                        long_text=long_text, chunk_stride=chunk_stride, max_chunks=max_chunks, pool=pool,
                        pos_weight=pos_weight, layer_decay=layer_decay, warmup=warmup, patience=patience,

@@ -72,7 +72,7 @@ def pretrain_cmd(
     encoding: EncodingOpt = "utf-8",
     drop_empty: DropEmptyOpt = False,
 ) -> None:
-    with cli_errors():
+    with cli_errors(on_interrupt=lambda: _resume_hint(out_dir)):
         from nlpkit.pretrain.config import CONFIG_FILE_NAME, PretrainConfig, parse_duration
 
         given = {k: v for k, v in dict(
@@ -109,6 +109,18 @@ def pretrain_cmd(
         else:
             cfg = PretrainConfig(**{**given, **common, **length})
         _run(cfg, resume=resume, overwrite=overwrite, runs_dir=runs_dir, json_out=json_out)
+
+
+def _resume_hint(out_dir: Path) -> str | None:
+    """After Ctrl-C / SIGTERM: where the training state is and how to go on (None if nothing was kept)."""
+    from nlpkit.pretrain.config import CONFIG_FILE_NAME
+    from nlpkit.pretrain.train import CHECKPOINT
+
+    if not (out_dir / CONFIG_FILE_NAME).is_file():
+        return None
+    saved = ("keeps the last checkpoint" if (out_dir / CHECKPOINT).is_file()
+             else "has no checkpoint yet, so training restarts at step 0")
+    return f"{out_dir} {saved}; continue with the same command plus --resume."
 
 
 def _run(cfg, *, resume: bool, overwrite: bool, runs_dir, json_out: bool) -> None:
@@ -150,7 +162,8 @@ def _print_summary(result, json_out: bool) -> None:
     ft = Table(title="Tokenizer fertility on held-out text")
     for col in ("tokenizer", "vocab", "tokens/word", "words split", "unknown"):
         ft.add_column(col, justify="right")
-    rows = [("trained", tok["heldout"])]
+    conf = rep.get("config") or {}
+    rows = [("reused" if conf.get("init_from") or conf.get("tokenizer") else "trained", tok["heldout"])]
     if "reference" in tok:
         ref = Path(tok["reference"]["path"])
         rows.append((ref.parent.name if ref.name == "model" else ref.name, tok["reference"]))
@@ -160,7 +173,8 @@ def _print_summary(result, json_out: bool) -> None:
     out().print(ft)
     out().print(
         f"{rep['steps']} steps, held-out MLM loss {rep['final_eval_loss']:.4f} (best {rep['best_eval_loss']:.4f}; "
-        f"unigram entropy {rep['heldout_unigram_entropy']:.4f}), {tp['tokens_per_s']:,.0f} tokens/s; "
+        f"unigram entropy {rep['heldout_unigram_entropy']:.4f})"
+        + (f", {tp['tokens_per_s']:,.0f} tokens/s" if tp.get("tokens_per_s") else "") + "; "
         f"model in {result.out}" + (f", run {result.run_name}" if result.run_name else ""),
         highlight=False,
     )

@@ -24,9 +24,13 @@ import numpy as np
 
 from nlpkit.errors import NlpkitError
 from nlpkit.finetune import (
+    RECOPY,
     Encoded,
     check_checkpoint_dir,
+    check_loaded_weights,
     check_max_length,
+    check_tokenizer_files,
+    check_vocab_fits_model,
     collate,
     encode_texts,
     init_distributed,
@@ -36,7 +40,9 @@ from nlpkit.finetune import (
     pool_logits,
     positive_weights,
     quiet_transformers,
+    read_model_config,
     sorted_batches,
+    unfinished_pretraining,
     validate_options,
 )
 from nlpkit.models.base import Classifier
@@ -138,12 +144,16 @@ class TransformerClassifier(Classifier):
 
         path = check_checkpoint_dir(self.params["model"])
         check_max_length(path, int(self.params["max_length"]))
+        unfinished = unfinished_pretraining(path)
+        if unfinished:
+            warnings.warn(unfinished, FinetuneWarning, stacklevel=3)
+        old_names = _head_label_names(read_model_config(path))
         torch.manual_seed(int(self.params["seed"]))  # the new head's initial weights
         with quiet_transformers():
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             except Exception as exc:  # transformers raises many types for a broken folder
-                raise NlpkitError(f"cannot load the tokenizer from {path}: {type(exc).__name__}: {exc}".split("\n")[0]) from None
+                raise NlpkitError(f"cannot load the tokenizer from {path} ({_first_line(exc)}); {RECOPY}") from None
             try:
                 model, loading = AutoModelForSequenceClassification.from_pretrained(
                     path,
@@ -156,7 +166,13 @@ class TransformerClassifier(Classifier):
                     output_loading_info=True,
                 )
             except Exception as exc:
-                raise NlpkitError(f"cannot load a classification model from {path}: {type(exc).__name__}: {exc}".split("\n")[0]) from None
+                raise NlpkitError(f"cannot load a classification model from {path} ({_first_line(exc)}); {RECOPY}") from None
+        check_vocab_fits_model(tokenizer, model, path)
+        random_encoder = check_loaded_weights(model, loading, path, "fine-tuning")
+        if random_encoder:
+            warnings.warn(f"{len(random_encoder)} encoder tensors are not in {path} and start from random values: "
+                          f"{', '.join(random_encoder[:5])}{' ...' if len(random_encoder) > 5 else ''}.",
+                          FinetuneWarning, stacklevel=3)
         mismatched = sorted(k[0] if isinstance(k, tuple) else k for k in loading.get("mismatched_keys", ()))
         if mismatched:
             warnings.warn(
@@ -165,6 +181,12 @@ class TransformerClassifier(Classifier):
                 FinetuneWarning,
                 stacklevel=3,
             )
+        elif old_names is not None and old_names != list(label_names) and not loading.get("missing_keys"):
+            _reinit_head(model)
+            mismatched = ["head"]
+            shown = ", ".join(old_names[:4]) + (" ..." if len(old_names) > 4 else "")
+            warnings.warn(f"the checkpoint's classification head in {path} was trained for other labels ({shown}); "
+                          "it was re-initialised for this split's labels.", FinetuneWarning, stacklevel=3)
         if tokenizer.pad_token_id is None and getattr(tokenizer, "eos_token", None) is not None:
             tokenizer.pad_token = tokenizer.eos_token
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
@@ -403,18 +425,57 @@ class TransformerClassifier(Classifier):
         path = Path(path)
         if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
             raise NlpkitError(f"no model.safetensors in {path}: the saved transformer model is incomplete; re-run the fine-tuning.")
+        check_tokenizer_files(path)
         with quiet_transformers():
             try:
                 model.tokenizer_ = AutoTokenizer.from_pretrained(path, local_files_only=True)
                 model.model_ = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, use_safetensors=True)
             except Exception as exc:
                 raise NlpkitError(f"cannot load the transformer model in {path}: {type(exc).__name__}: {exc}".split("\n")[0]) from None
+        check_vocab_fits_model(model.tokenizer_, model.model_, path)
         n = model.model_.config.num_labels
         if n != len(model.label_names_):
             raise NlpkitError(f"{path}: the model has {n} outputs but nlpkit_model.json lists {len(model.label_names_)} labels; re-run the fine-tuning.")
         model.model_.eval()
         model.train_info_ = {}
         return model
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _head_label_names(config: dict) -> list[str] | None:
+    """The label names a checkpoint's head was trained for (None for transformers' LABEL_i defaults)."""
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        return None
+    try:
+        names = [str(id2label[k]) for k in sorted(id2label, key=int)]
+    except (TypeError, ValueError):
+        return None
+    return None if names == [f"LABEL_{i}" for i in range(len(names))] else names
+
+
+def _reinit_head(model) -> None:
+    """Fresh weights for everything outside the base model (the classification head), as BERT initialises them."""
+    import torch
+
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    std = getattr(model.config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if not name or name.startswith(prefix) or name + "." == prefix:
+                continue
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                if module.bias is not None:
+                    module.bias.zero_()
 
 
 def init_head_bias(model, y: np.ndarray, multi: bool) -> bool:

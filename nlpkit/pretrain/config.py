@@ -172,6 +172,11 @@ class PretrainConfig:
             raise ConfigError(f"--lr must be a positive number (got {c.lr}).")
         if c.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0 (got {c.warmup}): a share (<1) or a number of steps.")
+        if c.threads is not None and c.threads < 1:
+            raise ConfigError(f"--threads must be >= 1 (got {c.threads}); leave it out to use torch's default.")
+        if c.steps is not None and c.warmup >= 1 and c.warmup >= c.steps:
+            raise ConfigError(f"--warmup {c.warmup:g} steps is not shorter than --steps {c.steps}; the learning rate "
+                              "would never reach its peak. Use fewer warm-up steps or a share below 1 (e.g. 0.06).")
         if c.clip < 0:
             raise ConfigError(f"--clip must be >= 0 (got {c.clip}); 0 disables clipping.")
         if not 0 <= c.min_lr_ratio <= 1:

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from nlpkit.errors import ConfigError
 from nlpkit.pretrain.config import PretrainConfig
 
 PAD, UNK, CLS, SEP, MASK = range(5)  # special-token ids fixed by tokenizer.train_wordpiece
 FINETUNE_DROPOUT = 0.1  # written into the saved config: fine-tuning wants BERT's usual dropout
 
 
-def build_model(cfg: PretrainConfig, vocab_size: int):
+def build_model(cfg: PretrainConfig, vocab_size: int, ids_of: "TokenIds | None" = None):
     """A fresh ``BertForMaskedLM`` / ``ModernBertForMaskedLM`` with dropout off (Cramming, Geiping &
     Goldstein 2022: no dropout when each token is seen about once) and PyTorch SDPA attention.
 
-    ``max_position_embeddings`` is the chosen max length: nothing caps it at 512.
+    ``max_position_embeddings`` is the chosen max length: nothing caps it at 512. ``ids_of``: the
+    special ids of the tokenizer (default nlpkit's own).
     """
+    ids_of = ids_of or TokenIds()
     if cfg.arch == "bert":
         from transformers import BertConfig, BertForMaskedLM
 
         mc = BertConfig(
             vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
             num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
-            max_position_embeddings=cfg.max_length, type_vocab_size=2, pad_token_id=PAD,
+            max_position_embeddings=cfg.max_length, type_vocab_size=2, pad_token_id=ids_of.pad,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         )
         mc._attn_implementation = "sdpa"
@@ -36,11 +42,11 @@ def build_model(cfg: PretrainConfig, vocab_size: int):
         mc = ModernBertConfig(
             vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
             num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
-            max_position_embeddings=cfg.max_length, pad_token_id=PAD, bos_token_id=CLS, eos_token_id=SEP,
-            cls_token_id=CLS, sep_token_id=SEP, local_attention=min(128, cfg.max_length),
+            max_position_embeddings=cfg.max_length, pad_token_id=ids_of.pad, bos_token_id=ids_of.cls,
+            eos_token_id=ids_of.sep, cls_token_id=ids_of.cls, sep_token_id=ids_of.sep, local_attention=min(128, cfg.max_length),
             attention_dropout=0.0, embedding_dropout=0.0, mlp_dropout=0.0,
         )
-        mc.mask_token_id = MASK
+        mc.mask_token_id = ids_of.mask
         mc._attn_implementation = "sdpa"
         model = ModernBertForMaskedLM(mc)
     return model
@@ -85,16 +91,49 @@ class MaskedLMWrapper(torch.nn.Module):
         return mlm_loss(self.model, input_ids, labels)
 
 
+@dataclass(frozen=True)
+class TokenIds:
+    """The token ids packing and masking need: fixed (0-4) for nlpkit's own tokenizer, read from
+    the tokenizer for any other (``--tokenizer`` / ``--init-from`` a Hugging Face checkpoint,
+    where e.g. BERT's [CLS], [SEP] and [MASK] are 101, 102 and 103)."""
+
+    cls: int = CLS
+    sep: int = SEP
+    mask: int = MASK
+    pad: int = PAD
+    special: tuple[int, ...] = (PAD, UNK, CLS, SEP, MASK)
+
+    @classmethod
+    def of(cls, tokenizer, where: str = "the tokenizer") -> "TokenIds":
+        names = {"cls": "cls_token_id", "sep": "sep_token_id", "mask": "mask_token_id"}
+        missing = [attr[:-3] for attr in names.values() if getattr(tokenizer, attr, None) is None]
+        if missing:
+            raise ConfigError(f"{where} has no {' / '.join(missing)}, so it cannot be used for masked-language "
+                              "modelling; use a BERT-style (MLM) tokenizer.")
+        pad = getattr(tokenizer, "pad_token_id", None)
+        return cls(**{k: int(getattr(tokenizer, attr)) for k, attr in names.items()},
+                   pad=int(pad) if pad is not None else PAD,
+                   special=tuple(sorted(set(int(i) for i in tokenizer.all_special_ids))))
+
+    @functools.lru_cache(maxsize=4)
+    def tables(self, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bool per vocabulary id: special?, the ids a random replacement is drawn from)."""
+        special = torch.zeros(max(vocab_size, max(self.special) + 1), dtype=torch.bool)
+        special[list(self.special)] = True
+        return special, torch.nonzero(~special[:vocab_size]).flatten()
+
+
 def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mlm_prob: float, generator: torch.Generator,
-                word_start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                word_start: torch.Tensor | None = None, ids_of: TokenIds = TokenIds()) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking (Devlin et al. 2019): choose ``mlm_prob`` of the non-special tokens; of those
-    80% become [MASK], 10% a random token, 10% stay.  Returns (inputs, labels with -100 elsewhere).
+    80% become [MASK], 10% a random non-special token, 10% stay.  Returns (inputs, labels with -100 elsewhere).
 
     With ``word_start`` (bool per vocabulary id: False for ``##`` continuation pieces) whole words
     are chosen together: every piece of a word shares the random draw of its first piece.
     """
     ids = input_ids
-    special = ids < 5
+    is_special, normal = ids_of.tables(vocab_size)
+    special = is_special[ids]
     u = torch.rand(ids.shape, generator=generator)
     if word_start is not None:
         starts = word_start[ids] | special
@@ -104,8 +143,8 @@ def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mlm_prob: float, ge
     chosen = (u < mlm_prob) & ~special
     labels = torch.where(chosen, ids, torch.full_like(ids, -100))
     r = torch.rand(ids.shape, generator=generator)
-    rand_tok = torch.randint(5, vocab_size, ids.shape, generator=generator)
-    inputs = torch.where(chosen & (r < 0.8), torch.full_like(ids, MASK), ids)
+    rand_tok = normal[torch.randint(0, len(normal), ids.shape, generator=generator)]
+    inputs = torch.where(chosen & (r < 0.8), torch.full_like(ids, ids_of.mask), ids)
     inputs = torch.where(chosen & (r >= 0.8) & (r < 0.9), rand_tok, inputs)
     return inputs, labels
 

@@ -101,6 +101,9 @@ def load_tokenizer(path: str | Path):
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"tokenizer folder not found: {path}; pass a folder with tokenizer.json / vocab.txt.")
+    from nlpkit.finetune import check_tokenizer_files
+
+    check_tokenizer_files(path)
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing bad folder

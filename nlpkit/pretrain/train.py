@@ -36,7 +36,7 @@ import torch
 from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.pretrain.config import CONFIG_FILE_NAME, PRESETS, PretrainConfig, option_name
 from nlpkit.pretrain.corpus import Corpus, corpus_report, read_corpus
-from nlpkit.pretrain.model import (CLS, SEP, MaskedLMWrapper, build_model, make_optimizer, mask_tokens,
+from nlpkit.pretrain.model import (MaskedLMWrapper, TokenIds, build_model, make_optimizer, mask_tokens,
                                    set_finetune_dropout, word_start_table)
 from nlpkit.pretrain.tokenizer import check_vocab_fits, encode_docs, fertility, load_tokenizer, train_wordpiece, unigram_entropy
 
@@ -103,9 +103,10 @@ def _max_over_ranks(value: float, dist: Dist) -> float:
 
 # --- data ---------------------------------------------------------------------------------------
 
-def pack(docs_ids: list[list[int]], max_length: int) -> torch.Tensor:
+def pack(docs_ids: list[list[int]], max_length: int, ids_of: TokenIds = TokenIds()) -> torch.Tensor:
     """Concatenate documents with [SEP] after each and cut the stream into blocks of ``max_length``
     starting with [CLS] (run_mlm.py's group_texts): no padding anywhere, the tail is dropped."""
+    CLS, SEP = ids_of.cls, ids_of.sep  # noqa: N806
     body = max_length - 1
     total = sum(len(d) + 1 for d in docs_ids)
     stream = np.empty(total, dtype=np.int64)
@@ -283,6 +284,14 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _read_report(out: Path) -> dict:
+    try:
+        report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
 def _jsonable(o):
     if isinstance(o, (np.generic,)):
         return o.item()
@@ -295,7 +304,7 @@ def _jsonable(o):
 
 @torch.no_grad()
 def evaluate_mlm(model, blocks: torch.Tensor, cfg: PretrainConfig, vocab_size: int, device, autocast,
-                 word_start=None) -> float:
+                 word_start=None, ids_of: TokenIds = TokenIds()) -> float:
     """Mean MLM loss per masked token on the held-out blocks, with masks fixed by the seed."""
     from nlpkit.pretrain.model import mlm_loss
 
@@ -307,7 +316,7 @@ def evaluate_mlm(model, blocks: torch.Tensor, cfg: PretrainConfig, vocab_size: i
     for i in range(0, len(blocks), cfg.batch_size):
         x = blocks[i:i + cfg.batch_size]
         inputs, labels = mask_tokens(x, vocab_size=vocab_size, mlm_prob=cfg.mlm_prob, generator=g,
-                                     word_start=word_start)
+                                     word_start=word_start, ids_of=ids_of)
         n = int((labels != -100).sum())
         if n == 0:
             continue
@@ -384,6 +393,10 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     say = (log or (lambda _m: None)) if dist.main else (lambda _m: None)
     out = Path(cfg.out)
     state = _prepare_out(cfg, out, resume=resume, overwrite=overwrite, dist=dist)
+    if record_run and dist.main:
+        from nlpkit.runs import check_runs_root
+
+        check_runs_root(runs_root)  # the run is recorded at the end: fail now, not after training
     _barrier(dist)  # every rank has checked --out before rank 0 creates it
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -393,8 +406,9 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     # -- corpus and tokenizer ------------------------------------------------------------------
     corpus: Corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed,
                                  dataset_options=cfg.dataset_options)
+    reference = load_tokenizer(cfg.compare_tokenizer) if cfg.compare_tokenizer else None
     t0 = time.perf_counter()
-    init_model = None
+    init_model, tokenizer = None, None  # (under DDP, ranks > 0 read the trained tokenizer from --out)
     if cfg.init_from:
         tokenizer, init_model = _load_init(cfg)
     elif state is not None:
@@ -407,13 +421,29 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
             tokenizer = train_wordpiece(corpus.train, cfg.vocab_size, lowercase=cfg.lowercase,
                                         strip_accents=cfg.strip_accents)
         _barrier(dist)
-    if dist.main and state is None:
+    check_fits_memory(cfg, len(tokenizer) if tokenizer is not None else cfg.vocab_size, dist.device, init_model)
+    # From the first file written until training starts, a failure (or Ctrl-C) leaves --out as it
+    # was: a new folder is removed, and the folder --overwrite replaced is put back.
+    fresh = _FreshOut(out, replace=overwrite) if dist.main and state is None else None
+    try:
+        result = _pretrain_started(cfg, dist, out, state, fresh, corpus, tokenizer, init_model, reference, t0,
+                                   say, progress, record_run, runs_root)
+    except BaseException:
+        if fresh is not None and not fresh.kept:
+            fresh.undo()
+        raise
+    return result
+
+
+def _pretrain_started(cfg, dist, out, state, fresh, corpus, tokenizer, init_model, reference, t0, say, progress,
+                      record_run, runs_root) -> PretrainResult:
+    """The rest of :func:`pretrain`, from the first file written in --out (``fresh.keep()`` once training starts)."""
+    if fresh is not None:
         tokenizer.model_max_length = cfg.max_length  # truncation=True then cuts at the model's positions
-        if overwrite and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
+        fresh.make()
         tokenizer.save_pretrained(out)
         _write_json(out / CONFIG_FILE, cfg.to_dict())
+    previous = _read_report(out) if state is not None else {}  # before "status": "training" replaces it
     if dist.main and state is not None:
         _write_json(out / CONFIG_FILE, cfg.to_dict())  # e.g. a longer --steps, for the next --resume
     _barrier(dist)
@@ -428,22 +458,23 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     report["tokenizer"] = {"vocab_size": vocab_size, "seconds": round(tokenizer_seconds, 3),
                            "heldout": fertility(tokenizer, corpus.heldout)}
     if cfg.compare_tokenizer:
-        report["tokenizer"]["reference"] = {"path": cfg.compare_tokenizer,
-                                            **fertility(load_tokenizer(cfg.compare_tokenizer), corpus.heldout)}
+        report["tokenizer"]["reference"] = {"path": cfg.compare_tokenizer, **fertility(reference, corpus.heldout)}
     report["heldout_unigram_entropy"] = unigram_entropy(held_ids)
     c = report["corpus"]
     say(f"corpus: {c['documents']:,} documents ({c['heldout_documents']:,} held out, from {c['heldout_from']}), "
         f"{c['words']:,} words, {c['characters']:,} characters, {c['tokens']:,} tokens; tokens/doc median "
         f"{c['tokens_per_doc']['median']:.0f}, p90 {c['tokens_per_doc']['p90']:.0f}, max {c['tokens_per_doc']['max']:,}; "
         f"{c['docs_over_max_length']:,} documents longer than --max-length {cfg.max_length}")
-    for name, f in [("trained", report["tokenizer"]["heldout"])] + (
+    own = "reused" if cfg.init_from or cfg.tokenizer else "trained"
+    for name, f in [(own, report["tokenizer"]["heldout"])] + (
             [("reference", report["tokenizer"]["reference"])] if "reference" in report["tokenizer"] else []):
         say(f"tokenizer ({name}, vocab {f['vocab_size']:,}) on held-out text: {f['tokens_per_word']:.3f} tokens/word, "
             f"{f['share_words_split']:.1%} of words split, {f['share_unk']:.2%} unknown")
     if dist.main:  # the report exists from the start; the final one replaces it
         _write_json(out / REPORT_FILE, {**report, "status": "training"})
 
-    blocks = pack(train_ids, cfg.max_length)
+    ids_of = TokenIds.of(tokenizer, f"the tokenizer of {cfg.init_from or cfg.tokenizer or out}")
+    blocks = pack(train_ids, cfg.max_length, ids_of)
     global_micro = cfg.batch_size * dist.world
     if len(blocks) < global_micro:
         raise ConfigError(
@@ -451,14 +482,14 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
             f"({cfg.batch_size} x {dist.world} process(es)); lower --batch-size or --max-length, or add text."
         )
     held_len = min(cfg.max_length, max(16, sum(len(d) + 1 for d in held_ids) // 2))
-    eval_blocks = pack(held_ids, held_len)[: cfg.eval_blocks]
+    eval_blocks = pack(held_ids, held_len, ids_of)[: cfg.eval_blocks]
     if len(eval_blocks) == 0:
         raise ConfigError("the held-out documents are too short to evaluate on; raise heldout_docs or add text.")
     report["blocks"] = {"train": len(blocks), "eval": len(eval_blocks), "eval_length": held_len}
 
     # -- model, optimizer ----------------------------------------------------------------------
     torch.manual_seed(cfg.seed)
-    model = init_model if init_model is not None else build_model(cfg, vocab_size)
+    model = init_model if init_model is not None else build_model(cfg, vocab_size, ids_of)
     model.to(dist.device)
     model.train()
     optimizer = make_optimizer(model, cfg, dist.device)
@@ -504,7 +535,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
 
     def eval_and_keep_best() -> float:
         nonlocal best
-        loss = evaluate_mlm(model, eval_blocks, cfg, vocab_size, dist.device, autocast, word_start)
+        loss = evaluate_mlm(model, eval_blocks, cfg, vocab_size, dist.device, autocast, word_start, ids_of)
         history["eval"].append({"step": step, "tokens": tokens_seen, "loss": loss,
                                 "perplexity": math.exp(min(loss, 50)), "elapsed": round(elapsed, 3)})
         if loss < best:
@@ -513,6 +544,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         say(f"step {step}: held-out MLM loss {loss:.4f} (ppl {math.exp(min(loss, 50)):.1f}), best {best:.4f}")
         return loss
 
+    if fresh is not None:
+        fresh.keep()  # training starts: from here on an interrupted run is continued with --resume
     task = None
     if progress is not None and dist.main:
         total = total_steps if total_steps else cfg.time_budget
@@ -539,7 +572,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
             x = blocks[sampler.next_indices()]
             inputs, labels = mask_tokens(x, vocab_size=vocab_size, mlm_prob=cfg.mlm_prob,
                                          generator=_step_generator(cfg.seed, step, micro * dist.world + dist.rank),
-                                         word_start=word_start)
+                                         word_start=word_start, ids_of=ids_of)
             sync = micro == cfg.grad_accum - 1
             ctx = wrapped.no_sync() if (dist.world > 1 and not sync and hasattr(wrapped, "no_sync")) else nullcontext()
             with ctx, autocast:
@@ -575,6 +608,13 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
             _barrier(dist)
 
     # -- final evaluation, last/best folders, report -------------------------------------------
+    if state is not None and step == int(state["step"]):
+        if previous.get("status") == "complete":  # --resume of a finished run with the same length
+            if dist.main:
+                _write_json(out / REPORT_FILE, previous)
+            say(f"nothing to do: {out} has already trained {step} steps; pass a larger --steps (or --epochs, "
+                "--time-budget) with --resume to train further.")
+            return PretrainResult(out=out, report=previous if dist.main else {}, model=model, history=history)
     result = PretrainResult(out=out, report=report, model=model, history=history)
     if dist.main:
         final_loss = eval_and_keep_best()
@@ -598,20 +638,109 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     return result
 
 
+class _FreshOut:
+    """--out for a run that starts from step 0: made by :meth:`make`; :meth:`undo` restores it as it was.
+
+    With --overwrite the old folder is moved aside (a hidden sibling), not deleted, until
+    :meth:`keep`: a run that fails before training starts leaves the user's previous model intact.
+    """
+
+    def __init__(self, out: Path, replace: bool):
+        self.out, self.replace = out, replace
+        self.aside: Path | None = None
+        self.made: Path | None = None  # the highest folder this run created
+        self.kept = False
+
+    def make(self) -> None:
+        if self.replace and self.out.exists():
+            from nlpkit._io import temp_dir_beside
+
+            self.aside = temp_dir_beside(self.out, "replaced")
+            os.replace(self.out, self.aside / self.out.name)
+        missing = [p for p in [self.out, *self.out.parents] if not p.exists()]
+        self.made = missing[-1] if missing else None
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def undo(self) -> None:
+        if self.made is not None:
+            shutil.rmtree(self.made, ignore_errors=True)
+        elif self.out.is_dir():  # an empty folder the user made: empty again
+            for child in self.out.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        if self.aside is not None:
+            if self.out.is_dir() and not any(self.out.iterdir()):
+                self.out.rmdir()
+            os.replace(self.aside / self.out.name, self.out)
+            self.aside.rmdir()
+
+    def keep(self) -> None:
+        self.kept = True
+        if self.aside is not None:
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.aside = None
+
+
+def check_fits_memory(cfg: PretrainConfig, vocab_size: int, device: torch.device, init_model=None) -> None:
+    """Refuse, before any file is written, a model whose training state cannot fit in this machine's memory.
+
+    The parameters are counted on the meta device (no memory used); training needs at least 16 bytes
+    each (fp32 weights, gradients and AdamW's two moments), activations on top.
+    """
+    if init_model is not None:
+        n = sum(p.numel() for p in init_model.parameters())
+    else:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in build_model(cfg, vocab_size).parameters())
+    need, total = 16 * n, _memory_of(device)
+    if total and need > total:
+        where = "GPU memory" if device.type == "cuda" else "memory"
+        raise ConfigError(
+            f"a {cfg.layers}x{cfg.hidden} model with a {vocab_size:,}-token vocabulary has {_count(n)} parameters; training "
+            f"needs at least {need / 2**30:,.1f} GiB of {where}, more than the {total / 2**30:,.1f} GiB here. "
+            "Choose a smaller --size, --layers or --hidden."
+        )
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:,.1f}B" if n >= 1e9 else f"{n / 1e6:,.1f}M"
+
+
+def _memory_of(device: torch.device) -> int | None:
+    """Total memory of ``device`` in bytes (None where it cannot be read)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def _load_init(cfg: PretrainConfig):
     """--init-from DIR: continue pretraining an existing MLM (its tokenizer, its positions)."""
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM
+
+    from nlpkit.finetune import (RECOPY, check_checkpoint_dir, check_loaded_weights, check_vocab_fits_model,
+                                 quiet_transformers, read_model_config)
 
     path = Path(cfg.init_from)
     if not (path / "config.json").exists():
         raise ConfigError(f"--init-from {path} has no config.json; pass a Hugging Face model folder.")
-    mc = AutoConfig.from_pretrained(str(path))
-    limit = getattr(mc, "max_position_embeddings", None)
-    if limit is not None and cfg.max_length > limit:
+    check_checkpoint_dir(path)
+    limit = read_model_config(path).get("max_position_embeddings")
+    if isinstance(limit, int) and cfg.max_length > limit:
         raise ConfigError(f"--max-length {cfg.max_length} exceeds the {limit} positions of --init-from {path}; "
                           f"use --max-length {limit} or less.")
     tokenizer = load_tokenizer(path)
-    model = AutoModelForMaskedLM.from_pretrained(str(path), attn_implementation="sdpa")
+    with quiet_transformers():
+        try:
+            model, loading = AutoModelForMaskedLM.from_pretrained(
+                str(path), attn_implementation="sdpa", local_files_only=True, output_loading_info=True,
+                ignore_mismatched_sizes=True)  # mismatches are reported below, in one line
+        except Exception as exc:  # noqa: BLE001 - transformers raises many types for a broken folder
+            raise ConfigError(f"cannot load a masked-language model from --init-from {path} "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {RECOPY}") from None
+    check_loaded_weights(model, loading, path, "pretraining")
+    check_vocab_fits_model(tokenizer, model, path)
     set_finetune_dropout(model.config, False)
     for m in model.modules():  # pretraining runs without dropout (see build_model)
         if isinstance(m, torch.nn.Dropout):
@@ -625,6 +754,8 @@ def _record_run(cfg: PretrainConfig, report: dict, out: Path, runs_root) -> str:
     preset = PRESETS.get(cfg.size or "", {})
     custom = (cfg.layers, cfg.hidden) != (preset.get("layers"), preset.get("hidden"))
     model_name = f"{cfg.arch}-{f'{cfg.layers}x{cfg.hidden}' if custom else cfg.size}"
+    if cfg.init_from:
+        model_name = f"{Path(cfg.init_from).name}-continued"
     size = sum(f.stat().st_size for f in out.glob("*") if f.is_file())
     with create_run("pretrain", model_name, runs_root=runs_root) as run:
         run.write_json("run.json", {
