@@ -114,6 +114,9 @@ class Dataset:
     extra: pandas.DataFrame | None = None
     source: str | None = None
     n_dropped: int = 0
+    # True when the file had no id column and ids are row numbers: then two files' ids say
+    # nothing about shared documents (nlpkit.split checks overlap only between real ids).
+    row_number_ids: bool = False
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -140,6 +143,7 @@ class Dataset:
             extra=extra,
             source=self.source,
             n_dropped=0,
+            row_number_ids=self.row_number_ids,
         )
 
     def with_label_names(self, names: Sequence[str]) -> Dataset:
@@ -171,6 +175,7 @@ class Dataset:
             extra=self.extra,
             source=self.source,
             n_dropped=self.n_dropped,
+            row_number_ids=self.row_number_ids,
         )
 
     @_without_gc
@@ -278,8 +283,94 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
     return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not part of the first column name
 
 
+# A \uD800-\uDFFF escape that is not half of a high+low pair decodes to a lone surrogate: a str
+# that cannot be encoded as UTF-8, so writing a split or predictions would fail on it. An escape
+# counts only after an even number of backslashes ("\\ud800" is a backslash, then text).
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2})")
+_LOW_SURROGATE_ESCAPE = re.compile(r"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+# Deepest nesting of lists/objects we accept in a value. json.loads and json.dumps recurse once
+# per level, on top of the frames already on the stack, so values near Python's recursion limit
+# (1000) parse but cannot be written back; real data stays far below this.
+MAX_NESTING = 100
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of ``offset`` in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _check_surrogates(path: Path, text: str) -> None:
+    """Reject JSON text with a lone surrogate escape (e.g. ``"\\ud800"``), naming line and column."""
+    if "\\u" not in text:
+        return
+    paired_until = -1  # end of the low half of the last valid pair
+    for m in _SURROGATE_ESCAPE.finditer(text):
+        start = m.start(1) - 2
+        if start < paired_until:
+            continue
+        if m.group(1)[1] in "89abAB" and _LOW_SURROGATE_ESCAPE.match(text, m.end()):
+            paired_until = m.end() + 6
+            continue
+        line, col = _position(text, start)
+        raise DataError(
+            f"{path}:{line}:{col}: '\\u{m.group(1)}' is a lone surrogate escape, not a character,"
+            f" and cannot be written as UTF-8; replace it with the character meant or remove it"
+        )
+
+
+def _depth_offset(text: str, limit: int) -> int | None:
+    """Offset of the first ``[`` or ``{`` nested deeper than ``limit`` in JSON ``text`` (None: none)."""
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return i
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def _too_deep(path: Path, text: str, base_line: int = 1) -> DataError:
+    """The error for JSON that json.loads could not parse for its nesting depth (RecursionError)."""
+    offset = _depth_offset(text, MAX_NESTING)
+    if offset is None:  # cannot happen while MAX_NESTING is far below the recursion limit
+        where, line = f"{path}:{base_line}", base_line
+    else:
+        line, col = _position(text, offset)
+        line += base_line - 1
+        where = f"{path}:{line}:{col}"
+    return DataError(
+        f"{where}: JSON nested deeper than {MAX_NESTING} levels; flatten that value or remove it from line {line}"
+    )
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether lists/dicts in ``value`` nest deeper than ``limit`` levels (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in v.values() if isinstance(v, dict) else v:
+            if isinstance(child, (list, dict)):
+                stack.append((child, depth + 1))
+    return False
+
+
 def _read_jsonl(path: Path, text: str) -> _Table:
     # Split on "\n" only: JSON strings may hold U+2028 etc. raw, which str.splitlines would cut.
+    _check_surrogates(path, text)
     numbered = [(n, ln) for n, ln in enumerate(text.split("\n"), start=1) if ln.strip()]
     lines = [n for n, _ in numbered]
     bodies = [ln for _, ln in numbered]
@@ -293,7 +384,7 @@ def _read_jsonl(path: Path, text: str) -> _Table:
     if all(b.lstrip().startswith("{") and b.rstrip().endswith("}") for b in bodies):
         try:
             parsed = json.loads("[" + ",\n".join(bodies) + "]")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # the line-by-line pass names the line
             parsed = None
         if parsed is not None and len(parsed) == len(bodies) and all(type(r) is dict for r in parsed):
             records = parsed
@@ -306,6 +397,8 @@ def _read_jsonl(path: Path, text: str) -> _Table:
                 raise DataError(
                     f"{path}:{lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or remove line {lineno}"
                 ) from None
+            except RecursionError:
+                raise _too_deep(path, line, lineno) from None
             if not isinstance(obj, dict):
                 raise DataError(
                     f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__};"
@@ -316,8 +409,11 @@ def _read_jsonl(path: Path, text: str) -> _Table:
 
 
 def _read_json(path: Path, text: str) -> _Table:
+    _check_surrogates(path, text)
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise _too_deep(path, text) from None
     except json.JSONDecodeError as exc:
         # One object per line in a .json file is JSON Lines: json.loads stops at line 2 with "Extra data".
         jsonl = exc.msg == "Extra data" and exc.colno == 1
@@ -610,7 +706,9 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
     else:
         label_col = options.label_col
         if label_col is None:
-            if "labels" in table.columns:
+            if "labels" in table.columns and "label" in table.columns:
+                label_col = _pick_label_key(table, path)
+            elif "labels" in table.columns:
                 label_col = "labels"
             elif "label" in table.columns:
                 label_col = "label"
@@ -725,6 +823,7 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
         data = {}
         for col, name in zip(extra_cols, _extra_names(extra_cols)):
             values = table.get(col)
+            _check_nesting(values, table, col, path)
             data[name] = pd.Series([values[i] for i in keep], dtype=object)
         extra = pd.DataFrame(data)
 
@@ -737,7 +836,18 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
         extra=extra,
         source=str(path),
         n_dropped=int(drop.sum()),
+        row_number_ids=id_col is None,
     )
+
+
+def _check_nesting(values: list, table: _Table, col: str, path: Path) -> None:
+    """Refuse a value nested too deeply to write back (see MAX_NESTING)."""
+    for i, v in enumerate(values):
+        if isinstance(v, (list, dict)) and _nested_deeper(v, MAX_NESTING):
+            raise DataError(
+                f"value at {table.where(i)} of {path} (column '{col}') is nested deeper than {MAX_NESTING}"
+                f" levels; flatten it or remove the column from that row"
+            )
 
 
 def _extra_names(columns: list[str]) -> list[str]:
@@ -754,6 +864,28 @@ def _extra_names(columns: list[str]) -> list[str]:
             taken.add(name)
         names.append(name)
     return names
+
+
+def _pick_label_key(table: _Table, path: Path) -> str:
+    """'labels' when a file has both default label keys, unless rows mix them: one row with only
+    'labels' and another with only 'label' is a typo to fix, not a missing label on every row of
+    the minority key (which --drop-empty would then silently drop)."""
+    plural, singular = table.get("labels"), table.get("label")
+    only_plural = [i for i in range(table.n_rows) if not _is_missing(plural[i]) and _is_missing(singular[i])]
+    only_singular = [i for i in range(table.n_rows) if not _is_missing(singular[i]) and _is_missing(plural[i])]
+    if not only_plural or not only_singular:
+        return "labels"
+    # The key most rows use is the intended one; report the first row of the other.
+    if len(only_singular) > len(only_plural):
+        odd, usual, rows, n_usual = "labels", "label", only_plural, len(only_singular)
+    else:
+        odd, usual, rows, n_usual = "label", "labels", only_singular, len(only_plural)
+    where = table.where(rows[0])
+    more = f" (and {len(rows) - 1} more row(s))" if len(rows) > 1 else ""
+    raise DataError(
+        f"{where}{more} of {path} has its labels under '{odd}' but {n_usual} other row(s) use '{usual}';"
+        f" use one label key throughout (rename '{odd}' to '{usual}' at {where}), or choose one with --label-col {usual}"
+    )
 
 
 def _collect_texts(
@@ -810,7 +942,7 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
         if tv is list and all(type(x) is str for x in v):  # fast path: a list of strings
             labs = [x.strip() for x in v]
             if "" in labs:
-                labs = [x for x in labs if x]
+                raise _bad_label_in_list("", table, i, path, col)
             append(labs)  # duplicates are harmless: y counts each (row, label) once
             continue
         if isinstance(v, np.ndarray):
@@ -818,8 +950,8 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
         if isinstance(v, (list, tuple)):
             labs = []
             for x in v:
-                if _is_missing(x):
-                    continue
+                if _is_missing(x) or isinstance(x, (bool, np.bool_)):
+                    raise _bad_label_in_list(x, table, i, path, col)
                 if isinstance(x, (list, dict)):
                     raise DataError(
                         f"label at {table.where(i)} of {path} (column '{col}') holds a {type(x).__name__};"
@@ -829,6 +961,11 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
             append(list(dict.fromkeys(labs)))
         elif _is_missing(v):
             append(None)
+        elif isinstance(v, (bool, np.bool_)):
+            raise DataError(
+                f"label at {table.where(i)} of {path} (column '{col}') is the boolean {str(bool(v)).lower()},"
+                f" not a label name; write labels as strings (e.g. \"{str(bool(v)).lower()}\") or numbers"
+            )
         elif isinstance(v, dict):
             raise DataError(
                 f"label at {table.where(i)} of {path} (column '{col}') is an object;"
@@ -843,6 +980,16 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
     if sep is None and options.task != "single":
         _check_not_delimited(values, table, col, path)
     return out
+
+
+def _bad_label_in_list(x: Any, table: _Table, i: int, path: Path, col: str) -> DataError:
+    """A null, blank or boolean entry in a label list: an error, never a silently dropped label."""
+    if isinstance(x, (bool, np.bool_)):
+        what, fix = f"the boolean {str(bool(x)).lower()}", "write labels as strings or numbers"
+    else:
+        what = "null" if x is None or isinstance(x, float) else "an empty string"
+        fix = "remove it from the list (an empty list [] is a document without labels)"
+    return DataError(f"label list at {table.where(i)} of {path} (column '{col}') holds {what}; {fix}")
 
 
 def _check_not_delimited(values: list, table: _Table, col: str, path: Path) -> None:
@@ -937,7 +1084,32 @@ def write_dataset(ds: Dataset, path) -> None:
 
     The bytes depend only on the dataset's content, so the same dataset always gives the same file.
     """
-    atomic_write_text(path, _dataset_lines(ds))
+    try:
+        atomic_write_text(path, _dataset_lines(ds))
+    except UnicodeEncodeError:
+        # The readers reject lone surrogates; a Dataset built in Python may still hold one.
+        bad = next(i for i, line in enumerate(_dataset_lines(ds)) if not _encodable(line))
+        where = f" of {ds.source}" if ds.source else ""
+        raise DataError(
+            f"document '{ds.ids[bad]}' (position {bad}){where} holds a lone surrogate (e.g. '\\ud800'),"
+            f" which cannot be written as UTF-8; replace it with the character meant or remove it"
+        ) from None
+
+
+def _encodable(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def dropped_note(ds: Dataset) -> str | None:
+    """One line saying how many rows ``--drop-empty`` dropped from ``ds`` (None when none were)."""
+    if not ds.n_dropped:
+        return None
+    total = len(ds) + ds.n_dropped
+    return f"--drop-empty dropped {ds.n_dropped} of {total} rows of {ds.source} (empty text or no label)"
 
 
 def file_sha256(path) -> str:
@@ -1000,7 +1172,8 @@ def join_datasets(*parts: Dataset) -> Dataset:
     first = parts[0]
     return Dataset(ids=[i for p in parts for i in p.ids], texts=[t for p in parts for t in p.texts],
                    y=sp.vstack([p.y for p in parts]).tocsr(), label_names=list(first.label_names),
-                   task=first.task, extra=None, source=first.source)
+                   task=first.task, extra=None, source=first.source,
+                   row_number_ids=all(p.row_number_ids for p in parts))
 
 
 def fold_split(split: Split, fold: int) -> Split:

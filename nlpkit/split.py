@@ -35,6 +35,7 @@ __all__ = [
     "iterative_split",
     "kfold",
     "carve",
+    "check_seed",
     "random_split",
     "skmultilearn_split",
     "split_quality",
@@ -74,7 +75,22 @@ def _as_csr(y) -> sp.csr_matrix:
     return m
 
 
-def resolve_sizes(sizes: Sequence[Size], n: int) -> np.ndarray:
+def check_seed(seed, option: str = "--seed") -> int:
+    """``seed`` as an int, refused (ConfigError) unless it is an integer >= 0.
+
+    numpy's generators take no negative seed; checking here gives every caller (``nlpkit split``,
+    valid carving, cross-fitting) the same one-line error instead of numpy's ValueError.
+    """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"{option} {seed!r} is not an integer; give a seed >= 0, e.g. {option} 0.")
+    if seed < 0:
+        raise ConfigError(f"{option} {seed} is negative; give a seed >= 0, e.g. {option} 0.")
+    return int(seed)
+
+
+def resolve_sizes(
+    sizes: Sequence[Size], n: int, *, names: Sequence[str] | None = None, options: Sequence[str] | None = None
+) -> np.ndarray:
     """Turn requested part sizes into exact document counts.
 
     Parameters
@@ -85,6 +101,9 @@ def resolve_sizes(sizes: Sequence[Size], n: int) -> np.ndarray:
         ``-1`` in the assignment).
     n : int
         Number of documents.
+    names, options : sequences of str, optional
+        The parts' names ("valid", "test") and the options that set their sizes ("--valid-size"),
+        used in the error for a part that would get no document.
 
     Returns
     -------
@@ -134,8 +153,17 @@ def resolve_sizes(sizes: Sequence[Size], n: int) -> np.ndarray:
         raise ConfigError(f"part sizes ask for {int(counts.sum())} of {n} documents; use smaller sizes.")
     empty = np.flatnonzero(counts < 1)
     if empty.size:
+        j = int(empty[0])
+        what = f"the {names[j]} part" if names else f"part {j}"
+        size = _size_str(sizes[j])
+        if options:
+            opt = options[j]
+            raise ConfigError(
+                f"{what} would get no document ({opt} {size} of {n} documents); use a larger {opt},"
+                f" a count such as {opt} 1, or {opt} 0 for no {names[j] if names else 'such'} part."
+            )
         raise ConfigError(
-            f"part {int(empty[0])} would get no document ({n} documents in all); use a larger size or a count >= 1."
+            f"{what} would get no document (size {size} of {n} documents); use a larger size or a count >= 1."
         )
     return counts
 
@@ -838,6 +866,7 @@ def iterative_split(
     """
     if order not in (1, 2):
         raise ConfigError(f"order must be 1 or 2, got {order}.")
+    seed = check_seed(seed)
     y = _as_csr(y)
     n, n_labels = y.shape
     counts = resolve_sizes(sizes, n)
@@ -893,6 +922,7 @@ def random_split(y, sizes: Sequence[Size], *, seed: int = 0) -> np.ndarray:
 
     ``y`` may also be an int, the number of documents.
     """
+    seed = check_seed(seed)
     n = int(y) if isinstance(y, (int, np.integer)) else _as_csr(y).shape[0]
     counts = resolve_sizes(sizes, n)
     part = np.full(n, -1, np.int64)
@@ -921,6 +951,7 @@ def skmultilearn_split(y, sizes: Sequence[Size], *, order: int = 1, seed: int = 
     """
     from skmultilearn.model_selection import IterativeStratification
 
+    seed = check_seed(seed)
     y = _as_csr(y)
     n = y.shape[0]
     counts = resolve_sizes(sizes, n)
@@ -1086,7 +1117,8 @@ def plan_parts(
         if size is not None:
             fixed_names.append(name)
             fixed.append(size)
-    counts = resolve_sizes(fixed, n) if fixed else np.zeros(0, np.int64)
+    options = [f"--{nm}-size" for nm in fixed_names]
+    counts = resolve_sizes(fixed, n, names=fixed_names, options=options) if fixed else np.zeros(0, np.int64)
     rest = n - int(counts.sum())
     if folds is not None:
         if folds < 2:
@@ -1150,12 +1182,14 @@ def assemble_split(train, test, valid=None, *, valid_size=None, order=1, seed=0,
     for part, ds in (("train", train), ("test", test), ("valid", valid)):
         if ds is not None and len(ds) == 0:
             raise DataError(f"the {part} file {ds.source} has no documents.")
+    overlap = _overlap_notes({"train": train, "valid": valid, "test": test})
     notes, order = _check_order_many([train, test] + ([valid] if valid is not None else []), order)
+    notes = overlap + notes
     if valid is None and valid_size is not None:
         n_train = len(train)
         if n_train < 2:
             raise DataError(f"train has {n_train} document(s); cannot carve a valid part from it.")
-        carved = int(resolve_sizes([valid_size], n_train)[0])
+        carved = int(resolve_sizes([valid_size], n_train, names=["valid"], options=["--valid-size"])[0])
         if carved >= n_train:
             raise ConfigError(f"--valid-size {valid_size} takes all {n_train} train documents; use a smaller size.")
         a = assign_parts(train.y, [n_train - carved, carved], method=method, order=order, seed=seed)
@@ -1168,6 +1202,46 @@ def assemble_split(train, test, valid=None, *, valid_size=None, order=1, seed=0,
     counts = [len(parts[nm]) for nm in names]
     assignment = np.repeat(np.arange(len(names)), counts)
     return _finish(y, names_all, names, counts, assignment, parts, order, seed, notes)
+
+
+def _overlap_notes(parts: dict) -> list[str]:
+    """Refuse parts that share a document id (DataError); one warning per part that shares texts
+    with the test part.
+
+    An id in two parts is one document in both: test scores on it would measure memory, not
+    generalisation. Ids that are row numbers (a file without an id column) are not compared.
+    Equal texts may be different documents (short texts repeat in real data), so they only warn.
+    """
+    names = [nm for nm in ("train", "valid", "test") if parts.get(nm) is not None]
+    for a_pos, a in enumerate(names):
+        for b in names[a_pos + 1 :]:
+            first, second = parts[a], parts[b]
+            if first.row_number_ids or second.row_number_ids:
+                continue
+            shared = set(first.ids).intersection(second.ids)
+            if shared:
+                doc_id = next(i for i in second.ids if i in shared)
+                raise DataError(
+                    f"id '{doc_id}' is in both the {a} file {first.source} and the {b} file {second.source}"
+                    f" ({len(shared)} shared id(s)); a document belongs in one part only: remove the shared"
+                    f" documents from one file, or make the ids unique across the files."
+                )
+    notes = []
+    test = parts["test"]
+    for other in ("train", "valid"):
+        ds = parts.get(other)
+        if ds is None:
+            continue
+        texts = set(ds.texts)
+        same = [i for i, t in enumerate(test.texts) if t in texts]
+        if same:
+            example = "" if test.row_number_ids else f", e.g. id '{test.ids[same[0]]}'"
+            notes.append(
+                f"{len(same)} test document(s) of {test.source} have the same text as a {other} document"
+                f" of {ds.source}{example}; if they are the same documents, remove them from one file"
+                f" (test scores on them are optimistic)."
+            )
+    return notes
 
 
 def _check_order(ds, order: int) -> tuple[list[str], int]:
@@ -1225,34 +1299,44 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
     """
     from pathlib import Path
 
-    from nlpkit.data import DatasetOptions, file_sha256, read_dataset, write_split
+    from nlpkit.data import DatasetOptions, dropped_note, file_sha256, read_dataset, write_split
 
     options = options or DatasetOptions()
+    warn = warn or (lambda note: None)
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:  # fail before any work (write_split checks again)
         raise ConfigError(f"output folder exists: {out_dir}; choose another --out or pass --overwrite.")
+    seed = check_seed(seed)
+    if input is None:
+        if train is None or test is None:
+            raise ConfigError("give one INPUT file to split, or both --train FILE and --test FILE.")
+        # Sizes of parts given as files would be silently ignored: refuse them, as --folds refuses --valid-size.
+        if test_size is not None:
+            raise ConfigError(f"--test-size does not go with --test FILE (the test part is {test}); drop --test-size.")
+        if valid is not None and valid_size is not None:
+            raise ConfigError(f"--valid-size does not go with --valid FILE (the valid part is {valid}); drop --valid-size.")
     if folds is not None and valid_size is not None and parse_size(valid_size, "--valid-size") is not None:
         raise ConfigError("--valid-size does not go with --folds (each fold serves as valid in turn); drop one.")
     valid_sz = parse_size("0.1" if valid_size is None else valid_size, "--valid-size")
     test_sz = parse_size(test_size, "--test-size") if test_size is not None else (None if folds else 0.2)
+    files = {"input": input} if input is not None else (
+        {"train": train, "test": test} | ({"valid": valid} if valid is not None else {}))
+    read = {role: read_dataset(path, options) for role, path in files.items()}
+    sources = {role: {"path": str(path), "sha256": file_sha256(path)} for role, path in files.items()}
+    for role, ds in read.items():
+        if options.drop_empty:
+            sources[role]["n_dropped"] = ds.n_dropped
+        note = dropped_note(ds)
+        if note:
+            warn(note)
     if input is not None:
-        ds = read_dataset(input, options)
-        sources = {"input": {"path": str(input), "sha256": file_sha256(input)}}
-        result = split_dataset(ds, test_size=test_sz, valid_size=None if folds else valid_sz, folds=folds,
+        result = split_dataset(read["input"], test_size=test_sz, valid_size=None if folds else valid_sz, folds=folds,
                                order=order, seed=seed, method=method)
     else:
-        if train is None or test is None:
-            raise ConfigError("give one INPUT file to split, or both --train FILE and --test FILE.")
-        if test_sz is None and test_size is not None:
-            raise ConfigError("--test-size 0 does nothing with --test FILE; drop it.")
-        files = {"train": train, "test": test} | ({"valid": valid} if valid is not None else {})
-        read = {role: read_dataset(path, options) for role, path in files.items()}
-        sources = {role: {"path": str(path), "sha256": file_sha256(path)} for role, path in files.items()}
         result = assemble_split(read["train"], read["test"], read.get("valid"), valid_size=valid_sz,
                                 order=order, seed=seed, method=method)
     for note in result["notes"]:
-        if warn is not None:
-            warn(note)
+        warn(note)
     manifest = {
         "created_by": "nlpkit split",
         "sources": sources,
@@ -1276,5 +1360,28 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
         "random_quality": result["random_quality"],
         "rare_labels": result["rare_labels"],
     }
+    old_sha, leftovers = _replaced_split(out_dir) if overwrite else (None, [])
     split = write_split(out_dir, result["parts"], manifest, overwrite=overwrite)
+    if leftovers:
+        what = " (old reports)" if "report/" in leftovers else ""
+        runs = ("runs recorded on the old split no longer match the new one; re-run them to compare"
+                if old_sha != split.fingerprint else "the split itself is unchanged")
+        warn(f"--overwrite replaced the split in {out_dir} and removed {', '.join(leftovers)} from it{what}; {runs}.")
     return split, result, manifest
+
+
+def _replaced_split(path) -> tuple[str | None, list[str]]:
+    """(split_sha256, entries that are not the split's own files) of an existing split folder."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        manifest = json.loads((path / "split.json").read_text(encoding="utf-8"))
+        parts = manifest["parts"]
+        own = {"split.json"} | {info.get("file", f"{name}.jsonl") for name, info in parts.items()}
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()
+                         if p.name not in own and not p.name.startswith("."))
+        return manifest.get("split_sha256"), entries
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, []  # not a readable split folder: write_split decides what to do with it

@@ -710,3 +710,116 @@ def test_hand_built_dataset_with_int_ids_round_trips(tmp_path):
         ids=["x"], texts=["a"], y=np.array([[0, 1]], dtype=np.uint8), label_names=["p", "q"], task="single"
     )
     assert dense.with_label_names(["o", "p", "q"]).label_lists() == [["q"]]
+
+
+# --- values that cannot be read or written back --------------------------------------------------
+
+
+def test_lone_surrogate_escape_is_refused_with_line_and_column(tmp_path):
+    # json.loads turns "\ud800" into a str that cannot be encoded as UTF-8: writing a split crashed.
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "ok", "labels": ["a"]}\n\n{"text": "hi \\ud800 there", "labels": ["a"]}\n',
+                    encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl:3:14: '\\ud800' is a lone surrogate escape.*remove it"):
+        read_dataset(path)
+    path = tmp_path / "d.json"
+    path.write_text('[{"text": "ok", "label": "a"},\n {"text": "x", "label": "\\uDC00b"}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.json:2:26: '\\uDC00' is a lone surrogate"):
+        read_dataset(path)
+    # a complete pair is one character, and an escaped backslash followed by "ud800" is plain text
+    path = tmp_path / "ok.jsonl"
+    path.write_text('{"text": "smile \\ud83d\\ude00 and \\\\ud800", "labels": ["a"]}\n', encoding="utf-8")
+    ds = read_dataset(path)
+    assert ds.texts == ["smile \U0001f600 and \\ud800"]
+    write_dataset(ds, tmp_path / "back.jsonl")
+
+
+def test_write_dataset_refuses_a_lone_surrogate_built_in_python(tmp_path):
+    import scipy.sparse as sp
+
+    ds = Dataset(ids=["a", "b"], texts=["fine", "bad \ud800"], y=sp.csr_matrix(np.ones((2, 1), np.uint8)),
+                 label_names=["x"], task="single")
+    with pytest.raises(DataError, match=r"document 'b' \(position 1\) holds a lone surrogate"):
+        write_dataset(ds, tmp_path / "d.jsonl")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def nested_jsonl(path: Path, depth: int) -> Path:
+    rows = [json.dumps({"text": f"t{i}", "labels": ["a"]}) for i in range(5)]
+    rows[3] = '{"text": "deep", "labels": ["a"], "meta": ' + "[" * depth + "]" * depth + "}"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_deeply_nested_json_names_the_line(tmp_path):
+    # Too deep for json.loads (RecursionError), then deep enough to parse but not to write back.
+    with pytest.raises(DataError, match=r"d\.jsonl:4:(\d+): JSON nested deeper than 100 levels.*line 4"):
+        read_dataset(nested_jsonl(tmp_path / "d.jsonl", 100_000))
+    with pytest.raises(DataError, match=r"line 4 of .*e\.jsonl \(column 'meta'\) is nested deeper than 100"):
+        read_dataset(nested_jsonl(tmp_path / "e.jsonl", 900))
+    path = tmp_path / "f.json"
+    path.write_text('[{"text": "a", "label": "x",\n "m": ' + "{\"k\": " * 5000 + "1" + "}" * 5000 + "}]")
+    with pytest.raises(DataError, match=r"f\.json:2:\d+: JSON nested deeper than 100 levels"):
+        read_dataset(path)
+    ds = read_dataset(nested_jsonl(tmp_path / "g.jsonl", 100))  # the limit itself reads and writes
+    write_dataset(ds, tmp_path / "back.jsonl")
+
+
+def test_mixed_label_keys_name_the_odd_row(tmp_path):
+    rows = [{"id": str(i), "text": f"t{i}", "label": "a" if i % 2 else "b"} for i in range(20)]
+    rows[6] = {"id": "6", "text": "t6", "labels": ["b"]}
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    msg = (r"line 7 of .*d\.jsonl has its labels under 'labels' but 19 other row\(s\) use 'label';"
+           r" use one label key throughout .* --label-col label$")
+    for drop in (False, True):  # --drop-empty would have dropped the 19 rows of the other key
+        with pytest.raises(DataError, match=msg):
+            read_dataset(path, DatasetOptions(drop_empty=drop))
+    assert len(read_dataset(path, DatasetOptions(label_col="label", drop_empty=True))) == 19
+    # both keys on every row: a layout, not a mix; 'labels' is read as before
+    both = write_jsonl(tmp_path / "both.jsonl", [{"text": "x", "label": "a", "labels": ["p", "q"]}] * 2)
+    assert read_dataset(both).label_names == ["p", "q"]
+
+
+@pytest.mark.parametrize(
+    "labels, fragment",
+    [
+        ('"labels": [null]', "label list at line 2 of .* \\(column 'labels'\\) holds null; remove it"),
+        ('"labels": ["a", ""]', "holds an empty string; remove it from the list"),
+        ('"labels": ["a", " "]', "holds an empty string"),
+        ('"labels": ["a", true]', "holds the boolean true; write labels as strings"),
+        ('"label": true', "label at line 2 of .* \\(column 'label'\\) is the boolean true, not a label name"),
+        ('"label": false', "is the boolean false"),
+    ],
+)
+def test_null_empty_and_boolean_labels_are_errors(tmp_path, labels, fragment):
+    key = "labels" if '"labels"' in labels else "label"
+    first = '{"text": "a", "%s": %s}\n' % (key, '["a"]' if key == "labels" else '"a"')
+    path = tmp_path / "d.jsonl"
+    path.write_text(first + '{"text": "b", ' + labels + "}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=fragment) as info:
+        read_dataset(path, DatasetOptions(drop_empty=True))  # not an empty row: --drop-empty does not apply
+    assert "--drop-empty" not in str(info.value)
+    path.write_text(first + '{"text": "b", "labels": []}\n', encoding="utf-8")
+    if key == "labels":  # an empty list stays a document without labels
+        assert read_dataset(path).label_lists() == [["a"], []]
+
+
+def test_drop_note_for_split_and_predict(tmp_path):
+    from nlpkit.cli.predict import read_inputs
+    from nlpkit.data import dropped_note
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}, {"text": "", "label": "x"},
+                                              {"text": "c", "label": "y"}])
+    ds = read_dataset(path, DatasetOptions(drop_empty=True))
+    assert dropped_note(ds) == f"--drop-empty dropped 1 of 3 rows of {path} (empty text or no label)"
+    assert dropped_note(read_dataset(write_jsonl(tmp_path / "e.jsonl", RECORDS))) is None
+    notes = []
+    ids, _, _ = read_inputs(path, DatasetOptions(drop_empty=True), warn=notes.append)
+    assert ids == ["0", "2"] and notes == [dropped_note(ds)]
+
+
+def test_row_number_ids_are_marked_and_kept_by_subsets(tmp_path):
+    ds = read_dataset(write_jsonl(tmp_path / "a.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]))
+    assert ds.row_number_ids and ds.subset([1]).row_number_ids
+    assert ds.with_label_names(["w", "x", "y"]).row_number_ids
+    assert not read_dataset(write_jsonl(tmp_path / "b.jsonl", RECORDS)).row_number_ids

@@ -278,3 +278,15 @@ def test_json_lines_in_a_json_file(tmp_path):
     path = write(tmp_path, "d.json", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
     assert_error(inspect(path), "d.json:2:1: malformed JSON (Extra data)", "pass --format jsonl")
     assert inspect(path, "--format", "jsonl").exit_code == 0
+
+
+def test_mixed_label_keys_and_odd_label_values(tmp_path):
+    rows = [{"text": f"t{i}", "label": "a"} for i in range(20)]
+    rows[6] = {"text": "t6", "labels": ["a"]}
+    path = write(tmp_path, "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    assert_error(inspect(path, "--drop-empty"), "line 7 of", "under 'labels' but 19 other row(s) use 'label'",
+                 "--label-col label")
+    assert_error(inspect(write(tmp_path, "n.jsonl", '{"text": "a", "labels": ["x", null]}\n')),
+                 "label list at line 1 of", "holds null")
+    assert_error(inspect(write(tmp_path, "b.jsonl", '{"text": "a", "label": true}\n')),
+                 "label at line 1 of", "is the boolean true")

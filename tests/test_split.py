@@ -274,3 +274,32 @@ def test_order1_presence_is_asked_of_the_requested_parts_when_sizes_leave_a_rest
         assert np.bincount(part[part >= 0], minlength=2).tolist() == [40, 10]
         holes += sum(not {0, 1} <= set(part[np.flatnonzero(y[:, j])].tolist()) for j in range(12))
     assert holes == 0
+
+
+def test_negative_seed_is_a_config_error_everywhere():
+    # numpy's generators refuse negative seeds with a bare ValueError (it reached `nlpkit baseline`
+    # through valid carving and cross-fitting); every entry point now says what to do.
+    y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    calls = [
+        lambda: S.iterative_split(y, [0.5, 0.5], seed=-1),
+        lambda: S.kfold(y, 2, seed=-1),
+        lambda: S.carve(y, 0.5, seed=-1),
+        lambda: S.random_split(y, [0.5, 0.5], seed=-1),
+        lambda: S.skmultilearn_split(y, [0.5, 0.5], seed=-1),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigError, match=r"--seed -1 is negative; give a seed >= 0"):
+            call()
+    with pytest.raises(ConfigError, match="not an integer"):
+        S.check_seed(1.5)
+    assert S.check_seed(np.int64(3)) == 3
+
+
+def test_a_part_without_documents_is_named():
+    with pytest.raises(ConfigError, match=r"^part 1 would get no document \(size 1e-09 of 10"):
+        S.resolve_sizes([0.5, 1e-9], 10)
+    with pytest.raises(ConfigError, match=r"^the test part would get no document \(--test-size 1e-09 of 300 documents\);"
+                       r" use a larger --test-size, a count such as --test-size 1, or --test-size 0 for no test part"):
+        S.plan_parts(300, test_size=1e-9, valid_size=None, folds=None)
+    with pytest.raises(ConfigError, match=r"^the valid part would get no document \(--valid-size 0\.1 of 3 documents\)"):
+        S.plan_parts(3, test_size=0.2, valid_size=0.1, folds=None)

@@ -201,3 +201,102 @@ def test_error_argument_combinations(reuters, tmp_path):
     check_error(run(reuters, "--train", reuters, "--test", reuters, "--out", out), "not both", out)
     check_error(run("--train", reuters, "--test", reuters, "--folds", 3, "--out", out), "--folds needs INPUT", out)
     check_error(run(tmp_path / "missing.jsonl", "--out", out), "not found", out)
+
+
+# --- review fixes: bad values, part names, dropped rows, overlap, overwrite ----------------------
+
+
+def test_error_negative_seed(reuters, tmp_path):
+    out = tmp_path / "s"
+    check_error(run(reuters, "--out", out, "--seed", -1), "--seed -1 is negative; give a seed >= 0", out)
+
+
+def test_error_lone_surrogate_is_named_before_anything_is_written(agnews, tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = agnews.read_text(encoding="utf-8").splitlines()[:20]
+    path.write_text("\n".join(lines) + '\n{"id": "s1", "text": "hi \\ud800 there", "label": "World"}\n',
+                    encoding="utf-8")
+    out = tmp_path / "s"
+    check_error(run(path, "--out", out), f"{path}:21:26: '\\ud800' is a lone surrogate escape", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+
+
+def test_error_deep_nesting_names_the_line(tmp_path):
+    rows = [json.dumps({"id": str(i), "text": f"t{i}", "labels": ["a"]}) for i in range(6)]
+    rows[2] = '{"id": "2", "text": "t", "labels": ["a"], "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    check_error(run(path, "--out", tmp_path / "s"), f"{path}:3:", tmp_path / "s")
+
+
+def test_error_parts_are_named_not_numbered(agnews, tmp_path):
+    out = tmp_path / "s"
+    check_error(run(agnews, "--test-size", "1e-9", "--out", out), "the test part would get no document", out)
+    small = write_jsonl(tmp_path / "d.jsonl", [{"id": str(i), "text": f"t{i}", "label": "a"} for i in range(3)])
+    check_error(run(small, "--out", out), "the valid part would get no document (--valid-size 0.1 of 3", out)
+
+
+def test_drop_empty_warns_and_records_the_count(agnews, tmp_path):
+    rows = [json.loads(line) for line in agnews.read_text(encoding="utf-8").splitlines()[:50]]
+    rows[3]["text"], rows[9]["label"] = "", None
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "s"
+    result = run(path, "--out", out, "--drop-empty")
+    assert result.exit_code == 0, result.output
+    assert f"--drop-empty dropped 2 of 50 rows of {path}" in " ".join(result.stderr.split())
+    assert load_split(out).manifest["sources"]["input"]["n_dropped"] == 2
+
+
+def test_train_and_test_files_that_share_documents(agnews, tmp_path):
+    rows = [json.loads(line) for line in agnews.read_text(encoding="utf-8").splitlines()[:300]]
+    tr = write_jsonl(tmp_path / "tr.jsonl", rows[:200])
+    te = write_jsonl(tmp_path / "te.jsonl", rows[150:])
+    out = tmp_path / "s"
+    check_error(run("--train", tr, "--test", te, "--out", out),
+                f"id '{rows[150]['id']}' is in both the train file {tr} and the test file {te} (50 shared id(s))", out)
+    # same texts under other ids: maybe different documents (short texts repeat), so a warning
+    te2 = write_jsonl(tmp_path / "te2.jsonl", [dict(r, id=f"n{r['id']}") for r in rows[150:]])
+    result = run("--train", tr, "--test", te2, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "50 test document(s) of" in result.stderr and "same text as a train document" in result.stderr
+    # files without an id column number their rows from 0 each: those numbers are not compared
+    plain = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+    tr3 = write_jsonl(tmp_path / "tr3.jsonl", plain[:150])
+    te3 = write_jsonl(tmp_path / "te3.jsonl", plain[150:])
+    result = run("--train", tr3, "--test", te3, "--out", tmp_path / "s3")
+    assert result.exit_code == 0, result.output
+    assert "same text" not in result.stderr
+
+
+def test_error_sizes_of_parts_given_as_files(reuters, tmp_path):
+    out = tmp_path / "s"
+    check_error(run("--train", reuters, "--test", reuters, "--test-size", 0.3, "--out", out),
+                "--test-size does not go with --test FILE", out)
+    check_error(run("--train", reuters, "--test", reuters, "--valid", reuters, "--valid-size", 0.1, "--out", out),
+                "--valid-size does not go with --valid FILE", out)
+
+
+def test_overwrite_warns_when_it_removes_reports(agnews, tmp_path):
+    out = tmp_path / "s"
+    assert run(agnews, "--out", out, "--seed", 1).exit_code == 0
+    result = run(agnews, "--out", out, "--seed", 2, "--overwrite")
+    assert result.exit_code == 0 and "Warning" not in result.stderr  # nothing but the split was there
+    (out / "report").mkdir()
+    (out / "report" / "report.html").write_text("old")
+    result = run(agnews, "--out", out, "--seed", 3, "--overwrite")
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert "removed report/ from it (old reports); runs recorded on the old split no longer match" in warning
+    assert not (out / "report").exists()
+    (out / "report").mkdir()
+    result = run(agnews, "--out", out, "--seed", 3, "--overwrite")
+    assert "removed report/ from it (old reports); the split itself is unchanged" in " ".join(result.stderr.split())
+
+
+def test_warnings_show_brackets_literally(tmp_path):
+    rows = [{"id": str(i), "text": f"t{i}", "labels": ["x"]} for i in range(6)]
+    rows[1]["labels"] = ["[/x]"]  # a rare label named like a closing markup tag
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    result = run(path, "--out", tmp_path / "s", "--test-size", 2, "--valid-size", 1)
+    assert result.exit_code == 0, result.output
+    assert "cannot be in every part: [/x]" in result.stderr

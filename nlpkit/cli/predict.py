@@ -23,6 +23,7 @@ from nlpkit.cli._common import (
     cli_errors,
     dataset_options_from,
     err,
+    warn,
 )
 from nlpkit.errors import NlpkitError
 
@@ -51,7 +52,7 @@ def predict_cmd(
     with cli_errors():
         options = dataset_options_from(locals())
         out_format = _output_format(out_file, input) if out_file is not None else "jsonl"
-        records = predict_file(run_dir, input, options, top_k=top_k, runs_root=runs_dir)
+        records = predict_file(run_dir, input, options, top_k=top_k, runs_root=runs_dir, warn=warn)
         if out_file is None:
             for record in records:
                 typer.echo(json.dumps(record, ensure_ascii=False))
@@ -60,8 +61,11 @@ def predict_cmd(
             err().print(f"Wrote {len(records)} predictions to {out_file}", highlight=False)
 
 
-def predict_file(run_dir, input_path: Path, options, *, top_k: int = 5, runs_root=None) -> list[dict[str, Any]]:
-    """Records ``{"id", "labels", "scores": {label: p}}`` (plus ``"true_labels"`` when INPUT has labels)."""
+def predict_file(run_dir, input_path: Path, options, *, top_k: int = 5, runs_root=None,
+                 warn=None) -> list[dict[str, Any]]:
+    """Records ``{"id", "labels", "scores": {label: p}}`` (plus ``"true_labels"`` when INPUT has labels).
+
+    ``warn`` is called with one-line notes for the user (rows dropped by ``--drop-empty``)."""
     import numpy as np
 
     from nlpkit.metrics import DecisionRule
@@ -73,7 +77,7 @@ def predict_file(run_dir, input_path: Path, options, *, top_k: int = 5, runs_roo
         raise NlpkitError(f"run {run.name} has no model/ folder ({run.kind} run); predict with a baseline or finetune run.")
     model = load_model(run.model_dir)
     rule = _decision_rule(run, model.task_, DecisionRule)
-    ids, texts, true_labels = read_inputs(input_path, options)
+    ids, texts, true_labels = read_inputs(input_path, options, warn=warn)
     scores = np.asarray(model.predict_proba(texts), dtype=np.float64)
     decided = np.asarray(rule.predict(scores), dtype=bool)
     names = model.label_names_
@@ -106,13 +110,17 @@ def _decision_rule(run, task: str, DecisionRule):
         raise NlpkitError(f"run {run.name}: cannot read its decision rule ({exc}); re-run the experiment.") from None
 
 
-def read_inputs(path: Path, options) -> tuple[list[str], list[str], list[list[str]] | None]:
-    """``(ids, texts, label lists or None)`` from a dataset file whose labels are optional."""
+def read_inputs(path: Path, options, *, warn=None) -> tuple[list[str], list[str], list[list[str]] | None]:
+    """``(ids, texts, label lists or None)`` from a dataset file whose labels are optional;
+    ``warn`` gets the note on rows dropped by ``--drop-empty``."""
     import dataclasses
 
-    from nlpkit.data import read_dataset
+    from nlpkit.data import dropped_note, read_dataset
 
     ds = read_dataset(path, dataclasses.replace(options, labels_optional=True))
+    note = dropped_note(ds)
+    if note and warn is not None:
+        warn(note)
     return ds.ids, ds.texts, (ds.label_lists() if ds.n_labels > 0 else None)
 
 
