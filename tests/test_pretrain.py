@@ -426,3 +426,12 @@ def test_own_tokenizer_masks_exactly_as_before():
     expected = torch.where(pick & (r < 0.8), torch.full_like(ids, MASK), ids)
     expected = torch.where(pick & (r >= 0.8) & (r < 0.9), rand_tok, expected)
     assert torch.equal(a[0], expected) and torch.equal(a[1], torch.where(pick, ids, torch.full_like(ids, -100)))
+
+
+def test_vocab_advice_never_names_a_size_that_cannot_fit():
+    from nlpkit.pretrain.tokenizer import check_vocab_fits
+
+    with pytest.raises(DataError, match=r"add text \(the smallest --vocab-size, 64, needs 640 words\)"):
+        check_vocab_fits(["a few words only"] * 10, 64)
+    with pytest.raises(DataError, match="use --vocab-size 100 or less"):
+        check_vocab_fits(["ten words " * 5] * 100, 200)

@@ -251,3 +251,12 @@ def test_init_from_a_broken_checkpoint_is_one_line(corpus, trained, tmp_path, ca
     assert result.exit_code == 1 and fragment in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_a_corpus_byte_that_is_not_utf8_is_named_with_its_line(corpus, tmp_path):
+    bad = tmp_path / "latin.txt"
+    bad.write_bytes(corpus.read_bytes()[:2000].rsplit(b"\n", 1)[0] + b"\ncaf\xe9 prices rose\n")
+    line = bad.read_bytes().count(b"\n")
+    result = runner.invoke(app, ["pretrain", str(bad), "--out", str(tmp_path / "o"), *MICRO])
+    assert result.exit_code == 1 and f"(line {line})" in result.output and "--encoding latin-1" in result.output
+    assert not (tmp_path / "o").exists()

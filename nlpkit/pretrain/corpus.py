@@ -45,12 +45,19 @@ def _read_dataset_texts(path: Path, options: dict) -> list[str]:
     return list(read_dataset(path, opts).texts)
 
 
-def _read_text_lines(path: Path, encoding: str) -> list[str]:
+def _read_text(path: Path, encoding: str) -> str:
+    """A text file decoded like every dataset file: a bad byte is named with its offset and line."""
+    from nlpkit.data import _decode
+
     try:
-        with open(path, encoding=encoding) as fh:
-            return [line.strip() for line in fh if line.strip()]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid {encoding} text ({exc.reason} at byte {exc.start}); pass --encoding.") from None
+        return _decode(path, path.read_bytes(), encoding)
+    except LookupError:
+        raise DataError(f"unknown --encoding {encoding!r}; use e.g. utf-8 or latin-1.") from None
+
+
+def _read_text_lines(path: Path, encoding: str) -> list[str]:
+    text = _read_text(path, encoding).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads lines
+    return [line.strip() for line in text.split("\n") if line.strip()]
 
 
 def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
@@ -91,10 +98,7 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
             raise DataError(f"{path}: a folder without split.json and without .txt files; pass a split folder, a dataset file or .txt files.")
         texts, kind = [], "text-folder"
         for p in files:
-            try:
-                t = p.read_text(encoding=encoding).strip()
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{p}: not valid {encoding} text ({exc.reason} at byte {exc.start}); pass --encoding.") from None
+            t = _read_text(p, encoding).strip()
             if t:
                 texts.append(t)
     elif path.suffix.lower() in DATASET_EXTS or options.get("format"):

@@ -27,10 +27,12 @@ def check_vocab_fits(texts: Sequence[str], vocab_size: int) -> None:
     n_words = sum(count_words(t) for t in texts)
     needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
     if n_words < needed:
+        fits = n_words // MIN_WORDS_PER_VOCAB_ENTRY
+        fix = (f"use --vocab-size {fits} or less, or add text" if fits >= 64 else
+               f"add text (the smallest --vocab-size, 64, needs {64 * MIN_WORDS_PER_VOCAB_ENTRY} words)")
         raise DataError(
             f"corpus too small for --vocab-size {vocab_size}: {n_words} words, need at least {needed} "
-            f"({MIN_WORDS_PER_VOCAB_ENTRY} per vocabulary entry); use --vocab-size "
-            f"{max(64, n_words // MIN_WORDS_PER_VOCAB_ENTRY)} or less, or add text."
+            f"({MIN_WORDS_PER_VOCAB_ENTRY} per vocabulary entry); {fix}."
         )
 
 
