@@ -307,3 +307,15 @@ def test_predict_refuses_a_run_whose_model_lost_its_tokenizer(ckpt, reuters_spli
     result = runner.invoke(app, ["predict", str(run), str(tmp_path / "new.jsonl")])
     assert result.exit_code == 1 and "tokenizer" in result.stderr and "Traceback" not in result.output, result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_single_training_label_warns(ckpt, tmp_path, runs_dir):
+    from nlpkit.data import read_dataset, write_split
+
+    ds = read_dataset(REPO / "data" / "agnews_sample.jsonl")
+    first = np.asarray(ds.y[:, 0].todense()).ravel() > 0
+    idx = np.flatnonzero(first)
+    split = write_split(tmp_path / "s", {"train": ds.subset(idx[:30]), "test": ds.subset(idx[30:40])}, {"seed": 0})
+    result = invoke(split.path, "--model", ckpt, *FAST)
+    assert result.exit_code == 0, result.output
+    assert f"every training document has the label '{ds.label_names[0]}'" in result.stderr

@@ -219,6 +219,11 @@ class TransformerClassifier(Classifier):
             warnings.warn(f"{len(unseen)} label(s) have no training example and cannot be learned: {shown}; "
                           "documents with them count as misses.", FinetuneWarning, stacklevel=2)
         self.unseen_labels_ = unseen
+        seen = [name for name, n in zip(self.label_names_, y.sum(axis=0)) if n > 0]
+        if not multi and len(seen) == 1:
+            warnings.warn(f"every training document has the label {seen[0]!r}: there is nothing to tell apart, "
+                          "and the model predicts it for every document; check the label column.",
+                          FinetuneWarning, stacklevel=2)
         if self.new_head_:
             init_head_bias(model, y, multi)
         t0 = time.perf_counter()
