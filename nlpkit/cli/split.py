@@ -34,7 +34,7 @@ def split_cmd(
     input: Annotated[
         Optional[Path], typer.Argument(help="Dataset file to split (omit with --train/--test).", show_default=False)
     ] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Split folder to create.", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Split folder to create (required).", show_default=False)] = None,
     test_size: Annotated[
         Optional[str],
         typer.Option(
