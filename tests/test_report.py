@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,38 @@ def test_intervals_contain_the_point_estimate(split):
             assert m["hi"] > m["lo"]  # 300 noisy documents: the interval has width
             if row["diff"]:
                 assert row["diff"]["lo"] <= row["diff"]["point"] <= row["diff"]["hi"]
+
+
+def test_macro_f1_intervals_contain_the_point_with_rare_labels(tmp_path):
+    # 80 test documents, 30 of 34 labels with one or two of them, mostly predicted right: the shape
+    # of a small Reuters split, where resamples that leave a rare label out pulled the percentile
+    # interval below the point ("0.421 [0.326, 0.414]").
+    rng = np.random.default_rng(5)
+    n, n_common, n_rare = 80, 4, 30
+    names = [f"label{j:02d}" for j in range(n_common + n_rare)]
+
+    def labels(n_docs):
+        y = np.zeros((n_docs, len(names)), dtype=bool)
+        y[:, :n_common] = rng.random((n_docs, n_common)) < [0.4, 0.3, 0.2, 0.1]
+        for j in range(n_common, len(names)):
+            y[rng.choice(n_docs, size=1 + j % 2, replace=False), j] = True
+        return y
+
+    split = write_split(tmp_path / "rare", {"train": _dataset(labels(200), "tr", names, "multi"),
+                                            "test": _dataset(labels(n), "te", names, "multi")}, {"seed": 0})
+    y = y_test(split)
+    good = y ^ (rng.random(y.shape) < 0.01)
+    add_run(split, good, model="tfidf-lr")
+    add_run(split, np.where(rng.random(y.shape) < 0.3, False, good), model="word2vec")
+    add_run(split, np.tile(y.sum(axis=0) == y.sum(axis=0).max(), (n, 1)), model="majority")
+    for seed in range(3):
+        report = build_report(split.path, metric="macro_f1", n_boot=1000, n_perm=200, seed=seed)
+        for row in report["rows"]:
+            m = row["metric"]
+            assert m["lo"] <= m["point"] <= m["hi"], (seed, row["label"], m)
+            if row["diff"]:
+                d = row["diff"]
+                assert d["lo"] <= d["point"] <= d["hi"], (seed, row["label"], d)
 
 
 def test_lower_is_better_metric_sorts_ascending(split):
@@ -495,6 +528,93 @@ def test_cli_out_is_a_file(split, two_runs, tmp_path):
     assert target.read_text() == "keep me"
 
 
+def _folder_state(folder: Path) -> dict[str, bytes | None]:
+    """Every entry of ``folder`` (hidden ones too): file bytes, or None for a sub-folder."""
+    return {p.name: (p.read_bytes() if p.is_file() else None) for p in folder.iterdir()}
+
+
+def test_cli_report_files_are_replaced_as_a_set(split, two_runs, tmp_path):
+    # report.md cannot be replaced (a folder took its name): nothing is, report.html included.
+    out = tmp_path / "r"
+    args = ["report", str(split.path), "--out", str(out), "--n-boot", "50", "--n-perm", "50"]
+    assert runner.invoke(app, [*args, "--seed", "0"]).exit_code == 0
+    (out / "notes.txt").write_text("mine")  # --out may hold other files: they stay
+    (out / "report.md").unlink()
+    (out / "report.md" / "x").mkdir(parents=True)
+    before = _folder_state(out)
+    result = runner.invoke(app, [*args, "--seed", "7"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: --out {out}: {out / 'report.md'} is a folder, not a report file; "
+                                     "remove it or pass another --out folder.")
+    assert _folder_state(out) == before
+    (out / "report.md" / "x").rmdir()
+    (out / "report.md").rmdir()
+    assert runner.invoke(app, [*args, "--seed", "7"]).exit_code == 0
+    assert sorted(_folder_state(out)) == ["notes.txt", "report.html", "report.json", "report.md"]
+    assert json.loads((out / "report.json").read_text())["settings"]["seed"] == 7
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def _fail_after(monkeypatch, name: str, calls: int, exc: BaseException):
+    """Make ``nlpkit.report``'s ``name`` (os.replace, or the file writer) raise ``exc`` on call ``calls``."""
+    import nlpkit.report as report_pkg
+
+    target = report_pkg.os if name == "replace" else report_pkg
+    real = getattr(target, name)
+    count = {"n": 0}
+
+    def failing(*a, **kw):
+        count["n"] += 1
+        if count["n"] == calls:
+            raise exc
+        return real(*a, **kw)
+
+    monkeypatch.setattr(target, name, failing)
+    return count
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), OSError(28, "No space left on device")])
+def test_interrupt_or_error_midway_leaves_the_previous_report(split, two_runs, tmp_path, monkeypatch, exc):
+    from nlpkit.errors import NlpkitError
+    from nlpkit.report import write_report
+
+    out = tmp_path / "r"
+    write_report(build_report(split.path, n_boot=50, n_perm=50, seed=0), out)
+    (out / "notes.txt").write_text("mine")
+    before = _folder_state(out)
+    newer = build_report(split.path, n_boot=50, n_perm=50, seed=7)
+    count = _fail_after(monkeypatch, "replace", 3, exc)  # after report.html and report.md are in place
+    with pytest.raises(KeyboardInterrupt if isinstance(exc, KeyboardInterrupt) else NlpkitError):
+        write_report(newer, out)
+    assert count["n"] >= 3
+    assert _folder_state(out) == before  # the previous set, no temporary folder
+
+
+def test_write_failure_on_a_new_out_folder_leaves_nothing(split, two_runs, tmp_path):
+    # A file-size limit below report.html's size fails the first write, as a full disk does; the
+    # command must not leave an empty (or partly written) --out folder, nor the parents it made.
+    import signal
+    import subprocess
+
+    resource = pytest.importorskip("resource")  # POSIX only
+
+    def limit():  # in the child: a write past 4 KB fails with EFBIG instead of killing the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out = tmp_path / "new" / "deeper" / "report"
+    result = subprocess.run(
+        [sys.executable, "-c", "from nlpkit.cli import main; main()", "report", str(split.path), "--out", str(out),
+         "--n-boot", "50", "--n-perm", "50"],
+        capture_output=True, text=True, preexec_fn=limit, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"Error: cannot write the report into {out}: File too large; "
+                                     "free some space or pass another --out folder.")
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "split"]  # no folder, no temporary left
+
+
 @pytest.mark.parametrize("args, message", [
     (["--metric", "f2"], "unknown metric 'f2'; use one of:"),
     (["--format", "pdf"], "unknown --format 'pdf'; use one of: table, md, html, json"),
@@ -546,6 +666,18 @@ def test_single_run_report(split, tmp_path):
     assert [r["name"] for r in report["rows"]] == [only.name] and report["verdicts"] == []
     assert "Only one run: nothing to compare yet." in result.stdout
     assert "Only one run" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_model_sizes_are_decimal_units_labelled_as_such(split):
+    # nlpkit finetune printed "model size 3.4 MB" (decimal) where the report said "3.2 MB" (1,024-based).
+    from nlpkit.report.render_text import fmt_bytes
+
+    assert [fmt_bytes(n) for n in (None, 0, 999, 1000, 12345, 999_960, 3_400_000, 3 * 1024 ** 2, 2.5e9)] == [
+        "–", "0 B", "999 B", "1.0 kB", "12.3 kB", "1.0 MB", "3.4 MB", "3.1 MB", "2.5 GB"]
+    add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr", size=3_400_000)
+    report = build_report(split.path, n_boot=50, n_perm=50)
+    assert "| 3.4 MB |" in render_markdown(report)
+    assert "model 3.4 MB" in render_html(report)
 
 
 def test_cost_phrases():
@@ -617,7 +749,22 @@ def test_cli_run_without_predictions(split):
     result = runner.invoke(app, ["report", str(split.path)])
     assert result.exit_code == 1
     assert f"run {broken.name} has no predictions.npz" in result.output
-    assert f"delete {broken.path} to report the other runs" in result.output
+    assert f"Re-run that model, or delete {broken.path}." in result.output
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04"])
+def test_cli_run_with_damaged_predictions(split, tmp_path, damage):
+    # An empty file used to end in a bare "Aborted." (EOFError), a truncated one in a BadZipFile traceback.
+    add_run(split, noisy(y_test(split), 0.1, seed=1), model="tfidf-lr")
+    broken = add_run(split, noisy(y_test(split), 0.1, seed=2), model="fasttext")
+    (broken.path / "predictions.npz").write_bytes(damage)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", str(split.path), "--out", str(out)])
+    assert result.exit_code == 1
+    reason = "empty file" if not damage else "File is not a zip file"
+    assert result.output == (f"Error: run {broken.name}: cannot read {broken.path / 'predictions.npz'} ({reason}); the "
+                             f"file is damaged. Re-run that model, or delete {broken.path}.\n")
+    assert not out.exists()
 
 
 def test_report_on_runs_recorded_by_the_experiment(multi_split, fake_registry):

@@ -217,6 +217,48 @@ def test_run_without_metrics_or_predictions_errors(runs_dir):
         run.predictions()
 
 
+def _damage(path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "corrupted":  # every byte of the compressed members flipped, the zip directory intact
+        start, end = 60, len(data) - 400
+        path.write_bytes(data[:start] + bytes(b ^ 0xFF for b in data[start:end]) + data[end:])
+    else:  # a member missing
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("ids.npy", b"")
+
+
+@pytest.mark.parametrize("how, reason", [("empty", "empty file"), ("truncated", "File is not a zip file"),
+                                         ("corrupted", ""), ("member", "")])
+def test_damaged_predictions_are_a_one_line_error_naming_run_and_file(runs_dir, how, reason):
+    with create_run("baseline", "m") as w:
+        w.write_predictions([f"d{i}" for i in range(300)], np.random.default_rng(0).random((300, 8)),
+                            np.zeros((300, 8)))
+    run = load_run(w.name)
+    _damage(run.path / "predictions.npz", how)
+    with pytest.raises(NlpkitError) as info:
+        run.predictions()
+    message = str(info.value)
+    assert message.startswith(f"run {run.name}: cannot read {run.path / 'predictions.npz'} (")
+    assert reason in message and "\n" not in message
+    assert message.endswith(f"); the file is damaged. Re-run that model, or delete {run.path}.")
+
+
+def test_predictions_that_do_not_line_up_are_an_error(runs_dir):
+    with create_run("baseline", "m") as w:
+        w.write_predictions(["a", "b"], np.zeros((2, 3)), np.zeros((2, 3)))
+    run = load_run(w.name)
+    np.savez_compressed(run.path / "predictions.npz", ids=np.array(["a", "b"]), scores=np.zeros((2, 3)),
+                        pred=np.zeros((2, 2)))
+    with pytest.raises(NlpkitError, match=r"predictions.npz does not line up \(2 ids, scores \(2, 3\), pred \(2, 2\)\)"):
+        run.predictions()
+
+
 def test_bad_kind_and_misaligned_predictions(runs_dir):
     with pytest.raises(NlpkitError, match="unknown run kind 'train'"):
         create_run("train", "m")

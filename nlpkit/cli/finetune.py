@@ -113,6 +113,8 @@ def _print_summary(run, as_json: bool) -> None:
         return
     from rich.table import Table
 
+    from nlpkit.report.render_text import fmt_bytes
+
     table = Table(title=f"Fine-tuned run {run.name}", show_header=False, title_justify="left")
     table.add_column("", style="bold")
     table.add_column("")
@@ -125,7 +127,7 @@ def _print_summary(run, as_json: bool) -> None:
         ("train docs/s", summary["train_docs_per_s"], "{:.1f}"),
         ("predict docs/s (batch 1)", summary["predict_docs_per_s_batch1"], "{:.1f}"),
         ("predict docs/s (batch 32)", summary["predict_docs_per_s_batch32"], "{:.1f}"),
-        ("model size", summary["model_size_bytes"] / 1e6 if summary["model_size_bytes"] else None, "{:.1f} MB"),
+        ("model size", fmt_bytes(summary["model_size_bytes"]) if summary["model_size_bytes"] else None, "{}"),
         ("run folder", summary["path"], "{}"),
     ]
     for label, value, fmt in rows:

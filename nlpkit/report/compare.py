@@ -81,10 +81,7 @@ def _align(run, split, y_shape) -> tuple[np.ndarray, np.ndarray]:
     Raises NlpkitError when the run's predictions do not cover exactly the test documents, or
     name labels the split does not have.
     """
-    try:
-        ids, scores, pred = run.predictions()
-    except NlpkitError as exc:  # the registry says what is wrong; say how to get a report anyway
-        raise NlpkitError(f"{exc} Re-run it, or delete {run.path} to report the other runs.") from None
+    ids, scores, pred = run.predictions()  # a missing or damaged file: the registry's error says how to fix it
     test_ids = split.test.ids
     n_test, n_labels = y_shape
     where = f"run {run.name} ({run.path})"
@@ -344,9 +341,9 @@ def build_report(
     labels = _model_labels(runs)
     scored = [_Scored(run, labels[run.name], *_align(run, split, y.shape)) for run in runs]
 
-    # Headline metric with a 95 % bootstrap interval per run. The metrics layer draws its resamples
-    # from ``seed`` alone, so every run (and every paired difference) is scored on the same
-    # resampled documents.
+    # Headline metric with a 95 % bootstrap interval per run (centred on the point estimate: see
+    # nlpkit.metrics.significance._interval). The metrics layer draws its resamples from ``seed``
+    # alone, so every run (and every paired difference) is scored on the same resampled documents.
     y_csr = sparse.csr_matrix(y, dtype=np.float64)  # the metrics layer works on csr: convert once
     for s in scored:
         s.pred_csr = sparse.csr_matrix(s.pred, dtype=np.float64)

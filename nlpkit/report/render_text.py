@@ -55,14 +55,17 @@ def fmt_rate(r: float | None) -> str:
 
 
 def fmt_bytes(n: float | None) -> str:
+    """Decimal (SI) units, 1 kB = 1,000 bytes, as ``nlpkit finetune`` prints model sizes: 3.4 MB."""
     if n is None:
         return "–"
     n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
+    if n < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if round(n, 1) < 1000:  # 999,960 bytes is 1.0 MB, not 1000.0 kB
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} TB"
 
 
 def leaderboard_columns(report: dict) -> list[str]:
