@@ -27,12 +27,12 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
     Returns ``{"models": [...], "params": {model: params}, "tune", "cv", "tune_seconds", "vectors",
     "seed", "rule", "set"}``.
     """
-    import re
+    from nlpkit.metrics.rules import check_strategy
+    from nlpkit.models.base import MAX_SEED, is_whole_number
 
-    from nlpkit.metrics.rules import MULTI_STRATEGIES, SINGLE_STRATEGIES
-
-    if rule not in MULTI_STRATEGIES and rule not in SINGLE_STRATEGIES and not re.fullmatch(r"top-?\d+", rule):
-        raise ConfigError(f"unknown --rule {rule!r}; choose one of: {', '.join(dict.fromkeys([*MULTI_STRATEGIES, *SINGLE_STRATEGIES]))}, topK (e.g. top1).")
+    if not is_whole_number(seed) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
+    check_strategy(rule, option="--rule")
     models = list(dict.fromkeys(models or BASELINE_MODELS))
     unknown = [m for m in models if m not in BASELINE_MODELS]
     if unknown:
@@ -44,8 +44,8 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
         raise ConfigError(f"--cv must be at least 2 folds; got {cv}.")
     if tune_seconds is not None and not tune:
         raise ConfigError("--tune-seconds only applies to --tune (fastText autotune budget); add --tune or drop it.")
-    if tune_seconds is not None and tune_seconds <= 0:
-        raise ConfigError(f"--tune-seconds must be > 0; got {tune_seconds}.")
+    if tune_seconds is not None and not tune_seconds >= 1:  # also nan
+        raise ConfigError(f"--tune-seconds must be at least 1 (whole seconds); got {tune_seconds}.")
     if vectors is not None:
         if "word2vec" not in models:
             raise ConfigError("--vectors is only used by the word2vec model; add --model word2vec or drop --vectors.")
@@ -67,17 +67,27 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
         elif name == "word2vec":
             params[name] = {"seed": seed, "vectors": str(vectors) if vectors is not None else None}
     overrides: dict[str, dict[str, Any]] = {}
+    typed: dict[tuple[str, str], str] = {}  # (model, key) -> the --set as given
     for text in settings or []:
         name, key, value = parse_setting(text, models)
         overrides.setdefault(name, {})[key] = value
+        typed[(name, key)] = text.strip()
     from nlpkit.models import get_model_class
+    from nlpkit.models.base import ParamError
 
-    for name, values in overrides.items():
-        params[name].update(values)
+    # Every model is made now, so that every value is checked before the first one trains.
+    for name in models:
+        params[name].update(overrides.get(name, {}))
         try:
-            get_model_class(name)(**params[name])  # a bad value fails here, before any training
+            get_model_class(name)(**params[name])
+        except ParamError as exc:
+            source = (f"--set {typed[(name, exc.key)]}" if (name, exc.key) in typed
+                      else _OWN_OPTIONS.get(exc.key, f"{name}.{exc.key}"))
+            raise ConfigError(f"{source}: {name}'s {exc.key} must be {exc.expected}; got {exc.shown}.") from None
         except ConfigError as exc:
-            shown = " ".join(f"--set {name}.{k}={v!r}" for k, v in values.items())
+            if name not in overrides:
+                raise
+            shown = " ".join(f"--set {typed[(name, k)]}" for k in overrides[name])
             raise ConfigError(f"{exc} (from {shown})") from None
     return {"models": models, "params": params, "tune": tune, "cv": cv, "tune_seconds": tune_seconds,
             "vectors": str(vectors) if vectors is not None else None, "seed": seed, "rule": rule,
@@ -141,13 +151,10 @@ def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = Non
     from nlpkit.experiment import run_experiment
     from nlpkit.models import get_model_class
 
-    from nlpkit.metrics.rules import SINGLE_STRATEGIES
-
     if not hasattr(split, "parts"):
         split = load_split(split)
+    check_baselines(split, config)
     rule = config.get("rule", "auto")
-    if split.task == "single" and rule not in SINGLE_STRATEGIES:
-        raise ConfigError(f"--rule {rule} is for multi-label data; {split.path} is single-label (argmax): drop --rule.")
     runs = []
     stage_task = progress.add_task("baseline", total=len(config["models"])) if progress is not None else None
     for name in config["models"]:
@@ -167,6 +174,23 @@ def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = Non
         if on_run is not None:
             on_run(run)
     return runs
+
+
+def check_baselines(split, config: dict[str, Any]) -> None:
+    """Check ``config`` (from :func:`baseline_config`) against ``split`` before any model trains:
+    the ``--rule`` for its task and labels, and each model's parameters for its size (e.g.
+    tfidf-lr's cross-fit folds). :func:`run_baselines` calls it; call it on every fold of a k-fold
+    split first to fail before the first fold trains."""
+    from nlpkit.metrics.rules import check_strategy
+    from nlpkit.models import get_model_class
+
+    check_strategy(config.get("rule", "auto"), split.task, len(split.label_names), option="--rule",
+                   data=str(split.path))
+    if split.train is None:
+        return  # run_experiment says what is missing
+    n_docs = len(split.train) + (len(split.valid) if split.valid is not None else 0)
+    for name in config["models"]:
+        get_model_class(name)(**config["params"][name]).check_data(split.task, n_docs)
 
 
 def summarize(run) -> dict[str, Any]:
@@ -190,34 +214,60 @@ def summarize(run) -> dict[str, Any]:
     }
 
 
+# said when a model kept its reference although another option scored higher: its choice rule
+# (nlpkit.metrics.choose_over_reference) replaces the reference only on a clear lead
+_WITHIN_SE = "; kept as the reference: that lead is within about one standard error"
+
+
+def _ngrams_name(rng) -> str:
+    lo, hi = rng
+    return "unigrams" if (lo, hi) == (1, 1) else f"{lo}-{hi}-grams"
+
+
 def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
     """What a :func:`summarize` row's model chose by itself, on train + valid, as ``(choice,
     evidence)`` pairs, the evidence being the scores it chose by: tfidf-lr's word n-grams
-    (out-of-fold), fastText's setting and autotune (valid)."""
+    (out-of-fold) or its tuned C and n-grams (``--tune``), fastText's setting and autotune (valid).
+    A reference kept against a higher score says why: the lead was within one standard error."""
     info = row.get("fit_info") or {}
     out: list[tuple[str, str]] = []
     ngrams = info.get("ngram_choice")
     if ngrams:
-        def name(rng) -> str:
-            lo, hi = rng
-            return "unigrams" if (lo, hi) == (1, 1) else f"{lo}-{hi}-grams"
-
         chosen, ref = tuple(ngrams["chosen"]), tuple(ngrams["reference"])
         other = (1, 1) if chosen == ref else ref
         scores = ngrams["out_of_fold"]
-        out.append((f"word {name(chosen)}", f"{ngrams['metric']} {scores['%d-%d' % chosen]:.3f} against "
-                                            f"{scores['%d-%d' % other]:.3f} for {name(other)}"))
+        mine, theirs = scores["%d-%d" % chosen], scores["%d-%d" % other]
+        evidence = f"{ngrams['metric']} {mine:.3f} against {theirs:.3f} for {_ngrams_name(other)}"
+        if chosen == ref and theirs > mine:
+            evidence += _WITHIN_SE
+        out.append((f"word {_ngrams_name(chosen)}", evidence))
+    tuning = info.get("tuning")
+    if tuning and tuning.get("results") and "C" in info:
+        def label(result) -> str:
+            return f"C={result['C']:g} with word {_ngrams_name(result['ngram_range'])}"
+
+        chosen_label = label({"C": info["C"], "ngram_range": info["ngram_range"]})
+        by_label = {label(r): r["score"] for r in tuning["results"]}
+        others = ", ".join(f"{v:.3f} for {k}" for k, v in by_label.items() if k != chosen_label)
+        out.append((chosen_label, f"{tuning['selected_by']}, {tuning['metric']} {by_label[chosen_label]:.3f}"
+                                  + (f" against {others}" if others else "")))
     settings = info.get("settings_choice")
     if settings:
         chosen = settings["chosen"]
-        others = ", ".join(f"{v:.3f} for {k}" for k, v in settings["valid"].items() if k != chosen)
-        out.append((chosen, f"valid {settings['metric']} {settings['valid'][chosen]:.3f} against {others}"))
+        valid = settings["valid"]
+        others = ", ".join(f"{v:.3f} for {k}" for k, v in valid.items() if k != chosen)
+        evidence = f"valid {settings['metric']} {valid[chosen]:.3f} against {others}"
+        if chosen == settings.get("reference") and max(valid.values()) > valid[chosen]:
+            evidence += _WITHIN_SE
+        out.append((chosen, evidence))
     tuned = info.get("autotune")
     if tuned and "valid" in tuned:
         first, second = ("autotune", "defaults") if tuned["kept"] == "autotune" else ("defaults", "autotune")
         what = {"autotune": "autotune's model", "defaults": "the default options"}
-        out.append((f"{what[first]} over {what[second]}",
-                    f"valid {tuned['metric']} {tuned['valid'][first]:.3f} against {tuned['valid'][second]:.3f}"))
+        evidence = f"valid {tuned['metric']} {tuned['valid'][first]:.3f} against {tuned['valid'][second]:.3f}"
+        if first == "defaults" and tuned["valid"][second] > tuned["valid"][first]:
+            evidence += _WITHIN_SE
+        out.append((f"{what[first]} over {what[second]}", evidence))
     return out
 
 

@@ -68,6 +68,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
         present in test but never in train: reported, scored as misses, never a crash).
     """
     from nlpkit.metrics import evaluate, tune_rule
+    from nlpkit.metrics.rules import check_strategy
     from nlpkit.split import kfold
 
     stage = progress or (lambda _name: None)
@@ -97,6 +98,10 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     else:
         config.setdefault("valid_carved_from_train", False)
 
+    # before any training: a rule or a parameter that cannot work on this data
+    check_strategy(rule_strategy, task, len(label_names), data=str(split.path))
+    if hasattr(model, "check_data"):
+        model.check_data(task, len(train) + len(valid))
     folds = cross_fit_folds(model, task, len(train) + len(valid))
     data = join_parts(train, valid) if folds else None  # what a cross-fitted model learns from
     unseen = labels_unseen_in_train(data if folds else train, test)
@@ -186,6 +191,15 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
             **(extra_info or {}),
         })
     return run.run
+
+
+def recorded_rule(run, n_labels: int | None = None):
+    """The decision rule ``run`` recorded (run.json's ``rule``), tuned and, with ``n_labels``, fitting
+    that many labels; a lost or damaged rule is an error naming the run's run.json, never a
+    silent fallback to another rule (see :func:`nlpkit.metrics.rules.saved_rule`)."""
+    from nlpkit.metrics.rules import saved_rule
+
+    return saved_rule(run.info.get("rule"), Path(run.path) / "run.json", n_labels)
 
 
 @contextlib.contextmanager

@@ -70,6 +70,61 @@ def test_choices_name_each_model_choice_and_its_scores():
     assert choices({"fit_info": {"autotune": {"kept": "defaults", "error": "Encountered NaN."}}}) == []
 
 
+def test_choices_say_why_a_reference_is_kept_against_a_higher_score():
+    # The one-standard-error rule: the reference stays unless another option is clearly better.
+    # The line used to read as if the lower score had won.
+    from nlpkit.baseline import choices
+
+    kept = "; kept as the reference: that lead is within about one standard error"
+    fasttext = {"settings_choice": {"metric": "accuracy", "chosen": "word_ngrams=2", "reference": "word_ngrams=2",
+                                    "valid": {"word_ngrams=2": 0.765, "word_ngrams=1, max_df=0.1": 0.780}},
+                "autotune": {"metric": "accuracy", "kept": "defaults", "valid": {"defaults": 0.765, "autotune": 0.77}}}
+    assert choices({"fit_info": fasttext}) == [
+        ("word_ngrams=2", "valid accuracy 0.765 against 0.780 for word_ngrams=1, max_df=0.1" + kept),
+        ("the default options over autotune's model", "valid accuracy 0.765 against 0.770" + kept)]
+    tfidf = {"ngram_choice": {"metric": "out-of-fold accuracy", "reference": [1, 2], "chosen": [1, 2],
+                              "out_of_fold": {"1-2": 0.830, "1-1": 0.831}}}
+    assert choices({"fit_info": tfidf}) == [("word 1-2-grams", "out-of-fold accuracy 0.830 against 0.831 for unigrams"
+                                             + kept)]
+
+
+def test_choices_show_what_tfidf_tuning_chose():
+    from nlpkit.baseline import choices
+
+    tuned = {"C": 30.0, "ngram_range": [1, 2], "tuning": {
+        "selected_by": "3-fold cross-fit on train + valid", "metric": "out-of-fold accuracy",
+        "results": [{"C": 10.0, "ngram_range": [1, 2], "score": 0.80}, {"C": 30.0, "ngram_range": [1, 2], "score": 0.85},
+                    {"C": 30.0, "ngram_range": [1, 1], "score": 0.81}]}}
+    assert choices({"fit_info": tuned}) == [(
+        "C=30 with word 1-2-grams", "3-fold cross-fit on train + valid, out-of-fold accuracy 0.850 against 0.800 for "
+                                    "C=10 with word 1-2-grams, 0.810 for C=30 with word unigrams")]
+
+
+def test_tune_prints_tfidf_choice_under_the_table(single_split, runs_dir):
+    result = invoke(single_split.path, "-m", "tfidf-lr", "--tune", "--set", "tfidf-lr.grid_C=1,10")
+    assert result.exit_code == 0, result.output
+    info = json.loads(next(p for p in runs_dir.iterdir() if not p.name.startswith(".")).joinpath("run.json")
+                      .read_text())["fit_info"]
+    grams = "unigrams" if info["ngram_range"] == [1, 1] else "1-2-grams"
+    assert f"tfidf-lr chose C={info['C']:g} with word {grams} (3-fold cross-fit on train + valid, " in result.stdout
+
+
+def test_a_model_failing_after_others_says_which_runs_are_kept(make_split, runs_dir):
+    # word2vec finds no word in texts made of emoji; the runs already complete stay, and are named
+    emoji = ["\U0001F600", "\U0001F389", "\U0001F525", "\U0001F44D"]
+    texts = [" ".join(emoji[(i + k) % 2 + 2 * (i % 2)] for k in range(4)) for i in range(24)]
+    labels = ["even" if i % 2 == 0 else "odd" for i in range(24)]
+    parts = {name: make_dataset(texts[lo:hi], labels[lo:hi], ids=[f"{name}{i}" for i in range(lo, hi)])
+             for name, lo, hi in (("train", 0, 16), ("valid", 16, 20), ("test", 20, 24))}
+    result = invoke(make_split(parts, "emoji").path, "-m", "majority", "-m", "word2vec")
+    assert result.exit_code == 1, result.output
+    kept = [p.name for p in runs_dir.iterdir() if not p.name.startswith(".")]
+    assert len(kept) == 1 and "majority" in kept[0]
+    lines = result.stderr.splitlines()
+    assert lines[-2] == f"Kept the 1 run(s) completed before this: {kept[0]} (in {runs_dir})."
+    assert lines[-1].startswith("Error: word2vec: every training text is empty after tokenisation")
+
+
 def test_piped_table_keeps_each_row_on_one_line(multi_split, runs_dir, monkeypatch):
     # rich assumes 80 columns when stdout is not a terminal and would wrap the run names
     from nlpkit.cli import _common
@@ -249,12 +304,43 @@ def _no_train_split(make_split, single_parts):
     ("ok", ["-m", "tfidf-lr", "--set", "fasttext.dim=3"], "fasttext is not among the models to train"),
     ("ok", ["--set", "tfidf-lr.seed=3"], "seed has its own option; use --seed"),
     ("ok", ["--set", "tfidf-lr.Cx=3"], "tfidf-lr has no parameter 'Cx'; it has C, char_ngrams"),
-    ("ok", ["--set", "tfidf-lr.C=-1"], "C must be > 0; got C=-1, grid_C=(10.0, 30.0, 100.0). (from --set tfidf-lr.C=-1)"),
-    ("ok", ["--set", "fasttext.loss=hinge"], "loss must be auto, softmax, ova, hs or ns"),
-    ("ok", ["--set", "fasttext.max_df=2"], "max_df must be 'auto', none or a share of documents in (0, 1]; got 2."),
+    ("ok", ["--set", "tfidf-lr.C=-1"], "--set tfidf-lr.C=-1: tfidf-lr's C must be a number > 0; got -1."),
+    ("ok", ["--set", "fasttext.loss=hinge"],
+     "--set fasttext.loss=hinge: fasttext's loss must be one of 'auto', 'softmax', 'ova', 'hs', 'ns'; got 'hinge'."),
+    ("ok", ["--set", "fasttext.max_df=2"], "fasttext's max_df must be 'auto', none or a share of documents in (0, 1]; got 2."),
     ("ok", ["-m", "majority", "--rule", "global"], "--rule global is for multi-label data"),
+    # every --set value is checked before the first model trains (majority runs first by default):
+    # these raised a bare ValueError, failed later with a misleading message, or were taken
+    ("ok", ["--set", "tfidf-lr.C=abc"], "--set tfidf-lr.C=abc: tfidf-lr's C must be a number > 0; got 'abc'."),
+    ("ok", ["--set", "tfidf-lr.min_df=abc"], "tfidf-lr's min_df must be a whole number >= 1; got 'abc'."),
+    ("ok", ["--set", "tfidf-lr.max_iter=abc"], "tfidf-lr's max_iter must be a whole number >= 1; got 'abc'."),
+    ("ok", ["--set", "tfidf-lr.grid_C=a,b"], "--set tfidf-lr.grid_C=a,b: tfidf-lr's grid_C must be one or more "
+                                             "numbers > 0 (e.g. 10,30,100); got 'a','b'."),
+    ("ok", ["--set", "tfidf-lr.max_features=abc"], "max_features must be none or a whole number >= 1; got 'abc'."),
+    ("ok", ["--set", "tfidf-lr.max_features=-5"], "max_features must be none or a whole number >= 1; got -5."),
+    ("ok", ["--set", "tfidf-lr.max_df=2.5"], "tfidf-lr's max_df must be a share of documents in (0, 1]; got 2.5."),
+    ("ok", ["--set", "tfidf-lr.max_df=abc"], "tfidf-lr's max_df must be a share of documents in (0, 1]; got 'abc'."),
+    ("ok", ["--set", "tfidf-lr.sublinear_tf=maybe"], "tfidf-lr's sublinear_tf must be true or false; got 'maybe'."),
+    ("ok", ["--set", "tfidf-lr.min_df=-1"], "tfidf-lr's min_df must be a whole number >= 1; got -1."),
+    ("ok", ["--set", "tfidf-lr.max_iter=0"], "tfidf-lr's max_iter must be a whole number >= 1; got 0."),
+    ("ok", ["--set", "tfidf-lr.C=1e400"], "tfidf-lr's C must be a number > 0; got inf."),
+    ("ok", ["--set", "fasttext.dim=abc"], "--set fasttext.dim=abc: fasttext's dim must be a whole number from 1 to "),
+    ("ok", ["--set", "word2vec.window=0"], "--set word2vec.window=0: word2vec's window must be a whole number >= 1"),
+    # the single split has 15 documents in train + valid: 8 folds would silently turn the cross-fit off
+    ("ok", ["--set", "tfidf-lr.cross_fit=8"], "tfidf-lr: cross_fit=8 folds need at least 16 documents in train + "
+                                              "valid (two per fold), and there are 15"),
+    ("ok", ["--tune", "--cv", "8"], "tfidf-lr: cv=8 folds need at least 16 documents"),
+    ("ok", ["--seed", "-1"], "--seed must be a whole number from 0 to 2147483647; got -1."),
+    ("ok", ["-m", "majority", "--seed", "2147483648"], "--seed must be a whole number from 0 to 2147483647"),
+    ("ok", ["--tune", "--tune-seconds", "0.4"], "--tune-seconds must be at least 1"),
+    ("ok", ["--rule", "top-3"], "unknown --rule 'top-3': topK is written without a hyphen, top3."),
+    ("ok", ["--rule", "top0"], "--rule top0: K must be at least 1"),
+    ("ok", ["--rule", "top1"], "--rule top1 is for multi-label data; "),
+    ("multi", ["--rule", "argmax"], "--rule argmax is for single-label data; "),
+    ("multi", ["--rule", "top4"], "--rule top4 would predict every one of the 4 labels of "),
+    ("multi", ["--rule", "top999"], "--rule top999 would predict every one of the 4 labels of "),
 ])
-def test_bad_input(case, args, message, make_split, single_parts, single_split, tmp_path, runs_dir):
+def test_bad_input(case, args, message, make_split, single_parts, single_split, multi_split, tmp_path, runs_dir):
     vec_files = {
         "VEC_OK": "2 3\napple 1 2 3\nbanana 3 2 1\n",
         "VEC_JUNK": "hello world\nnot vectors\n",
@@ -273,10 +359,11 @@ def test_bad_input(case, args, message, make_split, single_parts, single_split, 
         resolved.append(a)
     split_dir = {"no-train": lambda: _no_train_split(make_split, single_parts),
                  "missing": lambda: tmp_path / "nowhere",
-                 "ok": lambda: single_split.path}[case]()
+                 "ok": lambda: single_split.path,
+                 "multi": lambda: multi_split.path}[case]()
     result = invoke(split_dir, *resolved)
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith("Error: ")
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert message.lower() in result.stderr.lower()
     assert "Traceback" not in result.output
     assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if not p.name.startswith(".")]

@@ -8,6 +8,7 @@ the bundled samples (each model must beat the label priors on held-out documents
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 import platform
 
@@ -18,6 +19,7 @@ from conftest import make_dataset
 from nlpkit.data import read_dataset
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models import fasttext_clf, load_model
+from nlpkit.models.base import ParamError
 from nlpkit.models.fasttext_clf import LABELS_JSON, FastTextClassifier, epochs_for
 from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, normalize, tfidf_terms, tokenize
 from nlpkit.models.tfidf_lr import TfidfLogisticRegression
@@ -106,10 +108,21 @@ def test_legacy_text_rule_is_re_on_every_text():
     assert normalize("Plain, ASCII!", LEGACY_TEXT_RULE) == normalize("Plain, ASCII!") == "plain , ascii !"
 
 
+def _without_file_records(path):
+    """Make a saved model look as versions before the size/sha256 record wrote it, so that a test
+    can edit its files as an earlier version would have written them."""
+    from nlpkit.models.base import MODEL_JSON
+
+    meta = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))
+    del meta["files"]
+    (path / MODEL_JSON).write_text(json.dumps(meta), encoding="utf-8")
+
+
 def _drop_text_rule(path, family):
     """Make a saved model look as earlier versions wrote it, without its text rule."""
     from nlpkit.models.base import MODEL_JSON
 
+    _without_file_records(path)
     state_file = path / (LABELS_JSON if family == "fasttext" else MODEL_JSON)
     state = json.loads(state_file.read_text(encoding="utf-8"))
     assert state.pop("text_rule") == TEXT_RULE
@@ -148,6 +161,7 @@ def test_tfidf_saved_before_unicode_terms_reloads_with_the_pattern_it_was_fitted
     assert state["vectorizers"][0]["params"]["tokens"] == "unicode"
     assert load_model(tmp_path / "m").vectorizers_[0].tokenizer is tfidf_terms
     del state["vectorizers"][0]["params"]["tokens"]  # as written by earlier versions
+    _without_file_records(tmp_path / "m")
     (tmp_path / "m" / VOCAB_JSON).write_text(json.dumps(state), encoding="utf-8")
     old = load_model(tmp_path / "m").vectorizers_[0]
     assert old.tokenizer is None and old.token_pattern == r"(?u)\b\w\w+\b"
@@ -258,14 +272,14 @@ def test_fasttext_training_texts_all_empty_is_a_clear_error():
 # --- parameters ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls, params, message", [
-    (TfidfLogisticRegression, {"ngram_range": (2, 1)}, "ngram_range must be two integers"),
-    (TfidfLogisticRegression, {"C": 0}, "C must be > 0"),
+    (TfidfLogisticRegression, {"ngram_range": (2, 1)}, "ngram_range must be two whole numbers lo,hi with 1 <= lo <= hi"),
+    (TfidfLogisticRegression, {"C": 0}, "C must be a number > 0; got 0."),
     (TfidfLogisticRegression, {"cv": 1}, "cv must be 0"),
     (TfidfLogisticRegression, {"class_weight": "heavy"}, "class_weight must be"),
     (FastTextClassifier, {"loss": "hinge"}, "loss must be"),
-    (FastTextClassifier, {"dim": 0}, "dim must be >= 1"),
-    (FastTextClassifier, {"word_ngrams": 0}, "word_ngrams must be 'auto' or an integer >= 1"),
-    (FastTextClassifier, {"word_ngrams": "bigrams"}, "word_ngrams must be 'auto' or an integer >= 1"),
+    (FastTextClassifier, {"dim": 0}, "dim must be a whole number from 1 to 2147483647; got 0."),
+    (FastTextClassifier, {"word_ngrams": 0}, "word_ngrams must be 'auto' or a whole number from 1"),
+    (FastTextClassifier, {"word_ngrams": "bigrams"}, "word_ngrams must be 'auto' or a whole number from 1"),
     (FastTextClassifier, {"max_df": 0}, "max_df must be 'auto', none or a share of documents in"),
     (FastTextClassifier, {"max_df": 1.5}, "max_df must be 'auto', none or a share of documents in"),
     (FastTextClassifier, {"max_df": "often"}, "max_df must be 'auto', none or a share of documents in"),
@@ -273,8 +287,82 @@ def test_fasttext_training_texts_all_empty_is_a_clear_error():
     (Word2VecClassifier, {"pooling": "max"}, "pooling must be one of"),
 ])
 def test_bad_parameters_rejected_up_front(cls, params, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cls(**params)
+
+
+# Every parameter of every family, each with a value of the wrong type and one out of range: all
+# rejected when the model is made (they used to raise a bare ValueError, or pass and fail later
+# with a misleading message, or be taken silently).
+_BAD_VALUES = {
+    TfidfLogisticRegression: {
+        "C": ["abc", -1, 0, float("inf"), float("nan"), True], "min_df": ["abc", -1, 0, 1.5],
+        "max_iter": ["abc", 0], "grid_C": [("a", "b"), (), (10.0, -1.0)], "max_features": ["abc", -5, 0],
+        "max_df": [2.5, "abc", 0, 2], "sublinear_tf": ["maybe", 1], "choose_ngrams": ["yes"],
+        "char_ngrams": [(5, 2), "2,5"], "tol": [0, "abc"], "cross_fit": [1, -1, "abc"], "cv": [1, -1, "abc"],
+        "n_jobs": [0, -2, "all"], "seed": [-1, 2**32, "abc"], "tune": ["yes"], "ngram_range": [(0, 1), (1,)],
+        "class_weight": ["heavy"],
+    },
+    FastTextClassifier: {
+        "dim": ["abc", 0, 2**31], "epoch": [0, "abc"], "lr": ["abc", 0, float("inf")], "word_ngrams": [0, "abc"],
+        "max_df": [2.5, "abc"], "min_count": [0, "abc"], "bucket": [0, "abc"], "minn": [-1], "maxn": [-1, "abc"],
+        "loss": ["hinge"], "threads": [0], "tune": ["maybe"], "tune_seconds": [0, "abc"], "tune_metric": ["auc", 3],
+        "seed": [-1, 2**31], "target_updates": [0], "min_epoch": [0], "max_epoch": [0],
+    },
+    Word2VecClassifier: {
+        "vector_size": [0, "abc"], "window": [0], "min_count": [0], "sg": [2, "abc"], "epochs": [0, "abc"],
+        "target_tokens": [0], "min_epochs": [0], "max_epochs": [0], "pooling": ["max"], "C": ["abc", 0],
+        "class_weight": ["heavy"], "max_iter": [0, "abc"], "workers": [0], "seed": [-1, "abc"], "vectors": [3],
+    },
+}
+
+
+@pytest.mark.parametrize("cls, key, value", [(cls, key, value) for cls, bad in _BAD_VALUES.items()
+                                             for key, values in bad.items() for value in values])
+def test_every_parameter_is_checked_when_the_model_is_made(cls, key, value):
+    with pytest.raises(ParamError) as caught:
+        cls(**{key: value})
+    assert caught.value.key == key and str(caught.value).startswith(f"{cls.family}: {key} must be ")
+    assert "\n" not in str(caught.value)
+
+
+def test_every_parameter_has_a_check():
+    for cls in (TfidfLogisticRegression, FastTextClassifier, Word2VecClassifier):
+        assert set(cls.param_checks) == set(cls.param_defaults), cls.family
+
+
+@pytest.mark.parametrize("cls, params, message", [
+    (FastTextClassifier, {"min_epoch": 10, "max_epoch": 5}, "min_epoch=10 is above max_epoch=5"),
+    (FastTextClassifier, {"minn": 3, "maxn": 2}, "minn=3 is above maxn=2"),
+    (FastTextClassifier, {"minn": 3}, "minn=3 has no effect with maxn=0"),
+    (Word2VecClassifier, {"min_epochs": 10, "max_epochs": 5}, "min_epochs=10 is above max_epochs=5"),
+])
+def test_parameters_that_contradict_each_other_are_rejected(cls, params, message):
     with pytest.raises(ConfigError, match=message):
         cls(**params)
+
+
+def test_accepted_values_keep_their_meaning():
+    # max_df=1 from --set is every document (a share), not scikit-learn's count of one document
+    assert TfidfLogisticRegression(max_df=1).get_params()["max_df"] == 1.0
+    assert TfidfLogisticRegression(grid_C=30).get_params()["grid_C"] == (30,)  # one C
+    assert TfidfLogisticRegression(C=np.float64(3), seed=np.int64(2), max_features=None, tol=None).params["C"] == 3
+    FastTextClassifier(max_df=None, word_ngrams="auto", epoch=None, tune_seconds=None, minn=2, maxn=5)
+    Word2VecClassifier(epochs=None, vectors="v.txt", sg=0)
+
+
+def test_tfidf_cross_fit_folds_must_fit_the_data():
+    TfidfLogisticRegression(cross_fit=5).check_data("multi", 10)
+    with pytest.raises(ConfigError, match=r"cross_fit=5 folds need at least 10 documents .* there are 9"):
+        TfidfLogisticRegression(cross_fit=5).check_data("multi", 9)
+    with pytest.raises(ConfigError, match=r"cv=6 folds need at least 12 documents .* choose fewer folds with --cv"):
+        TfidfLogisticRegression(tune=True, cv=6).check_data("single", 11)
+    TfidfLogisticRegression(cross_fit=0).check_data("multi", 1)
+
+
+def test_tfidf_max_df_that_leaves_no_term_names_max_df(single_parts):
+    with pytest.raises(ConfigError, match=r"max_df=0.01 leaves no n-gram.*raise max_df"):
+        TfidfLogisticRegression(max_df=0.01, cross_fit=0).fit(single_parts["train"])
 
 
 def test_tfidf_params_survive_json_round_trip_as_tuples(tmp_path, single_parts):
@@ -325,11 +413,94 @@ def test_damaged_or_missing_state_file_is_a_clear_error(family, tmp_path, single
     assert load_model(tmp_path / "m").fit_info() == model.fit_info()  # restored with the state
     state = sorted(f for f in (tmp_path / "m").iterdir() if f.name != "nlpkit_model.json")
     state[0].write_bytes(b"not a model file")
+    with pytest.raises(NlpkitError, match=f"cannot read the {family} model in .*{state[0].name} has 16 bytes but "
+                                          "was saved with .*Re-run the experiment"):
+        load_model(tmp_path / "m")
+    _without_file_records(tmp_path / "m")  # as saved before the record: the loader's own checks
     with pytest.raises(NlpkitError, match=f"cannot read the {family} model in .*Re-run the experiment"):
         load_model(tmp_path / "m")
     for f in state:
         f.unlink()
     with pytest.raises(NlpkitError, match=f"cannot read the {family} model"):
+        load_model(tmp_path / "m")
+
+
+# Each family's files cut short or emptied (a full disk, an interrupted copy): the record of sizes
+# and sha256 names the file; models saved before the record still fail cleanly, naming the file,
+# where numpy raised BadZipFile (truncated .npz) or EOFError (empty .npz; the CLI printed a bare
+# "Aborted."), and fastText MemoryError (std::bad_alloc) or nothing at all.
+@pytest.mark.parametrize("family, name", [("tfidf-lr", "tfidf_lr.npz"), ("fasttext", "fasttext.bin"),
+                                          ("word2vec", "word2vec_lr.npz"), ("word2vec", "word2vec_vectors.bin")])
+@pytest.mark.parametrize("size", [0, 100, "half"])
+def test_model_file_cut_short_is_a_clear_error_naming_it(family, name, size, tmp_path, single_parts):
+    FAST[family](seed=0).fit(single_parts["train"]).save(tmp_path / "m")
+    file = tmp_path / "m" / name
+    full = file.stat().st_size
+    with open(file, "r+b") as fh:
+        fh.truncate(full // 2 if size == "half" else size)
+    with pytest.raises(NlpkitError, match=rf"cannot read the {family} model in .*m: {name} has [\d,]+ bytes but was "
+                                          rf"saved with {full:,} \(cut short or overwritten\)\. Re-run the experiment"):
+        load_model(tmp_path / "m")
+    if family == "fasttext" and size != 0:
+        # Without the record: half a file loads without a word (only the record can tell), and
+        # 100 bytes leave fastText reading sizes from past the end (std::bad_alloc on the bundled
+        # samples' models, minutes of work on this tiny one): see the next test.
+        return
+    _without_file_records(tmp_path / "m")
+    with pytest.raises(NlpkitError, match=rf"cannot read the {family} model in .*{name}: .*Re-run the experiment"):
+        load_model(tmp_path / "m")
+
+
+def test_fasttext_bad_alloc_on_a_damaged_file_is_a_clear_error(tmp_path, single_parts, monkeypatch):
+    import fasttext
+
+    FAST["fasttext"](seed=0).fit(single_parts["train"]).save(tmp_path / "m")
+    _without_file_records(tmp_path / "m")
+
+    def bad_alloc(path):
+        raise MemoryError("std::bad_alloc")  # what fastText raised on a fasttext.bin cut to 100 bytes
+
+    monkeypatch.setattr(fasttext, "load_model", bad_alloc)
+    with pytest.raises(NlpkitError, match=r"cannot read the fasttext model in .*fasttext.bin: the file is damaged "
+                                          r"\(it asks for more memory than there is\)\. Re-run the experiment"):
+        load_model(tmp_path / "m")
+
+
+def test_changed_model_file_of_the_same_size_is_caught_by_its_sha256(tmp_path, single_parts):
+    FAST["tfidf-lr"](seed=0).fit(single_parts["train"]).save(tmp_path / "m")
+    file = tmp_path / "m" / "tfidf_lr.npz"
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+    with pytest.raises(NlpkitError, match="tfidf_lr.npz does not match the sha256 recorded when it was saved"):
+        load_model(tmp_path / "m")
+
+
+def test_saved_model_records_size_and_sha256_of_each_file(tmp_path, single_parts):
+    import hashlib
+
+    FAST["tfidf-lr"](seed=0).fit(single_parts["train"]).save(tmp_path / "m")
+    files = json.loads((tmp_path / "m" / "nlpkit_model.json").read_text(encoding="utf-8"))["files"]
+    on_disk = sorted(f.name for f in (tmp_path / "m").iterdir() if f.name != "nlpkit_model.json")
+    assert sorted(files) == on_disk
+    for name, record in files.items():
+        data = (tmp_path / "m" / name).read_bytes()
+        assert record == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    meta = json.loads((tmp_path / "m" / "nlpkit_model.json").read_text(encoding="utf-8"))
+    for junk in ("junk", {"../outside.npz": {"bytes": 1, "sha256": "0"}}):
+        meta["files"] = junk
+        (tmp_path / "m" / "nlpkit_model.json").write_text(json.dumps(meta), encoding="utf-8")
+        with pytest.raises(NlpkitError, match="the 'files' record of nlpkit_model.json is damaged"):
+            load_model(tmp_path / "m")
+
+
+def test_saved_params_this_version_rejects_are_a_clear_load_error(tmp_path, single_parts):
+    FAST["tfidf-lr"](seed=0).fit(single_parts["train"]).save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "nlpkit_model.json").read_text(encoding="utf-8"))
+    meta["params"]["min_df"] = -1  # accepted by earlier versions
+    (tmp_path / "m" / "nlpkit_model.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(NlpkitError, match="cannot read the tfidf-lr model in .*nlpkit_model.json: tfidf-lr: min_df "
+                                          "must be a whole number >= 1; got -1. Re-run the experiment"):
         load_model(tmp_path / "m")
 
 
@@ -731,6 +902,7 @@ def test_fasttext_max_df_leaves_frequent_words_out_of_training_and_prediction(tm
 
 def test_fasttext_saved_before_max_df_reloads_keeping_every_word(tmp_path, multi_parts):
     FAST["fasttext"](seed=0).fit(multi_parts["train"]).save(tmp_path / "m")
+    _without_file_records(tmp_path / "m")
     state_file = tmp_path / "m" / LABELS_JSON
     state = json.loads(state_file.read_text(encoding="utf-8"))
     del state["dropped_words"]  # as written by earlier versions

@@ -245,3 +245,24 @@ def test_generic_cross_fit_scores_each_fold_with_a_model_that_never_saw_it(multi
 def test_models_that_do_not_cross_fit_tune_on_valid(multi_split):
     run = run_experiment(MajorityClassifier(), multi_split, kind="baseline", config={}, seed=0)
     assert "cross_fit" not in run.info["config"]
+
+
+@pytest.mark.parametrize("model_params, strategy, fragment", [
+    ({"cross_fit": 8}, "auto", "cross_fit=8 folds need at least 16 documents in train + valid"),
+    ({}, "top4", "top4 would predict every one of the 4 labels"),
+    ({}, "argmax", "argmax is for single-label data"),
+])
+def test_what_cannot_work_on_the_data_fails_before_training(multi_split, runs_dir, monkeypatch, model_params,
+                                                            strategy, fragment):
+    # cross_fit=8 on 13 documents used to turn the cross-fit off silently (the run still said 8);
+    # a rule that cannot work used to fail after the model had trained
+    from nlpkit.errors import ConfigError
+    from nlpkit.models.tfidf_lr import TfidfLogisticRegression
+
+    model = TfidfLogisticRegression(**model_params)
+    monkeypatch.setattr(model, "cross_fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(model, "fit", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(model, multi_split, config={}, seed=0, rule_strategy=strategy)
+    assert fragment in str(caught.value)
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())

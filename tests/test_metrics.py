@@ -24,6 +24,7 @@ from nlpkit.metrics import (
     rules,
     tune_rule,
 )
+from nlpkit.metrics.rules import check_strategy, saved_rule
 
 
 def _multi_case(seed: int, n: int, n_labels: int, density: float = 0.15, decimals: int | None = 2):
@@ -461,6 +462,62 @@ def test_tune_rule_picks_the_rule_for_the_task_and_strategy():
         tune_rule(y, s, task="multi", strategy="best")
     with pytest.raises(ConfigError, match="is for multi-label data"):
         tune_rule(y_single, np.zeros((20, 4)), task="single", strategy="global")
+
+
+@pytest.mark.parametrize("strategy, task, n_labels, message", [
+    ("top-3", None, None, "unknown decision strategy 'top-3': topK is written without a hyphen, top3."),
+    ("best", None, None, "unknown decision strategy 'best'; choose one of: auto, global, per-label, fixed, topK "
+                         "(e.g. top1) for multi-label data, argmax (= auto) for single-label data."),
+    ("top0", None, None, "decision strategy top0: K must be at least 1"),
+    ("argmax", "multi", 59, "decision strategy argmax is for single-label data; the data is multi-label: choose one "
+                            "of auto, global, per-label, fixed, topK (e.g. top1)."),
+    ("top1", "single", 4, "decision strategy top1 is for multi-label data; the data is single-label"),
+    ("top59", "multi", 59, "decision strategy top59 would predict every one of the 59 labels of the data"),
+    ("top999", "multi", 59, "decision strategy top999 would predict every one of the 59 labels of the data"),
+])
+def test_check_strategy_names_the_accepted_values(strategy, task, n_labels, message):
+    with pytest.raises(ConfigError) as caught:
+        check_strategy(strategy, task, n_labels)
+    assert str(caught.value).startswith(message)
+
+
+def test_check_strategy_accepts_the_documented_names():
+    for name in ("auto", "global", "per-label", "fixed", "top1", "top58"):
+        check_strategy(name, "multi", 59)
+    for name in ("auto", "argmax"):
+        check_strategy(name, "single", 4)
+    check_strategy("top3", option="--rule")  # no task: valid for one of them
+
+
+def test_tune_rule_refuses_top_k_that_keeps_every_label_and_the_hyphen_spelling():
+    y, s = _multi_case(6, 150, 8)  # 8 labels
+    assert tune_rule(y, s, task="multi", strategy="top7") == TopK(7)
+    with pytest.raises(ConfigError, match="top8 would predict every one of the 8 labels"):
+        tune_rule(y, s, task="multi", strategy="top8")
+    with pytest.raises(ConfigError, match="without a hyphen, top3"):
+        tune_rule(y, s, task="multi", strategy="top-3")
+    with pytest.raises(ConfigError, match="argmax is for single-label data"):
+        tune_rule(y, s, task="multi", strategy="argmax")
+
+
+def test_saved_rule_must_be_there_tuned_and_fit_the_labels():
+    rule = GlobalThreshold().fit(np.eye(3, dtype=bool), np.eye(3))
+    assert saved_rule(rule.to_dict(), "run.json", 3) == rule
+    assert saved_rule({"type": "argmax"}, "run.json") == Argmax()
+    assert saved_rule({"type": "top_k", "k": 2}, "run.json", 3) == TopK(2)
+    for d, fragment in [
+        (None, "run.json has no decision rule"),
+        ({}, "run.json: the decision rule is damaged (a decision rule must be a JSON object"),
+        ({"type": "global_threshold", "at_least_one": True}, "has lost its tuned threshold(s)"),
+        ({"type": "global_threshold", "at_least_one": True, "threshold": "abc"},
+         "damaged (threshold must be a number, got 'abc')"),
+        ({"type": "per_label_threshold"}, "has lost its tuned threshold(s)"),
+        ({"type": "per_label_threshold", "thresholds": 5}, "the decision rule is damaged"),
+        ({"type": "per_label_threshold", "thresholds": [0.5, 0.5]}, "does not fit the model's 3 labels"),
+    ]:
+        with pytest.raises(NlpkitError) as caught:
+            saved_rule(d, "run.json", 3)
+        assert fragment in str(caught.value) and str(caught.value).endswith("re-run the experiment to record it again.")
 
 
 def test_headline_metric_per_task():

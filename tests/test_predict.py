@@ -115,6 +115,67 @@ def test_predict_run_without_model(keyword_run, tmp_path):
     assert result.exit_code == 1 and "has no model/ folder" in result.stderr
 
 
+@pytest.fixture
+def tfidf_run(single_split):
+    from nlpkit.models.tfidf_lr import TfidfLogisticRegression
+
+    return run_experiment(TfidfLogisticRegression(seed=0), single_split, config={}, seed=0)
+
+
+@pytest.mark.parametrize("size, old", [(0, False), (100, False), (0, True), (100, True)],
+                         ids=["empty", "cut", "empty-saved-before-record", "cut-saved-before-record"])
+def test_predict_with_a_damaged_model_file_is_a_one_line_error(tfidf_run, tmp_path, size, old):
+    # a cut .npz raised BadZipFile with a traceback; an empty one EOFError, which Click printed as
+    # a blank line and "Aborted."
+    npz = tfidf_run.model_dir / "tfidf_lr.npz"
+    with open(npz, "r+b") as fh:
+        fh.truncate(size)
+    if old:  # as saved before the size/sha256 record: the loader itself must fail cleanly
+        meta_file = tfidf_run.model_dir / "nlpkit_model.json"
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        del meta["files"]
+        meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text('{"text": "apple"}\n')
+    result = runner.invoke(app, ["predict", str(tfidf_run.path), str(tmp_path / "in.jsonl")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: cannot read the tfidf-lr model in ") and result.stderr.count("\n") == 1
+    assert "tfidf_lr.npz" in result.stderr and "Re-run the experiment" in result.stderr
+    assert "Aborted" not in result.output and "Traceback" not in result.output and result.stdout == ""
+
+
+def _edit_rule(run, edit):
+    info = json.loads((run.path / "run.json").read_text(encoding="utf-8"))
+    edit(info)
+    (run.path / "run.json").write_text(json.dumps(info), encoding="utf-8")
+    from nlpkit.runs import load_run
+
+    return load_run(run.path)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda info: info.pop("rule"), "has no decision rule (its 'rule' is missing)"),
+    (lambda info: info["rule"].pop("threshold"), "the global_threshold decision rule has lost its tuned threshold(s)"),
+    (lambda info: info["rule"].update(threshold="abc"), "the decision rule is damaged (threshold must be a number, "
+                                                        "got 'abc')"),
+    (lambda info: info.update(rule={"type": "per_label_threshold", "thresholds": [0.5], "global_threshold": 0.5}),
+     "the decision rule does not fit the model's 4 labels"),
+    (lambda info: info.update(rule={"type": "best"}), "the decision rule is damaged (unknown decision rule type"),
+], ids=["missing", "no-threshold", "threshold-text", "wrong-labels", "unknown-type"])
+def test_recorded_rule_lost_or_damaged_is_an_error_naming_run_json(multi_run, edit, fragment):
+    # the rule predict must apply: a lost one used to be replaced silently by a fixed 0.5 threshold
+    from nlpkit.errors import NlpkitError
+    from nlpkit.experiment import recorded_rule
+    from nlpkit.metrics import DecisionRule
+
+    assert recorded_rule(multi_run, 4) == DecisionRule.from_dict(multi_run.info["rule"])
+    damaged = _edit_rule(multi_run, edit)
+    with pytest.raises(NlpkitError) as caught:
+        recorded_rule(damaged, 4)
+    message = str(caught.value)
+    assert message.startswith(str(multi_run.path / "run.json")) and fragment in message
+    assert message.endswith("re-run the experiment to record it again.")
+
+
 def test_predict_with_pretrain_run_is_refused(tmp_path):
     from nlpkit.runs import create_run
 
@@ -179,3 +240,19 @@ def test_runs_errors(args, fragment, tmp_path):
     args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
     result = runner.invoke(app, ["runs", *args])
     assert result.exit_code == 1 and fragment in result.stderr
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda info: info.pop("rule"), "run.json has no decision rule"),
+    (lambda info: info["rule"].pop("threshold"), "run.json: the global_threshold decision rule has lost its tuned"),
+    (lambda info: info["rule"].update(threshold="abc"), "run.json: the decision rule is damaged (threshold must be a "
+                                                        "number, got 'abc')"),
+])
+def test_predict_with_a_lost_or_damaged_rule_is_an_error_naming_run_json(multi_run, tmp_path, edit, fragment):
+    # a lost rule used to predict with rc 0 under a fixed 0.5 threshold
+    _edit_rule(multi_run, edit)
+    (tmp_path / "in.jsonl").write_text('{"text": "alpha"}\n')
+    result = runner.invoke(app, ["predict", str(multi_run.path), str(tmp_path / "in.jsonl")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and fragment in result.stderr
+    assert "re-run the experiment" in result.stderr and result.stdout == ""

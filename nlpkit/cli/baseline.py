@@ -16,9 +16,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
+from nlpkit.errors import NlpkitError
 
-from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, choices, cross_validation_summary,  # noqa: F401
-                             run_baselines, summarize)
+from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, check_baselines, choices,  # noqa: F401
+                             cross_validation_summary, run_baselines, summarize)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -90,8 +91,9 @@ def baseline_cmd(
                                                            show_default=False)] = None,
     vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pre-trained word vectors for word2vec "
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
-    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid (multi-label): auto (= global: one "
-                                      "tuned threshold), per-label (global fallback), fixed (0.5), topK.")] = "auto",
+    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid, for multi-label data: auto (= global: one "
+                                      "tuned threshold), per-label (global fallback), fixed (0.5), or topK, the K best labels "
+                                      "(e.g. top1; K below the number of labels). Single-label data: argmax (= auto).")] = "auto",
     settings: Annotated[
         Optional[list[str]],
         typer.Option("--set", help="A model parameter, MODEL.KEY=VALUE; repeat for several (e.g. --set tfidf-lr.C=30 "
@@ -118,6 +120,8 @@ def baseline_cmd(
     train (with a held-out test part: fold k is valid, the test part stays the test); the table
     then gives each model's mean and standard deviation over the folds.
     """
+    recorded: list = []  # runs complete so far: kept when a later model fails, and said so
+
     with cli_errors():
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -132,7 +136,13 @@ def baseline_cmd(
             views = [fold_split(split, k) for k in range(len(split.folds))]
         else:
             views = [split]
+        for view in views:  # every fold, before the first model trains
+            check_baselines(view, config)
         shown: set[str] = set()
+
+        def on_run(run) -> None:
+            recorded.append(run)
+            report_warnings(run)
 
         def report_warnings(run) -> None:
             found = list(run.info.get("warnings") or []) + list((run.info.get("fit_info") or {}).get("warnings") or [])
@@ -143,8 +153,15 @@ def baseline_cmd(
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err(), transient=True, disable=not is_tty()) as progress:
-            runs = [run for view in views
-                    for run in run_baselines(view, config, runs_root=runs_dir, progress=progress, on_run=report_warnings)]
+            try:
+                runs = [run for view in views
+                        for run in run_baselines(view, config, runs_root=runs_dir, progress=progress, on_run=on_run)]
+            except (NlpkitError, KeyboardInterrupt):
+                if recorded:  # the line above the error: what is already on record stays there
+                    err().print(f"Kept the {len(recorded)} run(s) completed before this: "
+                                f"{', '.join(run.name for run in recorded)} (in {Path(recorded[0].path).parent}).",
+                                highlight=False)
+                raise
         rows = [summarize(r) for r in runs]
         if as_json:
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))

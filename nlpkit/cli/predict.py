@@ -68,7 +68,7 @@ def predict_file(run_dir, input_path: Path, options, *, top_k: int = 5, runs_roo
     ``warn`` is called with one-line notes for the user (rows dropped by ``--drop-empty``)."""
     import numpy as np
 
-    from nlpkit.metrics import DecisionRule
+    from nlpkit.experiment import recorded_rule
     from nlpkit.models import load_model
     from nlpkit.runs import load_run
 
@@ -76,7 +76,7 @@ def predict_file(run_dir, input_path: Path, options, *, top_k: int = 5, runs_roo
     if not run.model_dir.is_dir():
         raise NlpkitError(f"run {run.name} has no model/ folder ({run.kind} run); predict with a baseline or finetune run.")
     model = load_model(run.model_dir)
-    rule = _decision_rule(run, model.task_, DecisionRule)
+    rule = recorded_rule(run, len(model.label_names_))  # lost or damaged: an error naming run.json
     ids, texts, true_labels = read_inputs(input_path, options, warn=warn)
     scores = np.asarray(model.predict_proba(texts), dtype=np.float64)
     decided = np.asarray(rule.predict(scores), dtype=bool)
@@ -94,20 +94,6 @@ def predict_file(run_dir, input_path: Path, options, *, top_k: int = 5, runs_roo
             record["true_labels"] = true_labels[i]
         records.append(record)
     return records
-
-
-def _decision_rule(run, task: str, DecisionRule):
-    from nlpkit.metrics import Argmax, FixedThreshold
-
-    rule = run.info.get("rule")
-    if not rule:  # a run recorded without a tuned rule: the evaluate() defaults
-        return Argmax() if task == "single" else FixedThreshold(0.5, at_least_one=True)
-    try:
-        return DecisionRule.from_dict(rule)
-    except NlpkitError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NlpkitError(f"run {run.name}: cannot read its decision rule ({exc}); re-run the experiment.") from None
 
 
 def read_inputs(path: Path, options, *, warn=None) -> tuple[list[str], list[str], list[list[str]] | None]:

@@ -72,6 +72,12 @@ class DecisionRule:
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, **self.params(), **self.state()}
 
+    @property
+    def is_tuned(self) -> bool:
+        """Whether the rule can decide: always for rules without learned state, after ``fit`` (or a
+        ``from_dict`` with the learned state) for tuned ones."""
+        return True
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DecisionRule:
         """Rebuild a rule written by ``to_dict`` (the ``type`` key picks the class)."""
@@ -272,6 +278,10 @@ class GlobalThreshold(_ThresholdRule):
         if "threshold" in state:
             self.threshold_ = _check_threshold(state["threshold"])
 
+    @property
+    def is_tuned(self) -> bool:
+        return self.threshold_ is not None
+
     def fit(self, y, scores) -> GlobalThreshold:
         y, s = _fit_inputs(y, scores)
         self.threshold_, self.valid_micro_f1_ = best_global_threshold(y, s, self.at_least_one)
@@ -360,6 +370,10 @@ class PerLabelThreshold(_ThresholdRule):
             self.global_threshold_ = _check_threshold(state.get("global_threshold", 0.5), "global_threshold")
             self.fallback_labels_ = [int(i) for i in state.get("fallback_labels", [])]
 
+    @property
+    def is_tuned(self) -> bool:
+        return self.thresholds_ is not None
+
     def fit(self, y, scores) -> PerLabelThreshold:
         y, s = _fit_inputs(y, scores)
         self.global_threshold_, _ = best_global_threshold(y, s, self.at_least_one)
@@ -408,7 +422,45 @@ MULTI_STRATEGIES: dict[str, Callable[[bool], DecisionRule]] = {
     "fixed": lambda at_least_one: FixedThreshold(0.5, at_least_one=at_least_one),
 }
 SINGLE_STRATEGIES = ("auto", "argmax")
-_TOP_K = re.compile(r"top-?(\d+)$")
+# "topK" with K a whole number written after "top": top1, top3. One spelling only (not "top-3").
+_TOP_K = re.compile(r"top(\d+)")
+_MULTI_SHOWN = "auto, global, per-label, fixed, topK (e.g. top1)"
+
+
+def check_strategy(strategy: str, task: str | None = None, n_labels: int | None = None, *,
+                   option: str = "decision strategy", data: str = "the data") -> None:
+    """Reject a decision strategy before any model trains (:func:`tune_rule` takes the same names).
+
+    Multi-label: ``auto`` / ``global``, ``per-label``, ``fixed``, ``topK`` with 1 <= K < ``n_labels``
+    (K at or above the number of labels would predict every label). Single-label: ``auto`` or
+    ``argmax``. Without ``task``, any name valid for one of the two passes. ``option`` and ``data``
+    name the option and the dataset in messages ("--rule", a split folder).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, a name for the other task, or K out of range.
+    """
+    name = str(strategy)
+    top_k = _TOP_K.fullmatch(name)
+    multi = name in MULTI_STRATEGIES or top_k is not None
+    single = name in SINGLE_STRATEGIES
+    if re.fullmatch(r"top-\d+", name):
+        raise ConfigError(f"unknown {option} {name!r}: topK is written without a hyphen, top{name[4:]}.")
+    if not multi and not single:
+        raise ConfigError(f"unknown {option} {name!r}; choose one of: {_MULTI_SHOWN} for multi-label "
+                          f"data, argmax (= auto) for single-label data.")
+    if top_k is not None and int(top_k.group(1)) < 1:
+        raise ConfigError(f"{option} {name}: K must be at least 1 (e.g. top1).")
+    if task == "single" and not single:
+        raise ConfigError(f"{option} {name} is for multi-label data; {data} is single-label, where the decision "
+                          f"is argmax: drop {option} or use auto.")
+    if task == "multi" and not multi:
+        raise ConfigError(f"{option} {name} is for single-label data; {data} is multi-label: choose one of "
+                          f"{_MULTI_SHOWN}.")
+    if task == "multi" and top_k is not None and n_labels is not None and int(top_k.group(1)) >= n_labels:
+        raise ConfigError(f"{option} {name} would predict every one of the {n_labels} labels of {data} for every "
+                          f"document; choose K below {n_labels} (e.g. top1).")
 
 
 def tune_rule(
@@ -423,8 +475,8 @@ def tune_rule(
     task
         ``"single"`` -> ``Argmax``. ``"multi"`` -> by ``strategy``: ``"auto"`` / ``"global"`` (one tuned
         ``GlobalThreshold``), ``"per-label"`` (``PerLabelThreshold`` with global fallback),
-        ``"fixed"`` (0.5), ``"topK"``
-        (e.g. ``"top1"``, ``"top3"``).
+        ``"fixed"`` (0.5), ``"topK"`` (e.g. ``"top1"``, ``"top3"``; K below the number of labels).
+        See :func:`check_strategy`.
     at_least_one
         None: True unless some validation document has no label (then empty predictions are legal).
 
@@ -436,22 +488,41 @@ def tune_rule(
         raise ConfigError(f"task must be 'single' or 'multi', got {task!r}")
     y = as_label_matrix(y_valid, name="y_valid")
     s = as_score_matrix(scores_valid, y.shape, name="scores_valid")
-    strategies = SINGLE_STRATEGIES if task == "single" else (*MULTI_STRATEGIES, "top1", "top3", "top5")
+    check_strategy(strategy, task, y.shape[1])
     if task == "single":
-        if strategy not in SINGLE_STRATEGIES:
-            raise ConfigError(
-                f"decision strategy {strategy!r} is for multi-label data; single-label data uses "
-                f"'argmax' (choose one of: {', '.join(strategies)})"
-            )
         return Argmax()
     if at_least_one is None:
         at_least_one = bool(y.shape[0] == 0 or y.any(axis=1).all())
-    top_k = _TOP_K.match(str(strategy))
+    top_k = _TOP_K.fullmatch(str(strategy))
     if top_k:
         return TopK(int(top_k.group(1)))
-    if strategy not in MULTI_STRATEGIES:
-        raise ConfigError(f"unknown decision strategy {strategy!r}; choose one of: {', '.join(strategies)}")
     return MULTI_STRATEGIES[strategy](at_least_one).fit(y, s)
+
+
+def saved_rule(d: Any, where, n_labels: int | None = None) -> DecisionRule:
+    """The tuned rule a file records (``d``, e.g. the ``rule`` of a run's run.json), ready to decide.
+
+    Unlike :meth:`DecisionRule.from_dict`, the rule must be there and tuned, and, with ``n_labels``,
+    fit that many labels: a run whose rule is lost or damaged must not predict with another rule.
+    Every problem is one :class:`NlpkitError` naming ``where`` (the file).
+    """
+    rerun = "re-run the experiment to record it again"
+    if d is None:
+        raise NlpkitError(f"{where} has no decision rule (its 'rule' is missing), so its predictions cannot be "
+                          f"reproduced; {rerun}.")
+    try:
+        rule = DecisionRule.from_dict(d)
+    except (NlpkitError, TypeError, ValueError, KeyError) as exc:
+        raise NlpkitError(f"{where}: the decision rule is damaged ({exc}); {rerun}.") from None
+    if not rule.is_tuned:
+        raise NlpkitError(f"{where}: the {rule.type} decision rule has lost its tuned threshold(s); {rerun}.")
+    if n_labels is not None:
+        try:
+            rule.predict(np.zeros((1, n_labels)))  # state that does not fit the label space fails here
+        except NlpkitError as exc:
+            raise NlpkitError(f"{where}: the decision rule does not fit the model's {n_labels} labels ({exc}); "
+                              f"{rerun}.") from None
+    return rule
 
 
 def decide(scores, rule: DecisionRule) -> np.ndarray:

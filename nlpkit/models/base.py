@@ -8,9 +8,13 @@ ends in ``_`` (at least ``label_names_`` and ``task_``); ``predict_proba`` check
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import numbers
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
@@ -33,15 +37,107 @@ class NotFittedError(NlpkitError):
     """``predict_proba``/``save`` called on a model that was never fitted or loaded."""
 
 
+class ParamError(ConfigError):
+    """A model parameter outside what it accepts; ``key``, ``value`` and ``expected`` say which,
+    what it was, and what it may be (``nlpkit baseline`` names the ``--set`` it came from)."""
+
+    def __init__(self, family: str, key: str, value: Any, expected: str):
+        self.family, self.key, self.value, self.expected = family, key, value, expected
+        self.shown = _shown(value)
+        super().__init__(f"{family}: {key} must be {expected}; got {self.shown}.")
+
+
+def _shown(value: Any) -> str:
+    """A parameter value as a user would type it after ``--set``: none, true, 2,5, 'abc'."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(_shown(v) for v in value)
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one model parameter accepts: a test, and ``expected``, its description in errors."""
+
+    accepts: Callable[[Any], bool]
+    expected: str
+
+
+def is_whole_number(value: Any) -> bool:
+    """An int (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (numpy's too), not a bool, not inf or nan."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def _is_one_of(value: Any, specials: tuple) -> bool:
+    """``value`` is one of ``specials`` (None, or strings such as "auto"), without 1 == True."""
+    return any(value is s or (type(value) is type(s) and value == s) for s in specials)
+
+
+def _or(expected: str, specials: tuple) -> str:
+    if not specials:
+        return expected
+    names = ["none" if v is None else repr(v) for v in specials]
+    return f"{', '.join(names)} or {expected}"
+
+
+def integer(lo: int, hi: int | None = None, *, also: tuple = ()) -> Param:
+    """A whole number in ``[lo, hi]`` (``hi`` None: no upper bound), or one of the values ``also``."""
+    expected = f"a whole number >= {lo}" if hi is None else f"a whole number from {lo} to {hi}"
+    return Param(lambda v: _is_one_of(v, also) or (is_whole_number(v) and lo <= v and (hi is None or v <= hi)),
+                 _or(expected, also))
+
+
+def number(*, above: float | None = None, at_most: float | None = None, also: tuple = (),
+           what: str = "a number") -> Param:
+    """A finite number ``> above`` and ``<= at_most`` (either bound optional), or one of ``also``;
+    ``what`` names it in errors ("a share of documents")."""
+    if above is not None and at_most is not None:
+        expected = f"{what} in ({above:g}, {at_most:g}]"
+    elif above is not None:
+        expected = f"{what} > {above:g}"
+    else:
+        expected = what if at_most is None else f"{what} <= {at_most:g}"
+    return Param(lambda v: _is_one_of(v, also)
+                 or (is_finite_number(v) and (above is None or v > above) and (at_most is None or v <= at_most)),
+                 _or(expected, also))
+
+
+def flag() -> Param:
+    """True or false."""
+    return Param(lambda v: isinstance(v, (bool, np.bool_)), "true or false")
+
+
+def one_of(*values: Any) -> Param:
+    """Exactly one of ``values`` (None written as none)."""
+    names = ["none" if v is None else repr(v) for v in values]
+    expected = "one of " + ", ".join(names)
+    return Param(lambda v: _is_one_of(v, values), expected)
+
+
+# The largest seed every baseline accepts: fastText stores it as a C int.
+MAX_SEED = 2**31 - 1
+
+
 class Classifier(ABC):
     """Base class of every model family.
 
     Subclasses set ``family`` (their registry name) and may set ``param_defaults``: then unknown
     keyword parameters are rejected up front and :meth:`get_params` reports the defaults too.
+    ``param_checks`` says what each parameter accepts (:func:`integer`, :func:`number`, ...):
+    a value outside it is a :class:`ParamError` when the model is made, before any training.
     """
 
     family: ClassVar[str]
     param_defaults: ClassVar[dict[str, Any]] = {}
+    param_checks: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, **params: Any):
         if self.param_defaults:
@@ -52,6 +148,19 @@ class Classifier(ABC):
                     f"known: {', '.join(sorted(self.param_defaults)) or 'none'}."
                 )
         self.params: dict[str, Any] = {**self.param_defaults, **params}
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Reject a parameter outside ``param_checks`` (families extend this with checks between
+        parameters, and may first normalise values, e.g. JSON lists back to tuples)."""
+        for key, check in self.param_checks.items():
+            if key in self.params and not check.accepts(self.params[key]):
+                raise ParamError(self.family, key, self.params[key], check.expected)
+
+    def check_data(self, task: str, n_docs: int) -> None:
+        """Raise :class:`ConfigError` when the parameters cannot work on ``n_docs`` documents
+        (train + valid) of ``task`` data, e.g. more cross-fit folds than documents. Called before
+        any model trains; the default accepts any data."""
 
     def get_params(self) -> dict[str, Any]:
         """The keyword parameters (defaults included), as passed to ``__init__``."""
@@ -156,6 +265,9 @@ class Classifier(ABC):
             "label_names": list(self.label_names_),
             "task": self.task_,
             **extra,
+            # size and sha256 of every other file, checked on load: a model file cut short (a full
+            # disk, an interrupted copy) may otherwise load and predict garbage (fastText does)
+            "files": file_records(path),
         }
         with open(Path(path) / MODEL_JSON, "w", encoding="utf-8", newline="\n") as fh:
             json.dump(to_jsonable(meta), fh, indent=2, ensure_ascii=False)
@@ -168,12 +280,16 @@ class Classifier(ABC):
         Subclass ``load`` methods call this, then restore their own learned state.
         """
         meta = read_model_json(path)
+        check_files(path, meta, cls.family)
         if meta["family"] != cls.family:
             raise NlpkitError(
                 f"{Path(path) / MODEL_JSON} is a {meta['family']!r} model, not {cls.family!r}; "
                 f"load it with nlpkit.models.load_model()."
             )
-        model = cls(**meta.get("params", {}))
+        try:
+            model = cls(**meta.get("params", {}))
+        except ConfigError as exc:  # saved by a version that accepted it, or edited
+            raise NlpkitError(f"cannot read the {cls.family} model in {path}: {MODEL_JSON}: {exc} {RERUN}") from None
         model.label_names_ = list(meta["label_names"])
         model.task_ = meta["task"]
         model.fit_info_ = dict(meta.get("fit_info") or {})
@@ -182,14 +298,65 @@ class Classifier(ABC):
     @classmethod
     @contextmanager
     def _reading_state(cls, path: Path, *errors: type[BaseException]):
-        """Turn a damaged or missing state file met while loading into one clear NlpkitError.
+        """Turn a damaged or missing state file met while loading into one clear NlpkitError
+        naming ``path`` (the file read, or the model folder).
 
-        Catches OSError, ValueError and KeyError, plus the family's own ``errors``.
+        Catches OSError, ValueError, KeyError, EOFError and BadZipFile (numpy on an empty or cut
+        ``.npz``; an EOFError reaching the CLI would be Click's bare "Aborted."), and MemoryError
+        (fastText's std::bad_alloc on sizes read from a damaged file), plus the family's own ``errors``.
         """
+        import zipfile
+
         try:
             yield
-        except (OSError, ValueError, KeyError, *errors) as exc:
-            raise NlpkitError(f"cannot read the {cls.family} model in {path}: {exc}. Re-run the experiment.") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MemoryError, *errors) as exc:
+            detail = ("the file is damaged (it asks for more memory than there is)" if isinstance(exc, MemoryError)
+                      else str(exc) or type(exc).__name__)
+            raise NlpkitError(f"cannot read the {cls.family} model in {path}: {detail}. {RERUN}") from None
+
+
+RERUN = "Re-run the experiment (e.g. nlpkit baseline) to save the model again."
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_records(path: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"bytes", "sha256"}}`` of every file under ``path`` but ``nlpkit_model.json``."""
+    path = Path(path)
+    return {f.relative_to(path).as_posix(): {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+            for f in sorted(path.rglob("*")) if f.is_file() and f.relative_to(path).as_posix() != MODEL_JSON}
+
+
+def check_files(path: Path, meta: dict[str, Any], family: str) -> None:
+    """Check the files ``meta["files"]`` records (see :func:`file_records`): of the same size, with
+    the same sha256. A missing file is left to the family's loader, which knows what it holds;
+    models saved before the record existed have none and pass."""
+    records = meta.get("files")
+    if records is None:
+        return
+    where = f"cannot read the {family} model in {path}"
+    if not isinstance(records, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("bytes"), int) and isinstance(r.get("sha256"), str)
+            and not Path(name).is_absolute() and ".." not in Path(name).parts  # files of this folder only
+            for name, r in records.items()):
+        raise NlpkitError(f"{where}: the 'files' record of {MODEL_JSON} is damaged. {RERUN}")
+    for name, record in records.items():
+        file = Path(path) / name
+        if not file.is_file():
+            continue
+        size = file.stat().st_size
+        if size != record["bytes"]:
+            raise NlpkitError(f"{where}: {name} has {size:,} bytes but was saved with {record['bytes']:,} "
+                              f"(cut short or overwritten). {RERUN}")
+        if _sha256(file) != record["sha256"]:
+            raise NlpkitError(f"{where}: {name} does not match the sha256 recorded when it was saved "
+                              f"(damaged or changed). {RERUN}")
 
 
 def read_model_json(path: Path) -> dict[str, Any]:

@@ -42,6 +42,7 @@ words left out of every text).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections import Counter
@@ -52,7 +53,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import Classifier
+from nlpkit.models.base import MAX_SEED, Classifier, Param, flag, integer, is_finite_number, number, one_of
 from nlpkit.models.text import TEXT_RULE, normalize, saved_text_rule
 
 MODEL_BIN = "fasttext.bin"
@@ -68,6 +69,10 @@ _NGRAM_CANDIDATES = (2, 1)
 # 0.15 0.871 / 0.853; 0.2 0.862 / 0.853.
 _FREQUENT_DF = 0.1
 
+
+_C_INT = 2**31 - 1
+# the metrics fastText's autotune knows (fasttext.cc, Autotune::getMetricType / args.cc)
+_TUNE_METRIC = re.compile(r"f1(:.+)?|(precisionAtRecall|recallAtPrecision):\d+(\.\d+)?(:.+)?")
 
 # weight of the label frequencies that break a tie between every label's score (see _scores)
 _TIE_BREAK = 1e-9
@@ -144,26 +149,41 @@ class FastTextClassifier(Classifier):
         "seed": 0,
     }
 
-    def __init__(self, **params: Any):
-        super().__init__(**params)
+    # fastText keeps its options as C ints
+    param_checks = {
+        "dim": integer(1, _C_INT),
+        "epoch": integer(1, _C_INT, also=(None,)),
+        "target_updates": integer(1),
+        "min_epoch": integer(1, _C_INT),
+        "max_epoch": integer(1, _C_INT),
+        "lr": number(above=0),
+        "word_ngrams": integer(1, _C_INT, also=("auto",)),
+        "max_df": number(above=0, at_most=1, also=("auto", None), what="a share of documents"),
+        "min_count": integer(1, _C_INT),
+        "bucket": integer(1, _C_INT),
+        "minn": integer(0, _C_INT),
+        "maxn": integer(0, _C_INT),
+        "loss": one_of("auto", "softmax", "ova", "hs", "ns"),
+        "threads": integer(1, _C_INT),
+        "tune": flag(),
+        "tune_seconds": Param(lambda v: v is None or (is_finite_number(v) and 1 <= v <= _C_INT),
+                              "none or a number of seconds >= 1"),
+        "tune_metric": Param(lambda v: isinstance(v, str) and _TUNE_METRIC.fullmatch(v) is not None,
+                             "f1, f1:LABEL, precisionAtRecall:N or recallAtPrecision:N (fastText autotune metrics)"),
+        "seed": integer(0, MAX_SEED),
+    }
+
+    def _check_params(self) -> None:
+        super()._check_params()
         p = self.params
-        if p["loss"] not in ("auto", "softmax", "ova", "hs", "ns"):
-            raise ConfigError(f"fasttext: loss must be auto, softmax, ova, hs or ns; got {p['loss']!r}.")
-        if p["word_ngrams"] != "auto" and not (isinstance(p["word_ngrams"], int) and p["word_ngrams"] >= 1):
-            raise ConfigError(f"fasttext: word_ngrams must be 'auto' or an integer >= 1; got {p['word_ngrams']!r}.")
-        max_df = p["max_df"]
-        if not (max_df is None or max_df == "auto" or (isinstance(max_df, (int, float)) and not isinstance(max_df, bool)
-                                                       and 0 < max_df <= 1)):
-            raise ConfigError(f"fasttext: max_df must be 'auto', none or a share of documents in (0, 1]; got {max_df!r}.")
-        for key in ("dim", "min_count", "bucket", "threads", "min_epoch", "max_epoch"):
-            if int(p[key]) < 1:
-                raise ConfigError(f"fasttext: {key} must be >= 1; got {p[key]!r}.")
-        if p["epoch"] is not None and int(p["epoch"]) < 1:
-            raise ConfigError(f"fasttext: epoch must be >= 1 (or None for automatic); got {p['epoch']!r}.")
-        if not float(p["lr"]) > 0:
-            raise ConfigError(f"fasttext: lr must be > 0; got {p['lr']!r}.")
-        if p["tune_seconds"] is not None and float(p["tune_seconds"]) <= 0:
-            raise ConfigError(f"fasttext: tune_seconds must be > 0; got {p['tune_seconds']!r}.")
+        if p["min_epoch"] > p["max_epoch"]:
+            raise ConfigError(f"fasttext: min_epoch={p['min_epoch']} is above max_epoch={p['max_epoch']}; "
+                              "set min_epoch <= max_epoch.")
+        if p["maxn"] and p["minn"] > p["maxn"]:
+            raise ConfigError(f"fasttext: minn={p['minn']} is above maxn={p['maxn']}; set minn <= maxn.")
+        if p["minn"] and not p["maxn"]:
+            raise ConfigError(f"fasttext: minn={p['minn']} has no effect with maxn=0 (no character n-grams); "
+                              "set maxn too (e.g. --set fasttext.maxn=6).")
 
     def _loss(self) -> str:
         loss = self.params["loss"]
@@ -451,12 +471,13 @@ class FastTextClassifier(Classifier):
 
         model, _meta = cls._from_model_json(path)
         path = Path(path)
-        with cls._reading_state(path, RuntimeError):
+        with cls._reading_state(path / MODEL_BIN, RuntimeError):
+            if not (path / MODEL_BIN).is_file():
+                raise OSError("the file is missing")
+            model.model_ = fasttext.load_model(str(path / MODEL_BIN))
+        with cls._reading_state(path / LABELS_JSON):
             with open(path / LABELS_JSON, encoding="utf-8") as fh:
                 state = json.load(fh)
-            if not (path / MODEL_BIN).is_file():
-                raise OSError(f"{MODEL_BIN} is missing")
-            model.model_ = fasttext.load_model(str(path / MODEL_BIN))
             model.prior_ = np.asarray(state["prior"], dtype=np.float64)
             # models saved before max_df existed kept every word; before the text rule, used re
             dropped = state.get("dropped_words", [])

@@ -23,13 +23,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import Classifier
+from nlpkit.models.base import Classifier, Param, is_whole_number, is_finite_number, flag, integer, number, one_of
 from nlpkit.models.text import tfidf_terms
 
 VOCAB_JSON = "tfidf_vocabulary.json"
 ARRAYS_NPZ = "tfidf_lr.npz"
 
 _TUPLE_PARAMS = ("ngram_range", "char_ngrams", "grid_C")
+
+
+def _is_range(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and all(is_whole_number(v) for v in value) and 1 <= value[0] <= value[1]
 
 
 def _as_tuple(value: Any) -> Any:
@@ -114,38 +118,51 @@ class TfidfLogisticRegression(Classifier):
         "seed": 0,
     }
 
-    def __init__(self, **params: Any):
-        super().__init__(**params)
-        for key in _TUPLE_PARAMS:  # JSON round trips turn tuples into lists; keep get_params stable
-            self.params[key] = _as_tuple(self.params[key])
-        self._validate()
+    param_checks = {
+        "ngram_range": Param(lambda v: _is_range(v), "two whole numbers lo,hi with 1 <= lo <= hi (e.g. 1,2)"),
+        "choose_ngrams": flag(),
+        "char_ngrams": Param(lambda v: v is None or _is_range(v),
+                             "none or two whole numbers lo,hi with 1 <= lo <= hi (e.g. 2,5)"),
+        "min_df": integer(1),
+        # a share only: scikit-learn would read a whole number as a count of documents (1 = "at most one")
+        "max_df": number(above=0, at_most=1, what="a share of documents"),
+        "sublinear_tf": flag(),
+        "max_features": integer(1, also=(None,)),
+        "C": number(above=0),
+        "class_weight": one_of(None, "balanced"),
+        "tol": number(above=0, also=(None,)),
+        "max_iter": integer(1),
+        "tune": flag(),
+        "cv": Param(lambda v: is_whole_number(v) and (v == 0 or v >= 2),
+                    "0 (tune on the validation part) or a whole number of folds >= 2"),
+        "grid_C": Param(lambda v: isinstance(v, tuple) and len(v) > 0 and all(is_finite_number(c) and c > 0 for c in v),
+                        "one or more numbers > 0 (e.g. 10,30,100)"),
+        "cross_fit": Param(lambda v: is_whole_number(v) and (v == 0 or v >= 2), "0 (off) or a whole number of folds >= 2"),
+        "n_jobs": Param(lambda v: v is None or (is_whole_number(v) and (v == -1 or v >= 1)),
+                        "-1 (every CPU) or a whole number >= 1"),
+        "seed": integer(0, 2**32 - 1),
+    }
 
-    def _validate(self) -> None:
+    def _check_params(self) -> None:
         p = self.params
-        for key in ("ngram_range", "char_ngrams"):
-            value = p[key]
-            if value is None and key == "char_ngrams":
-                continue
-            if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value)
-                    and 1 <= value[0] <= value[1]):
-                raise ConfigError(f"tfidf-lr: {key} must be two integers lo <= hi, >= 1 (e.g. 1,2); got {value!r}.")
-        if not float(p["C"]) > 0 or not all(float(c) > 0 for c in p["grid_C"]):
-            raise ConfigError(f"tfidf-lr: C must be > 0; got C={p['C']!r}, grid_C={p['grid_C']!r}.")
-        if p["tol"] is not None and not (isinstance(p["tol"], (int, float)) and not isinstance(p["tol"], bool)
-                                         and p["tol"] > 0):
-            raise ConfigError(f"tfidf-lr: tol must be > 0 (or None for the solver's default); got {p['tol']!r}.")
-        if not isinstance(p["choose_ngrams"], bool):
-            raise ConfigError(f"tfidf-lr: choose_ngrams must be true or false; got {p['choose_ngrams']!r}.")
-        if p["class_weight"] not in (None, "balanced"):
-            raise ConfigError(f"tfidf-lr: class_weight must be None or 'balanced'; got {p['class_weight']!r}.")
-        if isinstance(p["cross_fit"], bool) or not isinstance(p["cross_fit"], int) or p["cross_fit"] < 0 \
-                or p["cross_fit"] == 1:
-            raise ConfigError(f"tfidf-lr: cross_fit must be 0 (off) or >= 2 folds; got {p['cross_fit']!r}.")
-        if p["n_jobs"] is not None and (isinstance(p["n_jobs"], bool) or not isinstance(p["n_jobs"], int)
-                                        or (p["n_jobs"] < 1 and p["n_jobs"] != -1)):
-            raise ConfigError(f"tfidf-lr: n_jobs must be -1 (every CPU) or >= 1; got {p['n_jobs']!r}.")
-        if int(p["cv"]) < 0 or int(p["cv"]) == 1:
-            raise ConfigError(f"tfidf-lr: cv must be 0 (use the validation part) or >= 2 folds; got {p['cv']!r}.")
+        for key in _TUPLE_PARAMS:  # JSON round trips turn tuples into lists; keep get_params stable
+            p[key] = _as_tuple(p[key])
+        if is_finite_number(p["grid_C"]):  # one C: --set tfidf-lr.grid_C=30
+            p["grid_C"] = (p["grid_C"],)
+        super()._check_params()
+        p["max_df"] = float(p["max_df"])  # max_df=1 is every document, not one
+
+    def check_data(self, task: str, n_docs: int) -> None:
+        """Cross-fitting needs at least two documents per fold (see
+        :func:`nlpkit.experiment.cross_fit_folds`); more folds would silently turn it off."""
+        p = self.params
+        key = "cv" if p["tune"] and p["cv"] else "cross_fit"  # cv: also when tuning without the cross-fit
+        k = int(p[key])
+        if k and n_docs < 2 * k:
+            fix = ("choose fewer folds with --cv" if key == "cv" else
+                   "set fewer folds (--set tfidf-lr.cross_fit=N), or 0 to fit on train and decide on valid")
+            raise ConfigError(f"tfidf-lr: {key}={k} folds need at least {2 * k} documents in train + valid "
+                              f"(two per fold), and there are {n_docs}; {fix}.")
 
     # -- features --------------------------------------------------------------------------------
     def _vectorizer_params(self, ngram_range: tuple[int, int], min_df: int) -> list[dict[str, Any]]:
@@ -175,7 +192,13 @@ class TfidfLogisticRegression(Classifier):
                 vec = TfidfVectorizer(dtype=np.float64, **{**vp, "min_df": 1})
                 try:
                     mats.append(vec.fit_transform(texts))
-                except ValueError:
+                except ValueError as exc:
+                    if "empty vocabulary" not in str(exc):  # words there, all above max_df
+                        raise ConfigError(
+                            f"tfidf-lr: max_df={self.params['max_df']:g} leaves no n-gram: every one is in more "
+                            f"than that share of the {len(texts)} training documents; raise max_df "
+                            f"(--set tfidf-lr.max_df=1 keeps them all)."
+                        ) from None
                     raise DataError(
                         "tfidf-lr: the training texts contain no word of two or more letters/digits "
                         "(nor a Chinese, Japanese or Thai character); "
@@ -497,11 +520,13 @@ class TfidfLogisticRegression(Classifier):
 
         model, _meta = cls._from_model_json(path)
         path = Path(path)
-        with cls._reading_state(path, TypeError):
+        with cls._reading_state(path / VOCAB_JSON):
             with open(path / VOCAB_JSON, encoding="utf-8") as fh:
                 state = json.load(fh)
+        with cls._reading_state(path / ARRAYS_NPZ):
             with np.load(path / ARRAYS_NPZ, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
+        with cls._reading_state(path, TypeError):  # a key or an array missing from either file
             vectorizers = []
             for i, vs in enumerate(state["vectorizers"]):
                 params = dict(vs["params"])

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import Classifier
+from nlpkit.models.base import Classifier, Param, integer, number, one_of
 from nlpkit.models.text import TEXT_RULE, saved_text_rule, tokenize, tokenize_all
 
 VECTORS_BIN = "word2vec_vectors.bin"
@@ -150,18 +150,30 @@ class Word2VecClassifier(Classifier):
         "seed": 0,
     }
 
-    def __init__(self, **params: Any):
-        super().__init__(**params)
+    param_checks = {
+        "vectors": Param(lambda v: v is None or isinstance(v, str), "none or the path of a word-vector file"),
+        "vector_size": integer(1),
+        "window": integer(1),
+        "min_count": integer(1),
+        "sg": one_of(0, 1),  # CBOW or skip-gram
+        "epochs": integer(1, also=(None,)),
+        "target_tokens": integer(1),
+        "min_epochs": integer(1),
+        "max_epochs": integer(1),
+        "pooling": one_of(*POOLINGS),
+        "C": number(above=0),
+        "class_weight": one_of(None, "balanced"),
+        "max_iter": integer(1),
+        "workers": integer(1),
+        "seed": integer(0, 2**32 - 1),
+    }
+
+    def _check_params(self) -> None:
+        super()._check_params()
         p = self.params
-        if p["pooling"] not in POOLINGS:
-            raise ConfigError(f"word2vec: pooling must be one of {', '.join(POOLINGS)}; got {p['pooling']!r}.")
-        for key in ("vector_size", "window", "min_count", "workers", "min_epochs", "max_epochs"):
-            if int(p[key]) < 1:
-                raise ConfigError(f"word2vec: {key} must be >= 1; got {p[key]!r}.")
-        if p["epochs"] is not None and int(p["epochs"]) < 1:
-            raise ConfigError(f"word2vec: epochs must be >= 1 (or None for automatic); got {p['epochs']!r}.")
-        if not float(p["C"]) > 0:
-            raise ConfigError(f"word2vec: C must be > 0; got {p['C']!r}.")
+        if p["min_epochs"] > p["max_epochs"]:
+            raise ConfigError(f"word2vec: min_epochs={p['min_epochs']} is above max_epochs={p['max_epochs']}; "
+                              "set min_epochs <= max_epochs.")
 
     # -- word vectors ----------------------------------------------------------------------------
     def _train_vectors(self, tokens: list[list[str]]):
@@ -284,8 +296,9 @@ class Word2VecClassifier(Classifier):
         path = Path(path)
         # models saved before the text rule was recorded tokenised with re
         model.text_rule_ = saved_text_rule(meta.get("text_rule"), path / "nlpkit_model.json")
-        with cls._reading_state(path, EOFError):
+        with cls._reading_state(path / VECTORS_BIN):
             model.vectors_ = KeyedVectors.load_word2vec_format(str(path / VECTORS_BIN), binary=True)
+        with cls._reading_state(path / ARRAYS_NPZ):
             with np.load(path / ARRAYS_NPZ, allow_pickle=False) as npz:
                 for key in ("coef", "intercept", "mean", "scale"):
                     setattr(model, f"{key}_", npz[key])
