@@ -29,13 +29,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    """Decimal units, as in ``nlpkit finetune`` and ``nlpkit report`` (1 kB = 1,000 bytes)."""
+    from nlpkit.report.render_text import fmt_bytes
+
+    return "-" if n is None else fmt_bytes(n)
 
 
 def results_table(rows: list[dict[str, Any]]):
