@@ -143,8 +143,10 @@ def test_console_entry_point_takes_sigterm_as_an_interrupt():
 
     before = signal.getsignal(signal.SIGTERM)
     try:
-        nlpkit.cli.app = lambda: None  # only the set-up of main() is under test
-        nlpkit.cli.main()
+        nlpkit.cli.app = lambda **_: 0  # only the set-up of main() is under test
+        with pytest.raises(SystemExit) as done:
+            nlpkit.cli.main()
+        assert done.value.code == 0
         with pytest.raises(Terminated):
             signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
     finally:
@@ -178,3 +180,25 @@ def test_path_error_names_the_blocking_file_and_the_fix(tmp_path):
     assert under.startswith(f"{tmp_path / 'f'} is a file, so {tmp_path / 'f' / 'g' / 'h'} cannot be made under it")
     assert "choose a folder you can write to" in path_error(PermissionError(errno.EACCES, "Permission denied", "/x"))
     assert "no space left" in path_error(OSError(errno.ENOSPC, "No space left on device", "/x/y"))
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["split", "data.jsonl", "--seed", "abc"], "Error: Invalid value for '--seed'"),
+    (["baseline", "split", "--no-such-option"], "Error: No such option: --no-such-option"),
+    (["no-such-command"], "Error: No such command 'no-such-command'"),
+])
+def test_usage_errors_are_one_line_through_the_entry_point(argv, fragment):
+    proc = subprocess.run([sys.executable, "-m", "nlpkit", *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(fragment) and "--help'." in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_entry_point_keeps_help_version_and_exit_codes(tmp_path):
+    run = [sys.executable, "-m", "nlpkit"]
+    assert subprocess.run([*run, "--version"], capture_output=True, text=True, timeout=120).returncode == 0
+    bare = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert bare.returncode == 2 and "split" in bare.stdout  # no command: the help, as Typer does
+    failed = subprocess.run([*run, "inspect", str(tmp_path / "missing.jsonl")], capture_output=True, text=True,
+                            timeout=120)
+    assert failed.returncode == 1 and failed.stderr.startswith("Error: ")

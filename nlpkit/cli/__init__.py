@@ -70,9 +70,36 @@ def _root(
 _register_all()
 
 
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is of Typer's (vendored) Click exception class ``name``, or a subclass."""
+    return any(c.__name__ == name for c in type(exc).__mro__)
+
+
 def main() -> None:
-    """Console-script entry point (``nlpkit`` and ``python -m nlpkit``)."""
+    """Console-script entry point (``nlpkit`` and ``python -m nlpkit``).
+
+    Usage errors (an unknown option, a value of the wrong type, a missing argument) are printed as
+    one ``Error:`` line naming the command's --help, like every other error, instead of Typer's
+    multi-line box; the exit code stays Click's 2.
+    """
+    import sys
+
     from nlpkit.cli._common import terminate_as_interrupt
 
     terminate_as_interrupt()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        if _is(exc, "NoArgsIsHelpError"):  # `nlpkit` alone: the help is already printed
+            sys.exit(exc.exit_code)
+        if _is(exc, "Abort"):
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        if not _is(exc, "ClickException"):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"Error: {message.rstrip('.')}{where}.", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
