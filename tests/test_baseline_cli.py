@@ -419,3 +419,17 @@ def test_bench_runs_a_model_with_tune_under_its_own_name(single_split, tmp_path)
     rows = [bench.run_nlpkit(single_split, name, tmp_path / "runs", seed=0) for name in ("tfidf-lr", "tfidf-lr+tune")]
     assert [r["model"] for r in rows] == ["tfidf-lr", "tfidf-lr+tune"]
     assert [load_run(r["run"]).info["config"]["tune"] for r in rows] == [False, True]
+
+
+@pytest.mark.parametrize("peer", ["peer-tfidf-lr", "peer-fasttext"])
+def test_bench_runs_the_peer_recipes(single_split, peer):
+    """The peers run on a tiny split (a removed helper once broke the peer fastText unnoticed)."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("baseline_bench", REPO / "bench" / "baseline_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.run_peer(single_split, peer)
+    assert row["model"] == peer and 0.0 <= row["accuracy"] <= 1.0
