@@ -134,9 +134,12 @@ def _run(cfg, *, resume: bool, overwrite: bool, runs_dir, json_out: bool) -> Non
         TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
     )
-    with progress:
+    try:  # pretrain starts the display when training starts
         result = pretrain(cfg, resume=resume, overwrite=overwrite, runs_root=runs_dir, progress=progress,
                           log=lambda m: progress.console.print(m, markup=False, highlight=False))
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     if not result.report.get("config"):
         return  # not rank 0 under DDP: rank 0 prints the summary
     _print_summary(result, json_out)

@@ -551,6 +551,7 @@ def _pretrain_started(cfg, dist, out, state, fresh, corpus, tokenizer, init_mode
         total = total_steps if total_steps else cfg.time_budget
         done = step if total_steps else elapsed
         task = progress.add_task("pretrain", total=total, completed=done, loss=float("nan"), tps=0.0)
+        progress.start()  # shown from here (a no-op if the caller started it): no empty bar before an error
 
     # -- the loop ------------------------------------------------------------------------------
     train_time = 0.0
