@@ -380,7 +380,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         trajectory must agree with the checkpoint (ConfigError names the first that does not).
     overwrite : replace an existing ``out`` folder.
     runs_root : registry folder for the pretrain run (default ``$NLPKIT_RUNS_DIR`` / ``./runs``).
-    progress : a ``rich.progress.Progress`` to show the training bar on (rank 0 only).
+    progress : a ``rich.progress.Progress`` to show the training bar on (rank 0 only; started when
+        training starts), or any object with its ``add_task`` and ``update``.
     log : called with one-line messages (reports, evaluations) on rank 0.
     record_run : record a run in the registry (rank 0).
 
@@ -551,7 +552,8 @@ def _pretrain_started(cfg, dist, out, state, fresh, corpus, tokenizer, init_mode
         total = total_steps if total_steps else cfg.time_budget
         done = step if total_steps else elapsed
         task = progress.add_task("pretrain", total=total, completed=done, loss=float("nan"), tps=0.0)
-        progress.start()  # shown from here (a no-op if the caller started it): no empty bar before an error
+        if hasattr(progress, "start"):  # shown from here (a no-op if the caller started it): no empty bar before an error
+            progress.start()
 
     # -- the loop ------------------------------------------------------------------------------
     train_time = 0.0
