@@ -270,6 +270,15 @@ def _resolve_format(path: Path, options: DatasetOptions, text: Callable[[], str]
     return fmt
 
 
+def read_text_file(path, encoding: str = "utf-8") -> str:
+    """The text of ``path`` as every reader of user files decodes it: a byte that is not
+    ``encoding`` is an error naming its offset and line; a UTF-8 byte-order mark is dropped."""
+    try:
+        return _decode(Path(path), Path(path).read_bytes(), encoding)
+    except LookupError:
+        raise ConfigError(f"unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from None
+
+
 def _decode(path: Path, raw: bytes, encoding: str) -> str:
     try:
         text = raw.decode(encoding)
@@ -662,7 +671,7 @@ def read_dataset(path, options: DatasetOptions = DatasetOptions()) -> Dataset:
 
     def text() -> str:
         if "text" not in cache:
-            cache["text"] = _decode(path, path.read_bytes(), options.encoding)
+            cache["text"] = read_text_file(path, options.encoding)
         return cache["text"]
 
     fmt = _resolve_format(path, options, text)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlpkit.data import read_text_file
 from nlpkit.errors import DataError
 
 DATASET_EXTS = {".jsonl", ".json", ".csv", ".tsv", ".parquet"}
@@ -45,18 +46,8 @@ def _read_dataset_texts(path: Path, options: dict) -> list[str]:
     return list(read_dataset(path, opts).texts)
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    """A text file decoded like every dataset file: a bad byte is named with its offset and line."""
-    from nlpkit.data import _decode
-
-    try:
-        return _decode(path, path.read_bytes(), encoding)
-    except LookupError:
-        raise DataError(f"unknown --encoding {encoding!r}; use e.g. utf-8 or latin-1.") from None
-
-
 def _read_text_lines(path: Path, encoding: str) -> list[str]:
-    text = _read_text(path, encoding).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads lines
+    text = read_text_file(path, encoding).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads lines
     return [line.strip() for line in text.split("\n") if line.strip()]
 
 
@@ -98,7 +89,7 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
             raise DataError(f"{path}: a folder without split.json and without .txt files; pass a split folder, a dataset file or .txt files.")
         texts, kind = [], "text-folder"
         for p in files:
-            t = _read_text(p, encoding).strip()
+            t = read_text_file(p, encoding).strip()
             if t:
                 texts.append(t)
     elif path.suffix.lower() in DATASET_EXTS or options.get("format"):

@@ -723,14 +723,14 @@ def _load_init(cfg: PretrainConfig):
     from transformers import AutoModelForMaskedLM
 
     from nlpkit.finetune import (RECOPY, check_checkpoint_dir, check_loaded_weights, check_vocab_fits_model,
-                                 quiet_transformers, read_model_config)
+                                 position_limit, quiet_transformers)
 
     path = Path(cfg.init_from)
     if not (path / "config.json").exists():
         raise ConfigError(f"--init-from {path} has no config.json; pass a Hugging Face model folder.")
     check_checkpoint_dir(path)
-    limit = read_model_config(path).get("max_position_embeddings")
-    if isinstance(limit, int) and cfg.max_length > limit:
+    limit = position_limit(path)  # (RoBERTa's positions start after the padding index)
+    if limit is not None and cfg.max_length > limit:
         raise ConfigError(f"--max-length {cfg.max_length} exceeds the {limit} positions of --init-from {path}; "
                           f"use --max-length {limit} or less.")
     tokenizer = load_tokenizer(path)
