@@ -54,6 +54,24 @@ def test_help_paragraphs_wrap_to_the_terminal():
     assert any(line.strip().startswith("valid part, one is carved from train.") for line in lines)
 
 
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in sorted(COMMAND_MODULES)])
+def test_help_names_parameters_as_the_text_does(argv):
+    # Typer 0.29 shows "<bool>" after flags that take no value and names arguments "{split_dir}"
+    # where the commands' text says SPLIT_DIR.
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "--help " in result.output
+    usage = result.output.split("Usage:")[1].splitlines()[0]
+    assert not any(ch.islower() for ch in usage.partition("[OPTIONS]")[2]), usage
+
+
+def test_missing_argument_is_named_in_capitals():
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 2
+    assert "Missing argument 'SPLIT_DIR'" in result.output
+
+
 def test_reflow():
     text = """First line.
 

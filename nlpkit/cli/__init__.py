@@ -11,8 +11,40 @@ import importlib
 from inspect import cleandoc  # (nlpkit.cli.inspect, a subcommand, takes the name "inspect" here)
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class _HelpNames:
+    """Help that names parameters as the docstrings do.
+
+    Typer 0.29 prints a type after every option, ``<bool>`` even after a flag that takes no value
+    (``--json <bool>``, ``--help <bool>``), and names a required argument ``{split_dir}`` where the
+    command's text says SPLIT_DIR. Here a flag shows no type and an argument is named in capitals,
+    in the usage line, the help panel and its errors ("Missing argument 'SPLIT_DIR'").
+    """
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+            elif param.param_type_name == "argument":
+                param.metavar = param.name.upper()
+        return params
+
+
+class Command(_HelpNames, TyperCommand):
+    """Every nlpkit subcommand (see :class:`_HelpNames`)."""
+
+
+class Group(_HelpNames, TyperGroup):
+    """The ``nlpkit`` command itself (see :class:`_HelpNames`)."""
+
 
 app = typer.Typer(
+    cls=Group,
     name="nlpkit",
     help="Text-classification experiments: split, baseline, pretrain, finetune, report.",
     no_args_is_help=True,
@@ -35,6 +67,8 @@ def _register_all() -> None:
             raise
         module.register(app)
     for info in app.registered_commands:
+        if info.cls in (None, TyperCommand):  # app.command() fills in TyperCommand
+            info.cls = Command
         info.help = reflow(info.help if info.help is not None else getattr(info.callback, "__doc__", None))
 
 
