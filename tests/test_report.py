@@ -477,6 +477,12 @@ def test_default_out_is_split_report_folder(split, two_runs):
     assert json.loads(result.stdout) == json.loads(written)
 
 
+def test_json_flag_prints_report_json_as_in_the_other_commands(split, two_runs):
+    result = runner.invoke(app, ["report", str(split.path), "--json", "--n-boot", "100", "--n-perm", "100"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((split.path / "report" / "report.json").read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize("fmt, marker", [("md", "## Leaderboard"), ("html", "<!DOCTYPE html>")])
 def test_format_selects_stdout(split, two_runs, tmp_path, fmt, marker):
     out = tmp_path / "o"
@@ -621,6 +627,7 @@ def test_write_failure_on_a_new_out_folder_leaves_nothing(split, two_runs, tmp_p
     (["--n-boot", "0"], "--n-boot must be at least 1"),
     (["--n-perm", "0"], "--n-perm must be at least 1"),
     (["--top-labels", "0"], "--top-labels must be at least 1"),
+    (["--json", "--format", "md"], "--json prints JSON but --format asks for md; give one of them."),
 ])
 def test_cli_bad_options(split, two_runs, args, message):
     result = runner.invoke(app, ["report", str(split.path), *args])

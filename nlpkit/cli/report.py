@@ -26,6 +26,7 @@ def report_cmd(
         Path | None, typer.Option("--out", help="Folder for report.html, report.md, report.json. Default: SPLIT_DIR/report.")
     ] = None,
     format: Annotated[str, typer.Option("--format", help="What to print: table, md, html or json.")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json (the same as --format json).")] = False,
     runs_dir: Annotated[
         Path | None, typer.Option("--runs-dir", help="Run registry. Default: $NLPKIT_RUNS_DIR, else ./runs.")
     ] = None,
@@ -43,6 +44,10 @@ def report_cmd(
     with cli_errors():
         if format not in OUTPUT_FORMATS:
             raise ConfigError(f"unknown --format {format!r}; use one of: {', '.join(OUTPUT_FORMATS)}.")
+        if as_json:
+            if format not in ("table", "json"):
+                raise ConfigError(f"--json prints JSON but --format asks for {format}; give one of them.")
+            format = "json"
         if top_labels < 1:
             raise ConfigError(f"--top-labels must be at least 1, got {top_labels}.")
         from nlpkit.data import load_split
