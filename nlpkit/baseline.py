@@ -227,7 +227,8 @@ def _ngrams_name(rng) -> str:
 def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
     """What a :func:`summarize` row's model chose by itself, on train + valid, as ``(choice,
     evidence)`` pairs, the evidence being the scores it chose by: tfidf-lr's word n-grams
-    (out-of-fold) or its tuned C and n-grams (``--tune``), fastText's setting and autotune (valid).
+    (out-of-fold) or its tuned C and n-grams (``--tune``), or no cross-fit on large data;
+    fastText's setting and autotune (valid).
     A reference kept against a higher score says why: the lead was within one standard error."""
     info = row.get("fit_info") or {}
     out: list[tuple[str, str]] = []
@@ -241,6 +242,11 @@ def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
         if chosen == ref and theirs > mine:
             evidence += _WITHIN_SE
         out.append((f"word {_ngrams_name(chosen)}", evidence))
+    large = info.get("cross_fit")
+    if large and not large.get("folds"):  # too many documents for the default cross-fit
+        out.append(("no cross-fit", f"{large['documents']:,} documents in train + valid, over "
+                                    f"cross_fit_max_docs={large['max_documents']:,}: fitted on train, "
+                                    "rule tuned on valid"))
     tuning = info.get("tuning")
     if tuning and tuning.get("results") and "C" in info:
         def label(result) -> str:

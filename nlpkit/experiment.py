@@ -38,7 +38,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     split
         A :class:`nlpkit.data.Split` with train and test parts. Without a valid part, one is
         carved from train (stratified, seeded by ``seed``) and recorded in the run's config.
-        A model whose ``cross_fit_folds(task)`` is k > 0 (tf-idf + LR on multi-label data) is
+        A model whose ``cross_fit_folds(task, n_docs)`` is k > 0 (tf-idf + LR on multi-label data) is
         cross-fitted instead: k stratified folds over train + valid give every document an
         out-of-fold score, the decision rule is tuned on all of them, and the model is refitted on
         train + valid. Test stays untouched either way.
@@ -225,7 +225,7 @@ def _model_warnings(run, notes: list[str]):
 def cross_fit_folds(model, task: str, n_docs: int) -> int:
     """Folds the model asks for on ``task`` data (0 = no cross-fitting), or 0 when there are fewer
     than two documents per fold."""
-    folds = int(model.cross_fit_folds(task)) if hasattr(model, "cross_fit_folds") else 0
+    folds = int(model.cross_fit_folds(task, n_docs)) if hasattr(model, "cross_fit_folds") else 0
     return folds if folds >= 2 and n_docs >= 2 * folds else 0
 
 

@@ -109,6 +109,24 @@ def test_tune_prints_tfidf_choice_under_the_table(single_split, runs_dir):
     assert f"tfidf-lr chose C={info['C']:g} with word {grams} (3-fold cross-fit on train + valid, " in result.stdout
 
 
+def test_large_data_is_not_cross_fitted_and_the_table_says_so(multi_split, runs_dir):
+    # cross_fit_max_docs stands in for 50,000 documents here: over it, tfidf-lr fits on train and
+    # tunes its rule on valid, as every other model does, and says so under the table
+    result = invoke(multi_split.path, "-m", "tfidf-lr", "--set", "tfidf-lr.cross_fit_max_docs=10")
+    assert result.exit_code == 0, result.output
+    run = json.loads(next(p for p in runs_dir.iterdir() if not p.name.startswith(".")).joinpath("run.json")
+                     .read_text())
+    n_docs = run["data"]["n_train"] + run["data"]["n_valid"]
+    assert "cross_fit" not in run["config"]
+    assert run["fit_info"]["cross_fit"] == {"folds": 0, "documents": n_docs, "max_documents": 10}
+    assert "ngram_choice" not in run["fit_info"]
+    assert (f"tfidf-lr chose no cross-fit ({n_docs:,} documents in train + valid, over cross_fit_max_docs=10: "
+            "fitted on train, rule tuned on valid)") in " ".join(result.stdout.split())
+    below = invoke(multi_split.path, "-m", "tfidf-lr", "--set", f"tfidf-lr.cross_fit_max_docs={n_docs}")
+    assert below.exit_code == 0, below.output
+    assert "no cross-fit" not in below.stdout
+
+
 def test_a_model_failing_after_others_says_which_runs_are_kept(make_split, runs_dir):
     # word2vec finds no word in texts made of emoji; the runs already complete stay, and are named
     emoji = ["\U0001F600", "\U0001F389", "\U0001F525", "\U0001F44D"]

@@ -1094,11 +1094,17 @@ def test_tfidf_cross_fit_chooses_word_ngrams_out_of_fold(data_dir):
 
 
 def test_tfidf_cross_fit_folds_by_task_and_options():
-    assert TfidfLogisticRegression().cross_fit_folds("multi") == 3
-    assert TfidfLogisticRegression().cross_fit_folds("single") == 3  # the refit on train + valid
-    assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("single") == 0
-    assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("multi") == 0
-    assert TfidfLogisticRegression(tune=True, cv=4).cross_fit_folds("multi") == 4
-    for bad in ({"cross_fit": 1}, {"cross_fit": -2}, {"n_jobs": 0}, {"tol": 0}):
+    assert TfidfLogisticRegression().cross_fit_folds("multi", 100) == 3
+    assert TfidfLogisticRegression().cross_fit_folds("single", 100) == 3  # the refit on train + valid
+    assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("single", 100) == 0
+    assert TfidfLogisticRegression(cross_fit=0).cross_fit_folds("multi", 100) == 0
+    assert TfidfLogisticRegression(tune=True, cv=4).cross_fit_folds("multi", 100) == 4
+    # large data: fit on train and decide on valid (the cross-fit costs five fits for little)
+    assert TfidfLogisticRegression().cross_fit_folds("multi", 50_000) == 3
+    assert TfidfLogisticRegression().cross_fit_folds("multi", 50_001) == 0
+    assert TfidfLogisticRegression().cross_fit_folds("single", 10**6) == 0
+    assert TfidfLogisticRegression(cross_fit_max_docs=None).cross_fit_folds("multi", 10**6) == 3
+    assert TfidfLogisticRegression(tune=True, cv=4).cross_fit_folds("multi", 10**6) == 4  # asked for by name
+    for bad in ({"cross_fit": 1}, {"cross_fit": -2}, {"n_jobs": 0}, {"tol": 0}, {"cross_fit_max_docs": 0}):
         with pytest.raises(ConfigError):
             TfidfLogisticRegression(**bad)

@@ -2,8 +2,8 @@
 split folder, one recorded run each, and compare them in one table.
 
 Every model goes through :func:`nlpkit.experiment.run_experiment`: fit on train, decision rule
-tuned on valid (never on test), test scored, run recorded. Multi-label tfidf-lr is cross-fitted:
-its rule is tuned on out-of-fold scores of train + valid, then it is refitted on both.
+tuned on valid (never on test), test scored, run recorded. tfidf-lr is cross-fitted up to 50,000
+documents: its rule is tuned on out-of-fold scores of train + valid, then it is refitted on both.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def baseline_cmd(
     One run is recorded per model (see `nlpkit runs`, `nlpkit report`). Without a valid part, one is
     carved from train. tfidf-lr is cross-fitted: 3 stratified folds over train + valid give every
     document an out-of-fold score, on which it chooses between word 1-2-grams and unigrams and
-    (multi-label) tunes the rule; the model is then refitted on train + valid. fastText trains
+    (multi-label) tunes the rule; the model is then refitted on train + valid (up to 50,000
+    documents; above, it is fitted on train and decided on valid like the others). fastText trains
     bigrams and, side by side, unigrams without the words in over 10 % of training documents, and
     keeps the latter only when clearly better on valid. Each choice is printed under the table.
     fastText and word2vec train with one thread, so results are reproducible.

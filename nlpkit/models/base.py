@@ -201,8 +201,9 @@ class Classifier(ABC):
         return dict(getattr(self, "fit_info_", {}))
 
     # -- cross-fitting (optional) --------------------------------------------------------------
-    def cross_fit_folds(self, task: str) -> int:
-        """Folds for cross-fitting on ``task`` data; 0 (the default) = fit on train, decide on valid.
+    def cross_fit_folds(self, task: str, n_docs: int) -> int:
+        """Folds for cross-fitting ``n_docs`` documents (train + valid) of ``task`` data; 0 (the
+        default) = fit on train, decide on valid.
 
         A family cheap enough to fit k + 1 times returns k: :func:`nlpkit.experiment.run_experiment`
         then calls :meth:`cross_fit` on train + valid instead of :meth:`fit`, and tunes the decision
