@@ -236,7 +236,7 @@ def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
     if ngrams:
         chosen, ref = tuple(ngrams["chosen"]), tuple(ngrams["reference"])
         other = (1, 1) if chosen == ref else ref
-        scores = ngrams["out_of_fold"]
+        scores = ngrams.get("out_of_fold") or ngrams["valid"]  # cross-fitted, or chosen on valid
         mine, theirs = scores["%d-%d" % chosen], scores["%d-%d" % other]
         evidence = f"{ngrams['metric']} {mine:.3f} against {theirs:.3f} for {_ngrams_name(other)}"
         if chosen == ref and theirs > mine:

@@ -119,7 +119,11 @@ def test_large_data_is_not_cross_fitted_and_the_table_says_so(multi_split, runs_
     n_docs = run["data"]["n_train"] + run["data"]["n_valid"]
     assert "cross_fit" not in run["config"]
     assert run["fit_info"]["cross_fit"] == {"folds": 0, "documents": n_docs, "max_documents": 10}
-    assert "ngram_choice" not in run["fit_info"]
+    choice = run["fit_info"]["ngram_choice"]  # made on valid instead of out-of-fold
+    assert choice["metric"] == "valid micro_f1" and set(choice["valid"]) == {"1-2", "1-1"}
+    assert run["fit_info"]["ngram_range"] == choice["chosen"]
+    grams = "unigrams" if choice["chosen"] == [1, 1] else "1-2-grams"
+    assert f"tfidf-lr chose word {grams} (valid micro_f1 " in result.stdout
     assert (f"tfidf-lr chose no cross-fit ({n_docs:,} documents in train + valid, over cross_fit_max_docs=10: "
             "fitted on train, rule tuned on valid)") in " ".join(result.stdout.split())
     below = invoke(multi_split.path, "-m", "tfidf-lr", "--set", f"tfidf-lr.cross_fit_max_docs={n_docs}")

@@ -1052,6 +1052,55 @@ def test_tfidf_single_label_cross_fit_in_worker_processes_matches_one_process(da
         assert 0 < value <= 1  # plain accuracies, no tie-break term
 
 
+@pytest.mark.parametrize("block_rows", [1, 3, 64, 1 << 16])
+def test_csr_from_dense_gives_scipys_arrays(block_rows):
+    # the coefficients' conversion without scipy's int64 coordinates (4 GB for a large bigram model)
+    import scipy.sparse as sp
+
+    from nlpkit.models.tfidf_lr import csr_from_dense
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(200, 7))
+    W[rng.random(W.shape) < 0.3] = 0
+    W[5], W[-1] = 0, 0  # empty rows, the last one too
+    W[7, 2] = 1e-60  # not zero in float64, zero in float32: scipy drops it after the cast
+    mine, theirs = csr_from_dense(W, np.float32, block_rows), sp.csr_matrix(W.astype(np.float32))
+    for name in ("data", "indices", "indptr"):
+        assert getattr(mine, name).dtype == getattr(theirs, name).dtype
+        np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name))
+    assert mine.shape == theirs.shape and mine.nnz == theirs.nnz
+    empty = csr_from_dense(np.zeros((0, 3)))
+    assert empty.shape == (0, 3) and empty.nnz == 0
+
+
+def test_tfidf_without_cross_fit_chooses_word_ngrams_on_valid(data_dir):
+    # large data (or cross_fit=0): the same choice as the cross-fit's, made on valid
+    from nlpkit.metrics import decide, get_metric, tune_rule
+
+    data = _reuters_data(data_dir)
+    n = len(data)
+    train, valid = data.subset(np.arange(n) < 0.8 * n), data.subset(np.arange(n) >= 0.8 * n)
+    model = TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(train, valid)
+    choice = model.fit_info()["ngram_choice"]
+    assert choice["metric"] == "valid micro_f1" and choice["reference"] == [1, 2]
+    lo, hi = choice["difference_interval_68"]["1-1"]
+    assert choice["chosen"] == ([1, 1] if lo > 0 else [1, 2])
+    assert model.fit_info()["ngram_range"] == choice["chosen"]
+    # each recorded score is that candidate's model on valid, under its own tuned rule
+    for ngrams in ((1, 2), (1, 1)):
+        fixed = TfidfLogisticRegression(n_jobs=1, cross_fit=0, ngram_range=ngrams, choose_ngrams=False)
+        fixed.fit(train, valid)
+        assert "ngram_choice" not in fixed.fit_info()
+        scores = fixed.predict_proba(valid.texts)
+        micro = get_metric("micro_f1")(valid.y, decide(scores, tune_rule(valid.y, scores, task="multi")))
+        assert choice["valid"]["%d-%d" % ngrams] == pytest.approx(micro, abs=1e-6)
+        if list(ngrams) == choice["chosen"]:  # the kept model is that candidate's, unchanged
+            np.testing.assert_array_equal(model.coef_.toarray(), fixed.coef_.toarray())
+            np.testing.assert_array_equal(model.predict_proba(valid.texts), scores)
+    # no valid part, or choose_ngrams off: the reference n-grams, nothing chosen
+    assert "ngram_choice" not in TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(train).fit_info()
+
+
 def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
     from nlpkit.split import kfold
 

@@ -50,8 +50,8 @@ class TfidfLogisticRegression(Classifier):
     ngram_range : (int, int)
         Word n-gram range; 1-2 by default.
     choose_ngrams : bool
-        With the cross-fit and no tuning: also fit word unigrams alone and keep them when their
-        out-of-fold score is clearly better (see ``param_defaults``); recorded in
+        Without tuning: also fit word unigrams alone and keep them when their score is clearly
+        better, out-of-fold with the cross-fit, else on valid (see ``param_defaults``); recorded in
         ``fit_info()["ngram_choice"]``.
     char_ngrams : (int, int) or None
         Add character n-grams within word boundaries (``char_wb``), e.g. ``(2, 5)``.
@@ -77,8 +77,9 @@ class TfidfLogisticRegression(Classifier):
     family = "tfidf-lr"
     param_defaults = {
         "ngram_range": (1, 2),
-        # With the cross-fit (and no tuning), also fit word unigrams alone and keep them when their
-        # out-of-fold score beats ngram_range's by more than about one standard error (68 % paired-
+        # Without tuning, also fit word unigrams alone and keep them when their out-of-fold score
+        # (without the cross-fit: their score on valid, see _choose_ngrams_on_valid) beats
+        # ngram_range's by more than about one standard error (68 % paired-
         # bootstrap interval above 0; nlpkit.metrics.choose_over_reference). Out-of-fold, then test
         # (bench splits): Reuters micro-F1 0.894 -> 0.907, test 0.880 -> 0.889; R52 accuracy 0.940
         # -> 0.946, test 0.939 -> 0.949; R8 0.968 -> 0.971, test 0.973 -> 0.974; bigrams stay
@@ -116,10 +117,11 @@ class TfidfLogisticRegression(Classifier):
         # Above this many documents in train + valid, fit on train and decide on valid instead (None =
         # always cross-fit). The cross-fit's gains, a refit on valid's 11 % more documents and a
         # threshold tuned on every document rather than on valid's tenth, shrink as the data grows,
-        # while its cost stays five fits (three folds and the refit, the folds twice for the n-gram
-        # choice) against one. On 300,000 synthetic documents with 100 labels (docs/benchmarks.md,
-        # "Larger data") the cross-fit took 699 s against 155 s, for test micro / macro-F1 0.9817 /
-        # 0.8707 against 0.9822 / 0.8685. 50,000 leaves a valid part of 5,000 documents or more.
+        # while its cost stays seven fits (the three folds twice for the n-gram choice, then the
+        # refit) against two (each n-gram candidate fitted on train, chosen on valid). On 300,000
+        # synthetic documents with 100 labels (bench/scale_bench.py, docs/benchmarks.md "Larger
+        # data") the cross-fit took 1,163 s against 458 s, for test micro / macro-F1 0.9361 / 0.8913
+        # against 0.9358 / 0.8912. 50,000 leaves a valid part of 5,000 documents or more.
         "cross_fit_max_docs": 50_000,
         # Worker processes for the per-label models (-1 = every CPU); results do not depend on it.
         "n_jobs": -1,
@@ -247,6 +249,8 @@ class TfidfLogisticRegression(Classifier):
         fitted = None
         if p["tune"]:
             C, ngram_range, fitted = self._tune(train, valid, progress)
+        elif p["choose_ngrams"] and ngram_range != (1, 1) and valid is not None and len(valid) > 0:
+            ngram_range, fitted = self._choose_ngrams_on_valid(train, valid, C, progress)
         if fitted is None:  # not tuned, or tuned by CV (refit on all of train)
             vectorizers, X = self._fit_transform(train.texts, ngram_range)
             task_id = None
@@ -269,13 +273,46 @@ class TfidfLogisticRegression(Classifier):
         })
         return self
 
-    def _set_state(self, vectorizers, W, b) -> None:
-        import scipy.sparse as sp
+    def _choose_ngrams_on_valid(self, train, valid, C: float, progress):
+        """Without the cross-fit (large data, or ``cross_fit=0``): the reference n-grams and word
+        unigrams alone, each fitted on train and scored on valid with its own tuned rule; unigrams
+        are kept only when better by more than about one standard error, as in the cross-fit.
 
+        On 300,000 synthetic documents (bench/scale_bench.py) the cross-fit's choice of unigrams,
+        not the cross-fit itself, was its gain over a single bigram fit; unigrams there also made a
+        model 20 times smaller and three times faster to apply. Returns ``(ngram_range, (vectorizers,
+        W, b, warnings))`` of the chosen one."""
+        from nlpkit.metrics import choose_over_reference, decide, get_metric, headline_metric, tune_rule
+
+        reference = tuple(self.params["ngram_range"])
+        candidates = (reference, (1, 1))
+        task_id = None
+        if progress is not None and hasattr(progress, "add_task"):
+            task_id = progress.add_task("tfidf-lr: word n-grams, fitted on train, chosen on valid",
+                                        total=len(candidates) * len(self.label_names_))
+        fits, preds = [], []
+        for ngrams in candidates:
+            vectorizers, X = self._fit_transform(train.texts, ngrams)
+            W, b, warnings = self._fit_linear(X, train.y, C, progress, task_id)
+            scores = self._scores(self._transform(vectorizers, valid.texts), W, b)
+            preds.append(decide(scores, tune_rule(valid.y, scores, task=self.task_)))
+            fits.append((vectorizers, W, b, warnings))
+        metric = headline_metric(self.task_)
+        best, intervals = choose_over_reference(valid.y, preds, metric, seed=int(self.params["seed"]))
+        self.fit_info_["ngram_choice"] = {
+            "metric": f"valid {metric}", "reference": list(reference),
+            "valid": {f"{lo}-{hi}": round(get_metric(metric)(valid.y, pred), 6)
+                      for (lo, hi), pred in zip(candidates, preds)},
+            "difference_interval_68": {"1-1": [round(v, 6) for v in intervals[1]]},
+            "chosen": list(candidates[best]),
+        }
+        return candidates[best], fits[best]
+
+    def _set_state(self, vectorizers, W, b) -> None:
         self.vectorizers_ = vectorizers
         # Coefficients are kept as float32 in memory and on disk alike, so a saved model scores
         # exactly as the fitted one.
-        self.coef_ = sp.csr_matrix(W.astype(np.float32))
+        self.coef_ = csr_from_dense(W, np.float32)
         self.intercept_ = b.astype(np.float64)
 
     def _tune(self, train, valid, progress):
@@ -842,6 +879,36 @@ def _multinomial_task(X, Y, fit_rows, score_rows, label_names, **fit_args):
     if score_rows is None:
         return W, b, warnings
     return linear_scores(X[score_rows], W, b, "single"), None, warnings
+
+
+def csr_from_dense(W: np.ndarray, dtype=np.float32, block_rows: int = 1 << 16):
+    """``scipy.sparse.csr_matrix(W.astype(dtype))``, the same arrays, without its temporaries.
+
+    scipy converts a dense matrix through int64 coordinates of every non-zero entry: for the
+    1,027,080 x 100 coefficients of a bigram model on 300,000 documents (bench/scale_bench.py) the
+    process went from 0.8 GB to 4.0 GB. This counts, then fills, the CSR arrays a block of rows at a
+    time: 1.8 GB at the peak there, the 0.8 GB of output included.
+    """
+    import scipy.sparse as sp
+
+    n_rows, n_cols = W.shape
+    starts = range(0, n_rows, block_rows)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for i in starts:  # after the cast, as scipy counts them: a float64 too small for float32 is a zero
+        counts[i:i + block_rows] = np.count_nonzero(W[i:i + block_rows].astype(dtype), axis=1)
+    nnz = int(counts.sum())
+    index_dtype = np.int32 if max(nnz, n_rows, n_cols) < 2**31 else np.int64  # as scipy chooses
+    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    data = np.empty(nnz, dtype=dtype)
+    indices = np.empty(nnz, dtype=index_dtype)
+    for i in starts:
+        block = W[i:i + block_rows].astype(dtype)
+        rows, cols = np.nonzero(block)
+        lo, hi = indptr[i], indptr[min(i + block_rows, n_rows)]
+        data[lo:hi] = block[rows, cols]
+        indices[lo:hi] = cols
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
 
 
 def linear_scores(X, W, b, task: str) -> np.ndarray:
