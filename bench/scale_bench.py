@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    python bench/scale_bench.py                      # 300,000 documents, 100 labels (about 30 minutes)
+    python bench/scale_bench.py                      # 300,000 documents, 100 labels (about 45 minutes)
+    python bench/scale_bench.py --no-forced-cross-fit  # without the 20-minute forced tfidf-lr cross-fit
     python bench/scale_bench.py --docs 50000 --models majority,tfidf-lr
 
 The bundled and shared data sets stop at 15,000 documents; users bring 300,000 support tickets. This

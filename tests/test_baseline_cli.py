@@ -455,3 +455,24 @@ def test_bench_runs_the_peer_recipes(single_split, peer):
     spec.loader.exec_module(bench)
     row = bench.run_peer(single_split, peer)
     assert row["model"] == peer and 0.0 <= row["accuracy"] <= 1.0
+
+
+def test_scale_bench_runs_end_to_end_on_a_small_corpus(tmp_path):
+    """bench/scale_bench.py on 400 documents: every step runs and the JSON has a row per step (the
+    figures themselves are in docs/benchmarks.md; a bench left untested once broke unnoticed)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "scale_bench.py"), "--docs", "400", "--labels", "8",
+                           "--models", "majority,tfidf-lr", "--work", str(tmp_path / "work"), "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["step"] for r in rows] == ["split", "baseline -m majority", "baseline -m tfidf-lr",
+                                         "baseline -m tfidf-lr, cross-fit", "report"]
+    assert all(r["wall_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert "the cross-fit takes" in proc.stdout
+    assert len([p for p in (tmp_path / "work" / "runs").iterdir() if not p.name.startswith(".")]) == 3
