@@ -1073,6 +1073,24 @@ def test_csr_from_dense_gives_scipys_arrays(block_rows):
     assert empty.shape == (0, 3) and empty.nnz == 0
 
 
+def test_tfidf_scores_with_dense_coefficients_equal_the_sparse_product(data_dir):
+    # predict_proba multiplies by the coefficients made dense (faster): the same sums, bit for bit
+    from scipy.special import expit
+
+    from nlpkit.models.tfidf_lr import linear_scores
+
+    data = _reuters_data(data_dir)
+    model = TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(data)
+    X = model._transform(model.vectorizers_, data.texts)
+    sparse_product = expit((X @ model.coef_).toarray() + model.intercept_)
+    np.testing.assert_array_equal(model.predict_proba(data.texts), sparse_product)
+    # mostly zeros: kept sparse, the same scores
+    import scipy.sparse as sp
+
+    W = sp.random(X.shape[1], 3, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    np.testing.assert_allclose(linear_scores(X, W, np.zeros(3), "multi"), expit(X @ W.toarray()), rtol=1e-12)
+
+
 def test_tfidf_without_cross_fit_chooses_word_ngrams_on_valid(data_dir):
     # large data (or cross_fit=0): the same choice as the cross-fit's, made on valid
     from nlpkit.metrics import decide, get_metric, tune_rule
