@@ -282,31 +282,38 @@ class TfidfLogisticRegression(Classifier):
         not the cross-fit itself, was its gain over a single bigram fit; unigrams there also made a
         model 20 times smaller and three times faster to apply. Returns ``(ngram_range, (vectorizers,
         W, b, warnings))`` of the chosen one."""
-        from nlpkit.metrics import choose_over_reference, decide, get_metric, headline_metric, tune_rule
-
-        reference = tuple(self.params["ngram_range"])
-        candidates = (reference, (1, 1))
+        candidates = (tuple(self.params["ngram_range"]), (1, 1))
         task_id = None
         if progress is not None and hasattr(progress, "add_task"):
             task_id = progress.add_task("tfidf-lr: word n-grams, fitted on train, chosen on valid",
                                         total=len(candidates) * len(self.label_names_))
-        fits, preds = [], []
+        fits, valid_scores = [], []
         for ngrams in candidates:
             vectorizers, X = self._fit_transform(train.texts, ngrams)
             W, b, warnings = self._fit_linear(X, train.y, C, progress, task_id)
-            scores = self._scores(self._transform(vectorizers, valid.texts), W, b)
-            preds.append(decide(scores, tune_rule(valid.y, scores, task=self.task_)))
+            valid_scores.append(self._scores(self._transform(vectorizers, valid.texts), W, b))
             fits.append((vectorizers, W, b, warnings))
+        best = self._choose_ngrams(candidates, valid.y, valid_scores, "valid")
+        return candidates[best], fits[best]
+
+    def _choose_ngrams(self, candidates, y, scores: list[np.ndarray], where: str) -> int:
+        """Index of the word n-gram range kept among ``candidates`` (the reference first), from each
+        one's scores of the documents ``y`` (``where``: "out-of-fold" or "valid") under its own tuned
+        rule: another replaces the reference only when better by more than about one standard error
+        (:func:`nlpkit.metrics.choose_over_reference`). Recorded in ``fit_info_["ngram_choice"]``."""
+        from nlpkit.metrics import choose_over_reference, decide, get_metric, headline_metric, tune_rule
+
+        preds = [decide(s, tune_rule(y, s, task=self.task_)) for s in scores]
         metric = headline_metric(self.task_)
-        best, intervals = choose_over_reference(valid.y, preds, metric, seed=int(self.params["seed"]))
+        best, intervals = choose_over_reference(y, preds, metric, seed=int(self.params["seed"]))
         self.fit_info_["ngram_choice"] = {
-            "metric": f"valid {metric}", "reference": list(reference),
-            "valid": {f"{lo}-{hi}": round(get_metric(metric)(valid.y, pred), 6)
-                      for (lo, hi), pred in zip(candidates, preds)},
-            "difference_interval_68": {"1-1": [round(v, 6) for v in intervals[1]]},
+            "metric": f"{where} {metric}", "reference": list(candidates[0]),
+            where.replace("-", "_"): {f"{lo}-{hi}": round(get_metric(metric)(y, pred), 6)
+                                      for (lo, hi), pred in zip(candidates, preds)},
+            "difference_interval_68": {"%d-%d" % candidates[1]: [round(v, 6) for v in intervals[1]]},
             "chosen": list(candidates[best]),
         }
-        return candidates[best], fits[best]
+        return best
 
     def _set_state(self, vectorizers, W, b) -> None:
         self.vectorizers_ = vectorizers
@@ -477,20 +484,9 @@ class TfidfLogisticRegression(Classifier):
         if not p["tune"] and p["choose_ngrams"] and ngram_range != (1, 1):
             # word unigrams alone against the reference n-grams, both out-of-fold; the final fit is
             # the chosen one's
-            from nlpkit.metrics import choose_over_reference, decide, get_metric, headline_metric, tune_rule
-
             candidates = (ngram_range, (1, 1))
             oofs = [run(C, ng, final=False)[0] for ng in candidates]
-            preds = [decide(o, tune_rule(y, o, task=self.task_)) for o in oofs]
-            metric = headline_metric(self.task_)
-            best, intervals = choose_over_reference(y, preds, metric, seed=int(p["seed"]))
-            self.fit_info_["ngram_choice"] = {
-                "metric": f"out-of-fold {metric}", "reference": list(ngram_range),
-                "out_of_fold": {f"{lo}-{hi}": round(get_metric(metric)(y, pred), 6)
-                                for (lo, hi), pred in zip(candidates, preds)},
-                "difference_interval_68": {"1-1": [round(v, 6) for v in intervals[1]]},
-                "chosen": list(candidates[best]),
-            }
+            best = self._choose_ngrams(candidates, y, oofs, "out-of-fold")
             ngram_range, oof = candidates[best], oofs[best]
             vecs, X = feats(ngram_range)
             fitted = (vecs, *fit_tasks(X, [(None, None)], C)[0])
