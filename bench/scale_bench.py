@@ -5,6 +5,7 @@ Run from the repository root::
     python bench/scale_bench.py                      # 300,000 documents, 100 labels (about 45 minutes)
     python bench/scale_bench.py --no-forced-cross-fit  # without the 20-minute forced tfidf-lr cross-fit
     python bench/scale_bench.py --docs 50000 --models majority,tfidf-lr
+    python bench/scale_bench.py --coefficients-only   # tfidf-lr's coefficients: conversion memory, scoring time
 
 The bundled and shared data sets stop at 15,000 documents; users bring 300,000 support tickets. This
 generates a seeded multi-label corpus of that size (below), then runs the commands a user would run,
@@ -87,6 +88,57 @@ def newest_run(runs: Path) -> dict:
             "fit_seconds": run["timings"]["fit_seconds"]}
 
 
+# One child per conversion: ru_maxrss of a fresh process is then that conversion's own peak.
+_CONVERT = (
+    "import resource, sys, numpy as np, scipy.sparse as sp\n"
+    "from nlpkit.models.tfidf_lr import csr_from_dense\n"
+    "W = np.random.default_rng(0).random((int(sys.argv[2]), 100))\n"
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "C = sp.csr_matrix(W.astype(np.float32)) if sys.argv[1] == 'scipy' else csr_from_dense(W, np.float32)\n"
+    "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+)
+
+
+def coefficient_costs(rows: int = 1_027_080, repeats: int = 5) -> None:
+    """What tfidf-lr's coefficients cost outside the fit: peak memory of the conversion of a bigram
+    model's dense weights (``rows`` features x 100 labels; by default the 300,000-document run's) to the sparse
+    float32 matrix kept, scipy's against nlpkit's ``csr_from_dense``; and the time of scoring a
+    Reuters-sized test part (3,019 x 15,164 tf-idf features, 90 labels) as a sparse x sparse product
+    against nlpkit's scoring (sparse x dense)."""
+    import scipy.sparse as sp
+
+    from nlpkit.models.tfidf_lr import linear_scores
+
+    peaks = {}
+    for how in ("scipy", "nlpkit"):
+        out = subprocess.run([sys.executable, "-c", _CONVERT, how, str(rows)], capture_output=True, text=True,
+                             check=True)
+        before, after = map(int, out.stdout.split())
+        peaks[how] = (before / 1024, after / 1024)
+        print(f"coefficients to sparse, {how:<6} {before / 1024:>7,.0f} MB before, {after / 1024:>7,.0f} MB at the peak",
+              flush=True)
+    print(f"  peak ratio scipy / nlpkit: {peaks['scipy'][1] / peaks['nlpkit'][1]:.2f}", flush=True)
+
+    rng = np.random.default_rng(0)
+    X = sp.random(3_019, 15_164, density=0.005, format="csr", random_state=rng)
+    W = sp.csr_matrix(rng.normal(size=(15_164, 90)).astype(np.float32))
+    b = np.zeros(90)
+    np.testing.assert_array_equal((X @ W).toarray(), X @ W.toarray())  # the same sums
+
+    def median_seconds(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return sorted(times)[len(times) // 2]
+
+    sparse = median_seconds(lambda: (X @ W).toarray())
+    ours = median_seconds(lambda: linear_scores(X, W, b, "multi"))
+    print(f"scoring 3,019 x 15,164 against 90 labels: sparse x sparse {sparse * 1e3:.1f} ms, "
+          f"nlpkit {ours * 1e3:.1f} ms (sigmoid included; ratio {sparse / ours:.1f}, median of {repeats})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=300_000)
@@ -96,7 +148,14 @@ def main() -> None:
                         help="skip the second tfidf-lr run with the cross-fit forced")
     parser.add_argument("--work", type=Path, default=Path("bench-scale"), help="folder for the data, split and runs")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--coefficients-only", action="store_true",
+                        help="only the cost of tfidf-lr's coefficients (memory of their conversion, scoring time)")
+    parser.add_argument("--coefficient-rows", type=int, default=1_027_080,
+                        help="features of the coefficient matrix converted (default: the 300,000-document bigram model's)")
     args = parser.parse_args()
+    coefficient_costs(args.coefficient_rows)
+    if args.coefficients_only:
+        return
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -467,7 +467,8 @@ def test_scale_bench_runs_end_to_end_on_a_small_corpus(tmp_path):
 
     out = tmp_path / "scale.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "scale_bench.py"), "--docs", "400", "--labels", "8",
-                           "--models", "majority,tfidf-lr", "--work", str(tmp_path / "work"), "--json", str(out)],
+                           "--models", "majority,tfidf-lr", "--coefficient-rows", "2000", "--work", str(tmp_path / "work"),
+                           "--json", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rows = json.loads(out.read_text())["rows"]
@@ -475,4 +476,5 @@ def test_scale_bench_runs_end_to_end_on_a_small_corpus(tmp_path):
                                          "baseline -m tfidf-lr, cross-fit", "report"]
     assert all(r["wall_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert "the cross-fit takes" in proc.stdout
+    assert "peak ratio scipy / nlpkit" in proc.stdout and "scoring 3,019 x 15,164" in proc.stdout
     assert len([p for p in (tmp_path / "work" / "runs").iterdir() if not p.name.startswith(".")]) == 3
