@@ -284,6 +284,7 @@ def test_fasttext_training_texts_all_empty_is_a_clear_error():
     (FastTextClassifier, {"max_df": 1.5}, "max_df must be 'auto', none or a share of documents in"),
     (FastTextClassifier, {"max_df": "often"}, "max_df must be 'auto', none or a share of documents in"),
     (FastTextClassifier, {"max_df": True}, "max_df must be 'auto', none or a share of documents in"),
+    (FastTextClassifier, {"init_norm": 0}, "init_norm must be 'auto', none or a vector length in (0, 100]; got 0."),
     (Word2VecClassifier, {"pooling": "max"}, "pooling must be one of"),
 ])
 def test_bad_parameters_rejected_up_front(cls, params, message):
@@ -305,7 +306,7 @@ _BAD_VALUES = {
     },
     FastTextClassifier: {
         "dim": ["abc", 0, 2**31], "epoch": [0, "abc"], "lr": ["abc", 0, float("inf")], "word_ngrams": [0, "abc"],
-        "max_df": [2.5, "abc"], "min_count": [0, "abc"], "bucket": [0, "abc"], "minn": [-1], "maxn": [-1, "abc"],
+        "max_df": [2.5, "abc"], "init_norm": [0, -1, 101, "long", float("nan"), True], "min_count": [0, "abc"], "bucket": [0, "abc"], "minn": [-1], "maxn": [-1, "abc"],
         "loss": ["hinge"], "threads": [0], "tune": ["maybe"], "tune_seconds": [0, "abc"], "tune_metric": ["auc", 3],
         "seed": [-1, 2**31], "target_updates": [0], "min_epoch": [0], "max_epoch": [0],
     },
@@ -1175,3 +1176,74 @@ def test_tfidf_cross_fit_folds_by_task_and_options():
     for bad in ({"cross_fit": 1}, {"cross_fit": -2}, {"n_jobs": 0}, {"tol": 0}, {"cross_fit_max_docs": 0}):
         with pytest.raises(ConfigError):
             TfidfLogisticRegression(**bad)
+
+
+
+def test_fasttext_start_vectors_are_the_training_words_at_the_given_length(tmp_path):
+    train_file = tmp_path / "train.txt"
+    # fastText's spaces (tab, vertical tab, NUL among them) separate words; labels are not words
+    train_file.write_text("__label__0 oil price\tup\n__label__1 __label__0 oil\vfalls\x00again\n", encoding="utf-8")
+    out = tmp_path / "start.vec"
+    assert fasttext_clf.write_start_vectors(train_file, out, dim=6, norm=1.5, min_count=1, seed=3) == 5
+    header, *rows = out.read_text(encoding="utf-8").splitlines()
+    assert header == "5 6" and [row.split(" ")[0] for row in rows] == ["oil", "price", "up", "falls", "again"]
+    vectors = np.array([[float(v) for v in row.split(" ")[1:]] for row in rows])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.5, atol=1e-5)
+    assert len({tuple(v) for v in vectors.round(3)}) == 5  # a direction of its own for each word
+
+    again, other = tmp_path / "again.vec", tmp_path / "other.vec"
+    fasttext_clf.write_start_vectors(train_file, again, dim=6, norm=1.5, min_count=1, seed=3)
+    fasttext_clf.write_start_vectors(train_file, other, dim=6, norm=1.5, min_count=1, seed=4)
+    assert again.read_bytes() == out.read_bytes() and other.read_bytes() != out.read_bytes()
+    # fastText adds every word of the file to its vocabulary: words below min_count stay out
+    fasttext_clf.write_start_vectors(train_file, out, dim=6, norm=1.5, min_count=2, seed=3)
+    assert out.read_text(encoding="utf-8").splitlines()[0] == "1 6" and out.read_text().splitlines()[1].startswith("oil ")
+
+
+def test_fasttext_words_start_from_the_written_vectors(multi_parts):
+    # at a learning rate too small to move them, the trained vectors are the start vectors
+    train = multi_parts["train"]
+    lengths = {}
+    for init_norm in (None, 1.0, 3.0):
+        model = FastTextClassifier(dim=8, epoch=1, lr=1e-9, word_ngrams=1, max_df=None, init_norm=init_norm,
+                                   seed=0).fit(train)
+        assert model.fit_info()["init_norm"] == init_norm
+        vectors = np.array([model.model_.get_word_vector(w) for w in model.model_.words if w != "</s>"])
+        lengths[init_norm] = np.linalg.norm(vectors, axis=1)
+    np.testing.assert_allclose(lengths[1.0], 1.0, atol=1e-4)
+    np.testing.assert_allclose(lengths[3.0], 3.0, atol=1e-4)
+    assert lengths[None].max() <= np.sqrt(8) / 8  # fastText's own start: uniform in +-1/dim
+
+
+def test_fasttext_auto_start_is_long_only_in_the_setting_without_frequent_words(reuters_parts, monkeypatch):
+    real = fasttext_clf._train_in_fresh_processes
+    starts = []
+
+    def spy(jobs):
+        starts.append([(args["wordNgrams"], "pretrainedVectors" in args) for args, _out, _timeout in jobs])
+        return real(jobs)
+
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
+    train, valid = reuters_parts["train"], reuters_parts["valid"]
+    auto = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train, valid)
+    FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=None).fit(train, valid)
+    FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=0.5).fit(train, valid)
+    assert starts == [[(2, False), (1, True)], [(2, False), (1, False)], [(2, True), (1, True)]]
+    assert auto.fit_info()["init_norm"] == (1.0 if auto.fit_info()["max_df"] == 0.1 else None)
+
+
+def test_fasttext_autotune_starts_from_fasttexts_own_vectors(single_parts, monkeypatch):
+    # autotune searches dim, which start vectors of one dim would contradict
+    real = fasttext_clf._train_in_fresh_processes
+    seen = []
+
+    def spy(jobs):
+        ((args, _out, _timeout),) = jobs
+        seen.append(("autotuneValidationFile" in args, "pretrainedVectors" in args))
+        return [RuntimeError("stopped by the test")] if "autotuneValidationFile" in args else real(jobs)
+
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
+    model = FastTextClassifier(dim=8, epoch=5, tune=True, tune_seconds=2, word_ngrams=1, max_df=0.5, seed=0)
+    model.fit(single_parts["train"], single_parts["valid"])
+    assert seen == [(False, True), (True, False)]
+    assert model.fit_info()["init_norm"] == 1.0 and model.fit_info()["autotune"]["kept"] == "defaults"
