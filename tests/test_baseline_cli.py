@@ -330,6 +330,7 @@ def _no_train_split(make_split, single_parts):
     ("ok", ["--set", "fasttext.loss=hinge"],
      "--set fasttext.loss=hinge: fasttext's loss must be one of 'auto', 'softmax', 'ova', 'hs', 'ns'; got 'hinge'."),
     ("ok", ["--set", "fasttext.max_df=2"], "fasttext's max_df must be 'auto', none or a share of documents in (0, 1]; got 2."),
+    ("ok", ["--set", "fasttext.init_norm=0"], "fasttext's init_norm must be 'auto', none or a vector length in (0, 100]; got 0."),
     ("ok", ["-m", "majority", "--rule", "global"], "--rule global is for multi-label data"),
     # every --set value is checked before the first model trains (majority runs first by default):
     # these raised a bare ValueError, failed later with a misleading message, or were taken
