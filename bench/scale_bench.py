@@ -91,33 +91,38 @@ def newest_run(runs: Path) -> dict:
 # One child per conversion: ru_maxrss of a fresh process is then that conversion's own peak.
 _CONVERT = (
     "import resource, sys, numpy as np, scipy.sparse as sp\n"
-    "from nlpkit.models.tfidf_lr import csr_from_dense\n"
+    "from nlpkit.models.tfidf_lr import compact_coefficients, csr_from_dense\n"
     "W = np.random.default_rng(0).random((int(sys.argv[2]), 100))\n"
     "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-    "C = sp.csr_matrix(W.astype(np.float32)) if sys.argv[1] == 'scipy' else csr_from_dense(W, np.float32)\n"
+    "how = sys.argv[1]\n"
+    "C = (sp.csr_matrix(W.astype(np.float32)) if how == 'scipy' else csr_from_dense(W, np.float32) if how == 'csr'\n"
+    "     else compact_coefficients(W))\n"
     "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
 )
 
 
 def coefficient_costs(rows: int = 1_027_080, repeats: int = 5) -> None:
-    """What tfidf-lr's coefficients cost outside the fit: peak memory of the conversion of a bigram
-    model's dense weights (``rows`` features x 100 labels; by default the 300,000-document run's) to the sparse
-    float32 matrix kept, scipy's against nlpkit's ``csr_from_dense``; and the time of scoring a
-    Reuters-sized test part (3,019 x 15,164 tf-idf features, 90 labels) as a sparse x sparse product
-    against nlpkit's scoring (sparse x dense)."""
+    """What tfidf-lr's coefficients cost outside the fit: peak memory of turning a bigram model's
+    dense float64 weights (``rows`` features x 100 labels; by default the 300,000-document run's)
+    into the float32 matrix kept: scipy's sparse conversion, nlpkit's ``csr_from_dense`` (what was
+    kept before), and what nlpkit keeps now (``compact_coefficients``: dense float32); and the time
+    of scoring a Reuters-sized test part (3,019 x 15,164 tf-idf features, 90 labels) as a sparse x
+    sparse product, with sparse coefficients made dense for each product (older saved models), and
+    with the dense coefficients kept."""
     import scipy.sparse as sp
 
     from nlpkit.models.tfidf_lr import linear_scores
 
     peaks = {}
-    for how in ("scipy", "nlpkit"):
+    for how, what in (("scipy", "scipy CSR"), ("csr", "csr_from_dense"), ("nlpkit", "nlpkit dense")):
         out = subprocess.run([sys.executable, "-c", _CONVERT, how, str(rows)], capture_output=True, text=True,
                              check=True)
         before, after = map(int, out.stdout.split())
         peaks[how] = (before / 1024, after / 1024)
-        print(f"coefficients to sparse, {how:<6} {before / 1024:>7,.0f} MB before, {after / 1024:>7,.0f} MB at the peak",
+        print(f"coefficients kept, {what:<14} {before / 1024:>7,.0f} MB before, {after / 1024:>7,.0f} MB at the peak",
               flush=True)
-    print(f"  peak ratio scipy / nlpkit: {peaks['scipy'][1] / peaks['nlpkit'][1]:.2f}", flush=True)
+    print(f"  peak ratio scipy / nlpkit: {peaks['scipy'][1] / peaks['nlpkit'][1]:.2f}, "
+          f"csr_from_dense / nlpkit: {peaks['csr'][1] / peaks['nlpkit'][1]:.2f}", flush=True)
 
     rng = np.random.default_rng(0)
     X = sp.random(3_019, 15_164, density=0.005, format="csr", random_state=rng)
@@ -133,10 +138,13 @@ def coefficient_costs(rows: int = 1_027_080, repeats: int = 5) -> None:
             times.append(time.perf_counter() - t)
         return sorted(times)[len(times) // 2]
 
+    dense = W.toarray()
     sparse = median_seconds(lambda: (X @ W).toarray())
-    ours = median_seconds(lambda: linear_scores(X, W, b, "multi"))
-    print(f"scoring 3,019 x 15,164 against 90 labels: sparse x sparse {sparse * 1e3:.1f} ms, "
-          f"nlpkit {ours * 1e3:.1f} ms (sigmoid included; ratio {sparse / ours:.1f}, median of {repeats})", flush=True)
+    densified = median_seconds(lambda: linear_scores(X, W, b, "multi"))
+    ours = median_seconds(lambda: linear_scores(X, dense, b, "multi"))
+    print(f"scoring 3,019 x 15,164 against 90 labels (median of {repeats}; the last two with the sigmoid): "
+          f"sparse x sparse {sparse * 1e3:.1f} ms, sparse made dense {densified * 1e3:.1f} ms, "
+          f"dense kept {ours * 1e3:.1f} ms (ratio sparse / dense kept {sparse / ours:.1f})", flush=True)
 
 
 def main() -> None:

@@ -1044,7 +1044,7 @@ def test_tfidf_single_label_cross_fit_in_worker_processes_matches_one_process(da
     one, two = TfidfLogisticRegression(n_jobs=1), TfidfLogisticRegression(n_jobs=2)
     oof1, oof2 = one.cross_fit(data, fold_of), two.cross_fit(data, fold_of)
     np.testing.assert_array_equal(oof1, oof2)
-    np.testing.assert_array_equal(one.coef_.toarray(), two.coef_.toarray())
+    np.testing.assert_array_equal(one.coef_, two.coef_)
     np.testing.assert_array_equal(one.intercept_, two.intercept_)
     accuracy = (oof1.argmax(axis=1) == np.asarray(data.y.argmax(axis=1)).ravel()).mean()
     assert accuracy > 0.7
@@ -1075,21 +1075,82 @@ def test_csr_from_dense_gives_scipys_arrays(block_rows):
 
 
 def test_tfidf_scores_with_dense_coefficients_equal_the_sparse_product(data_dir):
-    # predict_proba multiplies by the coefficients made dense (faster): the same sums, bit for bit
+    # the coefficients are kept dense (float32; faster to multiply): the same sums, bit for bit
+    import scipy.sparse as sp
     from scipy.special import expit
 
     from nlpkit.models.tfidf_lr import linear_scores
 
     data = _reuters_data(data_dir)
     model = TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(data)
+    assert isinstance(model.coef_, np.ndarray) and model.coef_.dtype == np.float32
     X = model._transform(model.vectorizers_, data.texts)
-    sparse_product = expit((X @ model.coef_).toarray() + model.intercept_)
+    sparse_product = expit((X @ sp.csr_matrix(model.coef_)).toarray() + model.intercept_)
     np.testing.assert_array_equal(model.predict_proba(data.texts), sparse_product)
+    # sparse but nearly all non-zero (as older nlpkit saved them): made dense, the same scores
+    np.testing.assert_array_equal(linear_scores(X, sp.csr_matrix(model.coef_), model.intercept_, "multi"),
+                                  sparse_product)
     # mostly zeros: kept sparse, the same scores
-    import scipy.sparse as sp
-
     W = sp.random(X.shape[1], 3, density=0.1, format="csr", random_state=0, dtype=np.float32)
     np.testing.assert_allclose(linear_scores(X, W, np.zeros(3), "multi"), expit(X @ W.toarray()), rtol=1e-12)
+
+
+def test_tfidf_coefficients_are_kept_dense_unless_mostly_zero():
+    import scipy.sparse as sp
+
+    from nlpkit.models.tfidf_lr import compact_coefficients
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(50, 4))
+    W[:, 0] = 0  # a label absent from train: half the entries still non-zero
+    W[3, 1] = 1e-60  # zero in float32
+    kept = compact_coefficients(W.copy())
+    assert isinstance(kept, np.ndarray) and kept.dtype == np.float32
+    np.testing.assert_array_equal(kept, W.astype(np.float32))
+    W[:, 1:3] = 0  # three labels in four absent: sparse
+    kept = compact_coefficients(W)
+    assert sp.issparse(kept) and kept.dtype == np.float32 and kept.nnz == 50
+    np.testing.assert_array_equal(kept.toarray(), W.astype(np.float32))
+
+
+def test_tfidf_model_saved_with_sparse_coefficients_still_loads(data_dir, tmp_path):
+    # models saved before the coefficients were kept dense hold them as CSR arrays: same scores
+    import shutil
+
+    import scipy.sparse as sp
+
+    from nlpkit.models.base import file_records
+
+    data = _reuters_data(data_dir)
+    model = TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(data)
+    model.save(tmp_path / "dense")
+    with np.load(tmp_path / "dense" / "tfidf_lr.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    assert arrays["coef"].dtype == np.float32 and "coef_data" not in arrays
+    reloaded = load_model(tmp_path / "dense")
+    assert isinstance(reloaded.coef_, np.ndarray)
+    np.testing.assert_array_equal(reloaded.predict_proba(data.texts), model.predict_proba(data.texts))
+
+    old = tmp_path / "sparse"
+    shutil.copytree(tmp_path / "dense", old)
+    coef = sp.csr_matrix(arrays.pop("coef"))
+    np.savez_compressed(old / "tfidf_lr.npz", coef_data=coef.data, coef_indices=coef.indices, coef_indptr=coef.indptr,
+                        coef_shape=np.asarray(coef.shape, dtype=np.int64), **arrays)
+    meta = json.loads((old / "nlpkit_model.json").read_text(encoding="utf-8"))
+    meta["files"] = file_records(old)  # as that version recorded them
+    (old / "nlpkit_model.json").write_text(json.dumps(meta), encoding="utf-8")
+    reloaded = load_model(old)
+    assert sp.issparse(reloaded.coef_)
+    np.testing.assert_array_equal(reloaded.predict_proba(data.texts), model.predict_proba(data.texts))
+
+    # coefficients for other terms than the vocabulary's (files from two different models): an error
+    np.savez_compressed(old / "tfidf_lr.npz", coef=np.zeros((coef.shape[0] - 1, coef.shape[1]), dtype=np.float32),
+                        **arrays)
+    meta["files"] = file_records(old)
+    (old / "nlpkit_model.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(NlpkitError, match=rf"tfidf_lr.npz has coefficients for {coef.shape[0] - 1:,} terms but "
+                                          rf".*tfidf_vocabulary.json holds {coef.shape[0]:,}; re-run the experiment"):
+        load_model(old)
 
 
 def test_tfidf_without_cross_fit_chooses_word_ngrams_on_valid(data_dir):
@@ -1114,7 +1175,7 @@ def test_tfidf_without_cross_fit_chooses_word_ngrams_on_valid(data_dir):
         micro = get_metric("micro_f1")(valid.y, decide(scores, tune_rule(valid.y, scores, task="multi")))
         assert choice["valid"]["%d-%d" % ngrams] == pytest.approx(micro, abs=1e-6)
         if list(ngrams) == choice["chosen"]:  # the kept model is that candidate's, unchanged
-            np.testing.assert_array_equal(model.coef_.toarray(), fixed.coef_.toarray())
+            np.testing.assert_array_equal(model.coef_, fixed.coef_)
             np.testing.assert_array_equal(model.predict_proba(valid.texts), scores)
     # no valid part, or choose_ngrams off: the reference n-grams, nothing chosen
     assert "ngram_choice" not in TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(train).fit_info()
@@ -1156,7 +1217,7 @@ def test_tfidf_cross_fit_chooses_word_ngrams_out_of_fold(data_dir):
     fixed = TfidfLogisticRegression(n_jobs=1, ngram_range=tuple(choice["chosen"]), choose_ngrams=False)
     np.testing.assert_array_equal(oof, fixed.cross_fit(data, fold_of))
     assert "ngram_choice" not in fixed.fit_info()
-    np.testing.assert_array_equal(model.coef_.toarray(), fixed.coef_.toarray())
+    np.testing.assert_array_equal(model.coef_, fixed.coef_)
     with pytest.raises(ConfigError, match="choose_ngrams must be true or false"):
         TfidfLogisticRegression(choose_ngrams="yes")
 

@@ -8,8 +8,9 @@ Single-label: one multinomial logistic regression (lbfgs).
 
 Decisions (thresholds) are not made here: the metrics layer tunes them on validation data.
 
-Saved without pickle: the vectoriser's vocabulary as JSON, idf and the coefficients as ``.npz``
-(loaded with ``allow_pickle=False``); the vectoriser is rebuilt from its parameters on load.
+Saved without pickle: the vectoriser's vocabulary as JSON, idf and the coefficients (float32,
+dense; see :func:`compact_coefficients`) as ``.npz`` (loaded with ``allow_pickle=False``); the
+vectoriser is rebuilt from its parameters on load.
 """
 
 from __future__ import annotations
@@ -319,7 +320,7 @@ class TfidfLogisticRegression(Classifier):
         self.vectorizers_ = vectorizers
         # Coefficients are kept as float32 in memory and on disk alike, so a saved model scores
         # exactly as the fitted one.
-        self.coef_ = csr_from_dense(W, np.float32)
+        self.coef_ = compact_coefficients(W)
         self.intercept_ = b.astype(np.float64)
 
     def _tune(self, train, valid, progress):
@@ -561,9 +562,13 @@ class TfidfLogisticRegression(Classifier):
                 terms[idx] = term
             vocab_state.append({"params": _vectorizer_json(vec), "terms": terms})
             arrays[f"idf_{i}"] = np.asarray(vec.idf_, dtype=np.float64)
-        coef = self.coef_.tocsr()
-        arrays.update(coef_data=coef.data, coef_indices=coef.indices, coef_indptr=coef.indptr,
-                      coef_shape=np.asarray(coef.shape, dtype=np.int64), intercept=self.intercept_)
+        if isinstance(self.coef_, np.ndarray):
+            arrays["coef"] = self.coef_
+        else:
+            coef = self.coef_.tocsr()
+            arrays.update(coef_data=coef.data, coef_indices=coef.indices, coef_indptr=coef.indptr,
+                          coef_shape=np.asarray(coef.shape, dtype=np.int64))
+        arrays["intercept"] = self.intercept_
         with open(path / VOCAB_JSON, "w", encoding="utf-8", newline="\n") as fh:
             json.dump({"vectorizers": vocab_state}, fh, ensure_ascii=False)
         np.savez_compressed(path / ARRAYS_NPZ, **arrays)
@@ -593,12 +598,19 @@ class TfidfLogisticRegression(Classifier):
                 vec = TfidfVectorizer(dtype=np.float64, vocabulary=vocab, **params)
                 vec.idf_ = arrays[f"idf_{i}"]
                 vectorizers.append(vec)
-            shape = tuple(int(s) for s in arrays["coef_shape"])
-            coef = sp.csr_matrix((arrays["coef_data"], arrays["coef_indices"], arrays["coef_indptr"]), shape=shape)
+            if "coef" in arrays:  # dense; older nlpkit saved every model's coefficients sparse
+                coef = arrays["coef"]
+            else:
+                shape = tuple(int(s) for s in arrays["coef_shape"])
+                coef = sp.csr_matrix((arrays["coef_data"], arrays["coef_indices"], arrays["coef_indptr"]), shape=shape)
             intercept = arrays["intercept"]
-        if coef.shape[1] != len(model.label_names_) or intercept.shape != (len(model.label_names_),):
+        if coef.ndim != 2 or coef.shape[1] != len(model.label_names_) or intercept.shape != (len(model.label_names_),):
             raise NlpkitError(f"{path / ARRAYS_NPZ} does not match the {len(model.label_names_)} labels of "
                               f"{path / 'nlpkit_model.json'}; re-run the experiment.")
+        n_terms = sum(len(vec.vocabulary) for vec in vectorizers)
+        if coef.shape[0] != n_terms:
+            raise NlpkitError(f"{path / ARRAYS_NPZ} has coefficients for {coef.shape[0]:,} terms but {path / VOCAB_JSON} "
+                              f"holds {n_terms:,}; re-run the experiment.")
         model.vectorizers_ = vectorizers
         model.coef_ = coef
         model.intercept_ = intercept
@@ -877,6 +889,22 @@ def _multinomial_task(X, Y, fit_rows, score_rows, label_names, **fit_args):
     return linear_scores(X[score_rows], W, b, "single"), None, warnings
 
 
+def compact_coefficients(W: np.ndarray):
+    """``W`` (features x labels) as kept and saved: float32, dense when at least half its entries
+    are non-zero, else sparse (CSR).
+
+    L2-regularised logistic regression gives nearly every feature a weight for every label, so the
+    coefficients are dense in practice: 4 bytes an entry, where CSR takes 8 (value and column),
+    and scores are a sparse x dense product. Sparse coefficients come from labels absent from
+    train (a column of zeros) when most labels are.
+    """
+    dense = np.asarray(W, dtype=np.float32)
+    if 2 * np.count_nonzero(dense) >= dense.size:
+        return dense
+    del dense
+    return csr_from_dense(W, np.float32)
+
+
 def csr_from_dense(W: np.ndarray, dtype=np.float32, block_rows: int = 1 << 16):
     """``scipy.sparse.csr_matrix(W.astype(dtype))``, the same arrays, without its temporaries.
 
@@ -912,10 +940,10 @@ def linear_scores(X, W, b, task: str) -> np.ndarray:
     from scipy.special import expit, softmax
 
     if hasattr(W, "toarray") and 2 * W.nnz >= W.shape[0] * W.shape[1]:
-        # A saved model's coefficients are sparse but nearly all non-zero (L2 keeps every weight):
-        # dense, they take less memory than sparse (4 bytes an entry against 8) and the product is
-        # sparse x dense, with the same sums in the same order (identical scores, tested): 4.5 times
-        # faster than sparse x sparse on a Reuters-sized test part (bench/scale_bench.py).
+        # Coefficients saved sparse by an older nlpkit although nearly all non-zero (L2 keeps every
+        # weight): dense, the product is sparse x dense, with the same sums in the same order
+        # (identical scores, tested): 4.5 times faster than sparse x sparse on a Reuters-sized test
+        # part (bench/scale_bench.py).
         W = W.toarray()
     z = X @ W
     z = (z.toarray() if hasattr(z, "toarray") else np.asarray(z)) + b
