@@ -158,12 +158,14 @@ def _single_topic_reuters(name: str):
 
 # --- nlpkit's baselines ---------------------------------------------------------------------------
 
-def run_nlpkit(split, model: str, runs_root: Path, seed: int) -> dict:
-    """One nlpkit baseline (``NAME`` or ``NAME+tune``) through the API ``nlpkit baseline`` uses."""
+def run_nlpkit(split, model: str, runs_root: Path, seed: int, settings: list[str] = ()) -> dict:
+    """One nlpkit baseline (``NAME`` or ``NAME+tune``) through the API ``nlpkit baseline`` uses;
+    ``settings``: ``MODEL.KEY=VALUE`` as ``--set`` takes them (those of other models are left out)."""
     from nlpkit.baseline import baseline_config, run_baselines, summarize
 
     name, _, tune = model.partition("+")
-    config = baseline_config([name], seed=seed, tune=tune == "tune")
+    mine = [text for text in settings if text.partition(".")[0] == name]
+    config = baseline_config([name], seed=seed, tune=tune == "tune", settings=mine)
     load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), _cpu_seconds()
     (run,) = run_baselines(split, config, runs_root=runs_root)
     wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
@@ -290,7 +292,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="reuters,cooking,agnews")
     parser.add_argument("--models", default=",".join(NLPKIT_MODELS + PEERS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the splits and of the models.")
+    parser.add_argument("--model-seeds", default=None,
+                        help="Comma-separated seeds: run each nlpkit model once per seed on the same splits "
+                             "(drawn with --seed), and print each score and their mean.")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                        help="A model parameter, as `nlpkit baseline --set` takes it (repeatable).")
     parser.add_argument("--json", type=Path, default=None, help="Also write every row to this JSON file.")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
@@ -298,6 +305,7 @@ def main(argv=None) -> int:
         return 0
     datasets = [d for d in args.datasets.split(",") if d]
     models = [m for m in args.models.split(",") if m]
+    model_seeds = [int(v) for v in args.model_seeds.split(",") if v] if args.model_seeds else [args.seed]
     results = []
     with tempfile.TemporaryDirectory(prefix="nlpkit-bench-") as tmp:
         splits = build_splits(Path(tmp) / "splits", datasets, seed=args.seed)
@@ -306,12 +314,19 @@ def main(argv=None) -> int:
                 continue
             for model in models:
                 rows = []
-                for k, split in enumerate(folds):
-                    row = run_peer(split, model) if model in PEERS else run_nlpkit(split, model, Path(tmp) / "runs", args.seed)
-                    row.update(dataset=name, fold=k)
-                    rows.append(row)
-                    print(json.dumps({k2: v for k2, v in row.items() if k2 not in ("fit_info", "run")}), file=sys.stderr, flush=True)
+                for model_seed in ([args.seed] if model in PEERS else model_seeds):
+                    for k, split in enumerate(folds):
+                        row = (run_peer(split, model) if model in PEERS
+                               else run_nlpkit(split, model, Path(tmp) / "runs", model_seed, args.settings))
+                        row.update(dataset=name, fold=k, model_seed=model_seed)
+                        rows.append(row)
+                        print(json.dumps({k2: v for k2, v in row.items() if k2 not in ("fit_info", "run")}), file=sys.stderr, flush=True)
                 results.extend(rows)
+                headline = "accuracy" if folds[0].task == "single" else "micro_f1"
+                if len({r["model_seed"] for r in rows}) > 1:
+                    by_seed = ", ".join(f"{seed} {_mean([r for r in rows if r['model_seed'] == seed], headline):.4f}"
+                                        for seed in dict.fromkeys(r["model_seed"] for r in rows))
+                    print(f"{name:8s} {model:14s} {headline} by model seed: {by_seed}", flush=True)
                 quality = ("accuracy " if folds[0].task == "single" else "micro-F1 ") + f"{_mean(rows, 'accuracy' if folds[0].task == 'single' else 'micro_f1'):.4f}"
                 folds_used = rows[0].get("cross_fit")
                 extra = f" | cross-fitted: {folds_used} folds over train + valid, then refitted on both" if folds_used else ""

@@ -479,3 +479,34 @@ def test_scale_bench_runs_end_to_end_on_a_small_corpus(tmp_path):
     assert "the cross-fit takes" in proc.stdout
     assert "peak ratio scipy / nlpkit" in proc.stdout and "scoring 3,019 x 15,164" in proc.stdout
     assert len([p for p in (tmp_path / "work" / "runs").iterdir() if not p.name.startswith(".")]) == 3
+
+
+def test_bench_model_seeds_and_settings(single_split, tmp_path, monkeypatch, capsys):
+    """--model-seeds runs each nlpkit model once per seed on the same split; --set reaches only its model."""
+    import importlib.util
+
+    from conftest import REPO
+    from nlpkit.runs import load_run
+
+    spec = importlib.util.spec_from_file_location("baseline_bench", REPO / "bench" / "baseline_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.run_nlpkit(single_split, "fasttext", tmp_path / "runs", seed=3,
+                           settings=["fasttext.init_norm=none", "fasttext.dim=8", "tfidf-lr.C=3"])
+    info = load_run(row["run"]).info
+    assert info["config"]["seed"] == 3
+    assert info["model_params"]["init_norm"] is None and info["model_params"]["dim"] == 8
+    assert info["config"]["set"] == {"fasttext": {"init_norm": None, "dim": 8}}
+
+    monkeypatch.setattr(bench, "DATA", tmp_path)  # present: the splits come from build_splits below
+    splits_seen = []
+    monkeypatch.setattr(bench, "build_splits", lambda root, datasets, seed: splits_seen.append(seed) or {"tiny": [single_split]})
+    real, seeds_run = bench.run_nlpkit, []
+    monkeypatch.setattr(bench, "run_nlpkit", lambda split, model, root, seed, settings: seeds_run.append(seed)
+                        or real(split, model, root, seed, settings))
+    out = tmp_path / "rows.json"
+    assert bench.main(["--datasets", "tiny", "--models", "majority", "--seed", "5", "--model-seeds", "1,2",
+                       "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert splits_seen == [5] and seeds_run == [1, 2] and [r["model_seed"] for r in rows] == [1, 2]
+    assert "tiny     majority       accuracy by model seed: 1 " in capsys.readouterr().out
