@@ -1308,3 +1308,16 @@ def test_fasttext_autotune_starts_from_fasttexts_own_vectors(single_parts, monke
     model.fit(single_parts["train"], single_parts["valid"])
     assert seen == [(False, True), (True, False)]
     assert model.fit_info()["init_norm"] == 1.0 and model.fit_info()["autotune"]["kept"] == "defaults"
+
+
+def test_fasttext_words_that_look_like_labels_stay_words():
+    # "__label__x" in a text was read by fastText as a label: predicting failed on it (a traceback),
+    # and "__label__1" trained the second label on every text that held it
+    texts = ["good movie __label__x great", "bad film awful __label__1", "great fun good", "awful bad boring"] * 10
+    data = make_dataset(texts, ["pos", "neg", "pos", "neg"] * 10, task="single", label_names=["neg", "pos"])
+    model = FastTextClassifier(dim=8, epoch=5, word_ngrams=2, max_df=None, seed=0).fit(data)
+    assert sorted(model.model_.labels) == ["__label__0", "__label__1"]
+    assert "_label__x" in model.model_.words and "_label__1" in model.model_.words
+    scores = model.predict_proba(["good __label__x", "__label__1", "bad"])
+    assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1)
+    assert fasttext_clf.fasttext_line("A __label__b ___label__c") == "a _label__b ___label__c"

@@ -244,7 +244,7 @@ class FastTextClassifier(Classifier):
                 cols = y.indices[y.indptr[i]:y.indptr[i + 1]]
                 if len(cols) == 0:
                     continue  # fastText cannot learn from a document without a label
-                words = without_words(normalize(dataset.texts[i]) if lines is None else lines[i], drop)
+                words = without_words(fasttext_line(dataset.texts[i]) if lines is None else lines[i], drop)
                 n_with_words += bool(words)
                 fh.write(" ".join(f"{LABEL_PREFIX}{j}" for j in sorted(cols)) + " " + words + "\n")
         return n_with_words
@@ -302,7 +302,7 @@ class FastTextClassifier(Classifier):
                 bucket=int(p["bucket"]), minn=int(p["minn"]), maxn=int(p["maxn"]), thread=int(p["threads"]),
                 seed=int(p["seed"]), verbose=0,
             )
-            lines = [normalize(text) for text in train.texts]
+            lines = [fasttext_line(text) for text in train.texts]
             inputs: dict[float | None, tuple[str, frozenset[str]]] = {}
             for share in dict.fromkeys(share for _n, share in settings):
                 drop = frequent_words(lines, share)
@@ -474,7 +474,7 @@ class FastTextClassifier(Classifier):
         scores = np.zeros((len(texts), n_labels), dtype=np.float64)
         if len(texts) == 0:
             return scores
-        lines = [without_words(normalize(t, self.text_rule_), drop) for t in texts]
+        lines = [without_words(fasttext_line(t, self.text_rule_), drop) for t in texts]
         labels, probs = model.predict(lines, k=-1, threshold=0.0)
         offset = len(LABEL_PREFIX)
         # One-vs-all models answer a text with nothing they recognise (unknown words, punctuation they
@@ -551,8 +551,19 @@ class _Candidate:
         return replace(self, args={**self.args, **changes})
 
 
+def fasttext_line(text: str, rule: str = TEXT_RULE) -> str:
+    """``text`` as the fastText models read it: normalised (:func:`normalize`), and a word that starts with
+    fastText's label prefix (``__label__``, which a text can hold) loses its first underscore, so
+    that fastText reads it as a word. Read as a label, it added a label of its own to the model, and
+    predicting then failed on it (or, as ``__label__7``, trained the model's seventh label)."""
+    line = normalize(text, rule)
+    if LABEL_PREFIX in line:
+        line = " ".join(w[1:] if w.startswith(LABEL_PREFIX) else w for w in line.split(" "))
+    return line
+
+
 def frequent_words(lines: Sequence[str], max_df: float | None) -> frozenset[str]:
-    """The words found in more than ``max_df`` of ``lines`` (texts normalised by :func:`normalize`);
+    """The words found in more than ``max_df`` of ``lines`` (texts made by :func:`fasttext_line`);
     none for None."""
     if max_df is None:
         return frozenset()
