@@ -310,14 +310,15 @@ class FastTextClassifier(Classifier):
                 if self._write_examples(path, train, shuffle_seed=int(p["seed"]), drop=drop, lines=lines) == 0:
                     raise DataError("fasttext: every training text is empty after normalisation; check the text column.")
                 inputs[share] = (str(path), drop)
-            candidates = [_Candidate(n, share, {**base, "input": inputs[share][0], "wordNgrams": n}, inputs[share][1],
-                                     self._init_norm(share))
-                          for n, share in settings]
-            # each training process writes its start vectors itself, beside the others' training
-            candidates = [c if c.init_norm is None else c.with_args(
-                pretrainedVectors=str(Path(tmp) / f"start{i}.vec"),
-                **{_START_KEY: dict(dim=base["dim"], norm=c.init_norm, min_count=base["minCount"], seed=base["seed"])})
-                for i, c in enumerate(candidates)]
+            candidates = []
+            for i, (n, share) in enumerate(settings):
+                args = {**base, "input": inputs[share][0], "wordNgrams": n}
+                init_norm = self._init_norm(share)
+                if init_norm is not None:  # its training process writes them, beside the others' training
+                    args.update({"pretrainedVectors": str(Path(tmp) / f"start{i}.vec"),
+                                 _START_KEY: dict(dim=base["dim"], norm=init_norm, min_count=base["minCount"],
+                                                  seed=base["seed"])})
+                candidates.append(_Candidate(n, share, args, inputs[share][1], init_norm))
             t0 = time.perf_counter()
             trained = self._train_all(candidates, Path(tmp), warnings=warnings)
             if len(trained) > 1:

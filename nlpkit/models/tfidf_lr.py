@@ -262,7 +262,7 @@ class TfidfLogisticRegression(Classifier):
             vectorizers, W, b, warnings = fitted
         self._set_state(vectorizers, W, b)
         n_docs = len(train) + (len(valid) if valid is not None else 0)
-        if int(p["cross_fit"]) and not (p["tune"] and int(p["cv"])) and self.over_cross_fit_size(n_docs):
+        if int(p["cross_fit"]) and not self.cross_fit_folds(self.task_, n_docs):  # too many documents
             self.fit_info_["cross_fit"] = {"folds": 0, "documents": n_docs,
                                            "max_documents": int(p["cross_fit_max_docs"])}
         self.fit_info_.update({
@@ -404,14 +404,8 @@ class TfidfLogisticRegression(Classifier):
             return 0
         if p["tune"] and int(p["cv"]):  # asked for by name: whatever the size
             return int(p["cv"])
-        if self.over_cross_fit_size(n_docs):
-            return 0
-        return int(p["cross_fit"])
-
-    def over_cross_fit_size(self, n_docs: int) -> bool:
-        """Whether ``n_docs`` documents in train + valid are too many for the default cross-fit."""
-        limit = self.params["cross_fit_max_docs"]
-        return limit is not None and n_docs > int(limit)
+        limit = p["cross_fit_max_docs"]
+        return 0 if limit is not None and n_docs > int(limit) else int(p["cross_fit"])
 
     def cross_fit(self, data, fold_of: np.ndarray, progress=None) -> np.ndarray:
         """Out-of-fold scores of ``data`` for the decision rule, then the final fit on all of it.
