@@ -228,7 +228,7 @@ def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
     """What a :func:`summarize` row's model chose by itself, on train + valid, as ``(choice,
     evidence)`` pairs, the evidence being the scores it chose by: tfidf-lr's word n-grams
     (out-of-fold) or its tuned C and n-grams (``--tune``), or no cross-fit on large data;
-    fastText's setting and autotune (valid).
+    fastText's setting, or the average of its settings, and autotune (valid).
     A reference kept against a higher score says why: the lead was within one standard error."""
     info = row.get("fit_info") or {}
     out: list[tuple[str, str]] = []
@@ -257,6 +257,13 @@ def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
         others = ", ".join(f"{v:.3f} for {k}" for k, v in by_label.items() if k != chosen_label)
         out.append((chosen_label, f"{tuning['selected_by']}, {tuning['metric']} {by_label[chosen_label]:.3f}"
                                   + (f" against {others}" if others else "")))
+    average = info.get("average")
+    if average:
+        valid = average["valid"]
+        members = [name for name in valid if name != "average"]
+        out.append((f"the average of {' and '.join(members)}",
+                    f"valid {average['metric']} {valid['average']:.3f}; each alone "
+                    + ", ".join(f"{valid[name]:.3f}" for name in members)))
     settings = info.get("settings_choice")
     if settings:
         chosen = settings["chosen"]

@@ -42,10 +42,12 @@ def test_table_lists_every_default_model(single_split, runs_dir):
     runs = sorted(p for p in runs_dir.iterdir() if not p.name.startswith("."))
     assert len(runs) == 4
     assert {json.loads((p / "run.json").read_text())["seed"] for p in runs} == {3}
-    # fastText's choice between its two recipes, made on valid, is shown under the table
+    # fastText's two recipes, averaged, are shown under the table with their scores on valid
     fasttext = next(json.loads((p / "run.json").read_text()) for p in runs if "fasttext" in p.name)
-    chosen = fasttext["fit_info"]["settings_choice"]["chosen"]
-    assert f"fasttext chose {chosen} (valid accuracy " in result.stdout
+    valid = fasttext["fit_info"]["average"]["valid"]
+    assert (f"fasttext chose the average of word_ngrams=2 and word_ngrams=1, max_df=0.1 (valid accuracy "
+            f"{valid['average']:.3f}; each alone {valid['word_ngrams=2']:.3f}, {valid['word_ngrams=1, max_df=0.1']:.3f})"
+            in " ".join(result.stdout.split()))
 
 
 def test_choices_name_each_model_choice_and_its_scores():
@@ -64,6 +66,10 @@ def test_choices_name_each_model_choice_and_its_scores():
     fasttext["autotune"]["kept"] = "autotune"
     assert choices({"fit_info": fasttext})[1] == ("autotune's model over the default options",
                                                   "valid micro_f1 0.784 against 0.871")
+    averaged = {"average": {"metric": "micro_f1", "valid": {"word_ngrams=2": 0.85, "word_ngrams=1, max_df=0.1": 0.87,
+                                                             "average": 0.881}}, "settings_choice": None}
+    assert choices({"fit_info": averaged}) == [
+        ("the average of word_ngrams=2 and word_ngrams=1, max_df=0.1", "valid micro_f1 0.881; each alone 0.850, 0.870")]
     # nothing chosen (fixed options, no valid part, or a family without choices): nothing said
     assert choices({"fit_info": {"settings_choice": None, "autotune": None}}) == choices({}) == []
     # autotune that failed has no scores: its warning says so instead

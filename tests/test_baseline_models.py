@@ -721,23 +721,88 @@ def reuters_parts(data_dir):
     return {"train": train, "valid": valid}
 
 
-def test_fasttext_auto_trains_both_recipes_and_records_the_choice(reuters_parts, tmp_path):
+def test_fasttext_auto_averages_both_recipes_on_their_logits(reuters_parts, tmp_path):
     parts = reuters_parts
     model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])
+    info = model.fit_info()
+    bi, uni = "word_ngrams=2", "word_ngrams=1, max_df=0.1"
+    assert info["combine"] == "average" and info["settings_choice"] is None
+    frequent = fasttext_clf.frequent_words([normalize(t) for t in parts["train"].texts], 0.1)
+    assert [(m["word_ngrams"], m["max_df"], m["dropped_words"], m["init_norm"]) for m in info["members"]] == [
+        (2, None, 0, None), (1, 0.1, len(frequent), 1.0)]
+    assert [(c.label, c.drop, model.f.getArgs().wordNgrams) for c, model in model.members_] == [
+        (bi, frozenset(), 2), (uni, frequent, 1)]
+    # each model's score on valid and the average's are recorded
+    assert info["average"]["metric"] == "micro_f1" and list(info["average"]["valid"]) == [bi, uni, "average"]
+    # the average is taken on the logits: sigmoid of the mean log-odds, label by label
+    texts = parts["valid"].texts
+    each = np.stack([model._member_scores([member], texts)[0] for member in model.members_])
+    assert not np.allclose(each[0], each[1])
+    odds = np.log(np.clip(each, 1e-12, 1 - 1e-12) / (1 - np.clip(each, 1e-12, 1 - 1e-12))).mean(axis=0)
+    np.testing.assert_allclose(model.predict_proba(texts), 1 / (1 + np.exp(-odds)), rtol=1e-9, atol=1e-12)
+    again = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])  # same seed, same model
+    assert again.fit_info()["average"] == info["average"]
+    np.testing.assert_array_equal(again.predict_proba(texts), model.predict_proba(texts))
+    # saved as one fastText file per model; reloads to the same scores, the file names checked
+    model.save(tmp_path / "m")
+    assert {"fasttext.bin", "fasttext-1.bin"} <= {f.name for f in (tmp_path / "m").iterdir()}
+    state = json.loads((tmp_path / "m" / LABELS_JSON).read_text(encoding="utf-8"))
+    assert [(m["file"], m["max_df"], m["dropped_words"]) for m in state["members"]] == [
+        ("fasttext.bin", None, []), ("fasttext-1.bin", 0.1, sorted(frequent))]
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict_proba(texts), model.predict_proba(texts))
+    _without_file_records(tmp_path / "m")
+    for bad in ({"file": "../fasttext-1.bin"}, {"max_df": "high"}, {"dropped_words": "the"}):
+        edited = {**state, "members": [state["members"][0], {**state["members"][1], **bad}]}
+        (tmp_path / "m" / LABELS_JSON).write_text(json.dumps(edited), encoding="utf-8")
+        with pytest.raises(NlpkitError, match="fasttext_labels.json does not match"):
+            load_model(tmp_path / "m")
+    (tmp_path / "m" / LABELS_JSON).write_text(json.dumps(state), encoding="utf-8")
+    (tmp_path / "m" / "fasttext-1.bin").unlink()
+    with pytest.raises(NlpkitError, match="fasttext-1.bin"):
+        load_model(tmp_path / "m")
+
+
+def test_fasttext_average_of_softmax_models_is_their_renormalised_geometric_mean(single_parts):
+    model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(single_parts["train"], single_parts["valid"])
+    texts = single_parts["valid"].texts
+    each = np.stack([model._member_scores([member], texts)[0] for member in model.members_])
+    assert len(each) == 2 and not np.allclose(each[0], each[1])
+    geometric = np.sqrt(each[0] * each[1])
+    np.testing.assert_allclose(model.predict_proba(texts), geometric / geometric.sum(axis=1, keepdims=True), rtol=1e-9)
+
+
+def test_fasttext_pool_keeps_unknown_labels_at_zero_and_bounds_certain_scores():
+    model = FastTextClassifier()
+    model.task_ = "multi"
+    a = np.array([[1.0, 0.0, 0.5], [0.2, 0.0, 1e-5]])
+    b = np.array([[1.0, 0.0, 0.5], [0.8, 0.0, 1e-5]])
+    pooled = model._pool([a, b])
+    assert np.isfinite(pooled).all() and pooled[0, 0] > 0.999 and (pooled[:, 1] == 0).all()
+    np.testing.assert_allclose(pooled[:, 2], [0.5, 1e-5])
+    np.testing.assert_allclose(pooled[1, 0], 0.5)  # log-odds of 0.2 and 0.8 cancel
+    model.task_ = "single"
+    pooled = model._pool([np.array([[0.9, 0.1, 0.0]]), np.array([[0.1, 0.9, 0.0]])])
+    np.testing.assert_allclose(pooled, [[0.5, 0.5, 0.0]])
+
+
+def test_fasttext_choose_keeps_one_recipe_and_records_the_choice(reuters_parts):
+    parts = reuters_parts
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="choose").fit(parts["train"], parts["valid"])
     info = model.fit_info()
     choice = info["settings_choice"]
     bi, uni = "word_ngrams=2", "word_ngrams=1, max_df=0.1"
     assert choice["metric"] == "micro_f1" and choice["reference"] == bi and list(choice["valid"]) == [bi, uni]
+    assert info["average"] is None and info["combine"] == "choose"
     lo, hi = choice["difference_interval_68"][uni]
     assert lo <= choice["valid"][uni] - choice["valid"][bi] <= hi
     assert choice["chosen"] == (uni if lo > 0 else bi)
-    assert (info["word_ngrams"], info["max_df"]) == ((1, 0.1) if lo > 0 else (2, None))
-    assert model.model_.f.getArgs().wordNgrams == info["word_ngrams"]
-    assert info["dropped_words"] == len(model.drop_words_) == (
+    ((member, fitted),) = model.members_
+    assert (info["members"][0]["word_ngrams"], info["members"][0]["max_df"]) == ((1, 0.1) if lo > 0 else (2, None))
+    assert fitted.f.getArgs().wordNgrams == info["members"][0]["word_ngrams"]
+    assert info["members"][0]["dropped_words"] == len(member.drop) == (
         len(fasttext_clf.frequent_words([normalize(t) for t in parts["train"].texts], 0.1)) if lo > 0 else 0)
-    again = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])  # same seed, same model
+    again = FastTextClassifier(dim=8, epoch=5, seed=0, combine="choose").fit(parts["train"], parts["valid"])
     assert again.fit_info()["settings_choice"] == choice
-    np.testing.assert_array_equal(again.predict_proba(parts["valid"].texts), model.predict_proba(parts["valid"].texts))
 
 
 @pytest.mark.parametrize("unigram_accuracy, chosen", [(0.95, 1), (0.81, 2), (0.70, 2)])
@@ -758,8 +823,8 @@ def test_fasttext_unigrams_replace_bigrams_only_when_clearly_better_on_valid(uni
 
     fake = {"bigrams": scores_right_on(0.80), "unigrams": scores_right_on(unigram_accuracy)}
     monkeypatch.setattr(FastTextClassifier, "_scores", lambda self, model, texts, drop: fake[model])
-    model = FastTextClassifier(seed=0)
-    model.task_ = "single"
+    model = FastTextClassifier(seed=0, combine="choose")
+    model.task_, model.text_rule_ = "single", fasttext_clf.TEXT_RULE
     bi = fasttext_clf._Candidate(2, None, {"wordNgrams": 2}, frozenset())
     uni = fasttext_clf._Candidate(1, 0.1, {"wordNgrams": 1}, frozenset({"doc"}))
     (candidate, kept), choice = model._choose([(bi, "bigrams"), (uni, "unigrams")], valid)
@@ -778,16 +843,19 @@ def test_fasttext_settings_trained_without_valid_or_with_fixed_options(multi_par
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
     train, valid = multi_parts["train"], multi_parts["valid"]
-    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train)
+    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0, combine="choose").fit(train)
+    averaged = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train)  # averaging needs no valid part
     fixed = FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3, max_df=None).fit(train, valid)
     FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3).fit(train, valid)  # max_df auto: with and without
     FastTextClassifier(dim=8, epoch=5, seed=0, max_df=0.5).fit(train, valid)  # word_ngrams auto: 2 and 1
     every, filtered = "train.txt", "train-max_df0.1.txt"
-    assert batches == [[(2, every)], [(3, every)], [(3, every), (3, filtered)],
+    assert batches == [[(2, every)], [(2, every), (1, filtered)], [(3, every)], [(3, every), (3, filtered)],
                        [(2, "train-max_df0.5.txt"), (1, "train-max_df0.5.txt")]]
-    assert no_valid.fit_info()["settings_choice"] is None and no_valid.fit_info()["word_ngrams"] == 2
-    assert no_valid.fit_info()["max_df"] is None and no_valid.drop_words_ == frozenset()
-    assert fixed.fit_info()["word_ngrams"] == 3
+    assert no_valid.fit_info()["settings_choice"] is None and no_valid.fit_info()["members"] == [
+        {"word_ngrams": 2, "max_df": None, "dropped_words": 0, "init_norm": None, "bucket": 200_000,
+         "vocabulary_size": no_valid.fit_info()["members"][0]["vocabulary_size"]}]
+    assert len(averaged.fit_info()["members"]) == 2 and averaged.fit_info()["average"] is None  # nothing to score on
+    assert [m["word_ngrams"] for m in fixed.fit_info()["members"]] == [3]
 
 
 def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reuters_parts, monkeypatch):
@@ -804,7 +872,7 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)]]
     info = model.fit_info()
-    assert info["word_ngrams"] == 2 and info["settings_choice"] is None
+    assert [m["word_ngrams"] for m in info["members"]] == [2] and info["average"] is None
     assert "training with word_ngrams=1, max_df=0.1 failed (Encountered NaN.); dropped it." in info["warnings"]
 
     # both diverge at first: both are retried at half the rate
@@ -813,7 +881,8 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)], [(2, 0.2), (1, 0.2)]]
     assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 1  # once per round
-    assert list(model.fit_info()["settings_choice"]["valid"]) == ["word_ngrams=2", "word_ngrams=1, max_df=0.1"]
+    assert list(model.fit_info()["average"]["valid"]) == ["word_ngrams=2", "word_ngrams=1, max_df=0.1", "average"]
+    assert model.fit_info()["lr"] == 0.2
 
     # a candidate that keeps diverging is a clear error
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2}))
@@ -883,10 +952,11 @@ def test_fasttext_max_df_leaves_frequent_words_out_of_training_and_prediction(tm
 
     monkeypatch.setattr(FastTextClassifier, "_write_examples", staticmethod(spy))
     model = FastTextClassifier(dim=8, epoch=5, word_ngrams=2, max_df=0.5, seed=0).fit(data)
-    dropped = model.drop_words_
+    ((member, _fitted),) = model.members_
+    dropped = member.drop
     assert dropped == fasttext_clf.frequent_words([normalize(t) for t in data.texts], 0.5)
     assert {"the", "book"} <= dropped and not {"good", "bad"} & dropped
-    assert model.fit_info()["max_df"] == 0.5 and model.fit_info()["dropped_words"] == len(dropped)
+    assert model.fit_info()["members"][0]["max_df"] == 0.5 and model.fit_info()["members"][0]["dropped_words"] == len(dropped)
     (lines,) = written
     # a text keeps its frequent words only when it has no other word
     assert all(not dropped & set(words) or set(words) <= dropped for words in lines)
@@ -895,20 +965,30 @@ def test_fasttext_max_df_leaves_frequent_words_out_of_training_and_prediction(tm
     # at prediction, a frequent word is left out as in training
     np.testing.assert_array_equal(model.predict_proba(["good the book"]), model.predict_proba(["good"]))
     model.save(tmp_path / "m")
-    assert json.loads((tmp_path / "m" / LABELS_JSON).read_text(encoding="utf-8"))["dropped_words"] == sorted(dropped)
+    assert json.loads((tmp_path / "m" / LABELS_JSON).read_text(encoding="utf-8"))["members"][0]["dropped_words"] == sorted(dropped)
     again = load_model(tmp_path / "m")
-    assert again.drop_words_ == dropped
+    assert again.members_[0][0].drop == dropped
     np.testing.assert_array_equal(again.predict_proba(data.texts), model.predict_proba(data.texts))
 
 
-def test_fasttext_saved_before_max_df_reloads_keeping_every_word(tmp_path, multi_parts):
-    FAST["fasttext"](seed=0).fit(multi_parts["train"]).save(tmp_path / "m")
+def test_fasttext_saved_before_averaging_or_max_df_reloads(tmp_path, multi_parts):
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=1, max_df=0.4).fit(multi_parts["train"])
+    model.save(tmp_path / "m")
     _without_file_records(tmp_path / "m")
     state_file = tmp_path / "m" / LABELS_JSON
     state = json.loads(state_file.read_text(encoding="utf-8"))
-    del state["dropped_words"]  # as written by earlier versions
+    dropped = state["members"][0]["dropped_words"]
+    assert dropped
+    del state["members"]
+    state["dropped_words"] = dropped  # as written before averaging: one model, fasttext.bin
     state_file.write_text(json.dumps(state), encoding="utf-8")
-    assert load_model(tmp_path / "m").drop_words_ == frozenset()
+    again = load_model(tmp_path / "m")
+    assert again.members_[0][0].drop == frozenset(dropped)
+    np.testing.assert_array_equal(again.predict_proba(multi_parts["train"].texts),
+                                  model.predict_proba(multi_parts["train"].texts))
+    del state["dropped_words"]  # as written before max_df
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    assert load_model(tmp_path / "m").members_[0][0].drop == frozenset()
     state["dropped_words"] = "the"
     state_file.write_text(json.dumps(state), encoding="utf-8")
     with pytest.raises(NlpkitError, match="fasttext_labels.json does not match"):
@@ -1268,8 +1348,9 @@ def test_fasttext_words_start_from_the_written_vectors(multi_parts):
     for init_norm in (None, 1.0, 3.0):
         model = FastTextClassifier(dim=8, epoch=1, lr=1e-9, word_ngrams=1, max_df=None, init_norm=init_norm,
                                    seed=0).fit(train)
-        assert model.fit_info()["init_norm"] == init_norm
-        vectors = np.array([model.model_.get_word_vector(w) for w in model.model_.words if w != "</s>"])
+        assert model.fit_info()["members"][0]["init_norm"] == init_norm
+        fitted = model.members_[0][1]
+        vectors = np.array([fitted.get_word_vector(w) for w in fitted.words if w != "</s>"])
         lengths[init_norm] = np.linalg.norm(vectors, axis=1)
     np.testing.assert_allclose(lengths[1.0], 1.0, atol=1e-4)
     np.testing.assert_allclose(lengths[3.0], 3.0, atol=1e-4)
@@ -1290,7 +1371,7 @@ def test_fasttext_auto_start_is_long_only_in_the_setting_without_frequent_words(
     FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=None).fit(train, valid)
     FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=0.5).fit(train, valid)
     assert starts == [[(2, False), (1, True)], [(2, False), (1, False)], [(2, True), (1, True)]]
-    assert auto.fit_info()["init_norm"] == (1.0 if auto.fit_info()["max_df"] == 0.1 else None)
+    assert [(m["max_df"], m["init_norm"]) for m in auto.fit_info()["members"]] == [(None, None), (0.1, 1.0)]
 
 
 def test_fasttext_autotune_starts_from_fasttexts_own_vectors(single_parts, monkeypatch):
@@ -1307,7 +1388,7 @@ def test_fasttext_autotune_starts_from_fasttexts_own_vectors(single_parts, monke
     model = FastTextClassifier(dim=8, epoch=5, tune=True, tune_seconds=2, word_ngrams=1, max_df=0.5, seed=0)
     model.fit(single_parts["train"], single_parts["valid"])
     assert seen == [(False, True), (True, False)]
-    assert model.fit_info()["init_norm"] == 1.0 and model.fit_info()["autotune"]["kept"] == "defaults"
+    assert model.fit_info()["members"][0]["init_norm"] == 1.0 and model.fit_info()["autotune"]["kept"] == "defaults"
 
 
 def test_fasttext_words_that_look_like_labels_stay_words():
@@ -1316,8 +1397,9 @@ def test_fasttext_words_that_look_like_labels_stay_words():
     texts = ["good movie __label__x great", "bad film awful __label__1", "great fun good", "awful bad boring"] * 10
     data = make_dataset(texts, ["pos", "neg", "pos", "neg"] * 10, task="single", label_names=["neg", "pos"])
     model = FastTextClassifier(dim=8, epoch=5, word_ngrams=2, max_df=None, seed=0).fit(data)
-    assert sorted(model.model_.labels) == ["__label__0", "__label__1"]
-    assert "_label__x" in model.model_.words and "_label__1" in model.model_.words
+    fitted = model.members_[0][1]
+    assert sorted(fitted.labels) == ["__label__0", "__label__1"]
+    assert "_label__x" in fitted.words and "_label__1" in fitted.words
     scores = model.predict_proba(["good __label__x", "__label__1", "bad"])
     assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1)
     assert fasttext_clf.fasttext_line("A __label__b ___label__c") == "a _label__b ___label__c"
