@@ -721,9 +721,9 @@ def reuters_parts(data_dir):
     return {"train": train, "valid": valid}
 
 
-def test_fasttext_auto_averages_both_recipes_on_their_logits(reuters_parts, tmp_path):
+def test_fasttext_average_of_both_recipes_is_taken_on_their_logits(reuters_parts, tmp_path):
     parts = reuters_parts
-    model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(parts["train"], parts["valid"])
     info = model.fit_info()
     bi, uni = "word_ngrams=2", "word_ngrams=1, max_df=0.1"
     assert info["combine"] == "average" and info["settings_choice"] is None
@@ -740,8 +740,8 @@ def test_fasttext_auto_averages_both_recipes_on_their_logits(reuters_parts, tmp_
     assert not np.allclose(each[0], each[1])
     odds = np.log(np.clip(each, 1e-12, 1 - 1e-12) / (1 - np.clip(each, 1e-12, 1 - 1e-12))).mean(axis=0)
     np.testing.assert_allclose(model.predict_proba(texts), 1 / (1 + np.exp(-odds)), rtol=1e-9, atol=1e-12)
-    again = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])  # same seed, same model
-    assert again.fit_info()["average"] == info["average"]
+    again = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(parts["train"], parts["valid"])
+    assert again.fit_info()["average"] == info["average"]  # same seed, same model
     np.testing.assert_array_equal(again.predict_proba(texts), model.predict_proba(texts))
     # saved as one fastText file per model; reloads to the same scores, the file names checked
     model.save(tmp_path / "m")
@@ -763,7 +763,7 @@ def test_fasttext_auto_averages_both_recipes_on_their_logits(reuters_parts, tmp_
 
 
 def test_fasttext_average_of_softmax_models_is_their_renormalised_geometric_mean(single_parts):
-    model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(single_parts["train"], single_parts["valid"])
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(single_parts["train"], single_parts["valid"])
     texts = single_parts["valid"].texts
     each = np.stack([model._member_scores([member], texts)[0] for member in model.members_])
     assert len(each) == 2 and not np.allclose(each[0], each[1])
@@ -783,6 +783,31 @@ def test_fasttext_pool_keeps_unknown_labels_at_zero_and_bounds_certain_scores():
     model.task_ = "single"
     pooled = model._pool([np.array([[0.9, 0.1, 0.0]]), np.array([[0.1, 0.9, 0.0]])])
     np.testing.assert_allclose(pooled, [[0.5, 0.5, 0.0]])
+
+
+def test_fasttext_auto_chooses_among_both_recipes_and_their_average_on_valid(reuters_parts, monkeypatch):
+    parts = reuters_parts
+    model = FastTextClassifier(dim=8, epoch=5, seed=0).fit(parts["train"], parts["valid"])
+    info = model.fit_info()
+    choice = info["settings_choice"]
+    bi, uni, both = "word_ngrams=2", "word_ngrams=1, max_df=0.1", fasttext_clf.AVERAGE_LABEL
+    assert info["combine"] == "auto" and info["average"] is None
+    assert choice["reference"] == bi and list(choice["valid"]) == [bi, uni, both]
+    lower = {name: choice["difference_interval_68"][name][0] for name in (uni, both)}
+    expected = bi if max(lower.values()) <= 0 else max(lower, key=lower.get)
+    assert choice["chosen"] == expected
+    assert [m["word_ngrams"] for m in info["members"]] == {bi: [2], uni: [1], both: [2, 1]}[expected]
+    # when the average is clearly better on valid, it is kept: both models, averaged
+    scores = {"bi": np.array([[0.9, 0.1]] * 50 + [[0.6, 0.4]] * 50), "uni": np.array([[0.6, 0.4]] * 50 + [[0.9, 0.1]] * 50)}
+    valid = make_dataset([f"doc {i}" for i in range(100)], ["a"] * 100, task="single", label_names=["a", "b"])
+    scores["bi"][:30] = [[0.45, 0.55]]  # bigrams wrong on 30, unigrams on 30 others, the average on none
+    scores["uni"][60:90] = [[0.45, 0.55]]
+    monkeypatch.setattr(FastTextClassifier, "_scores", lambda self, model, lines, drop: scores[model])
+    auto = FastTextClassifier(seed=0)
+    auto.task_, auto.text_rule_ = "single", fasttext_clf.TEXT_RULE
+    pairs = [(fasttext_clf._Candidate(2, None, {}, frozenset()), "bi"), (fasttext_clf._Candidate(1, 0.1, {}, frozenset()), "uni")]
+    kept, choice = auto._choose(pairs, valid, with_average=True)
+    assert choice["valid"] == {bi: 0.7, uni: 0.7, both: 1.0} and choice["chosen"] == both and kept == pairs
 
 
 def test_fasttext_choose_keeps_one_recipe_and_records_the_choice(reuters_parts):
@@ -827,7 +852,7 @@ def test_fasttext_unigrams_replace_bigrams_only_when_clearly_better_on_valid(uni
     model.task_, model.text_rule_ = "single", fasttext_clf.TEXT_RULE
     bi = fasttext_clf._Candidate(2, None, {"wordNgrams": 2}, frozenset())
     uni = fasttext_clf._Candidate(1, 0.1, {"wordNgrams": 1}, frozenset({"doc"}))
-    (candidate, kept), choice = model._choose([(bi, "bigrams"), (uni, "unigrams")], valid)
+    ((candidate, kept),), choice = model._choose([(bi, "bigrams"), (uni, "unigrams")], valid)
     assert choice["valid"] == {"word_ngrams=2": 0.8, "word_ngrams=1, max_df=0.1": unigram_accuracy}
     assert choice["chosen"] == candidate.label == ("word_ngrams=1, max_df=0.1" if chosen == 1 else "word_ngrams=2")
     assert candidate.word_ngrams == chosen and kept == ("unigrams" if chosen == 1 else "bigrams")
@@ -843,8 +868,8 @@ def test_fasttext_settings_trained_without_valid_or_with_fixed_options(multi_par
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
     train, valid = multi_parts["train"], multi_parts["valid"]
-    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0, combine="choose").fit(train)
-    averaged = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train)  # averaging needs no valid part
+    no_valid = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train)
+    averaged = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(train)  # needs no valid part
     fixed = FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3, max_df=None).fit(train, valid)
     FastTextClassifier(dim=8, epoch=5, seed=0, word_ngrams=3).fit(train, valid)  # max_df auto: with and without
     FastTextClassifier(dim=8, epoch=5, seed=0, max_df=0.5).fit(train, valid)  # word_ngrams auto: 2 and 1
@@ -872,7 +897,7 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)]]
     info = model.fit_info()
-    assert [m["word_ngrams"] for m in info["members"]] == [2] and info["average"] is None
+    assert [m["word_ngrams"] for m in info["members"]] == [2] and info["settings_choice"] is None
     assert "training with word_ngrams=1, max_df=0.1 failed (Encountered NaN.); dropped it." in info["warnings"]
 
     # both diverge at first: both are retried at half the rate
@@ -881,7 +906,8 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)], [(2, 0.2), (1, 0.2)]]
     assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 1  # once per round
-    assert list(model.fit_info()["average"]["valid"]) == ["word_ngrams=2", "word_ngrams=1, max_df=0.1", "average"]
+    assert list(model.fit_info()["settings_choice"]["valid"]) == ["word_ngrams=2", "word_ngrams=1, max_df=0.1",
+                                                                  fasttext_clf.AVERAGE_LABEL]
     assert model.fit_info()["lr"] == 0.2
 
     # a candidate that keeps diverging is a clear error
@@ -1367,7 +1393,7 @@ def test_fasttext_auto_start_is_long_only_in_the_setting_without_frequent_words(
 
     monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
     train, valid = reuters_parts["train"], reuters_parts["valid"]
-    auto = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train, valid)
+    auto = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(train, valid)
     FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=None).fit(train, valid)
     FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=0.5).fit(train, valid)
     assert starts == [[(2, False), (1, True)], [(2, False), (1, False)], [(2, True), (1, True)]]
