@@ -650,6 +650,43 @@ def test_fasttext_autotune_on_valid_is_kept_only_when_better(single_parts):
         FastTextClassifier(tune=True, tune_seconds=2).fit(single_parts["train"])
 
 
+@pytest.mark.parametrize("autotune_wins", [True, False])
+def test_fasttext_autotune_is_weighed_against_the_average(reuters_parts, monkeypatch, autotune_wins):
+    # autotune's model stands alone against the two defaults averaged; it trains on the reference's file
+    import nlpkit.metrics
+
+    real = fasttext_clf._train_in_fresh_processes
+    seen = []
+
+    def quick(jobs):  # autotune replaced by a plain training of its arguments, to keep the test fast
+        out = []
+        for args, path, timeout in jobs:
+            if "autotuneValidationFile" in args:
+                seen.append(Path(args["input"]).name)
+                args = {k: v for k, v in args.items() if not k.startswith("autotune")}
+                args.update(dim=4, epoch=2, wordNgrams=1)
+            out += real([(args, path, timeout)])
+        return out
+
+    compared = []
+
+    def rule(y, preds, metric, seed=0):
+        compared.append(len(preds))
+        return (1 if autotune_wins else 0), {1: (0.01, 0.02) if autotune_wins else (-0.02, -0.01)}
+
+    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", quick)
+    monkeypatch.setattr(nlpkit.metrics, "choose_over_reference", rule)
+    model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average", tune=True, tune_seconds=2)
+    model.fit(reuters_parts["train"], reuters_parts["valid"])
+    info = model.fit_info()
+    assert seen == ["train.txt"] and compared == [2]
+    assert info["autotune"]["kept"] == ("autotune" if autotune_wins else "defaults")
+    assert info["autotuned"] is autotune_wins
+    assert [(m["word_ngrams"], m["init_norm"]) for m in info["members"]] == (
+        [(1, None)] if autotune_wins else [(2, None), (1, 1.0)])
+    assert model.predict_proba(reuters_parts["valid"].texts).shape == (len(reuters_parts["valid"]), len(model.label_names_))
+
+
 def test_fasttext_training_process_is_killed_at_its_time_bound(tmp_path, monkeypatch):
     import time
 
