@@ -306,7 +306,8 @@ _BAD_VALUES = {
     },
     FastTextClassifier: {
         "dim": ["abc", 0, 2**31], "epoch": [0, "abc"], "lr": ["abc", 0, float("inf")], "word_ngrams": [0, "abc"],
-        "max_df": [2.5, "abc"], "init_norm": [0, -1, 101, "long", float("nan"), True], "min_count": [0, "abc"], "bucket": [0, "abc"], "minn": [-1], "maxn": [-1, "abc"],
+        "max_df": [2.5, "abc"], "init_norm": [0, -1, 101, "long", float("nan"), True], "combine": ["mean", 1, None],
+        "min_count": [0, "abc"], "bucket": [0, "abc"], "minn": [-1], "maxn": [-1, "abc"],
         "loss": ["hinge"], "threads": [0], "tune": ["maybe"], "tune_seconds": [0, "abc"], "tune_metric": ["auc", 3],
         "seed": [-1, 2**31], "target_updates": [0], "min_epoch": [0], "max_epoch": [0],
     },

@@ -9,8 +9,8 @@ Defaults meant to hold from a few hundred to a few hundred thousand documents: t
 scaled to the data size: about ``target_updates / n_docs`` passes, between ``min_epoch`` and
 ``max_epoch`` (5 on AG News' 120k documents, ~40 on Reuters' 7k).
 
-Two settings train side by side by default, one process each (``word_ngrams="auto"``,
-``max_df="auto"``): bigrams with every word (the paper's recipe) and unigrams that leave out the
+Two settings train side by side by default when there is a validation part, one process each
+(``word_ngrams="auto"``, ``max_df="auto"``): bigrams with every word (the paper's recipe) and unigrams that leave out the
 words found in more than 10 % of the training documents. fastText averages the vectors of a
 document's words, so on long texts the many frequent words dilute the few that tell the labels
 apart: without them, Reuters-21578 rises from 0.844 (unigrams) to 0.853 test micro-F1 and R52 from
