@@ -65,7 +65,7 @@ def test_choices_name_each_model_choice_and_its_scores():
     assert choices({"fit_info": fasttext})[1] == ("autotune's model over the default options",
                                                   "valid micro_f1 0.784 against 0.871")
     averaged = {"average": {"metric": "micro_f1", "valid": {"word_ngrams=2": 0.85, "word_ngrams=1, max_df=0.1": 0.87,
-                                                             "average": 0.881}}, "settings_choice": None}
+                                                             "their average": 0.881}}, "settings_choice": None}
     assert choices({"fit_info": averaged}) == [
         ("the average of word_ngrams=2 and word_ngrams=1, max_df=0.1", "valid micro_f1 0.881; each alone 0.850, 0.870")]
     # nothing chosen (fixed options, no valid part, or a family without choices): nothing said

@@ -771,7 +771,7 @@ def test_fasttext_average_of_both_recipes_is_taken_on_their_logits(reuters_parts
     assert [(c.label, c.drop, model.f.getArgs().wordNgrams) for c, model in model.members_] == [
         (bi, frozenset(), 2), (uni, frequent, 1)]
     # each model's score on valid and the average's are recorded
-    assert info["average"]["metric"] == "micro_f1" and list(info["average"]["valid"]) == [bi, uni, "average"]
+    assert info["average"]["metric"] == "micro_f1" and list(info["average"]["valid"]) == [bi, uni, "their average"]
     # the average is taken on the logits: sigmoid of the mean log-odds, label by label
     texts = parts["valid"].texts
     each = np.stack([model._member_scores([member], texts)[0] for member in model.members_])

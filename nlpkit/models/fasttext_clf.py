@@ -492,14 +492,7 @@ class FastTextClassifier(Classifier):
         from nlpkit.metrics import choose_over_reference, get_metric, headline_metric
 
         metric = headline_metric(self.task_)
-        scores = self._member_scores(trained, valid.texts)
-        options = [[pair] for pair in trained]
-        labels = [c.label for c, _model in trained]
-        if with_average:
-            scores.append(self._pool(scores))
-            options.append(list(trained))
-            labels.append(AVERAGE_LABEL)
-        preds = [self._valid_decisions(s, valid) for s in scores]
+        labels, options, preds = self._options_on_valid(trained, valid, with_average=with_average)
         best, intervals = choose_over_reference(valid.y, preds, metric, seed=int(self.params["seed"]))
         choice: dict[str, Any] = {
             "metric": metric, "reference": labels[0],
@@ -514,10 +507,22 @@ class FastTextClassifier(Classifier):
         from nlpkit.metrics import get_metric, headline_metric
 
         metric = headline_metric(self.task_)
-        scores = self._member_scores(members, valid.texts)
-        named = {**{c.label: s for (c, _model), s in zip(members, scores)}, "average": self._pool(scores)}
-        return {"metric": metric, "valid": {name: round(get_metric(metric)(valid.y, self._valid_decisions(s, valid)), 6)
-                                            for name, s in named.items()}}
+        labels, _options, preds = self._options_on_valid(members, valid, with_average=True)
+        return {"metric": metric, "valid": {label: round(get_metric(metric)(valid.y, pred), 6)
+                                            for label, pred in zip(labels, preds)}}
+
+    def _options_on_valid(self, trained: list[tuple[_Candidate, Any]], valid, *, with_average: bool
+                          ) -> tuple[list[str], list[list[tuple[_Candidate, Any]]], list[np.ndarray]]:
+        """The options made of ``trained`` (each model alone, and with ``with_average`` their
+        average, named :data:`AVERAGE_LABEL`): their names, members and decisions on valid."""
+        scores = self._member_scores(trained, valid.texts)
+        labels = [c.label for c, _model in trained]
+        options = [[pair] for pair in trained]
+        if with_average:
+            scores.append(self._pool(scores))
+            labels.append(AVERAGE_LABEL)
+            options.append(list(trained))
+        return labels, options, [self._valid_decisions(s, valid) for s in scores]
 
     def _valid_decisions(self, scores: np.ndarray, valid) -> np.ndarray:
         """Decisions from a model's ``scores`` on the validation part, under a rule tuned on that
