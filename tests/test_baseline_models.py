@@ -8,6 +8,7 @@ the bundled samples (each model must beat the label priors on held-out documents
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 import platform
@@ -686,6 +687,37 @@ def test_fasttext_autotune_is_weighed_against_the_average(reuters_parts, monkeyp
     assert [(m["word_ngrams"], m["init_norm"]) for m in info["members"]] == (
         [(1, None)] if autotune_wins else [(2, None), (1, 1.0)])
     assert model.predict_proba(reuters_parts["valid"].texts).shape == (len(reuters_parts["valid"]), len(model.label_names_))
+
+
+def test_fasttext_process_that_writes_start_vectors_can_import_this_nlpkit(tmp_path, monkeypatch):
+    # that process imports nlpkit: from where this one did, even when nlpkit is not installed
+    import subprocess
+
+    import nlpkit
+
+    envs = []
+
+    class Finished:
+        returncode = 3
+
+        def __init__(self, cmd, env, **kwargs):
+            envs.append(env)
+
+        def wait(self, timeout=None):
+            return self.returncode
+
+        def poll(self):
+            return self.returncode
+
+    monkeypatch.setattr(subprocess, "Popen", Finished)
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    root = str(Path(nlpkit.__file__).resolve().parent.parent)
+    start = {fasttext_clf._START_KEY: {}}
+    results = fasttext_clf._train_in_fresh_processes([(start, tmp_path / "a.bin", None)])
+    fasttext_clf._train_in_fresh_processes([({}, tmp_path / "b.bin", None)])
+    assert envs[0]["PYTHONPATH"].split(os.pathsep) == ["/elsewhere", root]
+    assert envs[1]["PYTHONPATH"] == "/elsewhere"  # no start vectors: nothing added
+    assert envs[0]["MALLOC_PERTURB_"] == "255" and isinstance(results[0], RuntimeError)
 
 
 def test_fasttext_training_process_is_killed_at_its_time_bound(tmp_path, monkeypatch):
