@@ -259,8 +259,8 @@ def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
                                   + (f" against {others}" if others else "")))
     average = info.get("average")
     if average:
-        *members, mean = average["valid"]  # each model's name, then the average's
         valid = average["valid"]
+        *members, mean = valid  # each model's name, then the average's
         out.append((f"the average of {' and '.join(members)}",
                     f"valid {average['metric']} {valid[mean]:.3f}; each alone "
                     + ", ".join(f"{valid[name]:.3f}" for name in members)))
