@@ -69,7 +69,8 @@ validation (see ``_autotune``); autotune is time-budgeted, so its result depends
 and is not reproducible.
 
 Saved as fastText's own ``.bin`` files, one per averaged model (no pickle), plus
-``fasttext_labels.json`` (label map, priors, each model's file and the words it leaves out).
+``fasttext_labels.json`` (label map, priors, each model's file and the words it leaves out). Every
+``.bin`` is checked for structure before fastText reads it (:mod:`nlpkit.models.fasttext_format`).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import MAX_SEED, Classifier, Param, flag, integer, is_finite_number, number, one_of
+from nlpkit.models.base import MAX_SEED, RERUN, Classifier, Param, flag, integer, is_finite_number, number, one_of
+from nlpkit.models.fasttext_format import check_model_file
 from nlpkit.models.text import TEXT_RULE, normalize, saved_text_rule
 
 MODEL_BIN = "fasttext.bin"
@@ -630,7 +632,13 @@ class FastTextClassifier(Classifier):
             with cls._reading_state(file, RuntimeError):
                 if not file.is_file():
                     raise OSError("the file is missing")
+                check_model_file(file)  # fastText trusts the sizes in the file (DataError passes through)
                 fitted = fasttext.load_model(str(file))
+                labels = fitted.labels
+            # _scores reads each label's column from its name
+            if not set(labels) <= {f"{LABEL_PREFIX}{j}" for j in range(len(model.label_names_))}:
+                raise NlpkitError(f"cannot read the fasttext model in {file}: its labels are not those of "
+                                  f"{path / LABELS_JSON}. {RERUN}")
             candidate = _Candidate(int(fitted.f.getArgs().wordNgrams), member["max_df"], {},
                                    frozenset(member["dropped_words"]))
             model.members_.append((candidate, fitted))
@@ -812,6 +820,7 @@ def _train_in_fresh_processes(jobs: list[tuple[dict[str, Any], Path, float | Non
                 detail = lines[-1][len("NLPKIT-ERROR: "):] if lines else (stderr.strip().splitlines() or ["no output"])[-1]
                 results.append(RuntimeError(detail))
                 continue
+            check_model_file(out)
             results.append(fasttext.load_model(str(out)))
     finally:
         for proc in procs:  # an interrupt (Ctrl-C) or an error must not leave trainings running
