@@ -1,188 +1,47 @@
 """Fine-tuning pieces for :class:`nlpkit.models.transformer.TransformerClassifier`.
 
-Plain functions, each testable alone: checkpoint checks, long-document encoding (truncate,
-head+tail, overlapping chunks), length-grouped batching, the learning-rate schedule, layer-wise
-lr decay, logit pooling, and :func:`finetune` — the Python API behind ``nlpkit finetune``.
+Plain functions, each testable alone: long-document encoding (truncate, head+tail, overlapping
+chunks), length-grouped batching, the learning-rate schedule, layer-wise lr decay, logit pooling,
+and :func:`finetune` — the Python API behind ``nlpkit finetune``. The checkpoint-folder checks are
+in :mod:`nlpkit.models.hf_checkpoint`.
 torch and transformers are imported inside functions so that importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from nlpkit.errors import ConfigError
+# The checkpoint-folder checks live below the commands, with the models that use them; re-exported
+# here for callers that import them from nlpkit.finetune.
+from nlpkit.models.hf_checkpoint import (  # noqa: F401
+    RECOPY,
+    TOKENIZER_FILES,
+    WEIGHT_FILES,
+    check_checkpoint_dir,
+    check_loaded_weights,
+    check_max_length,
+    check_tokenizer_files,
+    check_vocab_fits_model,
+    position_limit,
+    quiet_transformers,
+    read_model_config,
+    refuse_custom_code,
+    unfinished_pretraining,
+)
 
 if TYPE_CHECKING:
     from nlpkit.runs import Run
 
 LONG_TEXT_MODES = ("truncate", "head-tail", "chunks")
 POOLS = ("mean", "max")
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# The fix for a checkpoint folder that transformers cannot load.
-RECOPY = "copy the checkpoint folder again, or re-save it with save_pretrained (config.json and weights from the same model)."
-# A tokenizer is usable if one of these (sets of) files is present.
-TOKENIZER_FILES = (("tokenizer.json",), ("vocab.txt",), ("vocab.json", "merges.txt"), ("spiece.model",),
-                   ("sentencepiece.bpe.model",), ("tokenizer.model",))
-
-
-# --- checkpoint folder ---------------------------------------------------------------------
-
-def check_checkpoint_dir(path: str | os.PathLike) -> Path:
-    """Check that ``path`` is a local Hugging Face folder with config, weights and tokenizer.
-
-    Raises
-    ------
-    ConfigError
-        Missing or not a directory, or a required file is absent (named in the message).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"--model folder not found: {path}. Pass a local checkpoint folder (e.g. the output of `nlpkit pretrain`).")
-    if not path.is_dir():
-        raise ConfigError(f"--model must be a folder, but {path} is a file. Pass the checkpoint folder that holds config.json.")
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"no config.json in {path}: not a Hugging Face checkpoint folder. Pass the folder written by save_pretrained or `nlpkit pretrain`.")
-    if not any((path / f).is_file() for f in WEIGHT_FILES):
-        raise ConfigError(f"no model weights in {path}: expected model.safetensors (or pytorch_model.bin). Copy the weights into the folder or re-save the model.")
-    check_tokenizer_files(path)
-    read_model_config(path)
-    return path
-
-
-def unfinished_pretraining(path: str | os.PathLike) -> str | None:
-    """A warning when ``path`` is the folder of an ``nlpkit pretrain`` that did not finish (None otherwise)."""
-    import json
-
-    try:
-        report = json.loads((Path(path) / "pretrain.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or report.get("status", "complete") == "complete":
-        return None
-    return (f"{path} holds an unfinished pretraining (pretrain.json: status {report.get('status')!r}): its weights are "
-            "those of the last held-out evaluation. Finish it with `nlpkit pretrain ... --resume` for the full model.")
-
-
-def check_tokenizer_files(path: str | os.PathLike) -> Path:
-    """Refuse a folder without tokenizer files: AutoTokenizer would build one that knows only its
-    special tokens, and every word would become [UNK] without an error."""
-    path = Path(path)
-    if not any(all((path / f).is_file() for f in group) for group in TOKENIZER_FILES):
-        raise ConfigError(
-            f"no tokenizer in {path}: expected tokenizer.json (or vocab.txt, or vocab.json + merges.txt). "
-            "Save the tokenizer into the folder with tokenizer.save_pretrained()."
-        )
-    return path
-
-
-def read_model_config(path: str | os.PathLike) -> dict:
-    """``config.json`` of a checkpoint folder, with the line and column of a JSON error."""
-    import json
-
-    file = Path(path) / "config.json"
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{file}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); restore the file from the "
-                          "original checkpoint or re-save the model.") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: byte {exc.start} is not UTF-8; restore the file from the original checkpoint.") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{file}: expected a JSON object, found {type(config).__name__}; restore the file from the original checkpoint.")
-    return config
-
-
-def check_vocab_fits_model(tokenizer, model, path: str | os.PathLike) -> None:
-    """Refuse a tokenizer with more tokens than the model has embeddings (an IndexError mid-training)."""
-    rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > rows:
-        raise ConfigError(
-            f"the tokenizer in {path} has {len(tokenizer):,} tokens but the model's embeddings have only {rows:,} rows: "
-            "the tokenizer and the weights come from different models. Put the tokenizer saved with these weights in the folder."
-        )
-
-
-def check_loaded_weights(model, loading: dict, path: str | os.PathLike, what: str) -> list[str]:
-    """Refuse a load that left the encoder untrained; return the few encoder tensors left random.
-
-    transformers reports missing and (with ``ignore_mismatched_sizes``) mismatched tensors instead
-    of failing, so a config.json from another model would silently give a randomly initialised
-    encoder. Tensors outside the base model (the task head) and the pooler (which MLM checkpoints do
-    not have) may be new. A mismatched encoder tensor is an error, and so are missing ones covering
-    over a tenth of the encoder's parameters; fewer are returned for the caller to warn about.
-    """
-    prefix = getattr(model, "base_model_prefix", "") + "."
-
-    def in_encoder(name: str) -> bool:
-        return name.startswith(prefix) and ".pooler." not in name
-
-    def encoder_names(key: str) -> list[str]:
-        return sorted(n for n in (k[0] if isinstance(k, tuple) else k for k in loading.get(key) or ()) if in_encoder(n))
-
-    missing, mismatched = encoder_names("missing_keys"), encoder_names("mismatched_keys")
-    sizes = {name: p.numel() for name, p in model.named_parameters() if in_encoder(name)}
-    share = sum(sizes.get(n, 0) for n in missing + mismatched) / (sum(sizes.values()) or 1)
-    if mismatched or share > 0.1:
-        bad = mismatched or missing
-        kind = "have other shapes in" if mismatched else "are missing from"
-        raise ConfigError(
-            f"{len(bad)} encoder tensors (e.g. {bad[0]}) {kind} the weights in {path}, so {what} would start from "
-            "random values: config.json does not describe these weights. Use the config.json saved with them."
-        )
-    return missing
-
-
-def position_limit(path: str | os.PathLike) -> int | None:
-    """How many tokens the checkpoint's position embeddings allow (None when unknown/unbounded)."""
-    import json
-
-    try:
-        with open(Path(path) / "config.json", encoding="utf-8") as fh:
-            cfg = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    limit = cfg.get("max_position_embeddings")
-    if not isinstance(limit, int):
-        return None
-    if cfg.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer"):
-        limit -= 2  # RoBERTa's positions start after the padding index
-    return limit
-
-
-def check_max_length(path: str | os.PathLike, max_length: int) -> None:
-    """Refuse a --max-length the model cannot embed (it would fail deep inside the forward pass)."""
-    limit = position_limit(path)
-    if limit is not None and max_length > limit:
-        raise ConfigError(
-            f"--max-length {max_length} exceeds the {limit} positions of the model in {path}; use --max-length {limit} "
-            "and --long-text head-tail or chunks for longer documents."
-        )
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' own logging and progress bars (we report problems ourselves)."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 # --- encoding long documents -----------------------------------------------------------------

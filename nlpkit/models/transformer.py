@@ -22,15 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nlpkit._io import save_pretrained
 from nlpkit.errors import NlpkitError
 from nlpkit.finetune import (
-    RECOPY,
     Encoded,
-    check_checkpoint_dir,
-    check_loaded_weights,
-    check_max_length,
-    check_tokenizer_files,
-    check_vocab_fits_model,
     collate,
     encode_texts,
     init_distributed,
@@ -39,13 +34,22 @@ from nlpkit.finetune import (
     param_groups,
     pool_logits,
     positive_weights,
-    quiet_transformers,
-    read_model_config,
     sorted_batches,
-    unfinished_pretraining,
     validate_options,
 )
 from nlpkit.models.base import Classifier
+from nlpkit.models.hf_checkpoint import (
+    RECOPY,
+    check_checkpoint_dir,
+    check_loaded_weights,
+    check_max_length,
+    check_tokenizer_files,
+    check_vocab_fits_model,
+    quiet_transformers,
+    read_model_config,
+    refuse_custom_code,
+    unfinished_pretraining,
+)
 
 LOG_EVERY = 10  # steps between progress reports when ``progress`` is a plain callable
 THROUGHPUT_DOCS = 64  # documents timed for the CPU throughput figures recorded in fit_info
@@ -151,13 +155,16 @@ class TransformerClassifier(Classifier):
         torch.manual_seed(int(self.params["seed"]))  # the new head's initial weights
         with quiet_transformers():
             try:
-                tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                # never the folder's own code, nor transformers' "run the custom code? [y/N]" prompt
+                tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
             except Exception as exc:  # transformers raises many types for a broken folder
                 raise NlpkitError(f"cannot load the tokenizer from {path} ({_first_line(exc)}); {RECOPY}") from None
             try:
                 model, loading = AutoModelForSequenceClassification.from_pretrained(
                     path,
                     local_files_only=True,
+                    trust_remote_code=False,
+                    use_safetensors=True,  # never a pickled pytorch_model.bin
                     num_labels=len(label_names),
                     id2label=dict(enumerate(label_names)),
                     label2id={name: i for i, name in enumerate(label_names)},
@@ -416,8 +423,8 @@ class TransformerClassifier(Classifier):
         if not hasattr(self, "model_"):
             raise NlpkitError("transformer model has no weights to save; fit it first.")
         with quiet_transformers():
-            self.model_.save_pretrained(path)  # safetensors + config.json with id2label/label2id
-            self.tokenizer_.save_pretrained(path)
+            save_pretrained(self.model_, path)  # safetensors + config.json with id2label/label2id
+            save_pretrained(self.tokenizer_, path)
         self._write_model_json(path, long_text={"mode": self.params["long_text"], "max_length": self.params["max_length"],
                                                 "overlap": self._overlap(), "max_chunks": self.params["max_chunks"],
                                                 "pool": self.params["pool"]})
@@ -431,10 +438,12 @@ class TransformerClassifier(Classifier):
         if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
             raise NlpkitError(f"no model.safetensors in {path}: the saved transformer model is incomplete; re-run the fine-tuning.")
         check_tokenizer_files(path)
+        refuse_custom_code(path, "the run's saved model")  # a run folder may come from someone else
         with quiet_transformers():
             try:
-                model.tokenizer_ = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                model.model_ = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, use_safetensors=True)
+                model.tokenizer_ = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+                model.model_ = AutoModelForSequenceClassification.from_pretrained(
+                    path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
             except Exception as exc:
                 raise NlpkitError(f"cannot load the transformer model in {path}: {type(exc).__name__}: {exc}".split("\n")[0]) from None
         check_vocab_fits_model(model.tokenizer_, model.model_, path)

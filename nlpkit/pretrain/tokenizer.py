@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError
+from nlpkit.models.hf_checkpoint import check_tokenizer_files, refuse_custom_code
 from nlpkit.pretrain.config import SPECIAL_TOKENS
 
 # A WordPiece vocabulary learnt from fewer words than this many per entry is mostly whole rare
@@ -96,18 +97,21 @@ def _continuation_pieces(texts: Sequence[str], normalizer, pre_tokenizer, prefix
     return [prefix + c for c in sorted(inner)]
 
 
-def load_tokenizer(path: str | Path):
-    """A tokenizer folder (e.g. --compare-tokenizer DIR) via AutoTokenizer, with a one-line error."""
+def load_tokenizer(path: str | Path, what: str = "the tokenizer folder"):
+    """A tokenizer folder (e.g. --compare-tokenizer DIR) via AutoTokenizer, with a one-line error.
+
+    ``what`` names the folder in the refusal of one that asks for its own Python code (see
+    :func:`nlpkit.models.hf_checkpoint.refuse_custom_code`)."""
     from transformers import AutoTokenizer
 
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"tokenizer folder not found: {path}; pass a folder with tokenizer.json / vocab.txt.")
-    from nlpkit.finetune import check_tokenizer_files
-
     check_tokenizer_files(path)
+    # AutoTokenizer reads config.json as well as tokenizer_config.json: refuse_custom_code checks both
+    refuse_custom_code(path, what)
     try:
-        return AutoTokenizer.from_pretrained(str(path))
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - any loader failure is a user-facing bad folder
         raise ConfigError(f"cannot load a tokenizer from {path} ({type(exc).__name__}: {str(exc)[:120]}); "
                           "pass a Hugging Face tokenizer folder.") from None
