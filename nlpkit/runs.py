@@ -4,7 +4,8 @@ A run is a folder ``<root>/<YYYYmmdd-HHMMSS>-<model>-<6 hex>/`` holding ``run.js
 ``metrics.json``, ``predictions.npz``, ``model/`` and ``log.txt`` (see docs/architecture.md).
 While it is being written it lives in ``<root>/.tmp-<name>/``; only a clean exit renames it into
 place, after ``run.json`` (with ``"status": "complete"`` as its last key) has been fsynced. A
-process killed half-way therefore leaves a dot-folder that :func:`list_runs` never shows.
+process killed half-way therefore leaves a dot-folder that :func:`list_runs` never shows; it records
+its owner (:mod:`nlpkit._io`), and the next run in the same root removes it once that owner is gone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from nlpkit._io import OWNER_FILE, is_full_disk, is_stale, naming, remove_stale, write_owner_file
 from nlpkit.errors import NlpkitError
 
 RUN_KINDS = ("baseline", "finetune", "pretrain")
@@ -164,8 +166,10 @@ def _reserve_name(root: Path, model: str) -> tuple[str, Path]:
     """Pick ``<time>-<model>-<hex>`` and create its ``.tmp-`` folder exclusively.
 
     ``os.mkdir`` fails if the folder exists, so two processes can never hold the same name; a
-    name whose final folder already exists is skipped too.
+    name whose final folder already exists is skipped too. The folder records its owner, and
+    unfinished runs of processes that are gone are removed first.
     """
+    remove_stale(root, TMP_PREFIX)
     tag = _safe_model_tag(model)
     for _ in range(_MAX_NAME_ATTEMPTS):
         stamp = _name_timestamp()
@@ -178,6 +182,13 @@ def _reserve_name(root: Path, model: str) -> tuple[str, Path]:
         if (root / name).exists():
             os.rmdir(tmp)
             continue
+        try:
+            write_owner_file(tmp)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if is_full_disk(exc):
+                raise naming(exc, root / name) from None
+            raise
         return name, tmp
     raise NlpkitError(f"could not find a free run name under {root} after {_MAX_NAME_ATTEMPTS} tries; check the folder.")
 
@@ -266,11 +277,16 @@ class RunWriter:
         if exc_type is None:
             try:
                 self._commit()
-            except BaseException:
+            except BaseException as error:
                 self._discard()
+                if is_full_disk(error):
+                    raise naming(error, self.final_path) from None
                 raise
         else:
             self._discard()
+            if is_full_disk(exc) and exc.filename is None:
+                # A failed write names no file: name the run the user would have got.
+                raise naming(exc, self.final_path) from None
         return False
 
     def _discard(self) -> None:
@@ -282,6 +298,7 @@ class RunWriter:
         info.update({k: v for k, v in self.info.items() if k not in ("name", "kind", "model", "status")})
         info["status"] = "complete"  # last key: a reader that sees it knows the file is whole
         _dump_json(self.path / RUN_JSON, info)
+        (self.path / OWNER_FILE).unlink(missing_ok=True)  # a temporary folder's record, not part of the run
         # Everything on disk before the rename makes the run visible (a crash after it must not
         # expose a folder whose files are still in the page cache only).
         for dirpath, _dirnames, filenames in os.walk(self.path):
@@ -440,14 +457,21 @@ def list_runs(root: str | os.PathLike | None = None, *, split_sha256: str | None
     return runs
 
 
-def unfinished_runs(root: str | os.PathLike | None = None) -> list[Path]:
-    """``.tmp-*`` folders under ``root``: runs in progress, or left by a killed process."""
+def unfinished_runs(root: str | os.PathLike | None = None, *, abandoned: bool | None = None) -> list[Path]:
+    """``.tmp-*`` folders under ``root``: runs in progress, or left by a killed process.
+
+    ``abandoned=True`` keeps only those whose recorded owner is provably gone (the next run removes
+    them), ``False`` only the others (running, or of unknown owner); None keeps all.
+    """
     root = runs_root(root)
     try:
         entries = list(os.scandir(root))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(Path(e.path) for e in entries if e.name.startswith(TMP_PREFIX) and e.is_dir())
+    paths = sorted(Path(e.path) for e in entries if e.name.startswith(TMP_PREFIX) and e.is_dir())
+    if abandoned is None:
+        return paths
+    return [p for p in paths if is_stale(p) == abandoned]
 
 
 def load_run(path_or_name: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:

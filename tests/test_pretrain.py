@@ -205,24 +205,36 @@ def test_vocab_check_counts_chinese_characters_not_clauses():
 # --- checkpoints ------------------------------------------------------------------------------
 
 def test_checkpoint_save_is_atomic_a_failed_save_keeps_the_previous(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoints" / "checkpoint.pt"
+    import safetensors.torch
+
+    path = tmp_path / "checkpoints" / "checkpoint.safetensors"
     good = {"model": {"w": torch.ones(3)}, "optimizer": {}, "step": 4, "config": "{}", "data": {}, "rng": {}}
     save_checkpoint(path, good)
 
-    def broken_save(obj, fh):
-        fh.write(b"half a checkpoint")
+    def broken_save(tensors, filename, metadata=None):
+        with open(filename, "wb") as fh:
+            fh.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)
+    monkeypatch.setattr(safetensors.torch, "save_file", broken_save)
     with pytest.raises(OSError):
         save_checkpoint(path, {**good, "step": 8})
     assert load_checkpoint(path)["step"] == 4
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
-def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    path.write_bytes(b"\x80\x02garbage")
-    with pytest.raises(NlpkitError, match="is unreadable or incomplete"):
+@pytest.mark.parametrize("content", [b"\x80\x02garbage", b""])
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "checkpoint.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(NlpkitError, match="is unreadable or not an nlpkit state file"):
+        load_checkpoint(path)
+
+
+def test_incomplete_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, {"model": {"w": torch.ones(3)}, "step": 4})
+    with pytest.raises(NlpkitError, match="is incomplete \\(no 'optimizer'\\)"):
         load_checkpoint(path)
 
 
@@ -247,7 +259,7 @@ def test_resume_reaches_the_same_loss_as_an_uninterrupted_run(small_corpus, smal
     cfg = micro_config(small_corpus, tmp_path / "b", tokenizer=str(small_tokenizer))
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, progress=_CrashAt(6), record_run=False)  # checkpoint at 4, killed at 6
-    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "checkpoint.pt")["step"] == 4
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "checkpoint.safetensors")["step"] == 4
     resumed = pretrain(cfg, resume=True, record_run=False)
     assert resumed.report["steps"] == straight.report["steps"] == 8
     assert abs(resumed.report["final_eval_loss"] - straight.report["final_eval_loss"]) < 1e-5

@@ -50,7 +50,7 @@ def test_cli_run_writes_a_loadable_folder_a_report_and_a_run(trained):
 
     assert (trained / "config.json").exists() and (trained / "model.safetensors").exists()
     assert (trained / "last" / "model.safetensors").exists()
-    assert (trained / "checkpoints" / "checkpoint.pt").exists()
+    assert (trained / "checkpoints" / "checkpoint.safetensors").exists()
     rep = json.loads((trained / "pretrain.json").read_text())
     assert rep["steps"] == 4 and rep["config"]["layers"] == 1 and rep["config"]["size"] == "mini"
     assert rep["corpus"]["documents"] > 0 and rep["corpus"]["words"] > 0 and rep["corpus"]["characters"] > 0
@@ -99,22 +99,22 @@ def test_resume_continues_to_more_steps_with_options_from_the_checkpoint(trained
 
 def test_resume_with_a_disagreeing_option_names_it(corpus, trained, tmp_path):
     out = copy_of(trained, tmp_path)
-    before = (out / "checkpoints" / "checkpoint.pt").read_bytes()
+    before = (out / "checkpoints" / "checkpoint.safetensors").read_bytes()
     result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--resume", "--lr", "0.5"])
     assert result.exit_code == 1
     assert "Error: --resume: --lr is 0.5 but the checkpoint" in result.output
     assert "Traceback" not in result.output
-    assert (out / "checkpoints" / "checkpoint.pt").read_bytes() == before
+    assert (out / "checkpoints" / "checkpoint.safetensors").read_bytes() == before
 
 
 def test_corrupt_checkpoint_is_one_line_and_nothing_is_lost(corpus, trained, tmp_path):
     out = copy_of(trained, tmp_path)
-    ckpt = out / "checkpoints" / "checkpoint.pt"
+    ckpt = out / "checkpoints" / "checkpoint.safetensors"
     ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated, as after a crash outside our atomic save
     weights = (out / "model.safetensors").read_bytes()
     result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--resume"])
     assert result.exit_code == 1
-    assert "is unreadable or incomplete" in result.output and "--overwrite" in result.output
+    assert "is unreadable or not an nlpkit state file" in result.output and "--overwrite" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert ckpt.read_bytes() == ckpt.read_bytes() and len(ckpt.read_bytes()) == 100
     assert (out / "model.safetensors").read_bytes() == weights
@@ -232,7 +232,7 @@ def test_interrupt_says_whether_there_is_a_checkpoint_to_resume(trained, tmp_pat
     assert _resume_hint(tmp_path / "nothing") is None
     out = copy_of(trained, tmp_path)
     assert _resume_hint(out) == f"{out} keeps the last checkpoint; continue with the same command plus --resume."
-    (out / "checkpoints" / "checkpoint.pt").unlink()
+    (out / "checkpoints" / "checkpoint.safetensors").unlink()
     assert "no checkpoint yet, so training restarts at step 0" in _resume_hint(out)
 
 
@@ -260,3 +260,12 @@ def test_a_corpus_byte_that_is_not_utf8_is_named_with_its_line(corpus, tmp_path)
     result = runner.invoke(app, ["pretrain", str(bad), "--out", str(tmp_path / "o"), *MICRO])
     assert result.exit_code == 1 and f"(line {line})" in result.output and "--encoding latin-1" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_from_an_old_pickled_checkpoint_is_refused_without_loading_it(corpus, trained, tmp_path):
+    out = copy_of(trained, tmp_path)
+    (out / "checkpoints" / "checkpoint.safetensors").rename(out / "checkpoints" / "checkpoint.pt")
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(out), "--resume"])
+    assert result.exit_code == 1, result.output
+    assert "checkpoint.pt was written by an older nlpkit as a pickle" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -28,11 +28,18 @@ def runs_cmd(
         if root.exists() and not root.is_dir():
             raise ConfigError(f"runs folder {root} is a file; pass --runs-dir with a folder.")
         rows = [summarise(run) for run in list_runs(root, kind=kind)]
-        unfinished = unfinished_runs(root)
+        unfinished = unfinished_runs(root, abandoned=False)
+        abandoned = unfinished_runs(root, abandoned=True)
     if unfinished:
         err().print(
             f"{len(unfinished)} unfinished run folder(s) (.tmp-*) in {root}: still running, or left by an "
             "interrupted run; delete them when no run is in progress.",
+            highlight=False,
+        )
+    if abandoned:  # their process is gone: not running, and safe to remove
+        err().print(
+            f"{len(abandoned)} run folder(s) (.tmp-*) in {root} left by a process that is no longer running; "
+            "the next run there removes them.",
             highlight=False,
         )
     if as_json:

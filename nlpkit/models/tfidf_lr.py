@@ -748,6 +748,51 @@ def n_workers(n_jobs: int | None, work: int) -> int:
     return 1 if work < _PARALLEL_MIN_WORK else jobs
 
 
+def _worker_options() -> dict:
+    """Extra ``Parallel`` arguments for loky workers: each ends when this process dies.
+
+    Without it a parent killed with ``kill -9`` leaves its workers, with their copies of the data,
+    running to the end of their task and then idle for loky's worker timeout (300 s).
+    """
+    import os
+
+    return {"initializer": _exit_with_parent, "initargs": (os.getpid(),)}
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer (see :func:`_worker_options`): end this process when ``parent`` dies.
+
+    On Linux the kernel sends SIGTERM on the parent's death (``PR_SET_PDEATHSIG``, which takes effect
+    even inside a long liblinear call). It fires when the parent *thread* that started the worker
+    exits; loky starts workers from the thread calling ``Parallel`` or from its own manager thread,
+    which nlpkit only does from the main thread. Elsewhere -- and should the signal be missed -- a
+    daemon thread notices the parent is gone within a second (a new parent id after re-parenting).
+    """
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the signal was set up
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nlpkit-exit-with-parent", daemon=True).start()
+
+
 def fit_binary_columns(X, Y, *, fit_rows=None, score_rows=None, n_jobs: int | None = 1, progress=None, **fit_args):
     """One binary logistic regression per column of ``Y`` (one-vs-rest), fitted on rows ``fit_rows``
     of X (default: all).
@@ -785,7 +830,7 @@ def binary_tasks(X, Y, tasks, *, n_jobs: int | None = 1, progress=None, **fit_ar
     counts = np.asarray((Y != 0).sum(axis=0)).ravel()
     order = np.argsort(-counts, kind="stable")
     chunks = [np.sort(order[i::jobs]) for i in range(jobs)]
-    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES)(
+    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES, **_worker_options())(
         delayed(_binary_chunk)(X, Y[:, cols], fit_rows=fit, score_rows=score, **fit_args)
         for fit, score in tasks for cols in chunks)
     if progress is not None:
@@ -866,7 +911,7 @@ def multinomial_tasks(X, Y, tasks, label_names: Sequence[str], *, n_jobs: int | 
 
     sizes = [X.shape[0] if fit is None else len(fit) for fit, _ in tasks]
     order = sorted(range(len(tasks)), key=lambda t: -sizes[t])
-    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES)(
+    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES, **_worker_options())(
         delayed(_multinomial_task)(X, Y, *tasks[t], label_names, **fit_args) for t in order)
     out: list = [None] * len(tasks)
     for t, result in zip(order, results):

@@ -6,7 +6,7 @@ Output layout of ``config.out`` (DIR):
                             model.safetensors, tokenizer.json, tokenizer_config.json
                             (AutoModelForMaskedLM / AutoTokenizer / AutoModelForSequenceClassification load it)
     DIR/last/               the same files for the weights after the last step
-    DIR/checkpoints/checkpoint.pt   training state for --resume (model, optimizer, step, data position, RNG)
+    DIR/checkpoints/checkpoint.safetensors   training state for --resume (model, optimizer, step, data position, RNG)
     DIR/pretrain_config.json        the resolved PretrainConfig
     DIR/pretrain.json               corpus report, fertility, loss curves, throughput
 
@@ -33,14 +33,18 @@ from typing import Callable
 import numpy as np
 import torch
 
+from nlpkit._io import (atomic_write_text, is_full_disk, naming, owned_temp_dir, save_pretrained)
 from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.state_file import load_state, save_state
 from nlpkit.pretrain.config import CONFIG_FILE_NAME, PRESETS, PretrainConfig, option_name
 from nlpkit.pretrain.corpus import Corpus, corpus_report, read_corpus
 from nlpkit.pretrain.model import (MaskedLMWrapper, TokenIds, build_model, make_optimizer, mask_tokens,
                                    set_finetune_dropout, word_start_table)
 from nlpkit.pretrain.tokenizer import check_vocab_fits, encode_docs, fertility, load_tokenizer, train_wordpiece, unigram_entropy
 
-CHECKPOINT = Path("checkpoints") / "checkpoint.pt"
+CHECKPOINT = Path("checkpoints") / "checkpoint.safetensors"
+# Written by nlpkit before checkpoints were pickle-free; it is never loaded (--resume says so).
+OLD_CHECKPOINT = Path("checkpoints") / "checkpoint.pt"
 CONFIG_FILE = CONFIG_FILE_NAME
 REPORT_FILE = "pretrain.json"
 EVAL_SEED_OFFSET = 7919  # eval masks are fixed for the whole run, so eval losses compare across steps
@@ -233,29 +237,18 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write to a temporary sibling and ``os.replace`` it: a crash mid-save keeps the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write the training state atomically (a crash mid-save keeps the old file), without pickle."""
+    save_state(path, state)
 
 
 def load_checkpoint(path: Path) -> dict:
-    """``torch.load(weights_only=True)``: tensors and plain types only, never arbitrary pickles."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("model", "optimizer", "step", "config", "data", "rng"):
-            if key not in state:
-                raise KeyError(key)
-        return state
-    except Exception as exc:  # noqa: BLE001 - any failure means the file cannot be trusted
-        raise NlpkitError(
-            f"checkpoint {path} is unreadable or incomplete ({type(exc).__name__}: {str(exc)[:100]}); "
-            "nothing was changed - restore it, or start again with --overwrite."
-        ) from None
+    """The training state saved by :func:`save_checkpoint`; never a pickle (docs/security.md)."""
+    state = load_state(path, what="checkpoint", fix="nothing was changed - restore it, or start again with --overwrite")
+    missing = [k for k in ("model", "optimizer", "step", "config", "data", "rng") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise NlpkitError(f"checkpoint {path} is incomplete (no {missing[0]!r}); nothing was changed - "
+                          "restore it, or start again with --overwrite.")
+    return state
 
 
 def save_hf_folder(model, tokenizer, folder: Path) -> None:
@@ -264,24 +257,28 @@ def save_hf_folder(model, tokenizer, folder: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no tqdm bars on stderr from save_pretrained
-    tmp = folder.parent / f".tmp-{folder.name or 'model'}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    set_finetune_dropout(model.config, True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = owned_temp_dir(folder.parent, f".{folder.name or 'model'}.tmp-")
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        set_finetune_dropout(model.config, True)
+        try:
+            save_pretrained(model, tmp, safe_serialization=True)
+        finally:
+            set_finetune_dropout(model.config, False)
+        save_pretrained(tokenizer, tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, folder / f.name)
+    except BaseException as exc:
+        if is_full_disk(exc):  # name the folder asked for, not the hidden temporary one
+            raise naming(OSError(exc.errno, exc.strerror), folder) from None
+        raise
     finally:
-        set_finetune_dropout(model.config, False)
-    tokenizer.save_pretrained(tmp)
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in sorted(tmp.iterdir()):
-        os.replace(f, folder / f.name)
-    tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n", newline=None)
 
 
 def _read_report(out: Path) -> dict:
@@ -339,6 +336,9 @@ def _prepare_out(cfg: PretrainConfig, out: Path, *, resume: bool, overwrite: boo
         raise ConfigError(f"--out {out} is a file; pass a folder path.")
     exists = out.exists() and any(out.iterdir())
     if resume:
+        if not ckpt_path.exists() and (out / OLD_CHECKPOINT).exists():
+            raise ConfigError(f"{out / OLD_CHECKPOINT} was written by an older nlpkit as a pickle, which nlpkit no "
+                              "longer loads; start again with --overwrite.")
         if not ckpt_path.exists():
             if exists and not (out / CONFIG_FILE).exists():
                 raise ConfigError(f"--out {out} is not a pretraining folder (no {CONFIG_FILE}); pick another --out.")
@@ -376,7 +376,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     Parameters
     ----------
     config : every option; validated (and resolved: preset dims, lr, length) before any work.
-    resume : continue from ``out/checkpoints/checkpoint.pt``; options that define the training
+    resume : continue from ``out/checkpoints/checkpoint.safetensors``; options that define the training
         trajectory must agree with the checkpoint (ConfigError names the first that does not).
     overwrite : replace an existing ``out`` folder.
     runs_root : registry folder for the pretrain run (default ``$NLPKIT_RUNS_DIR`` / ``./runs``).
@@ -407,7 +407,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     # -- corpus and tokenizer ------------------------------------------------------------------
     corpus: Corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed,
                                  dataset_options=cfg.dataset_options)
-    reference = load_tokenizer(cfg.compare_tokenizer) if cfg.compare_tokenizer else None
+    reference = load_tokenizer(cfg.compare_tokenizer, "--compare-tokenizer") if cfg.compare_tokenizer else None
     t0 = time.perf_counter()
     init_model, tokenizer = None, None  # (under DDP, ranks > 0 read the trained tokenizer from --out)
     if cfg.init_from:
@@ -415,7 +415,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     elif state is not None:
         tokenizer = load_tokenizer(out)  # resume: the tokenizer saved at the start of the run
     elif cfg.tokenizer:
-        tokenizer = load_tokenizer(cfg.tokenizer)
+        tokenizer = load_tokenizer(cfg.tokenizer, "--tokenizer")
     else:
         check_vocab_fits(corpus.train, cfg.vocab_size)  # on every rank: none may wait on a failed rank 0
         if dist.main:
@@ -429,9 +429,16 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
     try:
         result = _pretrain_started(cfg, dist, out, state, fresh, corpus, tokenizer, init_model, reference, t0,
                                    say, progress, record_run, runs_root)
-    except BaseException:
+    except BaseException as exc:
         if fresh is not None and not fresh.kept:
             fresh.undo()
+        elif is_full_disk(exc) and dist.main:
+            if fresh is not None and not (out / CHECKPOINT).is_file():
+                fresh.undo()  # nothing to resume from: leave no half-written --out behind
+            elif (out / CHECKPOINT).is_file():  # a valid checkpoint stays, so the run can go on
+                where = f" while writing {exc.filename}" if exc.filename else ""
+                raise NlpkitError(f"no space left on the device{where}; free some space, then continue with the "
+                                  f"same command plus --resume ({out} keeps its last checkpoint).") from None
         raise
     return result
 
@@ -442,7 +449,7 @@ def _pretrain_started(cfg, dist, out, state, fresh, corpus, tokenizer, init_mode
     if fresh is not None:
         tokenizer.model_max_length = cfg.max_length  # truncation=True then cuts at the model's positions
         fresh.make()
-        tokenizer.save_pretrained(out)
+        save_pretrained(tokenizer, out)
         _write_json(out / CONFIG_FILE, cfg.to_dict())
     previous = _read_report(out) if state is not None else {}  # before "status": "training" replaces it
     if dist.main and state is not None:
@@ -722,23 +729,25 @@ def _load_init(cfg: PretrainConfig):
     """--init-from DIR: continue pretraining an existing MLM (its tokenizer, its positions)."""
     from transformers import AutoModelForMaskedLM
 
-    from nlpkit.finetune import (RECOPY, check_checkpoint_dir, check_loaded_weights, check_vocab_fits_model,
-                                 position_limit, quiet_transformers)
+    from nlpkit.models.hf_checkpoint import (RECOPY, check_checkpoint_dir, check_loaded_weights,
+                                             check_vocab_fits_model, position_limit, quiet_transformers)
 
     path = Path(cfg.init_from)
     if not (path / "config.json").exists():
         raise ConfigError(f"--init-from {path} has no config.json; pass a Hugging Face model folder.")
-    check_checkpoint_dir(path)
+    check_checkpoint_dir(path, "--init-from")  # also refuses a folder that asks for its own Python code
     limit = position_limit(path)  # (RoBERTa's positions start after the padding index)
     if limit is not None and cfg.max_length > limit:
         raise ConfigError(f"--max-length {cfg.max_length} exceeds the {limit} positions of --init-from {path}; "
                           f"use --max-length {limit} or less.")
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_tokenizer(path, "--init-from")
     with quiet_transformers():
         try:
             model, loading = AutoModelForMaskedLM.from_pretrained(
                 str(path), attn_implementation="sdpa", local_files_only=True, output_loading_info=True,
-                ignore_mismatched_sizes=True)  # mismatches are reported below, in one line
+                ignore_mismatched_sizes=True,  # mismatches are reported below, in one line
+                use_safetensors=True,  # never a pickled pytorch_model.bin
+                trust_remote_code=False)  # never the folder's own code, nor transformers' [y/N] prompt
         except Exception as exc:  # noqa: BLE001 - transformers raises many types for a broken folder
             raise ConfigError(f"cannot load a masked-language model from --init-from {path} "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {RECOPY}") from None

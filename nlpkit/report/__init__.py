@@ -8,13 +8,11 @@ plain dict; the renderers only format that dict: :func:`render_markdown`, :func:
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from nlpkit._io import temp_dir_beside
+from nlpkit._io import is_full_disk, owned_temp_dir, temp_dir_beside
 from nlpkit.errors import NlpkitError
 from nlpkit.report.compare import BEST_BASELINE, build_report, verdict
 from nlpkit.report.render_html import render_html
@@ -69,7 +67,7 @@ def write_report_files(texts: dict[str, str], out_dir: str | os.PathLike) -> dic
     tmp = None
     try:
         if out.is_dir():
-            tmp = Path(tempfile.mkdtemp(dir=out, prefix=".report.tmp-"))
+            tmp = owned_temp_dir(out, ".report.tmp-")
             _write_files(tmp, texts)
             _swap_into(tmp, out, list(texts))
         else:
@@ -85,7 +83,7 @@ def write_report_files(texts: dict[str, str], out_dir: str | os.PathLike) -> dic
             with contextlib.suppress(OSError):
                 folder.rmdir()
         if isinstance(exc, OSError):
-            full = exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+            full = is_full_disk(exc)
             fix = "free some space or pass another --out folder" if full else "pass a writable --out folder"
             raise NlpkitError(f"cannot write the report into {out}: {exc.strerror or exc}; {fix}.") from None
         raise
