@@ -193,6 +193,20 @@ def check_baselines(split, config: dict[str, Any]) -> None:
         get_model_class(name)(**config["params"][name]).check_data(split.task, n_docs)
 
 
+def split_notes(split) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """Warnings about ``split`` itself, to give once (not per model), and what they cover:
+    labels of its valid or test part without a train document (computed from the parts, so split
+    folders written before split.json recorded them are covered too). A k-fold split has none here:
+    each fold's runs say it.
+
+    Returns ``(notes, missing)``, ``missing`` as :func:`nlpkit.split.labels_missing_from_train`.
+    """
+    from nlpkit.split import labels_missing_from_train, missing_labels_notes
+
+    missing = labels_missing_from_train(split.parts)
+    return missing_labels_notes(missing), missing
+
+
 def summarize(run) -> dict[str, Any]:
     """One row of the results table / JSON for a run."""
     metrics = run.metrics()["test"]

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import gc
+import gzip
 import hashlib
 import json
 import math
@@ -20,6 +21,8 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from nlpkit._io import atomic_write_text, temp_dir_beside
+from nlpkit._io import atomic_write_text, is_full_disk, naming, temp_dir_beside
 from nlpkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pandas is imported lazily: `nlpkit --help` must stay fast
@@ -51,6 +54,13 @@ _EXTENSIONS = {
 }
 # Separators we look for when a label column seems to hold several labels in one string.
 _SEP_CANDIDATES = ("|", ";", ",")
+# Separators suggested when --label-sep occurs in no label ("/" too: "tech/news"; never an error,
+# since single labels like "Sci/Tech" hold it).
+_LABEL_SEP_ALTERNATIVES = ("|", ";", ",", "/")
+# Label values read as missing in every format: what exports write for a missing value. Not
+# pandas' whole list: "NA", "None" or "N/A" can be real class names. An empty cell is always
+# missing. Texts are kept as written ("null" can be a document).
+NA_VALUES = ("", "NaN", "nan", "null", "NULL")
 _CANONICAL_KEYS = ("id", "text", "labels")
 # json.dumps(..., ensure_ascii=False) builds a new encoder per call; reuse one (same output).
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
@@ -100,6 +110,12 @@ class DatasetOptions:
     drop_empty: bool = False  # drop rows with empty text / missing label instead of failing
     label_prefix: str = "__label__"  # fastText label prefix
     labels_optional: bool = False  # a file with no label column (or unlabelled fastText) reads with 0 labels
+    na_values: tuple[str, ...] = NA_VALUES  # label values read as missing ("" always is); texts are kept
+
+
+class DataWarning(UserWarning):
+    """Something in the input a user should check, that is not an error (e.g. a --label-sep found
+    in no label). Issued with :func:`warnings.warn`; the CLI shows each on stderr once."""
 
 
 @dataclass
@@ -251,13 +267,22 @@ def _row_where(i: int) -> str:
     return f"row {i + 1}"
 
 
+def dataset_suffix(path) -> str:
+    """The extension that names a file's format, lower-case: ``.jsonl`` for ``x.jsonl`` and ``x.jsonl.gz``."""
+    path = Path(path)
+    if path.suffix.lower() == ".gz":
+        return Path(path.stem).suffix.lower()
+    return path.suffix.lower()
+
+
 def _resolve_format(path: Path, options: DatasetOptions, text: Callable[[], str]) -> str:
     if options.format:
         return options.format
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = _EXTENSIONS.get(dataset_suffix(path))
     if fmt is None:
+        shown = "".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix
         raise DataError(
-            f"cannot tell the format of {path} from its extension '{path.suffix}';"
+            f"cannot tell the format of {path} from its extension '{shown}';"
             f" pass --format ({', '.join(FORMATS)})"
         )
     if fmt == "fasttext":
@@ -270,26 +295,131 @@ def _resolve_format(path: Path, options: DatasetOptions, text: Callable[[], str]
     return fmt
 
 
-def read_text_file(path, encoding: str = "utf-8") -> str:
-    """The text of ``path`` as every reader of user files decodes it: a byte that is not
-    ``encoding`` is an error naming its offset and line; a UTF-8 byte-order mark is dropped."""
+# --- the one opener of user files: gzip, byte-order marks, encodings ---------------------------
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# --encoding values (codecs.lookup names) that agree with each mark. "utf-8", the default, agrees
+# with every mark: a file that starts with a UTF-16/32 mark cannot be UTF-8 (0xFF/0xFE never are).
+_BOM_AGREES = {
+    "utf-8": {"utf-8", "utf-8-sig"},
+    "utf-16-le": {"utf-8", "utf-16", "utf-16-le"},
+    "utf-16-be": {"utf-8", "utf-16", "utf-16-be"},
+    "utf-32-le": {"utf-8", "utf-32", "utf-32-le"},
+    "utf-32-be": {"utf-8", "utf-32", "utf-32-be"},
+}
+# Files that are not text, by their first bytes: named when they fail to decode, instead of the
+# --encoding hint, which cannot help.
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive (or an .xlsx/.docx file)", "extract it, or export the data as CSV"),
+    (b"PAR1", "a Parquet file", "pass --format parquet"),
+    (b"BZh", "bzip2-compressed", "decompress it (bunzip2) or recompress it with gzip, which is read directly"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it (unxz) or recompress it with gzip, which is read directly"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (unzstd) or recompress it with gzip, which is read directly"),
+)
+
+
+def is_gzip(path) -> bool:
+    """Whether ``path`` holds gzip data (by its magic bytes, whatever its name)."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def read_bytes(path) -> bytes:
+    """The bytes of ``path``; gzip data (known by its magic bytes, whatever the name) is decompressed.
+
+    A truncated or damaged gzip file is a DataError naming the file.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
     try:
-        return _decode(Path(path), Path(path).read_bytes(), encoding)
+        return gzip.decompress(raw)
+    except EOFError:
+        raise DataError(f"cannot read {path}: gzip data ends early: the file is truncated; copy it again") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"cannot read {path}: damaged gzip data ({exc}); copy it again") from None
+
+
+def read_text_file(path, encoding: str = "utf-8") -> str:
+    """The text of ``path`` as every reader of user files decodes it.
+
+    gzip data is decompressed first (:func:`read_bytes`). A byte-order mark (UTF-8, UTF-16 or
+    UTF-32, either byte order) sets the encoding and is dropped; an ``encoding`` that contradicts
+    it is an error (``utf-8``, the default, never does). A byte that is not ``encoding`` is an
+    error naming its offset and line, and what the file looks like when that is not another
+    8-bit encoding (UTF-16 without a mark, a ZIP or Parquet file, other compression).
+    """
+    path = Path(path)
+    try:
+        asked = codecs.lookup(encoding).name
     except LookupError:
         raise ConfigError(f"unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from None
+    raw = read_bytes(path)
+    for bom, bom_encoding in _BOMS:
+        if raw.startswith(bom):
+            if asked not in _BOM_AGREES[bom_encoding]:
+                raise DataError(
+                    f"{path} starts with a {bom_encoding.upper()} byte-order mark, but --encoding {encoding}"
+                    f" was given; pass --encoding {bom_encoding} (or leave --encoding out)"
+                )
+            return _decode(path, raw, bom_encoding, skip=len(bom))
+    if asked == "utf-8":
+        guess = _utf16_guess(raw)
+        if guess:  # ASCII in UTF-16/32 decodes as "UTF-8" with a NUL after every character
+            raise DataError(
+                f"{path} looks like {guess.upper()} text without a byte-order mark (NUL bytes between"
+                f" the characters); pass --encoding {guess}"
+            )
+    return _decode(path, raw, encoding)
 
 
-def _decode(path: Path, raw: bytes, encoding: str) -> str:
+def _decode(path: Path, raw: bytes, encoding: str, skip: int = 0) -> str:
     try:
-        text = raw.decode(encoding)
+        text = raw[skip:].decode(encoding) if skip else raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        bad = raw[exc.start : exc.start + 1].hex()
+        start = exc.start + skip
+        line = raw[:start].decode(encoding, errors="replace").count("\n") + 1
+        if skip:  # the byte-order mark named the encoding: the bytes after it are damaged
+            raise DataError(
+                f"cannot decode {path} as {encoding} (the encoding its byte-order mark names): bad bytes at"
+                f" byte offset {start} (line {line}); the file is damaged: copy it again, or save it again as UTF-8"
+            ) from None
+        for magic, what, fix in _NOT_TEXT:
+            if raw.startswith(magic):
+                raise DataError(f"cannot read {path} as text: it is {what}; {fix}") from None
+        bad = raw[start : start + 1].hex()
         raise DataError(
-            f"cannot decode {path} as {encoding}: byte 0x{bad} at byte offset {exc.start} (line {line});"
+            f"cannot decode {path} as {encoding}: byte 0x{bad} at byte offset {start} (line {line});"
             f" pass the file's encoding, e.g. --encoding latin-1"
         ) from None
     return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not part of the first column name
+
+
+def _utf16_guess(raw: bytes) -> str | None:
+    """'utf-16-le' etc. when the first bytes have the NULs of ASCII text in UTF-16/32 without a mark."""
+    head = raw[:4096]
+    n = len(head) // 4 * 4
+    if n < 8 or b"\x00" not in head:
+        return None
+    share = [head[i:n:4].count(0) / (n // 4) for i in range(4)]  # NUL share at each position mod 4
+    if min(share[1:]) > 0.9 and share[0] < 0.5:
+        return "utf-32-le"
+    if min(share[:3]) > 0.9 and share[3] < 0.5:
+        return "utf-32-be"
+    if share[1] + share[3] > 0.8 and share[0] + share[2] < 0.2:
+        return "utf-16-le"
+    if share[0] + share[2] > 0.8 and share[1] + share[3] < 0.2:
+        return "utf-16-be"
+    return None
 
 
 # A \uD800-\uDFFF escape that is not half of a high+low pair decodes to a lone surrogate: a str
@@ -472,6 +602,7 @@ def _read_delimited(path: Path, text: str, sep: str) -> _Table:
         raise DataError(
             f"cannot parse {path}: {msg}; check the delimiter and quoting, or pass --format"
         ) from None
+    _check_header_names(path, _csv_header(text, sep))
     columns = [str(c) for c in df.columns]
     df.columns = columns
     starts: list[int] | None = None
@@ -489,6 +620,44 @@ def _read_delimited(path: Path, text: str, sep: str) -> _Table:
         get=lambda col: df[col].tolist(),
         where=where,
     )
+
+
+def _lines_of(text: str) -> Iterator[str]:
+    """The lines of ``text``, ends kept, one at a time (no copy of the whole text)."""
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find("\n", start)
+        end = n if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def _csv_header(text: str, sep: str) -> list[str]:
+    """The header row as written: the first row that is not blank (pandas skips blank lines)."""
+    import csv
+
+    csv.field_size_limit(2**31 - 1)
+    for row in csv.reader(_lines_of(text), delimiter=sep):
+        if row and not (len(row) == 1 and not row[0].strip()):
+            return row
+    return []
+
+
+def _check_header_names(path: Path, names: Sequence[str]) -> None:
+    """Refuse a column name given twice: pandas would read the second as 'text.1' and the first
+    would be used without a word; pyarrow's column lookup would take the first. Unnamed columns
+    (a trailing comma) are not names."""
+    positions: dict[str, list[int]] = {}
+    for pos, name in enumerate(names, start=1):
+        if str(name).strip():
+            positions.setdefault(str(name), []).append(pos)
+    dups = [(name, pos) for name, pos in positions.items() if len(pos) > 1]
+    if dups:
+        shown = " and ".join(f"'{name}' (columns {', '.join(map(str, pos))})" for name, pos in dups[:3])
+        raise DataError(
+            f"duplicate column name{'s' if len(dups) > 1 else ''} in the header of {path}: {shown};"
+            f" rename one of each so that every column name is unique"
+        )
 
 
 def _csv_row_lines(text: str, sep: str) -> list[int]:
@@ -517,7 +686,11 @@ def _read_parquet(path: Path) -> _Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if is_gzip(path):  # Parquet compresses its own columns: a gzip wrapper is read by nothing
+        raise DataError(f"{path} is gzip-compressed Parquet; decompress it (gunzip) and read the .parquet file")
     try:
+        # pyarrow refuses a file with a column name twice, in words about field references
+        _check_header_names(path, [str(c) for c in pq.read_schema(path).names])
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:  # not Parquet, truncated, unreadable
         msg = " ".join(str(exc).split())
@@ -531,7 +704,7 @@ def _read_parquet(path: Path) -> _Table:
     )
 
 
-def _read_fasttext(path: Path, text: str, prefix: str) -> _Table:
+def _read_fasttext(path: Path, text: str, prefix: str, markers: frozenset[str] = frozenset({""})) -> _Table:
     texts: list[str] = []
     labels: list[list[str]] = []
     lines: list[int] = []
@@ -553,6 +726,8 @@ def _read_fasttext(path: Path, text: str, prefix: str) -> _Table:
             # fastText treats a prefixed token anywhere in the line as a label.
             labs += [t[plen:] for t in tokens[n:] if t.startswith(prefix) and len(t) > plen]
             rest = " ".join(t for t in tokens[n:] if not t.startswith(prefix))
+        if len(markers) > 1:  # "__label__nan" is a missing label, as in every format
+            labs = [lab for lab in labs if lab not in markers]
         texts.append(rest.strip())
         labels.append(labs if labs else None)  # a line without labels is a missing label
         lines.append(lineno)
@@ -596,7 +771,22 @@ def _check_options(options: DatasetOptions) -> DatasetOptions:
         raise ConfigError(f"unknown encoding '{options.encoding}'; use e.g. utf-8 or latin-1") from None
     if not options.label_prefix:
         raise ConfigError("the fastText label prefix is empty; use e.g. '__label__'")
+    na_values = options.na_values
+    if isinstance(na_values, str):  # "NaN,null" as on the command line
+        na_values = na_values.split(",")
+    if not isinstance(na_values, (tuple, list, set, frozenset)) or not all(isinstance(v, str) for v in na_values):
+        raise ConfigError(
+            f"--na-values must be strings (e.g. --na-values 'NaN,null'); got {options.na_values!r}"
+        )
+    na_values = tuple(dict.fromkeys(v.strip() for v in na_values))
+    if na_values != options.na_values:
+        options = dataclasses.replace(options, na_values=na_values)
     return options
+
+
+def _markers(options: DatasetOptions) -> frozenset[str]:
+    """The label values read as missing (stripped): ``options.na_values`` and the empty string."""
+    return frozenset(options.na_values) | {""}
 
 
 def _require_column(table: _Table, col: str, path: Path, what: str) -> None:
@@ -689,7 +879,7 @@ def read_dataset(path, options: DatasetOptions = DatasetOptions()) -> Dataset:
         elif fmt == "tsv":
             table = _read_delimited(path, text(), "\t")
         else:
-            table = _read_fasttext(path, text(), options.label_prefix)
+            table = _read_fasttext(path, text(), options.label_prefix, _markers(options))
     cache.clear()
     if table.n_rows == 0:
         raise DataError(f"{path} has no rows; give a file with at least one record")
@@ -751,6 +941,13 @@ def _table_to_dataset(table: _Table, path: Path, options: DatasetOptions) -> Dat
                 drop[i] = True
                 continue
             col = ", ".join(used_label)
+            raw = table.get(used_label[0])[i] if len(used_label) == 1 else None
+            if isinstance(raw, str) and raw.strip() and raw.strip() in _markers(options):  # e.g. "NaN"
+                raise DataError(
+                    f"missing label at {table.where(i)} of {path} (column '{col}' holds '{raw.strip()}',"
+                    f" a missing-value marker); fix the row, pass --drop-empty to skip such rows,"
+                    f" or --na-values without '{raw.strip()}' if it is a label"
+                )
             raise DataError(
                 f"missing label at {table.where(i)} of {path} (column '{col}');"
                 f" fix the row or pass --drop-empty to skip such rows"
@@ -940,18 +1137,19 @@ def _collect_texts(
 def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOptions) -> list[list[str] | None]:
     values = table.get(col)
     sep = options.label_sep
+    markers = _markers(options)
     out: list[list[str] | None] = []
     append = out.append
     for i, v in enumerate(values):
         tv = type(v)
         if tv is str and sep is None:  # fast path: one string label
             lab = v.strip()
-            append([lab] if lab else None)
+            append([lab] if lab not in markers else None)
             continue
         if tv is list and all(type(x) is str for x in v):  # fast path: a list of strings
             labs = [x.strip() for x in v]
-            if "" in labs:
-                raise _bad_label_in_list("", table, i, path, col)
+            if not markers.isdisjoint(labs):
+                raise _bad_label_in_list(next(x for x in labs if x in markers), table, i, path, col)
             append(labs)  # duplicates are harmless: y counts each (row, label) once
             continue
         if isinstance(v, np.ndarray):
@@ -959,7 +1157,8 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
         if isinstance(v, (list, tuple)):
             labs = []
             for x in v:
-                if _is_missing(x) or isinstance(x, (bool, np.bool_)):
+                if (_is_missing(x) or isinstance(x, (bool, np.bool_))
+                        or (isinstance(x, str) and x.strip() in markers)):
                     raise _bad_label_in_list(x, table, i, path, col)
                 if isinstance(x, (list, dict)):
                     raise DataError(
@@ -968,7 +1167,7 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
                     )
                 labs.append(_scalar_str(x))
             append(list(dict.fromkeys(labs)))
-        elif _is_missing(v):
+        elif _is_missing(v) or (isinstance(v, str) and v.strip() in markers):
             append(None)
         elif isinstance(v, (bool, np.bool_)):
             raise DataError(
@@ -981,24 +1180,48 @@ def _labels_from_col(table: _Table, col: str, path: Path, options: DatasetOption
                 f" labels must be a string, a number or a list"
             )
         elif sep is not None and isinstance(v, str):
+            # Empty pieces and markers ("a|NaN") are dropped; a cell left with none is missing.
             labs = [p.strip() for p in v.split(sep)]
-            labs = list(dict.fromkeys(p for p in labs if p))
+            labs = list(dict.fromkeys(p for p in labs if p not in markers))
             append(labs if labs else None)
         else:
             append([_scalar_str(v)])
     if sep is None and options.task != "single":
         _check_not_delimited(values, table, col, path)
+    if sep is not None:
+        _check_label_sep(values, col, path, sep, markers)
     return out
 
 
 def _bad_label_in_list(x: Any, table: _Table, i: int, path: Path, col: str) -> DataError:
-    """A null, blank or boolean entry in a label list: an error, never a silently dropped label."""
+    """A null, blank, marker or boolean entry in a label list: an error, never a silently dropped
+    label (an element of a delimited string is a piece of text, and is dropped instead)."""
+    fix = "remove it from the list (an empty list [] is a document without labels)"
     if isinstance(x, (bool, np.bool_)):
         what, fix = f"the boolean {str(bool(x)).lower()}", "write labels as strings or numbers"
+    elif isinstance(x, str) and x.strip():
+        what = f"the missing-value marker '{x.strip()}'"
+        fix += f", or pass --na-values without '{x.strip()}' if it is a label"
     else:
         what = "null" if x is None or isinstance(x, float) else "an empty string"
-        fix = "remove it from the list (an empty list [] is a document without labels)"
     return DataError(f"label list at {table.where(i)} of {path} (column '{col}') holds {what}; {fix}")
+
+
+def _check_label_sep(values: list, col: str, path: Path, sep: str, markers: frozenset[str]) -> None:
+    """Warn (DataWarning) when --label-sep occurs in no string label: every label was kept whole,
+    which is never what the option was given for; name the separator the labels seem to use."""
+    strings = [s for s in (v.strip() for v in values if isinstance(v, str)) if s not in markers]
+    if not strings or any(sep in s for s in strings):
+        return
+    where = f"--label-sep '{sep}' occurs in no label of {path} (column '{col}')"
+    hits = {c: sum(1 for s in strings if c in s.strip(c + " ")) for c in _LABEL_SEP_ALTERNATIVES if c != sep}
+    several = sum(1 for s in strings if any(c in s.strip(c + " ") for c in hits))  # values that look multi-label
+    best = max(hits, key=lambda c: hits[c])
+    if hits[best] and 2 * hits[best] > several:
+        message = f"{where}, but '{best}' occurs in {hits[best]} of them: did you mean --label-sep '{best}'?"
+    else:
+        message = f"{where}: every label value was kept whole; check the separator, or drop --label-sep"
+    warnings.warn(message, DataWarning, stacklevel=2)
 
 
 def _check_not_delimited(values: list, table: _Table, col: str, path: Path) -> None:
@@ -1263,8 +1486,10 @@ def write_split(path, parts: dict[str, Dataset], manifest: dict, overwrite: bool
     aligned = {name: dataclasses.replace(ds.with_label_names(names), task=task) for name, ds in parts.items()}
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_dir_beside(path)
+    tmp = None
     try:
+        # Inside the try: a Ctrl-C right after the folder is made must still remove it.
+        tmp = temp_dir_beside(path)
         info: dict[str, dict] = {}
         fingerprints: dict[str, str] = {}
         for name in sorted(aligned):
@@ -1290,8 +1515,12 @@ def write_split(path, parts: dict[str, Dataset], manifest: dict, overwrite: bool
         text = json.dumps(_json_value(full), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         (tmp / "split.json").write_text(text, encoding="utf-8", newline="\n")
         _move_into_place(tmp, path, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if is_full_disk(exc) and (tmp is None or exc.filename is None or str(exc.filename).startswith(str(tmp))):
+            # Name the split folder asked for, not a file in the hidden temporary one.
+            raise naming(OSError(exc.errno, exc.strerror), path) from None
         raise
     for name, ds in aligned.items():
         aligned[name] = dataclasses.replace(ds, source=str(path / f"{name}.jsonl"), n_dropped=0)
@@ -1366,7 +1595,8 @@ def load_split(path) -> Split:
             f" re-create it with `nlpkit split`"
         )
     parts: dict[str, Dataset] = {}
-    opts = DatasetOptions(format="jsonl", task=task)
+    # Parts are written by nlpkit: a label "NaN" in them was read as a label (--na-values '').
+    opts = DatasetOptions(format="jsonl", task=task, na_values=())
     for name in sorted(part_info):
         info = part_info[name]
         filename = info.get("file", f"{name}.jsonl") if isinstance(info, dict) else f"{name}.jsonl"

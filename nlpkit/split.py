@@ -1244,6 +1244,45 @@ def _overlap_notes(parts: dict) -> list[str]:
     return notes
 
 
+def labels_missing_from_train(parts: dict) -> dict[str, dict[str, int]]:
+    """Labels of the valid and test parts that have no train document, with how many documents of
+    that part carry each: ``{"test": {"label": n_docs, ...}, ...}``; parts without any are left out.
+
+    ``parts`` maps part names to Datasets in one label space (a split's parts). No model learns such
+    a label from train: on test its documents count as misses, on valid no rule is tuned for it.
+    """
+    train = parts.get("train")
+    if train is None:
+        return {}
+    in_train = np.asarray(train.y.sum(axis=0)).ravel() > 0
+    missing: dict[str, dict[str, int]] = {}
+    for name in ("valid", "test"):
+        ds = parts.get(name)
+        if ds is None or ds.label_names != train.label_names:
+            continue
+        counts = np.asarray(ds.y.sum(axis=0)).ravel()
+        found = {label: int(c) for label, c, seen in zip(ds.label_names, counts, in_train) if c and not seen}
+        if found:
+            missing[name] = found
+    return missing
+
+
+def missing_labels_notes(missing: dict[str, dict[str, int]]) -> list[str]:
+    """One warning per part of :func:`labels_missing_from_train`'s result."""
+    notes = []
+    for part, found in missing.items():
+        names = sorted(found, key=lambda name: (-found[name], name))  # most documents first
+        shown = ", ".join(f"{name} ({found[name]} {part} document{'s' if found[name] != 1 else ''})"
+                          for name in names[:5])
+        more = f", ... ({len(names)} labels in all)" if len(names) > 5 else ""
+        effect = "they count as misses" if part == "test" else "no decision rule is tuned for them"
+        notes.append(
+            f"{len(names)} label(s) occur in {part} but never in train: {shown}{more}; no model learns them"
+            f" from train, and {effect}. Add train documents with these labels, or remove them from {part}."
+        )
+    return notes
+
+
 def _check_order(ds, order: int) -> tuple[list[str], int]:
     return _check_order_many([ds], order)
 
@@ -1299,7 +1338,7 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
     """
     from pathlib import Path
 
-    from nlpkit.data import DatasetOptions, dropped_note, file_sha256, read_dataset, write_split
+    from nlpkit.data import NA_VALUES, DatasetOptions, dropped_note, file_sha256, read_dataset, write_split
 
     options = options or DatasetOptions()
     warn = warn or (lambda note: None)
@@ -1337,6 +1376,11 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
                                 order=order, seed=seed, method=method)
     for note in result["notes"]:
         warn(note)
+    # Parts the user gave may lack labels that the other parts have (a stratified split never
+    # leaves a label out of train unless it is rare, which "rare_labels" already records).
+    missing = labels_missing_from_train(result["parts"]) if input is None else {}
+    for note in missing_labels_notes(missing):
+        warn(note)
     manifest = {
         "created_by": "nlpkit split",
         "sources": sources,
@@ -1350,7 +1394,9 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
             "order": order,
             "method": method,
             "seed": seed,
-            "dataset": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()},
+            # na_values only when changed: a default split's split.json stays as older nlpkit wrote it
+            "dataset": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()
+                        if not (k == "na_values" and v == NA_VALUES)},
         },
         "sizes": {
             "requested": result["requested"],
@@ -1360,6 +1406,8 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
         "random_quality": result["random_quality"],
         "rare_labels": result["rare_labels"],
     }
+    if missing:  # only then: a split without such labels has the same split.json as before
+        manifest["labels_missing_from_train"] = missing
     old_sha, leftovers = _replaced_split(out_dir) if overwrite else (None, [])
     split = write_split(out_dir, result["parts"], manifest, overwrite=overwrite)
     if leftovers:

@@ -92,13 +92,20 @@ def cli_errors(on_interrupt: Callable[[], str | None] | None = None) -> Iterator
         typer.echo("Interrupted." + (f" {hint}" if hint else ""), err=True)
         raise typer.Exit(getattr(exc, "exit_code", 130)) from None
     except OSError as exc:
-        if exc.filename is None:
+        from nlpkit._io import is_full_disk
+
+        if exc.filename is None and not is_full_disk(exc):
             raise
         raise fail(path_error(exc)) from None
 
 
 def path_error(exc: OSError) -> str:
-    """One line for an OSError on a path the user gave (an --out under a file, a read-only folder)."""
+    """One line for an OSError on a path the user gave (an --out under a file, a read-only folder, a full disk)."""
+    from nlpkit._io import is_full_disk
+
+    if is_full_disk(exc):  # (a failed write may name no file)
+        where = f" while writing {exc.filename}" if exc.filename is not None else ""
+        return f"no space left on the device{where}; free some space or pass another --out (or --runs-dir)."
     path = Path(exc.filename)
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         blocker = next((p for p in [path, *path.parents] if p.is_file()), None)
@@ -108,8 +115,6 @@ def path_error(exc: OSError) -> str:
             return f"{blocker} is a file, so {path} cannot be made under it; choose another path or move the file."
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {path}: {exc.strerror}; choose a folder you can write to, or change its permissions."
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on the device while writing {path}; free some space or choose another folder."
     if exc.errno == errno.ENOENT:
         return f"not found: {path}; check the path."
     return f"{path}: {exc.strerror or exc}; check the path."
@@ -140,6 +145,12 @@ EncodingOpt = Annotated[str, typer.Option("--encoding", help="Text encoding of t
 DropEmptyOpt = Annotated[
     bool, typer.Option("--drop-empty", help="Drop rows with empty text or no label (reported) instead of failing.")
 ]
+NaValuesOpt = Annotated[
+    Optional[str],
+    typer.Option("--na-values", help="Comma-separated label values read as missing, in every format. "
+                 "Default: NaN,nan,null,NULL (an empty cell always is); --na-values '' keeps 'NaN' etc. as labels.",
+                 show_default=False),
+]
 
 
 def dataset_options(
@@ -152,6 +163,7 @@ def dataset_options(
     task: Optional[str] = None,
     encoding: str = "utf-8",
     drop_empty: bool = False,
+    na_values: Optional[str] = None,
 ):
     """Build the dataset layer's options object from CLI values (validated there)."""
     from nlpkit.data import DatasetOptions
@@ -159,6 +171,8 @@ def dataset_options(
     cols: list[str] = []
     for value in label_cols or []:
         cols.extend(c.strip() for c in value.split(",") if c.strip())
+    # --na-values 'NaN,null' -> ("NaN", "null"); '' -> ("",): only the empty cell is missing
+    markers = {} if na_values is None else {"na_values": tuple(dict.fromkeys(v.strip() for v in na_values.split(",")))}
     return DatasetOptions(
         format=format,
         text_cols=tuple(text_col) if text_col else None,
@@ -169,12 +183,42 @@ def dataset_options(
         task=task,
         encoding=encoding,
         drop_empty=drop_empty,
+        **markers,
     )
 
 
 DATASET_OPTION_PARAMS = (
     "format", "text_col", "label_col", "label_cols", "id_col", "label_sep", "task", "encoding", "drop_empty",
+    "na_values",
 )
+
+
+@contextlib.contextmanager
+def user_warnings() -> Iterator[None]:
+    """Show the warnings meant for the user -- the dataset layer's (:class:`nlpkit.data.DataWarning`)
+    and a checkpoint folder's (:class:`nlpkit.models.hf_checkpoint.CheckpointWarning`) -- on stderr as
+    one line each, each message once; other warnings go where they went before."""
+    import warnings
+
+    from nlpkit.data import DataWarning
+    from nlpkit.models.hf_checkpoint import CheckpointWarning
+
+    categories = (DataWarning, CheckpointWarning)
+    shown: set[str] = set()
+    with warnings.catch_warnings():
+        for category in categories:
+            warnings.simplefilter("always", category)
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not issubclass(category, categories):
+                previous(message, category, filename, lineno, file, line)
+            elif str(message) not in shown:
+                shown.add(str(message))
+                warn(str(message))
+
+        warnings.showwarning = show
+        yield
 
 
 def dataset_options_from(values: dict):

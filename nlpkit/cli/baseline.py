@@ -19,7 +19,7 @@ from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
 from nlpkit.errors import NlpkitError
 
 from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, check_baselines, choices,  # noqa: F401
-                             cross_validation_summary, run_baselines, summarize)
+                             cross_validation_summary, run_baselines, split_notes, summarize)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -136,6 +136,9 @@ def baseline_cmd(
             views = [split]
         for view in views:  # every fold, before the first model trains
             check_baselines(view, config)
+        # said with the first run's warnings (where the runs' own note on unseen labels came), once
+        split_warnings, missing = split_notes(split)
+        said_unseen = set(missing.get("test", {}))  # test labels those notes name
         shown: set[str] = set()
 
         def on_run(run) -> None:
@@ -143,7 +146,12 @@ def baseline_cmd(
             report_warnings(run)
 
         def report_warnings(run) -> None:
+            while split_warnings:
+                warn(split_warnings.pop(0))
             found = list(run.info.get("warnings") or []) + list((run.info.get("fit_info") or {}).get("warnings") or [])
+            unseen = run.info.get("labels_unseen_in_train") or []
+            if unseen and set(unseen) <= said_unseen:  # the run's own note on them: said above
+                found = [w for w in found if "occur in test but never in train" not in w]
             for w in found:
                 if w not in shown:
                     shown.add(w)

@@ -16,9 +16,11 @@ from nlpkit.cli._common import (
     LabelColOpt,
     LabelColsOpt,
     LabelSepOpt,
+    NaValuesOpt,
     TaskOpt,
     TextColOpt,
     cli_errors,
+    user_warnings,
     dataset_options_from,
     out,
 )
@@ -35,13 +37,14 @@ def inspect_cmd(
     task: TaskOpt = None,
     encoding: EncodingOpt = "utf-8",
     drop_empty: DropEmptyOpt = False,
+    na_values: NaValuesOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     top: Annotated[
         int, typer.Option("--top", min=1, help="Labels to list at the head and tail of the frequency table.")
     ] = 10,
 ) -> None:
     """Show rows, labels, label frequencies, text lengths and duplicates of a dataset file."""
-    with cli_errors():
+    with cli_errors(), user_warnings():
         from nlpkit.data import describe, read_dataset
 
         options = dataset_options_from(locals())

@@ -18,9 +18,11 @@ from nlpkit.cli._common import (
     LabelColOpt,
     LabelColsOpt,
     LabelSepOpt,
+    NaValuesOpt,
     TaskOpt,
     TextColOpt,
     cli_errors,
+    user_warnings,
     dataset_options_from,
     err,
     warn,
@@ -42,6 +44,7 @@ def predict_cmd(
     task: TaskOpt = None,
     encoding: EncodingOpt = "utf-8",
     drop_empty: DropEmptyOpt = False,
+    na_values: NaValuesOpt = None,
     out_file: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Write predictions here (.jsonl, .json, .csv, .tsv). Default: JSONL on stdout.")
     ] = None,
@@ -49,7 +52,7 @@ def predict_cmd(
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder for run names. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
 ) -> None:
     """Predict labels for INPUT with the model of RUN_DIR, applying the decision rule tuned in that run."""
-    with cli_errors():
+    with cli_errors(), user_warnings():
         options = dataset_options_from(locals())
         out_format = _output_format(out_file, input) if out_file is not None else "jsonl"
         records = predict_file(run_dir, input, options, top_k=top_k, runs_root=runs_dir, warn=warn)

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from nlpkit.cli._common import (DropEmptyOpt, EncodingOpt, FormatOpt, IdColOpt, LabelColOpt, LabelColsOpt,
-                                LabelSepOpt, TaskOpt, TextColOpt, cli_errors, dataset_options_from, err, out)
+                                LabelSepOpt, NaValuesOpt, TaskOpt, TextColOpt, cli_errors, user_warnings,
+                                dataset_options_from, err, out)
 
 HELP = (
     "Pretrain a domain encoder: WordPiece tokenizer + BERT/ModernBERT masked-language model.\n\n"
@@ -71,8 +72,9 @@ def pretrain_cmd(
     task: TaskOpt = None,
     encoding: EncodingOpt = "utf-8",
     drop_empty: DropEmptyOpt = False,
+    na_values: NaValuesOpt = None,
 ) -> None:
-    with cli_errors(on_interrupt=lambda: _resume_hint(out_dir)):
+    with cli_errors(on_interrupt=lambda: _resume_hint(out_dir)), user_warnings():
         from nlpkit.pretrain.config import CONFIG_FILE_NAME, PretrainConfig, parse_duration
 
         given = {k: v for k, v in dict(

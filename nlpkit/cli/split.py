@@ -17,9 +17,11 @@ from nlpkit.cli._common import (
     LabelColOpt,
     LabelColsOpt,
     LabelSepOpt,
+    NaValuesOpt,
     TaskOpt,
     TextColOpt,
     cli_errors,
+    user_warnings,
     dataset_options_from,
     out,
     warn,
@@ -74,6 +76,7 @@ def split_cmd(
     task: TaskOpt = None,
     encoding: EncodingOpt = "utf-8",
     drop_empty: DropEmptyOpt = False,
+    na_values: NaValuesOpt = None,
 ) -> None:
     """Split a dataset into stratified train/valid/test parts (or k folds) and write a split folder.
 
@@ -81,7 +84,7 @@ def split_cmd(
     part; labels with enough documents appear in every part; part sizes are exact. The table
     compares the split's quality measures with a random split of the same sizes (lower is better).
     """
-    with cli_errors():
+    with cli_errors(), user_warnings():
         from nlpkit import split as S
 
         options = dataset_options_from(locals())

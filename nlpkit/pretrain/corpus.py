@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpkit.data import read_text_file
+from nlpkit.data import dataset_suffix, read_text_file
 from nlpkit.errors import DataError
 
 DATASET_EXTS = {".jsonl", ".json", ".csv", ".tsv", ".parquet"}
@@ -60,6 +60,7 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
     path : a split folder (``split.json``: train + valid parts, never test), a dataset file
         (.jsonl/.json/.csv/.tsv/.parquet, or any file with ``format`` in ``dataset_options``),
         a ``.txt`` file (one document per line) or a folder of ``.txt`` files (one document each).
+        Files may be gzip-compressed (``.jsonl.gz``, ``.txt.gz``; read by nlpkit.data's opener).
     heldout_docs : when there is no valid part, the share (< 1) or number of documents held out
         for evaluation and the fertility report (chosen with ``seed``).
     dataset_options : keyword arguments of ``nlpkit.data.DatasetOptions`` for dataset files.
@@ -84,7 +85,7 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
         if split.valid is not None and len(split.valid):
             heldout = list(split.valid.texts)
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        files = sorted(p for pattern in ("*.txt", "*.txt.gz") for p in path.rglob(pattern) if p.is_file())
         if not files:
             raise DataError(f"{path}: a folder without split.json and without .txt files; pass a split folder, a dataset file or .txt files.")
         texts, kind = [], "text-folder"
@@ -92,7 +93,7 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
             t = read_text_file(p, encoding).strip()
             if t:
                 texts.append(t)
-    elif path.suffix.lower() in DATASET_EXTS or options.get("format"):
+    elif dataset_suffix(path) in DATASET_EXTS or options.get("format"):
         texts, kind = _read_dataset_texts(path, options), "dataset"
     else:
         texts, kind = _read_text_lines(path, encoding), "text-file"
