@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
+import math
 import os
 import re
 import shutil
@@ -23,6 +25,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 OWNER_FILE = ".owner"
 # A full disk, a full quota, a file over the size limit: the user frees space or writes elsewhere.
@@ -262,6 +267,39 @@ def save_pretrained(obj, folder, **kwargs) -> None:
         if name.endswith(".safetensors") or name not in before:
             if target.is_file() and not target.is_symlink():
                 os.chmod(target, mode)
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths, tuples and sets for ``json.dump``.
+
+    Non-finite floats become ``None``: JSON has no NaN, and a metric that cannot be computed is
+    reported as missing rather than as an invalid token.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [to_jsonable(v) for v in sorted(obj, key=str)]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def atomic_write_json(path, obj: Any) -> None:
+    """``obj`` (through :func:`to_jsonable`) as indented UTF-8 JSON at ``path``, written atomically."""
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 # --- atomic writes -----------------------------------------------------------------------------

@@ -28,10 +28,9 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
     "seed", "rule", "set"}``.
     """
     from nlpkit.metrics.rules import check_strategy
-    from nlpkit.models.base import MAX_SEED, is_whole_number
+    from nlpkit.seeds import check_seed
 
-    if not is_whole_number(seed) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}.")
+    check_seed(seed)
     check_strategy(rule, option="--rule")
     models = list(dict.fromkeys(models or BASELINE_MODELS))
     unknown = [m for m in models if m not in BASELINE_MODELS]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError
+from nlpkit.seeds import check_seed
 # The checkpoint-folder checks live below the commands, with the models that use them; re-exported
 # here for callers that import them from nlpkit.finetune.
 from nlpkit.models.hf_checkpoint import (  # noqa: F401
@@ -329,6 +330,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     from nlpkit.experiment import run_experiment
     from nlpkit.models.transformer import TransformerClassifier
 
+    check_seed(seed)
     check_checkpoint_dir(model_dir)
     if "max_length" in options:
         check_max_length(model_dir, int(options["max_length"]))
@@ -383,6 +385,7 @@ def validate_options(params: dict) -> None:
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {v!r}.")
 
+    check_seed(params.get("seed", 0))
     for key in ("epochs", "batch_size", "max_length", "predict_batch_size", "max_chunks", "evals_per_epoch"):
         positive_int(key)
     if params["long_text"] not in LONG_TEXT_MODES:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import re
@@ -27,7 +26,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from nlpkit._io import OWNER_FILE, is_full_disk, is_stale, naming, remove_stale, write_owner_file
+from nlpkit._io import (OWNER_FILE, is_full_disk, is_stale, naming, remove_stale,  # noqa: F401 - to_jsonable: public here too
+                        to_jsonable, write_owner_file)
 from nlpkit.errors import NlpkitError
 
 RUN_KINDS = ("baseline", "finetune", "pretrain")
@@ -102,32 +102,6 @@ def package_versions() -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 continue
     return versions
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, paths, tuples and sets for ``json.dump``.
-
-    Non-finite floats become ``None``: JSON has no NaN, and a metric that cannot be computed is
-    reported as missing rather than as an invalid token.
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return [to_jsonable(v) for v in sorted(obj, key=str)]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
 
 
 def _dump_json(path: Path, obj: Any) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nlpkit.errors import ConfigError, DataError
+from nlpkit.seeds import check_seed
 
 __all__ = [
     "resolve_sizes",
@@ -73,19 +74,6 @@ def _as_csr(y) -> sp.csr_matrix:
     m.data = np.ones(m.nnz, np.int8)
     m.sort_indices()
     return m
-
-
-def check_seed(seed, option: str = "--seed") -> int:
-    """``seed`` as an int, refused (ConfigError) unless it is an integer >= 0.
-
-    numpy's generators take no negative seed; checking here gives every caller (``nlpkit split``,
-    valid carving, cross-fitting) the same one-line error instead of numpy's ValueError.
-    """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ConfigError(f"{option} {seed!r} is not an integer; give a seed >= 0, e.g. {option} 0.")
-    if seed < 0:
-        raise ConfigError(f"{option} {seed} is negative; give a seed >= 0, e.g. {option} 0.")
-    return int(seed)
 
 
 def resolve_sizes(

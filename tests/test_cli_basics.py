@@ -220,3 +220,19 @@ def test_entry_point_keeps_help_version_and_exit_codes(tmp_path):
     failed = subprocess.run([*run, "inspect", str(tmp_path / "missing.jsonl")], capture_output=True, text=True,
                             timeout=120)
     assert failed.returncode == 1 and failed.stderr.startswith("Error: ")
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_a_bad_seed_is_the_same_one_line_error_in_every_command(command, tmp_path):
+    """One seed check (nlpkit.seeds): pretrain --seed -1 was a numpy traceback."""
+    from typer.testing import CliRunner
+
+    from nlpkit.cli import app
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c\n" * 10, encoding="utf-8")
+    args = {"pretrain": ["pretrain", str(corpus), "--out", str(tmp_path / "o"), "--steps", "1"],
+            "finetune": ["finetune", str(tmp_path), "--model", str(tmp_path)]}[command]
+    result = CliRunner().invoke(app, [*args, "--seed", "-1"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "Error: --seed must be a whole number from 0 to 2147483647; got -1."

@@ -288,10 +288,12 @@ def test_negative_seed_is_a_config_error_everywhere():
         lambda: S.skmultilearn_split(y, [0.5, 0.5], seed=-1),
     ]
     for call in calls:
-        with pytest.raises(ConfigError, match=r"--seed -1 is negative; give a seed >= 0"):
+        with pytest.raises(ConfigError, match=r"--seed must be a whole number from 0 to 2147483647; got -1\."):
             call()
-    with pytest.raises(ConfigError, match="not an integer"):
+    with pytest.raises(ConfigError, match="got 1.5"):
         S.check_seed(1.5)
+    with pytest.raises(ConfigError, match="got 2147483648"):
+        S.check_seed(2**31)
     assert S.check_seed(np.int64(3)) == 3
 
 

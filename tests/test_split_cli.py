@@ -208,7 +208,7 @@ def test_error_argument_combinations(reuters, tmp_path):
 
 def test_error_negative_seed(reuters, tmp_path):
     out = tmp_path / "s"
-    check_error(run(reuters, "--out", out, "--seed", -1), "--seed -1 is negative; give a seed >= 0", out)
+    check_error(run(reuters, "--out", out, "--seed", -1), "--seed must be a whole number from 0 to 2147483647; got -1.", out)
 
 
 def test_error_lone_surrogate_is_named_before_anything_is_written(agnews, tmp_path):

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.seeds import check_seed
 from nlpkit.metrics import counts
 from nlpkit.metrics._arrays import as_label_csr, check_same_shape, safe_divide
 
@@ -246,8 +247,7 @@ def _swap_masks(rng: np.random.Generator, n_docs: int, size: int) -> np.ndarray:
 def _check_resampling(n: int, alpha: float | None, name: str, seed) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"{name} must be a whole number >= 1, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0 (results are reproducible), got {seed!r}")
+    check_seed(seed, "seed")
     if alpha is not None and not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1 (0.05 for a 95% interval), got {alpha!r}")
 

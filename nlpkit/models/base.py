@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.seeds import MAX_SEED  # noqa: F401 - models declare their seed parameter with it
 
 if TYPE_CHECKING:  # Dataset lives in nlpkit.data, which imports pandas
     from typing import Self
@@ -122,8 +123,6 @@ def one_of(*values: Any) -> Param:
     return Param(lambda v: _is_one_of(v, values), expected)
 
 
-# The largest seed every baseline accepts: fastText stores it as a C int.
-MAX_SEED = 2**31 - 1
 
 
 class Classifier(ABC):
@@ -257,7 +256,7 @@ class Classifier(ABC):
 
     def _write_model_json(self, path: Path, **extra: Any) -> None:
         """Write ``nlpkit_model.json``: family, params, label_names, task, and any ``extra`` keys."""
-        from nlpkit.runs import to_jsonable
+        from nlpkit._io import to_jsonable
 
         self._check_fitted()
         meta = {

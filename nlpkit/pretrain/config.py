@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpkit.errors import ConfigError
+from nlpkit.seeds import check_seed
 
 # Turc et al. 2019, "Well-Read Students Learn Better" (the BERT miniatures): layers x hidden,
 # heads = hidden / 64, intermediate = 4 x hidden.  The learning rates are ours: small models
@@ -132,6 +133,7 @@ class PretrainConfig:
     def validate(self) -> "PretrainConfig":
         """Resolve and check every option; returns the resolved config or raises ConfigError."""
         c = self.resolved()
+        check_seed(c.seed)
         if not c.corpus:
             raise ConfigError("no corpus given; pass a split folder, a dataset file or a text file/folder.")
         if not c.out:

@@ -314,7 +314,7 @@ def build_report(
     """
     from nlpkit.data import fold_split
     from nlpkit.runs import runs_root as _root
-    from nlpkit.runs import to_jsonable
+    from nlpkit._io import to_jsonable
 
     if n_boot < 1:
         raise ConfigError(f"--n-boot must be at least 1, got {n_boot}; 1000 is a good default.")
