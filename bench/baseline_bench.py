@@ -238,7 +238,7 @@ def peer_tfidf_lr(split) -> tuple[np.ndarray, float]:
 
 
 def peer_fasttext(split) -> tuple[np.ndarray, float]:
-    from nlpkit.models.fasttext_clf import _train_in_fresh_processes  # one training per process: reproducible
+    from nlpkit.models.fasttext_process import train_in_fresh_processes  # one training per process: reproducible
 
     train = _full_train(split)
     t0 = time.perf_counter()
@@ -254,7 +254,7 @@ def peer_fasttext(split) -> tuple[np.ndarray, float]:
         # the fastText tutorial's multi-label recipe (fasttext.cc, "Text classification")
         args = dict(input=str(path), lr=0.5, epoch=25, wordNgrams=2, bucket=200000, dim=50, loss=loss,
                     verbose=0, seed=0, thread=1)
-        (model,) = _train_in_fresh_processes([(args, Path(tmp) / "peer.bin", None)])
+        (model,) = train_in_fresh_processes([(args, Path(tmp) / "peer.bin", None)])
         if isinstance(model, Exception):
             raise model
     labels, probs = model.predict([" ".join(t.split()) for t in split.test.texts], k=-1, threshold=0.0)

@@ -59,8 +59,8 @@ def _prepare(args):
 
     from nlpkit.pretrain import PretrainConfig
     from nlpkit.pretrain.corpus import read_corpus
-    from nlpkit.pretrain.tokenizer import encode_docs, load_tokenizer
-    from nlpkit.pretrain.train import pack
+    from nlpkit.hf.tokenizer import encode_docs, load_tokenizer
+    from nlpkit.pretrain.packing import pack
 
     cfg = PretrainConfig(corpus=args.corpus, out=str(Path(args.workdir) / "nlpkit"), size=args.size,
                          vocab_size=args.vocab_size, max_length=args.max_length, batch_size=args.batch_size,
@@ -87,7 +87,7 @@ def worker_nlpkit(args) -> dict:
     device = next(res.model.parameters()).device
     from contextlib import nullcontext
 
-    loss = evaluate_mlm(res.model, held, cfg, len(tok), device, nullcontext())
+    loss = evaluate_mlm(res.model, held, cfg=cfg, vocab_size=len(tok), device=device, autocast=nullcontext())
     return {"side": f"nlpkit-{res.report['throughput']['precision']}", "tokens_per_s": tokens / (t_end - t_skip), "final_heldout_loss": loss,
             "train_curve": [(r["step"], r["tokens"], r["loss"]) for r in train],
             "params": res.report["throughput"]["params"], "peak_mem_mb": peak_memory_mb(device),
@@ -138,7 +138,7 @@ def worker_trainer(args) -> dict:
     from contextlib import nullcontext
 
     device = next(model.parameters()).device
-    loss = evaluate_mlm(model, held, cfg, len(tok), device, nullcontext())
+    loss = evaluate_mlm(model, held, cfg=cfg, vocab_size=len(tok), device=device, autocast=nullcontext())
     return {"side": "trainer", "tokens_per_s": tokens / (times[cfg.steps] - times[args.skip]),
             "final_heldout_loss": loss, "train_curve": curve, "params": sum(p.numel() for p in model.parameters()),
             "peak_mem_mb": peak_memory_mb(device), "device": str(device)}
@@ -177,7 +177,7 @@ def main() -> None:
         return
 
     from nlpkit.pretrain.corpus import read_corpus
-    from nlpkit.pretrain.tokenizer import train_wordpiece
+    from nlpkit.hf.tokenizer import train_wordpiece
 
     work = Path(tempfile.mkdtemp(prefix="pretrain-bench-"))
     corpus = read_corpus(args.corpus, seed=args.seed)

@@ -111,7 +111,7 @@ def coefficient_costs(rows: int = 1_027_080, repeats: int = 5) -> None:
     with the dense coefficients kept."""
     import scipy.sparse as sp
 
-    from nlpkit.models.tfidf_lr import linear_scores
+    from nlpkit.models.liblinear import linear_scores
 
     peaks = {}
     for how, what in (("scipy", "scipy CSR"), ("csr", "csr_from_dense"), ("nlpkit", "nlpkit dense")):

@@ -2,18 +2,39 @@
 
 ``nlpkit baseline`` is a thin layer over :func:`baseline_config` and :func:`run_baselines`. Every
 model goes through :func:`nlpkit.experiment.run_experiment`: fit on train, decision rule tuned on
-valid (never on test), test scored, run recorded.
+valid (never on test), test scored, run recorded. Nothing here names a model family: the baseline
+families are the registered ones (:data:`nlpkit.models.REGISTRY`), and each class says what it needs
+(:class:`nlpkit.models.base.Classifier`: ``baseline``, ``baseline_params``, ``describe_choices``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from nlpkit.errors import ConfigError
 
-BASELINE_MODELS = ("majority", "tfidf-lr", "fasttext", "word2vec")
-TUNABLE = ("tfidf-lr", "fasttext")
+
+def baseline_models() -> list[str]:
+    """The families ``nlpkit baseline`` trains, in registry order: every registered one whose class
+    keeps ``baseline = True`` (:class:`nlpkit.models.base.Classifier`)."""
+    from nlpkit.models import REGISTRY
+
+    return [name for name in REGISTRY if _is_baseline(name)]
+
+
+def _is_baseline(name: str) -> bool:
+    from nlpkit.models import REGISTRY, get_model_class
+
+    return name in REGISTRY and get_model_class(name).baseline
+
+
+def _taking(param: str) -> list[str]:
+    """The baseline families with a parameter ``param`` (the ones an option of that name reaches)."""
+    from nlpkit.models import get_model_class
+
+    return [name for name in baseline_models() if param in get_model_class(name).param_defaults]
 
 
 def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = None, tune_seconds: float | None = None,
@@ -21,22 +42,27 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
                     settings: list[str] | None = None) -> dict[str, Any]:
     """Validate the options and resolve them into one config (checked before any work starts).
 
-    ``settings`` are ``MODEL.KEY=VALUE`` strings (``--set``): any parameter of a selected model's
-    class, e.g. ``tfidf-lr.char_ngrams=2,5`` or ``fasttext.dim=100`` (see :func:`parse_setting`).
+    Each model's parameters come from its class (``baseline_params``): the options given reach the
+    parameters of the same name. ``settings`` are ``MODEL.KEY=VALUE`` strings (``--set``): any
+    parameter of a selected model's class, e.g. ``tfidf-lr.char_ngrams=2,5`` or ``fasttext.dim=100``
+    (see :func:`parse_setting`).
 
     Returns ``{"models": [...], "params": {model: params}, "tune", "cv", "tune_seconds", "vectors",
     "seed", "rule", "set"}``.
     """
     from nlpkit.metrics.rules import check_strategy
+    from nlpkit.models import REGISTRY, get_model_class
+    from nlpkit.models.base import BaselineOptions, ParamError
     from nlpkit.seeds import check_seed
 
     check_seed(seed)
     check_strategy(rule, option="--rule")
-    models = list(dict.fromkeys(models or BASELINE_MODELS))
-    unknown = [m for m in models if m not in BASELINE_MODELS]
+    models = list(dict.fromkeys(models or baseline_models()))
+    unknown = [m for m in models if not _is_baseline(m)]
     if unknown:
-        hint = " (fine-tune transformers with `nlpkit finetune`)" if "transformer" in unknown else ""
-        raise ConfigError(f"unknown baseline model {', '.join(unknown)}{hint}; choose from {', '.join(BASELINE_MODELS)}.")
+        hints = [get_model_class(m).baseline_hint for m in unknown if m in REGISTRY]
+        hint = f" ({'; '.join(h for h in hints if h)})" if any(hints) else ""
+        raise ConfigError(f"unknown baseline model {', '.join(unknown)}{hint}; choose from {', '.join(baseline_models())}.")
     if cv is not None and not tune:
         raise ConfigError("--cv only applies to --tune (tuning by k-fold cross-validation); add --tune or drop --cv.")
     if cv is not None and cv < 2:
@@ -45,40 +71,29 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
         raise ConfigError("--tune-seconds only applies to --tune (fastText autotune budget); add --tune or drop it.")
     if tune_seconds is not None and not tune_seconds >= 1:  # also nan
         raise ConfigError(f"--tune-seconds must be at least 1 (whole seconds); got {tune_seconds}.")
-    if vectors is not None:
-        if "word2vec" not in models:
-            raise ConfigError("--vectors is only used by the word2vec model; add --model word2vec or drop --vectors.")
-        from nlpkit.models.word2vec import sniff_vectors_format
-
-        sniff_vectors_format(vectors)  # unreadable / pickled / unknown format: fail before any training
-    if tune and not any(m in TUNABLE for m in models):
-        raise ConfigError(f"--tune applies to {' and '.join(TUNABLE)}; none of them is selected.")
-    params: dict[str, dict[str, Any]] = {}
-    for name in models:
-        if name == "majority":
-            params[name] = {}
-        elif name == "tfidf-lr":
-            params[name] = {"seed": seed, "tune": tune, "cv": cv or 0}
-        elif name == "fasttext":
-            params[name] = {"seed": seed, "tune": tune}
-            if tune_seconds is not None:
-                params[name]["tune_seconds"] = int(round(tune_seconds))
-        elif name == "word2vec":
-            params[name] = {"seed": seed, "vectors": str(vectors) if vectors is not None else None}
+    classes = {name: get_model_class(name) for name in models}
+    if vectors is not None and not any("vectors" in cls.param_defaults for cls in classes.values()):
+        users = _taking("vectors")
+        raise ConfigError(f"--vectors is only used by the {' and '.join(users)} model; "
+                          f"add --model {users[0] if users else 'NAME'} or drop --vectors.")
+    options = BaselineOptions(seed=seed, tune=tune, cv=cv, tune_seconds=tune_seconds,
+                              vectors=str(vectors) if vectors is not None else None)
+    # (a family checks its own options here, e.g. word2vec reads --vectors: before any training)
+    params: dict[str, dict[str, Any]] = {name: cls.baseline_params(options) for name, cls in classes.items()}
+    if tune and not any("tune" in cls.param_defaults for cls in classes.values()):
+        raise ConfigError(f"--tune applies to {' and '.join(_taking('tune'))}; none of them is selected.")
     overrides: dict[str, dict[str, Any]] = {}
     typed: dict[tuple[str, str], str] = {}  # (model, key) -> the --set as given
     for text in settings or []:
         name, key, value = parse_setting(text, models)
         overrides.setdefault(name, {})[key] = value
         typed[(name, key)] = text.strip()
-    from nlpkit.models import get_model_class
-    from nlpkit.models.base import ParamError
 
     # Every model is made now, so that every value is checked before the first one trains.
-    for name in models:
+    for name, cls in classes.items():
         params[name].update(overrides.get(name, {}))
         try:
-            get_model_class(name)(**params[name])
+            cls(**params[name])
         except ParamError as exc:
             source = (f"--set {typed[(name, exc.key)]}" if (name, exc.key) in typed
                       else _OWN_OPTIONS.get(exc.key, f"{name}.{exc.key}"))
@@ -89,11 +104,10 @@ def baseline_config(models: list[str], *, tune: bool = False, cv: int | None = N
             shown = " ".join(f"--set {typed[(name, k)]}" for k in overrides[name])
             raise ConfigError(f"{exc} (from {shown})") from None
     return {"models": models, "params": params, "tune": tune, "cv": cv, "tune_seconds": tune_seconds,
-            "vectors": str(vectors) if vectors is not None else None, "seed": seed, "rule": rule,
-            "set": overrides}
+            "vectors": options.vectors, "seed": seed, "rule": rule, "set": overrides}
 
 
-# parameters set by their own options, not by --set
+# the model parameters set by baseline options (nlpkit.models.base.BaselineOptions), not by --set
 _OWN_OPTIONS = {"seed": "--seed", "tune": "--tune", "cv": "--cv", "tune_seconds": "--tune-seconds", "vectors": "--vectors"}
 
 
@@ -112,8 +126,8 @@ def parse_setting(text: str, models: list[str]) -> tuple[str, str, Any]:
     name, dot, key = target.strip().rpartition(".")
     if not sep or not dot or not name or not key:
         raise ConfigError(f"--set {text!r}: expected MODEL.KEY=VALUE, e.g. --set tfidf-lr.C=30.")
-    if name not in BASELINE_MODELS:
-        raise ConfigError(f"--set {text!r}: unknown baseline model {name!r}; choose from {', '.join(BASELINE_MODELS)}.")
+    if not _is_baseline(name):
+        raise ConfigError(f"--set {text!r}: unknown baseline model {name!r}; choose from {', '.join(baseline_models())}.")
     if name not in models:
         raise ConfigError(f"--set {text!r}: {name} is not among the models to train; add --model {name} or drop it.")
     if key in _OWN_OPTIONS:
@@ -137,22 +151,48 @@ def parse_setting(text: str, models: list[str]) -> tuple[str, str, Any]:
     return name, key, value
 
 
-def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = None,
+def fold_views(split, fold: int | None = None) -> list:
+    """What baselines run on: fold ``fold`` of a k-fold split, every fold of one (``fold`` None),
+    or a plain split itself (see :func:`nlpkit.data.fold_split`)."""
+    from nlpkit.data import fold_split
+
+    if fold is not None:
+        return [fold_split(split, fold)]
+    if split.folds:
+        return [fold_split(split, k) for k in range(len(split.folds))]
+    return [split]
+
+
+def run_baselines(split, config: dict[str, Any], *, fold: int | None = None, runs_root: Path | None = None,
                   progress=None, on_run: Callable[[Any], None] | None = None) -> list:
     """Train every model of ``config`` (from :func:`baseline_config`) on ``split``; one run each.
 
-    ``split`` is a :class:`nlpkit.data.Split` or the path of a split folder.
+    ``split`` is a :class:`nlpkit.data.Split` or the path of a split folder. On a k-fold split every
+    fold in turn is held out (one run per model and fold, fold by fold), or fold ``fold`` only;
+    ``fold`` on a plain split is an error. Every fold is checked (:func:`check_baselines`) before
+    the first model trains.
 
     ``progress`` is an optional ``rich.progress.Progress``: one task follows the stages of each
     experiment, models add their own bars. ``on_run(run)`` is called as each run completes.
     """
     from nlpkit.data import load_split
+
+    if isinstance(split, (str, os.PathLike)):
+        split = load_split(split)
+    views = fold_views(split, fold)
+    for view in views:
+        check_baselines(view, config)
+    runs: list = []
+    for view in views:
+        runs += _run_models(view, config, runs_root=runs_root, progress=progress, on_run=on_run)
+    return runs
+
+
+def _run_models(split, config: dict[str, Any], *, runs_root, progress, on_run) -> list:
+    """One recorded run per model of ``config`` on one split (or one fold's view of it)."""
     from nlpkit.experiment import run_experiment
     from nlpkit.models import get_model_class
 
-    if not hasattr(split, "parts"):
-        split = load_split(split)
-    check_baselines(split, config)
     rule = config.get("rule", "auto")
     runs = []
     stage_task = progress.add_task("baseline", total=len(config["models"])) if progress is not None else None
@@ -178,8 +218,7 @@ def run_baselines(split, config: dict[str, Any], *, runs_root: Path | None = Non
 def check_baselines(split, config: dict[str, Any]) -> None:
     """Check ``config`` (from :func:`baseline_config`) against ``split`` before any model trains:
     the ``--rule`` for its task and labels, and each model's parameters for its size (e.g.
-    tfidf-lr's cross-fit folds). :func:`run_baselines` calls it; call it on every fold of a k-fold
-    split first to fail before the first fold trains."""
+    tfidf-lr's cross-fit folds). :func:`run_baselines` calls it on every fold first."""
     from nlpkit.metrics.rules import check_strategy
     from nlpkit.models import get_model_class
 
@@ -227,74 +266,15 @@ def summarize(run) -> dict[str, Any]:
     }
 
 
-# said when a model kept its reference although another option scored higher: its choice rule
-# (nlpkit.metrics.choose_over_reference) replaces the reference only on a clear lead
-_WITHIN_SE = "; kept as the reference: that lead is within about one standard error"
-
-
-def _ngrams_name(rng) -> str:
-    lo, hi = rng
-    return "unigrams" if (lo, hi) == (1, 1) else f"{lo}-{hi}-grams"
-
-
 def choices(row: dict[str, Any]) -> list[tuple[str, str]]:
     """What a :func:`summarize` row's model chose by itself, on train + valid, as ``(choice,
-    evidence)`` pairs, the evidence being the scores it chose by: tfidf-lr's word n-grams
-    (out-of-fold) or its tuned C and n-grams (``--tune``), or no cross-fit on large data;
-    fastText's setting, or the average of its settings, and autotune (valid).
-    A reference kept against a higher score says why: the lead was within one standard error."""
-    info = row.get("fit_info") or {}
-    out: list[tuple[str, str]] = []
-    ngrams = info.get("ngram_choice")
-    if ngrams:
-        chosen, ref = tuple(ngrams["chosen"]), tuple(ngrams["reference"])
-        other = (1, 1) if chosen == ref else ref
-        scores = ngrams.get("out_of_fold") or ngrams["valid"]  # cross-fitted, or chosen on valid
-        mine, theirs = scores["%d-%d" % chosen], scores["%d-%d" % other]
-        evidence = f"{ngrams['metric']} {mine:.3f} against {theirs:.3f} for {_ngrams_name(other)}"
-        if chosen == ref and theirs > mine:
-            evidence += _WITHIN_SE
-        out.append((f"word {_ngrams_name(chosen)}", evidence))
-    large = info.get("cross_fit")
-    if large and not large.get("folds"):  # too many documents for the default cross-fit
-        out.append(("no cross-fit", f"{large['documents']:,} documents in train + valid, over "
-                                    f"cross_fit_max_docs={large['max_documents']:,}: fitted on train, "
-                                    "rule tuned on valid"))
-    tuning = info.get("tuning")
-    if tuning and tuning.get("results") and "C" in info:
-        def label(result) -> str:
-            return f"C={result['C']:g} with word {_ngrams_name(result['ngram_range'])}"
+    evidence)`` pairs, the evidence being the scores it chose by: its family's own account
+    (``describe_choices``) of its recorded ``fit_info``. A row without a model has none."""
+    from nlpkit.models import get_model_class
 
-        chosen_label = label({"C": info["C"], "ngram_range": info["ngram_range"]})
-        by_label = {label(r): r["score"] for r in tuning["results"]}
-        others = ", ".join(f"{v:.3f} for {k}" for k, v in by_label.items() if k != chosen_label)
-        out.append((chosen_label, f"{tuning['selected_by']}, {tuning['metric']} {by_label[chosen_label]:.3f}"
-                                  + (f" against {others}" if others else "")))
-    average = info.get("average")
-    if average:
-        valid = average["valid"]
-        *members, mean = valid  # each model's name, then the average's
-        out.append((f"the average of {' and '.join(members)}",
-                    f"valid {average['metric']} {valid[mean]:.3f}; each alone "
-                    + ", ".join(f"{valid[name]:.3f}" for name in members)))
-    settings = info.get("settings_choice")
-    if settings:
-        chosen = settings["chosen"]
-        valid = settings["valid"]
-        others = ", ".join(f"{v:.3f} for {k}" for k, v in valid.items() if k != chosen)
-        evidence = f"valid {settings['metric']} {valid[chosen]:.3f} against {others}"
-        if chosen == settings.get("reference") and max(valid.values()) > valid[chosen]:
-            evidence += _WITHIN_SE
-        out.append((chosen, evidence))
-    tuned = info.get("autotune")
-    if tuned and "valid" in tuned:
-        first, second = ("autotune", "defaults") if tuned["kept"] == "autotune" else ("defaults", "autotune")
-        what = {"autotune": "autotune's model", "defaults": "the default options"}
-        evidence = f"valid {tuned['metric']} {tuned['valid'][first]:.3f} against {tuned['valid'][second]:.3f}"
-        if first == "defaults" and tuned["valid"][second] > tuned["valid"][first]:
-            evidence += _WITHIN_SE
-        out.append((f"{what[first]} over {what[second]}", evidence))
-    return out
+    if not row.get("model"):
+        return []
+    return get_model_class(row["model"]).describe_choices(row.get("fit_info") or {})
 
 
 def cross_validation_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

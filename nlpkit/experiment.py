@@ -100,8 +100,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
 
     # before any training: a rule or a parameter that cannot work on this data
     check_strategy(rule_strategy, task, len(label_names), data=str(split.path))
-    if hasattr(model, "check_data"):
-        model.check_data(task, len(train) + len(valid))
+    model.check_data(task, len(train) + len(valid))
     folds = cross_fit_folds(model, task, len(train) + len(valid))
     data = join_parts(train, valid) if folds else None  # what a cross-fitted model learns from
     unseen = labels_unseen_in_train(data if folds else train, test)
@@ -225,7 +224,7 @@ def _model_warnings(run, notes: list[str]):
 def cross_fit_folds(model, task: str, n_docs: int) -> int:
     """Folds the model asks for on ``task`` data (0 = no cross-fitting), or 0 when there are fewer
     than two documents per fold."""
-    folds = int(model.cross_fit_folds(task, n_docs)) if hasattr(model, "cross_fit_folds") else 0
+    folds = int(model.cross_fit_folds(task, n_docs))
     return folds if folds >= 2 and n_docs >= 2 * folds else 0
 
 

@@ -56,22 +56,23 @@ def test_choices_name_each_model_choice_and_its_scores():
     fasttext = {"settings_choice": {"metric": "micro_f1", "chosen": "word_ngrams=2",
                                     "valid": {"word_ngrams=2": 0.8529, "word_ngrams=1, max_df=0.1": 0.8473}},
                 "autotune": {"metric": "micro_f1", "kept": "defaults", "valid": {"defaults": 0.871, "autotune": 0.784}}}
-    assert choices({"fit_info": tfidf}) == [
+    assert choices({"model": "tfidf-lr", "fit_info": tfidf}) == [
         ("word unigrams", "out-of-fold micro_f1 0.907 against 0.894 for 1-2-grams")]
-    assert choices({"fit_info": fasttext}) == [
+    assert choices({"model": "fasttext", "fit_info": fasttext}) == [
         ("word_ngrams=2", "valid micro_f1 0.853 against 0.847 for word_ngrams=1, max_df=0.1"),
         ("the default options over autotune's model", "valid micro_f1 0.871 against 0.784")]
     fasttext["autotune"]["kept"] = "autotune"
-    assert choices({"fit_info": fasttext})[1] == ("autotune's model over the default options",
+    assert choices({"model": "fasttext", "fit_info": fasttext})[1] == ("autotune's model over the default options",
                                                   "valid micro_f1 0.784 against 0.871")
     averaged = {"average": {"metric": "micro_f1", "valid": {"word_ngrams=2": 0.85, "word_ngrams=1, max_df=0.1": 0.87,
                                                              "their average": 0.881}}, "settings_choice": None}
-    assert choices({"fit_info": averaged}) == [
+    assert choices({"model": "fasttext", "fit_info": averaged}) == [
         ("the average of word_ngrams=2 and word_ngrams=1, max_df=0.1", "valid micro_f1 0.881; each alone 0.850, 0.870")]
     # nothing chosen (fixed options, no valid part, or a family without choices): nothing said
-    assert choices({"fit_info": {"settings_choice": None, "autotune": None}}) == choices({}) == []
+    assert choices({"model": "fasttext", "fit_info": {"settings_choice": None, "autotune": None}}) == choices({}) == []
+    assert choices({"model": "majority", "fit_info": {"majority_label": "a"}}) == []
     # autotune that failed has no scores: its warning says so instead
-    assert choices({"fit_info": {"autotune": {"kept": "defaults", "error": "Encountered NaN."}}}) == []
+    assert choices({"model": "fasttext", "fit_info": {"autotune": {"kept": "defaults", "error": "Encountered NaN."}}}) == []
 
 
 def test_choices_say_why_a_reference_is_kept_against_a_higher_score():
@@ -83,12 +84,12 @@ def test_choices_say_why_a_reference_is_kept_against_a_higher_score():
     fasttext = {"settings_choice": {"metric": "accuracy", "chosen": "word_ngrams=2", "reference": "word_ngrams=2",
                                     "valid": {"word_ngrams=2": 0.765, "word_ngrams=1, max_df=0.1": 0.780}},
                 "autotune": {"metric": "accuracy", "kept": "defaults", "valid": {"defaults": 0.765, "autotune": 0.77}}}
-    assert choices({"fit_info": fasttext}) == [
+    assert choices({"model": "fasttext", "fit_info": fasttext}) == [
         ("word_ngrams=2", "valid accuracy 0.765 against 0.780 for word_ngrams=1, max_df=0.1" + kept),
         ("the default options over autotune's model", "valid accuracy 0.765 against 0.770" + kept)]
     tfidf = {"ngram_choice": {"metric": "out-of-fold accuracy", "reference": [1, 2], "chosen": [1, 2],
                               "out_of_fold": {"1-2": 0.830, "1-1": 0.831}}}
-    assert choices({"fit_info": tfidf}) == [("word 1-2-grams", "out-of-fold accuracy 0.830 against 0.831 for unigrams"
+    assert choices({"model": "tfidf-lr", "fit_info": tfidf}) == [("word 1-2-grams", "out-of-fold accuracy 0.830 against 0.831 for unigrams"
                                              + kept)]
 
 
@@ -99,7 +100,7 @@ def test_choices_show_what_tfidf_tuning_chose():
         "selected_by": "3-fold cross-fit on train + valid", "metric": "out-of-fold accuracy",
         "results": [{"C": 10.0, "ngram_range": [1, 2], "score": 0.80}, {"C": 30.0, "ngram_range": [1, 2], "score": 0.85},
                     {"C": 30.0, "ngram_range": [1, 1], "score": 0.81}]}}
-    assert choices({"fit_info": tuned}) == [(
+    assert choices({"model": "tfidf-lr", "fit_info": tuned}) == [(
         "C=30 with word 1-2-grams", "3-fold cross-fit on train + valid, out-of-fold accuracy 0.850 against 0.800 for "
                                     "C=10 with word 1-2-grams, 0.810 for C=30 with word unigrams")]
 
@@ -462,6 +463,7 @@ def test_bench_runs_the_peer_recipes(single_split, peer):
     assert row["model"] == peer and 0.0 <= row["accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_scale_bench_runs_end_to_end_on_a_small_corpus(tmp_path):
     """bench/scale_bench.py on 400 documents: every step runs and the JSON has a row per step (the
     figures themselves are in docs/benchmarks.md; a bench left untested once broke unnoticed)."""

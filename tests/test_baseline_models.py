@@ -19,10 +19,10 @@ import pytest
 from conftest import make_dataset
 from nlpkit.data import read_dataset
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models import fasttext_clf, load_model
+from nlpkit.models import fasttext_clf, fasttext_process, load_model
 from nlpkit.models.base import ParamError
 from nlpkit.models.fasttext_clf import LABELS_JSON, FastTextClassifier, epochs_for
-from nlpkit.models.text import LEGACY_TEXT_RULE, TEXT_RULE, normalize, tfidf_terms, tokenize
+from nlpkit.text import LEGACY_TEXT_RULE, TEXT_RULE, normalize, tfidf_terms, tokenize
 from nlpkit.models.tfidf_lr import TfidfLogisticRegression
 from nlpkit.models.word2vec import Word2VecClassifier, load_vectors, sniff_vectors_format, stable_hash
 
@@ -648,12 +648,13 @@ def test_fasttext_autotune_on_valid_is_kept_only_when_better(single_parts):
         FastTextClassifier(tune=True, tune_seconds=2).fit(single_parts["train"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("autotune_wins", [True, False])
 def test_fasttext_autotune_is_weighed_against_the_average(reuters_parts, monkeypatch, autotune_wins):
     # autotune's model stands alone against the two defaults averaged; it trains on the reference's file
     import nlpkit.metrics
 
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     seen = []
 
     def quick(jobs):  # autotune replaced by a plain training of its arguments, to keep the test fast
@@ -672,7 +673,7 @@ def test_fasttext_autotune_is_weighed_against_the_average(reuters_parts, monkeyp
         compared.append(len(preds))
         return (1 if autotune_wins else 0), {1: (0.01, 0.02) if autotune_wins else (-0.02, -0.01)}
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", quick)
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", quick)
     monkeypatch.setattr(nlpkit.metrics, "choose_over_reference", rule)
     model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average", tune=True, tune_seconds=2)
     model.fit(reuters_parts["train"], reuters_parts["valid"])
@@ -708,9 +709,9 @@ def test_fasttext_process_that_writes_start_vectors_can_import_this_nlpkit(tmp_p
     monkeypatch.setattr(subprocess, "Popen", Finished)
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     root = str(Path(nlpkit.__file__).resolve().parent.parent)
-    start = {fasttext_clf._START_KEY: {}}
-    results = fasttext_clf._train_in_fresh_processes([(start, tmp_path / "a.bin", None)])
-    fasttext_clf._train_in_fresh_processes([({}, tmp_path / "b.bin", None)])
+    start = {fasttext_process.START_KEY: {}}
+    results = fasttext_process.train_in_fresh_processes([(start, tmp_path / "a.bin", None)])
+    fasttext_process.train_in_fresh_processes([({}, tmp_path / "b.bin", None)])
     assert envs[0]["PYTHONPATH"].split(os.pathsep) == ["/elsewhere", root]
     assert envs[1]["PYTHONPATH"] == "/elsewhere"  # no start vectors: nothing added
     assert envs[0]["MALLOC_PERTURB_"] == "255" and isinstance(results[0], RuntimeError)
@@ -719,11 +720,10 @@ def test_fasttext_process_that_writes_start_vectors_can_import_this_nlpkit(tmp_p
 def test_fasttext_training_process_is_killed_at_its_time_bound(tmp_path, monkeypatch):
     import time
 
-    from nlpkit.models import fasttext_clf
 
-    monkeypatch.setattr(fasttext_clf, "_TRAIN_SCRIPT", "import time; time.sleep(60)")
+    monkeypatch.setattr(fasttext_process, "_TRAIN_SCRIPT", "import time; time.sleep(60)")
     start = time.perf_counter()
-    (result,) = fasttext_clf._train_in_fresh_processes([({}, tmp_path / "model.bin", 1)])
+    (result,) = fasttext_process.train_in_fresh_processes([({}, tmp_path / "model.bin", 1)])
     assert isinstance(result, TimeoutError) and "did not finish within 1 s" in str(result)
     assert time.perf_counter() - start < 30  # killed, not waited for
 
@@ -732,7 +732,7 @@ def test_fasttext_autotune_that_overruns_keeps_the_defaults(single_parts, monkey
     # fastText's autotune retrains without a time bound after its search; nlpkit bounds the whole run.
     from nlpkit.models import fasttext_clf
 
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     seen = []
 
     def overrunning(jobs):
@@ -742,7 +742,7 @@ def test_fasttext_autotune_that_overruns_keeps_the_defaults(single_parts, monkey
             return [TimeoutError(f"fastText training did not finish within {timeout:g} s")]
         return real(jobs)
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", overrunning)
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", overrunning)
     model = FastTextClassifier(tune=True, tune_seconds=2, word_ngrams=2, max_df=None, seed=0).fit(single_parts["train"],
                                                                                       single_parts["valid"])
     info = model.fit_info()
@@ -756,9 +756,8 @@ def test_fasttext_autotune_that_overruns_keeps_the_defaults(single_parts, monkey
 
 
 def test_fasttext_default_autotune_budget_follows_the_default_training_time(single_parts, monkeypatch):
-    from nlpkit.models import fasttext_clf
 
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     deadlines = []
 
     def recording(jobs):
@@ -768,7 +767,7 @@ def test_fasttext_default_autotune_budget_follows_the_default_training_time(sing
             return [RuntimeError("Encountered NaN.")]
         return real(jobs)
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", recording)
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", recording)
     model = FastTextClassifier(tune=True, word_ngrams=2, max_df=None, seed=0).fit(single_parts["train"], single_parts["valid"])
     ((budget, deadline),) = deadlines
     # twice the default training's time (at least 5 s), then 1.5 times it (at least 5 s) for the final fit
@@ -787,6 +786,7 @@ def reuters_parts(data_dir):
     return {"train": train, "valid": valid}
 
 
+@pytest.mark.slow
 def test_fasttext_average_of_both_recipes_is_taken_on_their_logits(reuters_parts, tmp_path):
     parts = reuters_parts
     model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(parts["train"], parts["valid"])
@@ -876,6 +876,7 @@ def test_fasttext_auto_chooses_among_both_recipes_and_their_average_on_valid(reu
     assert choice["valid"] == {bi: 0.7, uni: 0.7, both: 1.0} and choice["chosen"] == both and kept == pairs
 
 
+@pytest.mark.slow
 def test_fasttext_choose_keeps_one_recipe_and_records_the_choice(reuters_parts):
     parts = reuters_parts
     model = FastTextClassifier(dim=8, epoch=5, seed=0, combine="choose").fit(parts["train"], parts["valid"])
@@ -924,15 +925,16 @@ def test_fasttext_unigrams_replace_bigrams_only_when_clearly_better_on_valid(uni
     assert candidate.word_ngrams == chosen and kept == ("unigrams" if chosen == 1 else "bigrams")
 
 
+@pytest.mark.slow
 def test_fasttext_settings_trained_without_valid_or_with_fixed_options(multi_parts, monkeypatch):
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     batches = []
 
     def spy(jobs):
         batches.append([(args["wordNgrams"], Path(args["input"]).name) for args, _out, _timeout in jobs])
         return real(jobs)
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", spy)
     train, valid = multi_parts["train"], multi_parts["valid"]
     no_valid = FastTextClassifier(dim=8, epoch=5, seed=0).fit(train)
     averaged = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(train)  # needs no valid part
@@ -949,8 +951,9 @@ def test_fasttext_settings_trained_without_valid_or_with_fixed_options(multi_par
     assert [m["word_ngrams"] for m in fixed.fit_info()["members"]] == [3]
 
 
+@pytest.mark.slow
 def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reuters_parts, monkeypatch):
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     batches = []
 
     def fail(jobs, which):
@@ -959,7 +962,7 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
                 for args, out, timeout in jobs]
 
     # unigrams diverge, bigrams train: unigrams are dropped, not retried
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1}))
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", lambda jobs: fail(jobs, {1}))
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)]]
     info = model.fit_info()
@@ -968,7 +971,7 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
 
     # both diverge at first: both are retried at half the rate
     batches.clear()
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2} if len(batches) == 0 else set()))
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2} if len(batches) == 0 else set()))
     model = FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
     assert batches == [[(2, 0.4), (1, 0.4)], [(2, 0.2), (1, 0.2)]]
     assert model.fit_info()["warnings"].count("training diverged with lr 0.4; retried with lr 0.2.") == 1  # once per round
@@ -977,19 +980,18 @@ def test_fasttext_a_failed_candidate_is_dropped_and_all_failed_are_retried(reute
     assert model.fit_info()["lr"] == 0.2
 
     # a candidate that keeps diverging is a clear error
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2}))
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", lambda jobs: fail(jobs, {1, 2}))
     with pytest.raises(DataError, match="diverged even with lr 0.05; pass a smaller lr"):
         FastTextClassifier(dim=8, epoch=5, seed=0, lr=0.4).fit(reuters_parts["train"], reuters_parts["valid"])
 
 
 def test_fasttext_parallel_trainings_report_each_outcome_in_order(tmp_path, multi_parts):
-    from nlpkit.models import fasttext_clf
 
     train_file = tmp_path / "train.txt"
     FastTextClassifier._write_examples(train_file, multi_parts["train"])
     good = dict(input=str(train_file), dim=4, epoch=1, wordNgrams=2, thread=1, verbose=0)
     bad = dict(good, loss="no-such-loss")
-    results = fasttext_clf._train_in_fresh_processes(
+    results = fasttext_process.train_in_fresh_processes(
         [(bad, tmp_path / "a.bin", None), (good, tmp_path / "b.bin", None)])
     assert isinstance(results[0], RuntimeError) and "Unrecognized loss name" in str(results[0])
     assert results[1].get_dimension() == 4
@@ -1125,8 +1127,9 @@ def _reuters_data(data_dir):
     return read_dataset(data_dir / "reuters_sample.jsonl")
 
 
+@pytest.mark.slow
 def test_tfidf_cross_fit_scores_are_out_of_fold_and_final_fit_uses_everything(data_dir):
-    from nlpkit.models.tfidf_lr import fit_binary_columns
+    from nlpkit.models.liblinear import fit_binary_columns
     from nlpkit.split import kfold
 
     data = _reuters_data(data_dir)
@@ -1149,6 +1152,7 @@ def test_tfidf_cross_fit_scores_are_out_of_fold_and_final_fit_uses_everything(da
     assert info["folds"] == 3 and info["documents"] == len(data) and 0 < info["out_of_fold_micro_f1"] <= 1
 
 
+@pytest.mark.slow
 def test_tfidf_single_label_cross_fit_scores_out_of_fold_and_refits_on_everything(data_dir):
     from nlpkit.split import kfold
 
@@ -1170,6 +1174,7 @@ def test_tfidf_single_label_cross_fit_scores_out_of_fold_and_refits_on_everythin
     assert accuracy < float((model.predict_proba(data.texts).argmax(axis=1) == truth).mean())
 
 
+@pytest.mark.slow
 def test_tfidf_single_label_cross_fit_tune_selects_by_out_of_fold_accuracy(data_dir):
     from nlpkit.split import kfold
 
@@ -1183,36 +1188,38 @@ def test_tfidf_single_label_cross_fit_tune_selects_by_out_of_fold_accuracy(data_
     assert results[(model.fit_info()["C"], tuple(model.fit_info()["ngram_range"]))] == max(results.values())
 
 
+@pytest.mark.slow
 def test_tfidf_worker_processes_give_the_same_weights_as_one_process(data_dir, monkeypatch):
-    from nlpkit.models import tfidf_lr
+    from nlpkit.models import liblinear
 
     data = _reuters_data(data_dir)
     X = TfidfLogisticRegression()._fit_transform(data.texts, (1, 2))[1]
     args = dict(C=100.0, class_weight="balanced", tol=0.1, max_iter=1000, seed=0)
-    monkeypatch.setattr(tfidf_lr, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
-    monkeypatch.setattr(tfidf_lr, "_MEMMAP_MIN_BYTES", 1)  # read-only memory maps, as for large data
+    monkeypatch.setattr(liblinear, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
+    monkeypatch.setattr(liblinear, "_MEMMAP_MIN_BYTES", 1)  # read-only memory maps, as for large data
     X = X[:, np.random.default_rng(0).permutation(X.shape[1])]  # unsorted column indices, as after fit_transform
     X.has_sorted_indices = False
-    W1, b1 = tfidf_lr.fit_binary_columns(X.copy(), data.y, n_jobs=1, **args)
-    W2, b2 = tfidf_lr.fit_binary_columns(X, data.y, n_jobs=2, **args)
+    W1, b1 = liblinear.fit_binary_columns(X.copy(), data.y, n_jobs=1, **args)
+    W2, b2 = liblinear.fit_binary_columns(X, data.y, n_jobs=2, **args)
     np.testing.assert_array_equal(W1, W2)
     np.testing.assert_array_equal(b1, b2)
     held = np.arange(0, len(data), 3)
-    s1, s2 = (tfidf_lr.binary_tasks(X, data.y, [(np.setdiff1d(np.arange(len(data)), held), held)], n_jobs=n, **args)[0]
+    s1, s2 = (liblinear.binary_tasks(X, data.y, [(np.setdiff1d(np.arange(len(data)), held), held)], n_jobs=n, **args)[0]
               for n in (1, 2))
     np.testing.assert_array_equal(s1, s2)
 
 
+@pytest.mark.slow
 def test_tfidf_single_label_cross_fit_in_worker_processes_matches_one_process(data_dir, monkeypatch):
-    from nlpkit.models import tfidf_lr
+    from nlpkit.models import liblinear
     from nlpkit.split import kfold
 
     from nlpkit.data import read_dataset
 
     data = read_dataset(data_dir / "agnews_sample.jsonl")
     fold_of = kfold(data.y, 3, seed=0)
-    monkeypatch.setattr(tfidf_lr, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
-    monkeypatch.setattr(tfidf_lr, "_MEMMAP_MIN_BYTES", 1)  # read-only memory maps, as for large data
+    monkeypatch.setattr(liblinear, "_PARALLEL_MIN_WORK", 0)  # small data would otherwise stay in-process
+    monkeypatch.setattr(liblinear, "_MEMMAP_MIN_BYTES", 1)  # read-only memory maps, as for large data
     one, two = TfidfLogisticRegression(n_jobs=1), TfidfLogisticRegression(n_jobs=2)
     oof1, oof2 = one.cross_fit(data, fold_of), two.cross_fit(data, fold_of)
     np.testing.assert_array_equal(oof1, oof2)
@@ -1246,12 +1253,13 @@ def test_csr_from_dense_gives_scipys_arrays(block_rows):
     assert empty.shape == (0, 3) and empty.nnz == 0
 
 
+@pytest.mark.slow
 def test_tfidf_scores_with_dense_coefficients_equal_the_sparse_product(data_dir):
     # the coefficients are kept dense (float32; faster to multiply): the same sums, bit for bit
     import scipy.sparse as sp
     from scipy.special import expit
 
-    from nlpkit.models.tfidf_lr import linear_scores
+    from nlpkit.models.liblinear import linear_scores
 
     data = _reuters_data(data_dir)
     model = TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(data)
@@ -1285,6 +1293,7 @@ def test_tfidf_coefficients_are_kept_dense_unless_mostly_zero():
     np.testing.assert_array_equal(kept.toarray(), W.astype(np.float32))
 
 
+@pytest.mark.slow
 def test_tfidf_model_saved_with_sparse_coefficients_still_loads(data_dir, tmp_path):
     # models saved before the coefficients were kept dense hold them as CSR arrays: same scores
     import shutil
@@ -1325,6 +1334,7 @@ def test_tfidf_model_saved_with_sparse_coefficients_still_loads(data_dir, tmp_pa
         load_model(old)
 
 
+@pytest.mark.slow
 def test_tfidf_without_cross_fit_chooses_word_ngrams_on_valid(data_dir):
     # large data (or cross_fit=0): the same choice as the cross-fit's, made on valid
     from nlpkit.metrics import decide, get_metric, tune_rule
@@ -1353,6 +1363,7 @@ def test_tfidf_without_cross_fit_chooses_word_ngrams_on_valid(data_dir):
     assert "ngram_choice" not in TfidfLogisticRegression(n_jobs=1, cross_fit=0).fit(train).fit_info()
 
 
+@pytest.mark.slow
 def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
     from nlpkit.split import kfold
 
@@ -1367,6 +1378,7 @@ def test_tfidf_cross_fit_tune_selects_by_out_of_fold_micro_f1(data_dir):
     assert results[chosen] == max(results.values())
 
 
+@pytest.mark.slow
 def test_tfidf_cross_fit_chooses_word_ngrams_out_of_fold(data_dir):
     from nlpkit.split import kfold
 
@@ -1417,7 +1429,7 @@ def test_fasttext_start_vectors_are_the_training_words_at_the_given_length(tmp_p
     # fastText's spaces (tab, vertical tab, NUL among them) separate words; labels are not words
     train_file.write_text("__label__0 oil price\tup\n__label__1 __label__0 oil\vfalls\x00again\n", encoding="utf-8")
     out = tmp_path / "start.vec"
-    assert fasttext_clf.write_start_vectors(train_file, out, dim=6, norm=1.5, min_count=1, seed=3) == 5
+    assert fasttext_process.write_start_vectors(train_file, out, dim=6, norm=1.5, min_count=1, seed=3) == 5
     header, *rows = out.read_text(encoding="utf-8").splitlines()
     assert header == "5 6" and [row.split(" ")[0] for row in rows] == ["oil", "price", "up", "falls", "again"]
     vectors = np.array([[float(v) for v in row.split(" ")[1:]] for row in rows])
@@ -1425,11 +1437,11 @@ def test_fasttext_start_vectors_are_the_training_words_at_the_given_length(tmp_p
     assert len({tuple(v) for v in vectors.round(3)}) == 5  # a direction of its own for each word
 
     again, other = tmp_path / "again.vec", tmp_path / "other.vec"
-    fasttext_clf.write_start_vectors(train_file, again, dim=6, norm=1.5, min_count=1, seed=3)
-    fasttext_clf.write_start_vectors(train_file, other, dim=6, norm=1.5, min_count=1, seed=4)
+    fasttext_process.write_start_vectors(train_file, again, dim=6, norm=1.5, min_count=1, seed=3)
+    fasttext_process.write_start_vectors(train_file, other, dim=6, norm=1.5, min_count=1, seed=4)
     assert again.read_bytes() == out.read_bytes() and other.read_bytes() != out.read_bytes()
     # fastText adds every word of the file to its vocabulary: words below min_count stay out
-    fasttext_clf.write_start_vectors(train_file, out, dim=6, norm=1.5, min_count=2, seed=3)
+    fasttext_process.write_start_vectors(train_file, out, dim=6, norm=1.5, min_count=2, seed=3)
     assert out.read_text(encoding="utf-8").splitlines()[0] == "1 6" and out.read_text().splitlines()[1].startswith("oil ")
 
 
@@ -1449,15 +1461,16 @@ def test_fasttext_words_start_from_the_written_vectors(multi_parts):
     assert lengths[None].max() <= np.sqrt(8) / 8  # fastText's own start: uniform in +-1/dim
 
 
+@pytest.mark.slow
 def test_fasttext_auto_start_is_long_only_in_the_setting_without_frequent_words(reuters_parts, monkeypatch):
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     starts = []
 
     def spy(jobs):
         starts.append([(args["wordNgrams"], "pretrainedVectors" in args) for args, _out, _timeout in jobs])
         return real(jobs)
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", spy)
     train, valid = reuters_parts["train"], reuters_parts["valid"]
     auto = FastTextClassifier(dim=8, epoch=5, seed=0, combine="average").fit(train, valid)
     FastTextClassifier(dim=8, epoch=5, seed=0, init_norm=None).fit(train, valid)
@@ -1468,7 +1481,7 @@ def test_fasttext_auto_start_is_long_only_in_the_setting_without_frequent_words(
 
 def test_fasttext_autotune_starts_from_fasttexts_own_vectors(single_parts, monkeypatch):
     # autotune searches dim, which start vectors of one dim would contradict
-    real = fasttext_clf._train_in_fresh_processes
+    real = fasttext_process.train_in_fresh_processes
     seen = []
 
     def spy(jobs):
@@ -1476,7 +1489,7 @@ def test_fasttext_autotune_starts_from_fasttexts_own_vectors(single_parts, monke
         seen.append(("autotuneValidationFile" in args, "pretrainedVectors" in args))
         return [RuntimeError("stopped by the test")] if "autotuneValidationFile" in args else real(jobs)
 
-    monkeypatch.setattr(fasttext_clf, "_train_in_fresh_processes", spy)
+    monkeypatch.setattr(fasttext_process, "train_in_fresh_processes", spy)
     model = FastTextClassifier(dim=8, epoch=5, tune=True, tune_seconds=2, word_ngrams=1, max_df=0.5, seed=0)
     model.fit(single_parts["train"], single_parts["valid"])
     assert seen == [(False, True), (True, False)]

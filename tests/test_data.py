@@ -444,9 +444,9 @@ def test_split_refuses_existing_folder_and_overwrites_only_splits(tmp_path, reut
 
 
 def test_split_failure_leaves_nothing(tmp_path, reuters, monkeypatch):
-    from nlpkit import data
+    from nlpkit.data import splits
 
-    real = data.write_dataset
+    real = splits.write_dataset
     calls = []
 
     def flaky(ds, path):
@@ -455,19 +455,19 @@ def test_split_failure_leaves_nothing(tmp_path, reuters, monkeypatch):
             raise OSError("disk full")
         real(ds, path)
 
-    monkeypatch.setattr(data, "write_dataset", flaky)
+    monkeypatch.setattr(splits, "write_dataset", flaky)
     with pytest.raises(OSError, match="disk full"):
         write_split(tmp_path / "split", parts_of(reuters), {})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_split_failed_overwrite_keeps_the_old_split(tmp_path, reuters, monkeypatch):
-    from nlpkit import data
+    from nlpkit.data import splits
 
     out = tmp_path / "split"
     write_split(out, parts_of(reuters), {"seed": 1})
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    monkeypatch.setattr(data, "write_dataset", lambda ds, path: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(splits, "write_dataset", lambda ds, path: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         write_split(out, parts_of(reuters), {"seed": 2}, overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -198,6 +198,7 @@ def _reuters_split(make_split, data_dir, name="reuters"):
     return make_split({"train": train, "valid": valid, "test": test}, name)
 
 
+@pytest.mark.slow
 def test_cross_fitted_run_tunes_on_out_of_fold_scores_and_never_on_test(make_split, data_dir):
     from nlpkit.metrics import evaluate
     from nlpkit.models.tfidf_lr import TfidfLogisticRegression

@@ -252,11 +252,11 @@ _WORKERS = """
 import time
 import numpy as np
 import scipy.sparse as sp
-from nlpkit.models import tfidf_lr
-tfidf_lr._PARALLEL_MIN_WORK = 0  # go parallel on tiny data
+from nlpkit.models import liblinear
+liblinear._PARALLEL_MIN_WORK = 0  # go parallel on tiny data
 X = sp.random(200, 50, density=0.2, format="csr", random_state=0)
 Y = sp.csr_matrix((np.random.default_rng(0).random((200, 4)) < 0.3).astype(np.uint8))
-tfidf_lr.binary_tasks(X, Y, [(None, None)], n_jobs=2, C=1.0)
+liblinear.binary_tasks(X, Y, [(None, None)], n_jobs=2, C=1.0)
 print("ready", flush=True)
 time.sleep(600)
 """

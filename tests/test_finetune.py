@@ -19,18 +19,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from nlpkit.errors import ConfigError, NlpkitError  # noqa: E402
-from nlpkit.finetune import (  # noqa: E402
+from nlpkit.hf.batching import (  # noqa: E402
     chunk_windows,
-    check_checkpoint_dir,
     encode_texts,
     head_tail,
-    layer_id,
     length_grouped_batches,
-    lr_factor,
-    param_groups,
     pool_logits,
-    positive_weights,
 )
+from nlpkit.hf.checkpoint import check_checkpoint_dir  # noqa: E402
+from nlpkit.models.transformer import positive_weights  # noqa: E402
+from nlpkit.training.optim import layer_id, param_groups  # noqa: E402
+from nlpkit.training.schedule import lr_multiplier  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -192,6 +191,11 @@ def test_length_grouped_batches_are_seeded_complete_and_grouped():
     assert spread < random_spread / 3
 
 
+def lr_factor(step, warmup_steps, total_steps):
+    """Fine-tuning's schedule, as TransformerClassifier calls the shared one."""
+    return lr_multiplier(step, total_steps=total_steps, warmup=warmup_steps, decay_after_warmup=True)
+
+
 def test_lr_factor_warms_up_then_decays_linearly_to_zero():
     f = [lr_factor(s, 10, 100) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
@@ -335,17 +339,17 @@ def test_same_seed_same_scores_other_seed_other_scores(tiny_ckpt):
 
 
 def test_precision_auto_follows_the_device_and_is_recorded(tiny_ckpt, monkeypatch):
-    from nlpkit.pretrain import train as pretrain_train
+    from nlpkit.training import precision as training_precision
 
     train, valid, test = agnews_parts(n_train=16, n_valid=8, n_test=8)
     fp32 = _fit(tiny_ckpt, train, valid, precision="fp32")
     assert fp32.fit_info()["precision"] == "fp32"
-    monkeypatch.setattr(pretrain_train, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(training_precision, "cpu_has_native_bf16", lambda: True)
     bf16 = _fit(tiny_ckpt, train, valid)  # auto, on a CPU said to compute bf16 natively
     assert bf16.fit_info()["precision"] == "bf16"
     a, b = fp32.predict_proba(test.texts), bf16.predict_proba(test.texts)
     assert not np.array_equal(a, b) and np.allclose(a, b, atol=0.05)  # bf16 matmuls, close to fp32
-    monkeypatch.setattr(pretrain_train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(training_precision, "cpu_has_native_bf16", lambda: False)
     assert _fit(tiny_ckpt, train, valid).fit_info()["precision"] == "fp32"
     with pytest.raises(ConfigError, match="no native bf16"):
         _fit(tiny_ckpt, train, valid, precision="bf16")

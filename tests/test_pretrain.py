@@ -12,8 +12,11 @@ import torch
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.pretrain import PretrainConfig, pretrain
-from nlpkit.pretrain.model import CLS, MASK, SEP, mask_tokens
-from nlpkit.pretrain.train import BlockSampler, Dist, lr_at, load_checkpoint, pack, save_checkpoint
+from nlpkit.hf.architecture import CLS, MASK, SEP, mask_tokens
+from nlpkit.pretrain.output import load_checkpoint, save_checkpoint
+from nlpkit.pretrain.packing import BlockSampler, pack
+from nlpkit.training.distributed import DistContext
+from nlpkit.training.schedule import lr_multiplier
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +38,7 @@ def small_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_tokenizer(small_corpus, tmp_path_factory) -> Path:
     """One 1,000-piece tokenizer, trained once for the tests that compare runs exactly."""
-    from nlpkit.pretrain.tokenizer import train_wordpiece
+    from nlpkit.hf.tokenizer import train_wordpiece
 
     path = tmp_path_factory.mktemp("tok")
     train_wordpiece(small_corpus.read_text(encoding="utf-8").splitlines(), 1000).save_pretrained(path)
@@ -94,6 +97,12 @@ def test_whole_word_masking_masks_all_pieces_of_a_word_together():
             assert len(set(chosen[r, start + 4:start + 6].tolist())) == 1
 
 
+def lr_at(cfg: PretrainConfig, step: int, progress: float) -> float:
+    """The learning rate as the pretraining loop asks the shared schedule for it."""
+    return lr_multiplier(step, progress=progress, warmup=cfg.warmup, shape=cfg.schedule, min_ratio=cfg.min_lr_ratio,
+                         scale=cfg.lr)
+
+
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
     cfg = PretrainConfig(corpus="c", out="o", lr=1e-3, warmup=10, min_lr_ratio=0.1, steps=100).validate()
     lrs = [lr_at(cfg, s, s / 100) for s in range(100)]
@@ -108,13 +117,13 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 def test_block_sampler_ranks_are_disjoint_and_position_resumes():
     seen = []
     for rank in range(2):
-        s = BlockSampler(40, 4, Dist(rank=rank, world=2), seed=3)
+        s = BlockSampler(40, 4, DistContext(rank=rank, world_size=2), seed=3)
         seen.append(np.concatenate([s.next_indices() for _ in range(5)]))
     assert not set(seen[0]) & set(seen[1])
-    s = BlockSampler(40, 4, Dist(), seed=3)
+    s = BlockSampler(40, 4, DistContext(), seed=3)
     for _ in range(13):
         s.next_indices()
-    resumed = BlockSampler(40, 4, Dist(), seed=3, epoch=s.epoch, cursor=s.cursor)
+    resumed = BlockSampler(40, 4, DistContext(), seed=3, epoch=s.epoch, cursor=s.cursor)
     assert np.array_equal(s.next_indices(), resumed.next_indices())
 
 
@@ -143,7 +152,7 @@ def test_config_rejects_bad_options_up_front(kw, fragment):
 # --- tokenizer --------------------------------------------------------------------------------
 
 def test_wordpiece_special_ids_and_fertility_against_a_reference(small_corpus):
-    from nlpkit.pretrain.tokenizer import fertility, train_wordpiece
+    from nlpkit.hf.tokenizer import fertility, train_wordpiece
 
     texts = small_corpus.read_text(encoding="utf-8").splitlines()
     tok = train_wordpiece(texts, 1000)
@@ -159,7 +168,7 @@ def test_wordpiece_special_ids_and_fertility_against_a_reference(small_corpus):
 def test_continuation_pieces_cover_word_inner_characters_after_normalisation():
     from tokenizers import normalizers, pre_tokenizers
 
-    from nlpkit.pretrain.tokenizer import _continuation_pieces
+    from nlpkit.hf.tokenizer import _continuation_pieces
 
     norm = normalizers.BertNormalizer(lowercase=True, strip_accents=None)  # BERT strips accents when lower-casing
     pieces = _continuation_pieces(["Héllo, WÖRLD!", "naïve 42"], norm, pre_tokenizers.BertPreTokenizer())
@@ -174,7 +183,7 @@ def test_wordpiece_training_gives_the_same_vocabulary_in_every_process(tmp_path)
     import subprocess
     import sys
 
-    script = ("import sys; from nlpkit.data import read_dataset; from nlpkit.pretrain.tokenizer import train_wordpiece; "
+    script = ("import sys; from nlpkit.data import read_dataset; from nlpkit.hf.tokenizer import train_wordpiece; "
               "v = train_wordpiece(list(read_dataset(sys.argv[1]).texts), 8000).get_vocab(); "
               "print(sorted(v.items()))")
     corpus = str(REPO / "data" / "reuters_sample.jsonl")
@@ -185,14 +194,14 @@ def test_wordpiece_training_gives_the_same_vocabulary_in_every_process(tmp_path)
 
 
 def test_vocab_too_large_for_corpus_is_a_data_error(small_corpus):
-    from nlpkit.pretrain.tokenizer import train_wordpiece
+    from nlpkit.hf.tokenizer import train_wordpiece
 
     with pytest.raises(DataError, match="corpus too small for --vocab-size 100000"):
         train_wordpiece(small_corpus.read_text(encoding="utf-8").splitlines()[:20], 100000)
 
 
 def test_vocab_check_counts_chinese_characters_not_clauses():
-    from nlpkit.pretrain.tokenizer import MIN_WORDS_PER_VOCAB_ENTRY, check_vocab_fits
+    from nlpkit.hf.tokenizer import MIN_WORDS_PER_VOCAB_ENTRY, check_vocab_fits
 
     # 300 sentences of 20 characters and no spaces: 6,000 words as BERT's pre-tokenizer sees them
     # (each character one), though only 300 runs between spaces
@@ -364,6 +373,7 @@ def test_split_corpus_reads_train_and_valid_never_test(tmp_path):
     assert not test_texts & set(corpus.train + corpus.heldout)
 
 
+@pytest.mark.slow
 def test_time_budget_stops_training_and_schedules_by_elapsed_time(small_corpus, tmp_path):
     res = pretrain(micro_config(small_corpus, tmp_path / "t", steps=None, time_budget=2.0, eval_every=1000),
                    record_run=False)
@@ -398,8 +408,8 @@ def _bert_style_tokenizer(path: Path):
 
 
 def test_special_ids_come_from_the_tokenizer(tmp_path):
-    from nlpkit.pretrain.model import TokenIds
-    from nlpkit.pretrain.tokenizer import train_wordpiece
+    from nlpkit.hf.architecture import TokenIds
+    from nlpkit.hf.tokenizer import train_wordpiece
 
     own = train_wordpiece([f"word{i} text{i % 7} more" for i in range(1000)], 200)
     assert TokenIds.of(own) == TokenIds()  # nlpkit's own tokenizer keeps the fixed ids 0-4
@@ -409,7 +419,7 @@ def test_special_ids_come_from_the_tokenizer(tmp_path):
 
 
 def test_packing_and_masking_use_a_hub_tokenizers_special_ids(tmp_path):
-    from nlpkit.pretrain.model import TokenIds
+    from nlpkit.hf.architecture import TokenIds
 
     tokenizer = _bert_style_tokenizer(tmp_path / "bert")
     ids_of, vocab = TokenIds.of(tokenizer), len(tokenizer)
@@ -441,7 +451,7 @@ def test_own_tokenizer_masks_exactly_as_before():
 
 
 def test_vocab_advice_never_names_a_size_that_cannot_fit():
-    from nlpkit.pretrain.tokenizer import check_vocab_fits
+    from nlpkit.hf.tokenizer import check_vocab_fits
 
     with pytest.raises(DataError, match=r"add text \(the smallest --vocab-size, 64, needs 640 words\)"):
         check_vocab_fits(["a few words only"] * 10, 64)

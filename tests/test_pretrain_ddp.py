@@ -41,7 +41,7 @@ def test_two_gloo_processes_match_one_process_with_double_accumulation(tmp_path,
     corpus = tmp_path / "docs.txt"
     with open(REPO / "data" / "reuters_sample.jsonl", encoding="utf-8") as fh:
         corpus.write_text("\n".join(" ".join(json.loads(line)["text"].split()) for _, line in zip(range(300), fh)) + "\n")
-    from nlpkit.pretrain.tokenizer import train_wordpiece
+    from nlpkit.hf.tokenizer import train_wordpiece
 
     train_wordpiece(corpus.read_text(encoding="utf-8").splitlines(), 600).save_pretrained(tmp_path / "tok")
     dump = str(tmp_path / "params")

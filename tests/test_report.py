@@ -862,6 +862,7 @@ def test_cli_cross_validation_report_compares_models_run_on_every_fold(cv_split)
     assert table.exit_code == 0 and "over 3 folds" in table.stdout
 
 
+@pytest.mark.slow
 def test_cli_cross_validation_report_errors(cv_split, tmp_path):
     unknown = runner.invoke(app, ["report", str(cv_split.path), "--baseline", "fasttext"])
     assert unknown.exit_code == 1 and "has no run on every fold" in unknown.stderr

@@ -197,7 +197,7 @@ def test_the_untouched_run_still_predicts(transformer_run, tmp_path):
 
 def test_refuse_custom_code_names_the_file_and_the_auto_map(tiny_checkpoint, tmp_path):
     from nlpkit.errors import ConfigError
-    from nlpkit.models.hf_checkpoint import refuse_custom_code
+    from nlpkit.hf.checkpoint import refuse_custom_code
 
     folder, marker = evil_copy(tiny_checkpoint, tmp_path, "model")
     with pytest.raises(ConfigError) as exc:
@@ -215,7 +215,7 @@ def test_refuse_custom_code_names_the_file_and_the_auto_map(tiny_checkpoint, tmp
 @pytest.mark.parametrize("edit", [{"model_type": None}, {"model_type": 7}])
 def test_auto_map_without_a_known_model_type_is_refused(edit, tiny_checkpoint, tmp_path):
     from nlpkit.errors import ConfigError
-    from nlpkit.models.hf_checkpoint import refuse_custom_code
+    from nlpkit.hf.checkpoint import refuse_custom_code
 
     folder, _ = evil_copy(tiny_checkpoint, tmp_path, "model")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -229,7 +229,7 @@ def test_auto_map_without_a_known_model_type_is_refused(edit, tiny_checkpoint, t
 
 
 def test_a_folder_without_auto_map_passes_quietly(tiny_checkpoint):
-    from nlpkit.models.hf_checkpoint import refuse_custom_code
+    from nlpkit.hf.checkpoint import refuse_custom_code
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -238,7 +238,7 @@ def test_a_folder_without_auto_map_passes_quietly(tiny_checkpoint):
 
 def test_a_malformed_tokenizer_config_is_a_one_line_error_with_its_position(tiny_checkpoint, tmp_path):
     from nlpkit.errors import ConfigError
-    from nlpkit.models.hf_checkpoint import refuse_custom_code
+    from nlpkit.hf.checkpoint import refuse_custom_code
 
     folder = tmp_path / "ckpt"
     shutil.copytree(tiny_checkpoint, folder)
@@ -251,7 +251,7 @@ def test_auto_map_over_built_in_classes_loads_the_built_in_code_with_a_warning(t
     """auto_map beside a model type and tokenizer class transformers ships: transformers (with
     trust_remote_code=False) loads its own classes, so the folder loads; the user is told the
     auto_map is ignored, and the folder's code never runs."""
-    from nlpkit.models.hf_checkpoint import CheckpointWarning
+    from nlpkit.hf.checkpoint import CheckpointWarning
 
     run_dir, model_dir, marker = evil_run(transformer_run, tmp_path, "model", model_type="bert")
     plant(model_dir, marker, "tokenizer", tokenizer_class="BertTokenizer")
@@ -273,8 +273,8 @@ def test_auto_map_over_built_in_classes_loads_the_built_in_code_with_a_warning(t
 
 
 def test_load_tokenizer_over_built_in_classes_warns_and_runs_no_code(tiny_checkpoint, tmp_path):
-    from nlpkit.models.hf_checkpoint import CheckpointWarning
-    from nlpkit.pretrain.tokenizer import load_tokenizer
+    from nlpkit.hf.checkpoint import CheckpointWarning
+    from nlpkit.hf.tokenizer import load_tokenizer
 
     folder, marker = evil_copy(tiny_checkpoint, tmp_path, "tokenizer", tokenizer_class="BertTokenizerFast")
     with pytest.warns(CheckpointWarning, match="tokenizer_config.json"):
@@ -289,9 +289,9 @@ def test_load_tokenizer_over_built_in_classes_warns_and_runs_no_code(tiny_checkp
 @pytest.fixture
 def no_check(monkeypatch):
     """Switch refuse_custom_code off everywhere, to test what transformers alone is told to do."""
-    import nlpkit.models.hf_checkpoint as hf
+    import nlpkit.hf.checkpoint as hf
+    import nlpkit.hf.tokenizer as tokenizer
     import nlpkit.models.transformer as transformer
-    import nlpkit.pretrain.tokenizer as tokenizer
 
     def skip(path, what):
         return None

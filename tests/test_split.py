@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from nlpkit import split as S
 from nlpkit.errors import ConfigError, DataError
+from nlpkit.seeds import check_seed
 
 
 def power_law(n, n_labels, mean=3.0, zipf=1.0, seed=0, unlabeled=0.0):
@@ -291,10 +292,10 @@ def test_negative_seed_is_a_config_error_everywhere():
         with pytest.raises(ConfigError, match=r"--seed must be a whole number from 0 to 2147483647; got -1\."):
             call()
     with pytest.raises(ConfigError, match="got 1.5"):
-        S.check_seed(1.5)
+        check_seed(1.5)
     with pytest.raises(ConfigError, match="got 2147483648"):
-        S.check_seed(2**31)
-    assert S.check_seed(np.int64(3)) == 3
+        check_seed(2**31)
+    assert check_seed(np.int64(3)) == 3
 
 
 def test_a_part_without_documents_is_named():

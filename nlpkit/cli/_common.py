@@ -154,6 +154,7 @@ NaValuesOpt = Annotated[
 
 
 def dataset_options(
+    *,
     format: Optional[str] = None,
     text_col: Optional[list[str]] = None,
     label_col: Optional[str] = None,
@@ -196,12 +197,12 @@ DATASET_OPTION_PARAMS = (
 @contextlib.contextmanager
 def user_warnings() -> Iterator[None]:
     """Show the warnings meant for the user -- the dataset layer's (:class:`nlpkit.data.DataWarning`)
-    and a checkpoint folder's (:class:`nlpkit.models.hf_checkpoint.CheckpointWarning`) -- on stderr as
+    and a checkpoint folder's (:class:`nlpkit.hf.checkpoint.CheckpointWarning`) -- on stderr as
     one line each, each message once; other warnings go where they went before."""
     import warnings
 
     from nlpkit.data import DataWarning
-    from nlpkit.models.hf_checkpoint import CheckpointWarning
+    from nlpkit.hf.checkpoint import CheckpointWarning
 
     categories = (DataWarning, CheckpointWarning)
     shown: set[str] = set()

@@ -1,9 +1,8 @@
-"""`nlpkit baseline`: train the classic baselines (majority, TF-IDF + LR, fastText, word2vec) on a
-split folder, one recorded run each, and compare them in one table.
+"""`nlpkit baseline`: train the baseline models on a split folder, one recorded run each, and compare
+them in one table (on a k-fold split, their mean and spread over the folds).
 
-Every model goes through :func:`nlpkit.experiment.run_experiment`: fit on train, decision rule
-tuned on valid (never on test), test scored, run recorded. tfidf-lr is cross-fitted up to 50,000
-documents: its rule is tuned on out-of-fold scores of train + valid, then it is refitted on both.
+A thin layer over :func:`nlpkit.baseline.baseline_config` and :func:`nlpkit.baseline.run_baselines`:
+it parses the options, shows progress and warnings on stderr and the results on stdout.
 """
 
 from __future__ import annotations
@@ -18,8 +17,12 @@ import typer
 from nlpkit.cli._common import cli_errors, err, is_tty, out, warn
 from nlpkit.errors import NlpkitError
 
-from nlpkit.baseline import (BASELINE_MODELS, TUNABLE, baseline_config, check_baselines, choices,  # noqa: F401
-                             cross_validation_summary, run_baselines, split_notes, summarize)
+from nlpkit.baseline import (baseline_config, baseline_models, choices, cross_validation_summary, run_baselines,
+                             split_notes, summarize)
+
+# the --model help names the baseline families when it is shown (see register): finding them
+# imports every registered family's module, which `nlpkit --help` should not pay for
+MODEL_HELP = "Model to train; repeat for several. Default: all of {models}."
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -76,10 +79,10 @@ def cross_validation_table(summary: list[dict[str, Any]], n_folds: int):
 
 def baseline_cmd(
     split_dir: Annotated[Path, typer.Argument(help="Split folder made by `nlpkit split`.", show_default=False)],
+    *,
     model: Annotated[
         Optional[list[str]],
-        typer.Option("--model", "-m", help=f"Model to train; repeat for several. Default: all of {', '.join(BASELINE_MODELS)}.",
-                     show_default=False),
+        typer.Option("--model", "-m", help=MODEL_HELP.format(models="the baseline models"), show_default=False),
     ] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Tune tfidf-lr (C, n-grams; by its cross-fit over train + valid) and fastText (autotune on valid, kept when better than the defaults there).")] = False,
     cv: Annotated[Optional[int], typer.Option("--cv", help="With --tune: tfidf-lr's folds (K-fold cross-fit over train + valid; default 3).",
@@ -125,32 +128,26 @@ def baseline_cmd(
 
         config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed,
                                  rule=rule, settings=settings)
-        from nlpkit.data import fold_split, load_split
+        from nlpkit.data import load_split
 
         split = load_split(split_dir)
-        if fold is not None:
-            views = [fold_split(split, fold)]
-        elif split.folds:
-            views = [fold_split(split, k) for k in range(len(split.folds))]
-        else:
-            views = [split]
-        for view in views:  # every fold, before the first model trains
-            check_baselines(view, config)
-        # said with the first run's warnings (where the runs' own note on unseen labels came), once
-        split_warnings, missing = split_notes(split)
-        said_unseen = set(missing.get("test", {}))  # test labels those notes name
         shown: set[str] = set()
+        said: dict[str, Any] = {}  # the split's own warnings, said once with the first run's
 
         def on_run(run) -> None:
             recorded.append(run)
             report_warnings(run)
 
         def report_warnings(run) -> None:
-            while split_warnings:
-                warn(split_warnings.pop(0))
+            if not said:
+                # said with the first run's warnings (where the runs' own note on unseen labels came)
+                said["notes"], missing = split_notes(split)
+                said["unseen"] = set(missing.get("test", {}))  # test labels those notes name
+                for note in said["notes"]:
+                    warn(note)
             found = list(run.info.get("warnings") or []) + list((run.info.get("fit_info") or {}).get("warnings") or [])
             unseen = run.info.get("labels_unseen_in_train") or []
-            if unseen and set(unseen) <= said_unseen:  # the run's own note on them: said above
+            if unseen and set(unseen) <= said["unseen"]:  # the run's own note on them: said above
                 found = [w for w in found if "occur in test but never in train" not in w]
             for w in found:
                 if w not in shown:
@@ -160,8 +157,7 @@ def baseline_cmd(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err(), transient=True, disable=not is_tty()) as progress:
             try:
-                runs = [run for view in views
-                        for run in run_baselines(view, config, runs_root=runs_dir, progress=progress, on_run=on_run)]
+                runs = run_baselines(split, config, fold=fold, runs_root=runs_dir, progress=progress, on_run=on_run)
             except (NlpkitError, KeyboardInterrupt):
                 if recorded:  # the line above the error: what is already on record stays there
                     err().print(f"Kept the {len(recorded)} run(s) completed before this: "
@@ -172,12 +168,13 @@ def baseline_cmd(
         if as_json:
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
             return
-        if len(views) > 1:
-            out().print(cross_validation_table(cross_validation_summary(rows), len(views)))
+        n_folds = len({r["fold"] for r in rows})  # every fold of a k-fold split, or one split
+        if n_folds > 1:
+            out().print(cross_validation_table(cross_validation_summary(rows), n_folds))
             # per model, how often each choice was made over the folds (scores differ by fold)
             made = Counter((r["model"], choice) for r in rows for choice, _evidence in choices(r))
             for (name, choice), n in made.items():
-                out().print(f"{name} chose {choice} on {n} of {len(views)} folds", highlight=False)
+                out().print(f"{name} chose {choice} on {n} of {n_folds} folds", highlight=False)
         else:
             out().print(results_table(rows))
             for r in rows:
@@ -188,4 +185,18 @@ def baseline_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("baseline")(baseline_cmd)
+    from nlpkit.cli import Command
+
+    class BaselineCommand(Command):
+        def get_params(self, ctx):
+            params = super().get_params(ctx)
+            try:
+                models = ", ".join(baseline_models())
+            except NlpkitError:  # a family that cannot be imported: the error comes when it runs
+                return params
+            for param in params:
+                if param.name == "model":
+                    param.help = MODEL_HELP.format(models=models)
+            return params
+
+    app.command("baseline", cls=BaselineCommand)(baseline_cmd)

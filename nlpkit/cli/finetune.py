@@ -17,6 +17,7 @@ DEFAULT_MAX_LENGTH = 256  # tokens; lowered to the checkpoint's positions (e.g. 
 
 def finetune_cmd(
     split_dir: Annotated[Path, typer.Argument(help="Split folder written by `nlpkit split` (train, optional valid, test).")],
+    *,
     model: Annotated[Path, typer.Option("--model", help="Local checkpoint folder: `nlpkit pretrain` output or any Hugging Face model folder (BERT, RoBERTa, DistilBERT, MiniLM, ModernBERT).")],
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = 3,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 5e-5,
@@ -52,7 +53,7 @@ def finetune_cmd(
 
         time_budget = parse_duration(time_budget)
         if max_length is None:
-            from nlpkit.finetune import position_limit
+            from nlpkit.hf.checkpoint import position_limit
 
             max_length = min(DEFAULT_MAX_LENGTH, position_limit(model) or DEFAULT_MAX_LENGTH)
         options = dict(epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
@@ -79,9 +80,10 @@ def _is_ours(w: warnings.WarningMessage) -> bool:
 
 
 def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None):
-    from nlpkit.finetune import dist_info, finetune
+    from nlpkit.finetune import finetune
+    from nlpkit.training.distributed import dist_context
 
-    if not is_tty() or not dist_info().is_main:
+    if not is_tty() or not dist_context().is_main:
         return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, **options)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

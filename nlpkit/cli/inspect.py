@@ -28,6 +28,7 @@ from nlpkit.cli._common import (
 
 def inspect_cmd(
     file: Annotated[Path, typer.Argument(help="Dataset file (CSV, TSV, JSONL, JSON, Parquet, fastText).")],
+    *,
     format: FormatOpt = None,
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,

@@ -35,6 +35,7 @@ OUTPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv"
 def predict_cmd(
     run_dir: Annotated[str, typer.Argument(help="Run folder, or a run name under the runs folder (see `nlpkit runs`).")],
     input: Annotated[Path, typer.Argument(help="Documents to label (CSV, TSV, JSONL, JSON, Parquet, fastText); labels not needed.")],
+    *,
     format: FormatOpt = None,
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,

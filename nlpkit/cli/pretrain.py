@@ -24,11 +24,9 @@ HELP = (
 
 # Options with CLI default None: with --resume, one left out is taken from the checkpoint's
 # config, and one given explicitly is checked against it.
-
-
-
 def pretrain_cmd(
     corpus: Annotated[Path, typer.Argument(help="Split folder, dataset file, .txt file or folder of .txt files.")],
+    *,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder (HF model + tokenizer + checkpoints).")],
     size: Annotated[Optional[str], typer.Option(help="Preset: tiny 2x128, mini 4x256, small 4x512, medium 8x512, base 12x768. Default mini.")] = None,
     arch: Annotated[Optional[str], typer.Option(help="bert (default) or modernbert (rotary, GeGLU, local/global attention; long documents).")] = None,
@@ -116,7 +114,7 @@ def pretrain_cmd(
 def _resume_hint(out_dir: Path) -> str | None:
     """After Ctrl-C / SIGTERM: where the training state is and how to go on (None if nothing was kept)."""
     from nlpkit.pretrain.config import CONFIG_FILE_NAME
-    from nlpkit.pretrain.train import CHECKPOINT
+    from nlpkit.pretrain.output import CHECKPOINT
 
     if not (out_dir / CONFIG_FILE_NAME).is_file():
         return None

@@ -16,6 +16,7 @@ OUTPUT_FORMATS = ("table", "md", "html", "json")
 
 def report_cmd(
     split_dir: Annotated[Path, typer.Argument(help="Split folder whose test part the runs were scored on.")],
+    *,
     metric: Annotated[str, typer.Option("--metric", help="Headline metric, e.g. micro_f1, macro_f1, accuracy.")] = "micro_f1",
     baseline: Annotated[
         str,
@@ -55,8 +56,8 @@ def report_cmd(
 
         split = load_split(split_dir)
         if fold is None and split.folds and split.test is None:  # cross-validation: every fold
-            _cross_validation(split, metric, baseline, runs_dir, out_dir if out_dir is not None else split_dir / "report-cv",
-                              format)
+            _cross_validation(split, metric=metric, baseline=baseline, runs_dir=runs_dir,
+                              out_dir=out_dir if out_dir is not None else split_dir / "report-cv", format=format)
             return
         report = build_report(split, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
                               n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold)
@@ -71,7 +72,7 @@ def report_cmd(
         typer.echo(paths[format].read_text(encoding="utf-8"), nl=False)
 
 
-def _cross_validation(split, metric: str, baseline: str, runs_dir, out_dir: Path, format: str) -> None:
+def _cross_validation(split, *, metric: str, baseline: str, runs_dir, out_dir: Path, format: str) -> None:
     from nlpkit.report.cv import build_cv_report, cv_table, write_cv_report
 
     report = build_cv_report(split, metric=metric, baseline=baseline, runs_root=runs_dir)

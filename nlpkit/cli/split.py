@@ -36,6 +36,7 @@ def split_cmd(
     input: Annotated[
         Optional[Path], typer.Argument(help="Dataset file to split (omit with --train/--test).", show_default=False)
     ] = None,
+    *,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Split folder to create (required).", show_default=False)] = None,
     test_size: Annotated[
         Optional[str],
@@ -85,11 +86,11 @@ def split_cmd(
     compares the split's quality measures with a random split of the same sizes (lower is better).
     """
     with cli_errors(), user_warnings():
-        from nlpkit import split as S
+        from nlpkit.split import split_files
 
         options = dataset_options_from(locals())
-        _check_args(input, out_dir, train, test, valid, folds, method)
-        split, result, manifest = S.split_files(
+        _check_args(input, out_dir, train=train, test=test, valid=valid, folds=folds, method=method)
+        split, result, manifest = split_files(
             out_dir,
             input=input,
             train=train,
@@ -127,7 +128,8 @@ def split_cmd(
         _render(summary, result, split.label_names, show_labels)
 
 
-def _check_args(input, out_dir, train, test, valid, folds, method) -> None:
+def _check_args(input, out_dir, *, train, test, valid, folds, method) -> None:
+    """Refuse a combination of arguments that cannot make a split, before any file is read."""
     from nlpkit.split import METHODS
 
     if method not in METHODS:

@@ -306,18 +306,13 @@ class PerLabelThreshold(_ThresholdRule):
 
     - fewer than ``min_positives`` validation positives;
     - a best validation F1 below ``min_f1`` (Yang's SCutFBR, which falls back to a conservative
-      threshold when the tuned F1 is below "fbr"). This matters: a label the model never saw in
-      training has a constant score, and with any valid positive its F1-optimal threshold is "predict
-      every document" (F1 about 2 pos / n); on the bundled Reuters sample (tf-idf + LR, 5 random
-      60/20/20 splits) min_positives=1 without the F1 floor gave test micro-F1 0.24 against 0.79
-      with it. With the defaults (5, 0.2) we measured micro-F1 0.792 / macro-F1 0.214 on that Reuters
-      sample (global threshold: 0.783 / 0.189) and 0.302 / 0.070 on the cooking sample (global:
-      0.305 / 0.070; min_f1=0: 0.290 / 0.070).
+      threshold when the tuned F1 is below "fbr"). A label the model never saw in training has a
+      constant score, and with any valid positive its F1-optimal threshold is "predict every
+      document" (F1 about 2 pos / n); the floor sends it to the global threshold instead.
 
     ``shrink`` (default 0, off) optionally pulls every tuned threshold toward the global one,
-    t = (n_pos * t_label + shrink * t_global) / (n_pos + shrink): a simple empirical-Bayes-style
-    heuristic, not from a paper; on the samples above it helped cooking micro-F1 slightly and cost
-    Reuters macro-F1, so it stays off.
+    t = (n_pos * t_label + shrink * t_global) / (n_pos + shrink): an empirical-Bayes-style heuristic,
+    not from a paper. Measurements behind both defaults: docs/benchmarks.md, "Decision rules".
     """
 
     type = "per_label_threshold"
@@ -409,12 +404,8 @@ def _fit_inputs(y, scores) -> tuple[np.ndarray, np.ndarray]:
 
 # Multi-label strategies for tune_rule: name -> factory(at_least_one) -> untuned rule.
 # "auto" is one global threshold: per-label thresholds tuned on a validation part of a few hundred
-# documents overfit it. On dev parts carved from train (never test), global beat per-label for
-# every baseline on Reuters-21578 (tfidf-lr 0.883 vs 0.878 micro-F1, fastText 0.825 vs 0.816,
-# word2vec 0.819 vs 0.798) and on the cooking tags (tfidf-lr 0.515 vs 0.481, fastText 0.426 vs
-# 0.238). With far more tuning documents it still holds: on the 7,770 out-of-fold scores of a Reuters
-# tf-idf cross-fit, rules tuned on one half and scored on the other gave micro-F1 0.901 (global) vs
-# 0.894 (per-label), three random halvings. Per-label thresholds stay one option away ("per-label").
+# documents overfit it (Fan & Lin 2007), and global won for every baseline on Reuters and cooking,
+# with out-of-fold tuning too (docs/benchmarks.md, "Decision rules"). "per-label" stays one option away.
 MULTI_STRATEGIES: dict[str, Callable[[bool], DecisionRule]] = {
     "auto": lambda at_least_one: GlobalThreshold(at_least_one=at_least_one),
     "per-label": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),

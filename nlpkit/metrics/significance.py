@@ -256,20 +256,13 @@ def _interval(point: float, values: np.ndarray, alpha: float) -> tuple[float, fl
     """The alpha/2 and 1 - alpha/2 percentiles of the resampled ``values``, moved by ``point`` minus
     their median: the percentile interval with its median bias removed, so ``point`` always lies inside.
 
-    Why: a resample is scored exactly like the point estimate (same ``combine``, same L labels, same
-    zero-division), yet for macro averages with rare labels the resampled values sit well below the
-    point. A label whose one test document is predicted right scores F1 = 1; a resample leaves that
-    document out e^-1 = 37 % of the time, and the label, then neither true nor predicted, scores 0
-    (the convention that also scores labels absent from the test part). On 400 Reuters-like test
-    documents this moves macro-F1 resamples down by about 0.05, two standard errors, and the plain
-    percentile interval missed its own point estimate in 96 % of simulated test sets.
-    Not BCa (Efron 1987): its correction z0 = Phi^-1(share of resamples below the point) moves the
-    ends by about 2 z0, so once the bias passes the half-width (|z0| > z_alpha/2, just when the
-    percentile interval misses the point) the whole interval lands on the other side of the point,
-    squeezed onto the extreme resamples (0.006 wide where the percentile interval was 0.13, in the
-    same simulations). Median-centring keeps the bootstrap's spread and skew -- how much the score
-    moves on another test set of the same size -- around the score measured; for smooth metrics
-    (micro-F1, accuracy) the shift is below a resample's granularity.
+    Why: a resample is scored exactly like the point estimate, yet for macro averages with rare labels
+    the resampled values sit below the point (a label whose one test document a resample leaves out,
+    e^-1 = 37 % of the time, scores 0), so the plain percentile interval can miss its own point. BCa
+    (Efron 1987) over-corrects once that bias passes the half-width, landing the interval on the far
+    side of the point. Median-centring keeps the bootstrap's spread and skew around the score measured;
+    for smooth metrics (micro-F1, accuracy) the shift is below a resample's granularity. The
+    simulations behind this: docs/statistics.md, "Intervals".
     """
     lo, med, hi = np.percentile(values, [100 * alpha / 2, 50, 100 * (1 - alpha / 2)])
     return float(point + (lo - med)), float(point + (hi - med))

@@ -1,7 +1,9 @@
 """Model families behind one contract (:class:`nlpkit.models.base.Classifier`).
 
-A new family is one module plus one line in :data:`REGISTRY`. Paths are imported lazily so that
-listing models, or loading a TF-IDF model, never imports torch.
+A new family is one module plus one line in :data:`REGISTRY`: what commands need from it beyond the
+contract (``nlpkit baseline``: whether it is a baseline, its parameters from the baseline options,
+the choices it reports) it declares on its class, with defaults in :class:`Classifier`. Paths are
+imported lazily so that listing models, or loading a TF-IDF model, never imports torch.
 """
 
 from __future__ import annotations

@@ -123,6 +123,21 @@ def one_of(*values: Any) -> Param:
     return Param(lambda v: _is_one_of(v, values), expected)
 
 
+@dataclass(frozen=True)
+class BaselineOptions:
+    """The options of ``nlpkit baseline`` a family may take (``--seed``, ``--tune``, ``--cv``,
+    ``--tune-seconds``, ``--vectors``); None = not given. See :meth:`Classifier.baseline_params`."""
+
+    seed: int = 0
+    tune: bool = False
+    cv: int | None = None
+    tune_seconds: float | None = None
+    vectors: str | None = None
+
+
+# said after a choice's scores when a model kept its reference although another option scored
+# higher: nlpkit.metrics.choose_over_reference replaces the reference only on a clear lead
+WITHIN_SE = "; kept as the reference: that lead is within about one standard error"
 
 
 class Classifier(ABC):
@@ -137,6 +152,10 @@ class Classifier(ABC):
     family: ClassVar[str]
     param_defaults: ClassVar[dict[str, Any]] = {}
     param_checks: ClassVar[dict[str, Param]] = {}
+    # ``nlpkit baseline`` trains every registered family that keeps this True; one that sets it
+    # False is refused there, with ``baseline_hint`` (where it trains instead) when it has one
+    baseline: ClassVar[bool] = True
+    baseline_hint: ClassVar[str] = ""
 
     def __init__(self, **params: Any):
         if self.param_defaults:
@@ -160,6 +179,22 @@ class Classifier(ABC):
         """Raise :class:`ConfigError` when the parameters cannot work on ``n_docs`` documents
         (train + valid) of ``task`` data, e.g. more cross-fit folds than documents. Called before
         any model trains; the default accepts any data."""
+
+    # -- what `nlpkit baseline` needs ------------------------------------------------------------
+    @classmethod
+    def baseline_params(cls, options: BaselineOptions) -> dict[str, Any]:
+        """The parameters ``nlpkit baseline`` makes this family with, from its own options: each
+        option given (not None) whose name is one of this family's parameters (``seed``, ``tune``,
+        ``cv``, ``tune_seconds``, ``vectors``). Families override it to convert a value."""
+        given = {key: getattr(options, key) for key in BaselineOptions.__dataclass_fields__}
+        return {key: value for key, value in given.items() if key in cls.param_defaults and value is not None}
+
+    @classmethod
+    def describe_choices(cls, fit_info: dict[str, Any]) -> list[tuple[str, str]]:
+        """What a fitted model of this family chose by itself, from its recorded ``fit_info``, as
+        ``(choice, evidence)`` pairs (``nlpkit baseline`` prints "MODEL chose CHOICE (EVIDENCE)"
+        under its table); the default: nothing."""
+        return []
 
     def get_params(self) -> dict[str, Any]:
         """The keyword parameters (defaults included), as passed to ``__init__``."""

@@ -1,72 +1,21 @@
 """fastText supervised classifier (Joulin et al. 2016, "Bag of Tricks for Efficient Text Classification").
 
-Softmax for single-label data, one-vs-all sigmoid losses (``loss="ova"``) for multi-label data.
-Text is normalised as in the paper's scripts (:mod:`nlpkit.models.text`). Labels are written as
-``__label__<column index>``, so label names may contain anything (even whitespace).
+Softmax for single-label data, one-vs-all sigmoid losses (``loss="ova"``) for multi-label data, on
+text normalised as in the paper's scripts (:mod:`nlpkit.text`); labels are written as
+``__label__<column index>``, so label names may contain anything. The number of epochs is scaled to
+the data size (the paper's 5 under-train small sets; see :func:`epochs_for`).
 
-Defaults meant to hold from a few hundred to a few hundred thousand documents: the paper's recipe
-(5 epochs) was made for 120k+ documents and under-trains small sets, so the number of epochs is
-scaled to the data size: about ``target_updates / n_docs`` passes, between ``min_epoch`` and
-``max_epoch`` (5 on AG News' 120k documents, ~40 on Reuters' 7k).
+With a validation part, two settings train side by side by default: bigrams with every word (the
+paper's recipe, the reference) and unigrams without the words found in more than 10 % of the
+training documents, whose vectors start longer (``init_norm``): on long texts frequent words dilute
+the few that tell labels apart, on short texts and sentiment they matter. The model is the
+reference, the unigrams, or their average taken on their logits (``_pool``), chosen on the
+validation part with a one-standard-error rule (``_choose``). ``tune=True`` then lets fastText's
+autotune challenge it on the validation part, under a time budget (not reproducible). The evidence
+for these defaults is in docs/benchmarks.md ("`nlpkit baseline`", "Evidence behind the defaults").
 
-Two settings train side by side by default when there is a validation part, one process each
-(``word_ngrams="auto"``, ``max_df="auto"``): bigrams with every word (the paper's recipe) and unigrams that leave out the
-words found in more than 10 % of the training documents. fastText averages the vectors of a
-document's words, so on long texts the many frequent words dilute the few that tell the labels
-apart: without them, Reuters-21578 rises from 0.844 (unigrams) to 0.853 test micro-F1 and R52 from
-0.907 (bigrams) to 0.930 accuracy. On short texts and on sentiment, where "not" or 不 is a frequent
-word that matters, bigrams with every word are better (AG News, cooking questions, Chinese reviews;
-on the reviews, bigrams without the frequent words lost 0.056 test accuracy in a one-off run).
-
-Their average, taken on their logits (see ``_pool``: each model is linear in its averaged word
-vectors, so their average is the linear model over both representations), is a third option, and the
-model is chosen among the three on the validation part (``combine="auto"``, see ``_choose``):
-bigrams, unless the unigrams or the average are better by more than about one standard error. On the
-bench's splits over seeds 0-4 (``bench/baseline_bench.py --model-seeds``, mean test micro-F1 or
-accuracy), against the choice between the two settings alone (``combine="choose"``, the default
-before): Reuters-21578 0.860 -> 0.865 (the average chosen at every seed; each seed at 0.862 or
-more), R8 0.967 -> 0.970, R52 0.9361 -> 0.9368, Chinese reviews 0.8205 -> 0.8204, AG News (five
-folds) 0.8638 -> 0.8654; cooking unchanged (its unigrams diverge, "Encountered NaN", and bigrams are
-the model, with a warning). Always averaging (``combine="average"``) did as well on the larger sets
-(Reuters 0.865, R8 0.972) but worse on the bundled 2,000-document Reuters sample, where the bigram
-model is weak (test micro-F1 0.812 against 0.821 for the choice between the two and 0.818 for the
-choice among three, seeds 0-4, a one-off script), and it cost macro-F1 on long texts (Reuters 0.455
--> 0.436, R52 0.650 -> 0.616: rare labels, which the bigram model barely learns, score lower once
-averaged with it). When the average is chosen, predicting takes both models and the saved model
-holds both (51 MB on Reuters against 5 MB for the unigrams: the bigram model's hash buckets). The
-average was added to the options after these sets' test parts had shown it (the evidence, valid and
-test, is in docs/benchmarks.md); macro-F1 went down on Reuters (0.455 -> 0.436) and R52 (0.650 ->
-0.637) and up on R8 and AG News.
-
-In the setting without frequent words the word vectors also start
-longer (``init_norm="auto"``): each a random direction of length 1, where fastText's own start
-(uniform in ±1/dim) is about 0.08 long at dim 50. fastText trains a text's words by the error of
-their average, shared out among them, so in a long text each word moves by a small share, and rare
-words, seen in few texts, hardly leave their start: near 0, they add little to any text's
-average. Started at length 1, each word is from the outset a distinct direction the labels can be
-read from, as a one-hot feature is in a linear model. On the bench's splits, whole fits at seeds
-0-4 (valid / test, before averaging): Reuters-21578 micro-F1 +0.002 to +0.011 / +0.004 to +0.008
-(test mean 0.854 -> 0.860), R52 accuracy +0.011 to +0.020 / +0.007 to +0.033 (0.924 -> 0.936; at seed 2 the
-unigrams had lost the choice), macro-F1 up on both. On short texts it hurt the unigram setting in
-one-off runs (AG News -0.010 test accuracy on one fold, Chinese reviews -0.009), and on the cooking
-questions (735 labels) that training diverges ("Encountered NaN") and is dropped with a warning;
-there bigrams with every word are the model. The
-training file is written in an order shuffled by ``seed``: fastText does not shuffle it, and data
-stored class after class otherwise trains a model biased towards the last class.
-
-Determinism: fastText's Hogwild SGD is reproducible only with one thread, which is the default
-(``threads=1``); more threads train faster but give slightly different models on every run.
-Even with one thread, the fastText build we use (fasttext-numpy2) starts from memory it never
-clears: with one thread it draws random values for a tenth of its word vectors only and leaves the
-rest as the allocator hands it out (upstream fastText leaves zeros there; facebookresearch/fastText
-issue #1061). Leftovers from earlier work in the process made second trainings differ and some
-diverge. So every training runs in a fresh Python process (about a second of overhead) whose
-allocations glibc zero-fills (``MALLOC_PERTURB_``, see ``_ZEROED_MALLOC``), and the parent loads the
-saved ``.bin``.
-``tune=True`` then runs fastText's autotune on the validation part (for ``tune_seconds``, by default
-twice the default training's time) and keeps its model only when it beats the default one on
-validation (see ``_autotune``); autotune is time-budgeted, so its result depends on machine speed
-and is not reproducible.
+Determinism: one thread (``threads=1``), a training file shuffled by ``seed`` (fastText reads it in
+order), and every training in a fresh process (:mod:`nlpkit.models.fasttext_process`).
 
 Saved as fastText's own ``.bin`` files, one per averaged model (no pickle), plus
 ``fasttext_labels.json`` (label map, priors, each model's file and the words it leaves out). Every
@@ -87,28 +36,23 @@ from typing import Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import MAX_SEED, RERUN, Classifier, Param, flag, integer, is_finite_number, number, one_of
-from nlpkit.models.fasttext_format import check_model_file
-from nlpkit.models.text import TEXT_RULE, normalize, saved_text_rule
+from nlpkit.models.base import MAX_SEED, RERUN, WITHIN_SE, Classifier, Param, flag, integer, is_finite_number, number, one_of
+from nlpkit.models import fasttext_process
+from nlpkit.models.fasttext_format import LABEL_PREFIX, check_model_file
+from nlpkit.models.fasttext_process import START_KEY
+from nlpkit.text import TEXT_RULE, normalize, saved_text_rule
 
 MODEL_BIN = "fasttext.bin"
 LABELS_JSON = "fasttext_labels.json"
-LABEL_PREFIX = "__label__"
 # training options fastText's autotune searches
 _SEARCHED = ("epoch", "lr", "dim", "wordNgrams", "minCount", "bucket", "minn", "maxn")
 # word n-gram orders tried by word_ngrams="auto"; the first (the paper's) is the reference
 _NGRAM_CANDIDATES = (2, 1)
-# max_df="auto" tries leaving out the words in more than this share of the training documents. On
-# Reuters-21578 (one-off runs on the bench's split, unigrams, valid / test micro-F1): none 0.862 /
-# 0.844; 0.05 0.861 / 0.830; 0.07 0.869 / 0.848; 0.1 0.871 / 0.853 (seeds 1, 2: 0.857, 0.854);
-# 0.15 0.871 / 0.853; 0.2 0.862 / 0.853.
+# max_df="auto" tries leaving out the words in more than this share of the training documents (the
+# best share on Reuters valid among 0.05-0.2: docs/benchmarks.md, "Evidence behind the defaults")
 _FREQUENT_DF = 0.1
 # init_norm="auto": the length of the vectors the words of the settings without frequent words start from
 _AUTO_INIT_NORM = 1.0
-# a training's arguments under this key are those of write_start_vectors, run before fastText trains
-_START_KEY = "nlpkit_start_vectors"
-# what fastText takes for the space between words (dictionary.cc, readWord)
-_FASTTEXT_SPACE = re.compile(r"[ \n\r\t\v\f\0]+")
 
 
 _C_INT = 2**31 - 1
@@ -186,9 +130,8 @@ class FastTextClassifier(Classifier):
         "target_updates": 300_000,
         "min_epoch": 5,
         "max_epoch": 50,
-        # On a Reuters dev part carved from train, lr 1.0 (the fastText tutorial's cooking recipe) scored
-        # micro-F1 0.839 vs 0.816 at 0.5, but diverged ("Encountered NaN") on cooking tags; 0.5 is the
-        # safe default (a divergence is still retried at half the rate).
+        # 1.0 (the fastText tutorial's) diverged on cooking tags; 0.5 is the safe default (a divergence
+        # is still retried at half the rate; docs/benchmarks.md, "Evidence behind the defaults")
         "lr": 0.5,
         "word_ngrams": "auto",
         "max_df": "auto",
@@ -245,6 +188,44 @@ class FastTextClassifier(Classifier):
             raise ConfigError(f"fasttext: minn={p['minn']} has no effect with maxn=0 (no character n-grams); "
                               "set maxn too (e.g. --set fasttext.maxn=6).")
 
+    @classmethod
+    def baseline_params(cls, options) -> dict[str, Any]:
+        params = super().baseline_params(options)
+        if "tune_seconds" in params:  # autotune's budget is whole seconds
+            params["tune_seconds"] = int(round(params["tune_seconds"]))
+        return params
+
+    @classmethod
+    def describe_choices(cls, fit_info: dict[str, Any]) -> list[tuple[str, str]]:
+        """Its setting, or the average of its settings, and autotune's model or the defaults, with
+        the validation scores it chose by."""
+        out: list[tuple[str, str]] = []
+        average = fit_info.get("average")
+        if average:
+            valid = average["valid"]
+            *members, mean = valid  # each model's name, then the average's
+            out.append((f"the average of {' and '.join(members)}",
+                        f"valid {average['metric']} {valid[mean]:.3f}; each alone "
+                        + ", ".join(f"{valid[name]:.3f}" for name in members)))
+        settings = fit_info.get("settings_choice")
+        if settings:
+            chosen = settings["chosen"]
+            valid = settings["valid"]
+            others = ", ".join(f"{v:.3f} for {k}" for k, v in valid.items() if k != chosen)
+            evidence = f"valid {settings['metric']} {valid[chosen]:.3f} against {others}"
+            if chosen == settings.get("reference") and max(valid.values()) > valid[chosen]:
+                evidence += WITHIN_SE
+            out.append((chosen, evidence))
+        tuned = fit_info.get("autotune")
+        if tuned and "valid" in tuned:
+            first, second = ("autotune", "defaults") if tuned["kept"] == "autotune" else ("defaults", "autotune")
+            what = {"autotune": "autotune's model", "defaults": "the default options"}
+            evidence = f"valid {tuned['metric']} {tuned['valid'][first]:.3f} against {tuned['valid'][second]:.3f}"
+            if first == "defaults" and tuned["valid"][second] > tuned["valid"][first]:
+                evidence += WITHIN_SE
+            out.append((f"{what[first]} over {what[second]}", evidence))
+        return out
+
     def _init_norm(self, max_df: float | None) -> float | None:
         """The start length of the word vectors of a setting leaving out words by ``max_df``."""
         init_norm = self.params["init_norm"]
@@ -263,12 +244,10 @@ class FastTextClassifier(Classifier):
                         lines: Sequence[str] | None = None) -> int:
         """fastText training file: ``__label__<j> ... normalised text``; returns lines with a word.
 
-        With ``shuffle_seed`` the lines are written in a random order drawn from it. fastText reads
-        its training file in order and does not shuffle it: on data sorted by label (files joined
-        class after class) each epoch ends on one class and the model leans towards it. On a
-        two-class set of Chinese reviews stored negatives first, test accuracy was 0.563 unshuffled,
-        0.822 shuffled (``bench/baseline_bench.py --datasets chnsenti``). ``drop``: words left out
-        (see :func:`without_words`); ``lines``: the texts already normalised, if at hand.
+        With ``shuffle_seed`` the lines are written in a random order drawn from it: fastText reads
+        its training file in order, so on data sorted by label each epoch ends on one class and the
+        model leans towards it (docs/benchmarks.md, "Evidence behind the defaults"). ``drop``: words
+        left out (see :func:`without_words`); ``lines``: the texts already normalised, if at hand.
         """
         y = dataset.y.tocsr()
         n_with_words = 0
@@ -293,11 +272,8 @@ class FastTextClassifier(Classifier):
             return [(ngrams[0], shares[0])]
         if p["word_ngrams"] == "auto" and p["max_df"] == "auto":
             # Two recipes rather than all four settings: bigrams with every word (short texts,
-            # sentiment) and unigrams without the frequent words (long texts). On six sets (Reuters,
-            # R8, R52, AG News, cooking, Chinese reviews; one-off runs on the bench's splits) the
-            # setting best on valid was one of these two, or within the noise of one (R8: bigrams
-            # without the frequent words, 0.9782 valid against 0.9764, then 0.9662 test against
-            # 0.9667); a third training would share the same 2 cores (its cost was not benchmarked).
+            # sentiment) and unigrams without the frequent words (long texts); on six sets the best
+            # on valid was one of these or within its noise (docs/benchmarks.md).
             return [(ngrams[0], None), (ngrams[1], _FREQUENT_DF)]
         return [(n, share) for share in shares for n in ngrams]
 
@@ -351,7 +327,7 @@ class FastTextClassifier(Classifier):
                 init_norm = self._init_norm(share)
                 if init_norm is not None:  # its training process writes them, beside the others' training
                     args.update({"pretrainedVectors": str(Path(tmp) / f"start{i}.vec"),
-                                 _START_KEY: dict(dim=base["dim"], norm=init_norm, min_count=base["minCount"],
+                                 START_KEY: dict(dim=base["dim"], norm=init_norm, min_count=base["minCount"],
                                                   seed=base["seed"])})
                 candidates.append(_Candidate(n, share, args, inputs[share][1], init_norm))
             t0 = time.perf_counter()
@@ -407,7 +383,7 @@ class FastTextClassifier(Classifier):
         training ("Encountered NaN") is retried at half the learning rate, up to three times.
         """
         for _attempt in range(4):
-            results = _train_in_fresh_processes([(c.args, tmp / f"model{i}.bin", None) for i, c in enumerate(candidates)])
+            results = fasttext_process.train_in_fresh_processes([(c.args, tmp / f"model{i}.bin", None) for i, c in enumerate(candidates)])
             trained = [(c, model) for c, model in zip(candidates, results) if not isinstance(model, Exception)]
             if trained:
                 warnings.extend(f"training with {c.label} failed ({error}); dropped it."
@@ -430,11 +406,10 @@ class FastTextClassifier(Classifier):
         and the whole run (search, then autotune's own final training, which has no time bound of
         its own) is killed past a deadline: the default budget keeps ``--tune`` within about 5x the
         untuned time. Autotune scores its trials by its own metric (top-1 F1 by default), not by
-        the decision nlpkit makes afterwards: on Reuters-21578 its pick after a 45 s search scored
-        0.802 valid micro-F1 against 0.867 for the defaults (a second 45 s search picked dim 169 with
-        4.1M buckets; autotune's trials depend on machine speed). So its model is kept only when
-        it beats the default one (``members``, averaged) on valid by more than about one standard
-        error (:func:`nlpkit.metrics.choose_over_reference`). It trains on the training file of the
+        the decision nlpkit makes afterwards, and its pick may score below the defaults
+        (docs/benchmarks.md). So its model is kept only when it beats the default one (``members``,
+        averaged) on valid by more than about one standard error
+        (:func:`nlpkit.metrics.choose_over_reference`). It trains on the training file of the
         first member (the reference setting), without the same words. Returns the kept members (the
         default ones, or autotune's model alone) and what happened.
         """
@@ -448,11 +423,11 @@ class FastTextClassifier(Classifier):
         valid_file = tmp / "valid.txt"
         self._write_examples(valid_file, valid, drop=reference.drop)
         # autotune searches dim, so its trials start from fastText's own vectors
-        args = {k: v for k, v in reference.args.items() if k not in (*_SEARCHED, "pretrainedVectors", _START_KEY)}
+        args = {k: v for k, v in reference.args.items() if k not in (*_SEARCHED, "pretrainedVectors", START_KEY)}
         args.update(autotuneValidationFile=str(valid_file), autotuneDuration=budget,
                     autotuneMetric=str(p["tune_metric"]))
         info: dict[str, Any] = {"seconds": budget, "deadline_seconds": round(deadline, 1)}
-        (tuned,) = _train_in_fresh_processes([(args, tmp / "autotuned.bin", deadline)])
+        (tuned,) = fasttext_process.train_in_fresh_processes([(args, tmp / "autotuned.bin", deadline)])
         if isinstance(tuned, Exception):
             why = (f"did not finish within {deadline:.0f} s" if isinstance(tuned, TimeoutError)
                    else f"failed ({tuned})")
@@ -485,9 +460,8 @@ class FastTextClassifier(Classifier):
         The first (the paper's bigrams, every word) is the reference: another option replaces it
         only when it is better by more than about one standard error, i.e. when the 68 %
         paired-bootstrap interval of its validation score minus the reference's lies above 0; among
-        several such, the highest lower end wins. Validation parts are small (a few hundred
-        documents), and the bare argmax was seen to swap to unigrams on AG News folds where they
-        then lost 0.016 test accuracy. The score is micro-F1 under a threshold tuned on the same part
+        several such, the highest lower end wins: validation parts are small, and the bare argmax
+        swapped to settings that then lost on test (docs/benchmarks.md). The score is micro-F1 under a threshold tuned on the same part
         (multi-label) or accuracy. Returns the kept ``(candidate, model)`` pairs (one, or all for
         the average) and what was measured.
         """
@@ -703,35 +677,6 @@ def frequent_words(lines: Sequence[str], max_df: float | None) -> frozenset[str]
     return frozenset(word for word, n in doc_freq.items() if n > limit)
 
 
-def write_start_vectors(train_file, out, *, dim: int, norm: float, min_count: int, seed: int) -> int:
-    """Write the vectors fastText's words start from, as its pretrained vectors (``.vec`` text): for
-    each word of ``train_file`` (a fastText training file) seen at least ``min_count`` times, a
-    random direction drawn from ``seed``, ``norm`` long. Returns the number of words.
-
-    Words are read as fastText reads them, between its space characters, labels left out; a word
-    below ``min_count`` is left out too, since fastText adds every word of this file to its
-    vocabulary.
-    """
-    import io
-
-    counts: Counter[str] = Counter()
-    with open(train_file, encoding="utf-8") as fh:
-        for line in fh:
-            counts.update(w for w in _FASTTEXT_SPACE.split(line) if w and not w.startswith(LABEL_PREFIX))
-    words = [w for w, n in counts.items() if n >= min_count]
-    rng = np.random.default_rng(seed)
-    with open(out, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(f"{len(words)} {dim}\n")
-        for start in range(0, len(words), 10_000):  # in blocks: a large vocabulary's text is large
-            block = words[start:start + 10_000]
-            vectors = rng.standard_normal((len(block), dim))
-            vectors *= norm / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.finfo(float).tiny)
-            rows = io.StringIO()
-            np.savetxt(rows, vectors, fmt="%.6f")
-            fh.writelines(f"{word} {row}\n" for word, row in zip(block, rows.getvalue().splitlines()))
-    return len(words)
-
-
 def without_words(words: str, drop: frozenset[str]) -> str:
     """``words`` (space-separated) without those in ``drop``, unless that leaves none: a text made
     only of frequent words keeps them, rather than become an empty line fastText cannot place."""
@@ -741,90 +686,6 @@ def without_words(words: str, drop: frozenset[str]) -> str:
     return " ".join(kept) if kept else words
 
 
-_TRAIN_SCRIPT = f"""
-import json, sys
-spec = json.loads(sys.argv[1])
-start = spec["args"].pop({_START_KEY!r}, None)
-if start is not None:
-    from nlpkit.models.fasttext_clf import write_start_vectors
-    write_start_vectors(spec["args"]["input"], spec["args"]["pretrainedVectors"], **start)
-import fasttext
-try:
-    model = fasttext.train_supervised(**spec["args"])
-except (RuntimeError, ValueError) as exc:
-    sys.stderr.write("NLPKIT-ERROR: " + " ".join(str(exc).split()) + "\\n")
-    sys.exit(3)
-model.save_model(spec["out"])
-"""
-
-
 def _autotune_timeout(tune_seconds) -> float:
     """Wall-clock bound for an autotune run: its search budget, then room for the final training."""
     return 60.0 + 5.0 * float(tune_seconds)
-
-
-# fasttext-numpy2 allocates its input matrix (one row of vectors per word and n-gram bucket) without
-# clearing it and, with one thread, draws random values for its first tenth only: the loop that
-# fills it gives each of up to ten threads a tenth (upstream fastText has the same loop but a
-# zero-filled std::vector, so the rest starts at 0). The other nine tenths held whatever the
-# allocator handed out: zeros from fresh pages, or bytes left by earlier allocations, on which
-# training diverged ("Encountered NaN") or gave other weights. That was the "state leaking between
-# trainings" and the unigram divergences on small data seen before this was found. glibc's
-# MALLOC_PERTURB_ fills each allocation with its value xor 0xff: 255 gives zeros, so every training
-# starts as upstream's does, whatever ran before. Other C libraries ignore the variable.
-_ZEROED_MALLOC = {"MALLOC_PERTURB_": "255"}
-
-
-def _train_in_fresh_processes(jobs: list[tuple[dict[str, Any], Path, float | None]]) -> list:
-    """Run every ``(args, out, timeout)`` training at once, one new Python process each.
-
-    Returns, in order, the loaded model or the exception for each: RuntimeError with fastText's
-    message when training fails (e.g. "Encountered NaN"), TimeoutError when its ``timeout`` seconds
-    pass first (the process is killed).
-    """
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import fasttext
-
-    # stderr goes to a file beside each model: a pipe could fill up while another process is waited for
-    logs = [Path(f"{out}.stderr") for _args, out, _timeout in jobs]
-    env = {**os.environ, **_ZEROED_MALLOC}
-    if any(_START_KEY in args for args, _out, _timeout in jobs):
-        # that process imports nlpkit to write its start vectors: from where this one did
-        import nlpkit
-
-        root = str(Path(nlpkit.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), root]))
-    procs = []
-    for (args, out, _timeout), log in zip(jobs, logs):
-        with open(log, "wb") as err:
-            procs.append(subprocess.Popen([sys.executable, "-c", _TRAIN_SCRIPT, json.dumps({"args": args, "out": str(out)})],
-                                          stdout=subprocess.DEVNULL, stderr=err, env=env))
-    start = time.monotonic()
-    results: list = []
-    try:
-        for proc, (_args, out, timeout), log in zip(procs, jobs, logs):
-            try:
-                proc.wait(timeout=None if timeout is None else max(0.0, timeout - (time.monotonic() - start)))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                results.append(TimeoutError(f"fastText training did not finish within {timeout:g} s"))
-                continue
-            stderr = log.read_text(encoding="utf-8", errors="replace")
-            if proc.returncode != 0 or not out.is_file():
-                lines = [ln for ln in stderr.splitlines() if ln.startswith("NLPKIT-ERROR: ")]
-                detail = lines[-1][len("NLPKIT-ERROR: "):] if lines else (stderr.strip().splitlines() or ["no output"])[-1]
-                results.append(RuntimeError(detail))
-                continue
-            check_model_file(out)
-            results.append(fasttext.load_model(str(out)))
-    finally:
-        for proc in procs:  # an interrupt (Ctrl-C) or an error must not leave trainings running
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return results

@@ -18,6 +18,9 @@ from pathlib import Path
 from nlpkit.errors import DataError
 from nlpkit.models.base import RERUN
 
+# how fastText tells a label from a word in its training files (args.cc, label = "__label__")
+LABEL_PREFIX = "__label__"
+
 # fasttext.h: FASTTEXT_FILEFORMAT_MAGIC_INT32, and the versions FastText::checkModel accepts
 # (11 is read as 12, with maxn reset for supervised models)
 MAGIC = 793712314

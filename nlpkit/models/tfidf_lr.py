@@ -1,12 +1,10 @@
 """TF-IDF n-grams + logistic regression: the linear baseline every text classifier must beat.
 
-Multi-label: one binary logistic regression per label (one-vs-rest), solved in the dual by
-liblinear (Yu, Huang & Lin 2011, "Dual coordinate descent methods for logistic regression"), which
-is several times faster than the primal solvers when, as with text, features outnumber documents.
-A label with no positive in train scores 0, one positive on every document scores 1.
-Single-label: one multinomial logistic regression (lbfgs).
-
-Decisions (thresholds) are not made here: the metrics layer tunes them on validation data.
+Features are TF-IDF word (optionally character) n-grams; the linear models are fitted by
+:mod:`nlpkit.models.liblinear` (one-vs-rest liblinear for multi-label data, multinomial lbfgs for
+single-label). A label with no positive in train scores 0, one positive on every document scores 1.
+Decisions (thresholds) are not made here: the metrics layer tunes them on held-out scores, which
+:meth:`TfidfLogisticRegression.cross_fit` gives for every train + valid document.
 
 Saved without pickle: the vectoriser's vocabulary as JSON, idf and the coefficients (float32,
 dense; see :func:`compact_coefficients`) as ``.npz`` (loaded with ``allow_pickle=False``); the
@@ -17,15 +15,16 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import Classifier, Param, is_whole_number, is_finite_number, flag, integer, number, one_of
-from nlpkit.models.text import tfidf_terms
+from nlpkit.models.base import (WITHIN_SE, Classifier, Param, flag, integer, is_finite_number, is_whole_number,
+                               number, one_of)
+from nlpkit.models.liblinear import binary_tasks, fit_linear, linear_scores, multinomial_tasks
+from nlpkit.text import tfidf_terms
 
 VOCAB_JSON = "tfidf_vocabulary.json"
 ARRAYS_NPZ = "tfidf_lr.npz"
@@ -78,51 +77,32 @@ class TfidfLogisticRegression(Classifier):
     family = "tfidf-lr"
     param_defaults = {
         "ngram_range": (1, 2),
-        # Without tuning, also fit word unigrams alone and keep them when their out-of-fold score
-        # (without the cross-fit: their score on valid, see _choose_ngrams_on_valid) beats
-        # ngram_range's by more than about one standard error (68 % paired-
-        # bootstrap interval above 0; nlpkit.metrics.choose_over_reference). Out-of-fold, then test
-        # (bench splits): Reuters micro-F1 0.894 -> 0.907, test 0.880 -> 0.889; R52 accuracy 0.940
-        # -> 0.946, test 0.939 -> 0.949; R8 0.968 -> 0.971, test 0.973 -> 0.974; bigrams stay
-        # ahead on AG News (all 5 folds, by 0.004-0.009) and cooking tags (0.491 vs 0.476).
+        # unigrams replace ngram_range only on a clear lead (nlpkit.metrics.choose_over_reference):
+        # long texts gain, short ones keep bigrams (docs/benchmarks.md, "Evidence behind the defaults")
         "choose_ngrams": True,
         "char_ngrams": None,
         "min_df": 2,
         "max_df": 1.0,
         "sublinear_tf": True,
         "max_features": None,
-        # C, chosen on Reuters-21578 train only (never test), class_weight balanced: on a dev part
-        # carved from train, micro/macro-F1 C=10 0.873/0.491, C=30 0.878/0.499, C=100 0.880/0.507;
-        # out-of-fold micro-F1 of a 5-fold cross-fit over train, C=30 0.8997, C=100 0.9016. Sublinear
-        # tf-idf rows have unit norm, so a weak penalty suits them (Joachims 1998 used C ~ 1-10 for
-        # SVMs on unnormalised features).
+        # unit-norm sublinear tf-idf rows suit a weak penalty; chosen on Reuters train only
+        # (docs/benchmarks.md, "Evidence behind the defaults")
         "C": 100.0,
-        # Balanced by default: on a validation part carved from Reuters-21578 train (never test) it
-        # raised macro-F1 0.435 -> 0.485 and micro-F1 0.865 -> 0.871 over no weighting, because a
-        # rare label's few positives otherwise barely move its one-vs-rest model.
+        # a rare label's few positives otherwise barely move its one-vs-rest model
         "class_weight": "balanced",
-        # Stopping tolerance; None = per solver: 0.1 for the multi-label one-vs-rest models (liblinear's
-        # own default for its dual solver; scikit-learn's is 1e-4: on Reuters-21578, 1e-4, 1e-2 and
-        # 0.1 gave the same test micro- and macro-F1 to four decimals, and 0.1 fits in half the time
-        # of 1e-4), scikit-learn's 1e-4 for the single-label multinomial (lbfgs).
+        # None = per solver: liblinear's own 0.1 for the one-vs-rest models (same scores as 1e-4 in
+        # half the time, docs/benchmarks.md), scikit-learn's 1e-4 for the multinomial lbfgs
         "tol": None,
         "max_iter": 1000,
         "tune": False,
         "cv": 0,
         "grid_C": (10.0, 30.0, 100.0),
-        # 3-fold cross-fit over train + valid, then a refit on both (see cross_fit); 0 = fit on train,
-        # decide on valid. Multi-label: the threshold is tuned on the out-of-fold scores (on
-        # Reuters-21578 3, 4 and 5 folds chose the same threshold; 3 costs least). Single-label: the
-        # refit on 11 % more data is the gain; valid metrics stay out-of-fold.
+        # folds of the cross-fit over train + valid, then a refit on both (see cross_fit); 0 = fit on
+        # train, decide on valid; 3 folds chose the same threshold as 4 and 5 on Reuters, for less
         "cross_fit": 3,
-        # Above this many documents in train + valid, fit on train and decide on valid instead (None =
-        # always cross-fit). The cross-fit's gains, a refit on valid's 11 % more documents and a
-        # threshold tuned on every document rather than on valid's tenth, shrink as the data grows,
-        # while its cost stays seven fits (the three folds twice for the n-gram choice, then the
-        # refit) against two (each n-gram candidate fitted on train, chosen on valid). On 300,000
-        # synthetic documents with 100 labels (bench/scale_bench.py, docs/benchmarks.md "Larger
-        # data") the cross-fit took 1,163 s against 458 s, for test micro / macro-F1 0.9361 / 0.8913
-        # against 0.9358 / 0.8912. 50,000 leaves a valid part of 5,000 documents or more.
+        # above this many documents in train + valid, fit on train and decide on valid (None = always
+        # cross-fit): the cross-fit's gain shrinks as data grows while it costs 7 fits against 2
+        # (docs/benchmarks.md, "Larger data")
         "cross_fit_max_docs": 50_000,
         # Worker processes for the per-label models (-1 = every CPU); results do not depend on it.
         "n_jobs": -1,
@@ -175,6 +155,38 @@ class TfidfLogisticRegression(Classifier):
                    "set fewer folds (--set tfidf-lr.cross_fit=N), or 0 to fit on train and decide on valid")
             raise ConfigError(f"tfidf-lr: {key}={k} folds need at least {2 * k} documents in train + valid "
                               f"(two per fold), and there are {n_docs}; {fix}.")
+
+    @classmethod
+    def describe_choices(cls, fit_info: dict[str, Any]) -> list[tuple[str, str]]:
+        """Its word n-grams (out-of-fold, or on valid), or its tuned C and n-grams (``tune``), with
+        the scores it chose by; "no cross-fit" on data over ``cross_fit_max_docs``."""
+        out: list[tuple[str, str]] = []
+        ngrams = fit_info.get("ngram_choice")
+        if ngrams:
+            chosen, ref = tuple(ngrams["chosen"]), tuple(ngrams["reference"])
+            other = (1, 1) if chosen == ref else ref
+            scores = ngrams.get("out_of_fold") or ngrams["valid"]  # cross-fitted, or chosen on valid
+            mine, theirs = scores["%d-%d" % chosen], scores["%d-%d" % other]
+            evidence = f"{ngrams['metric']} {mine:.3f} against {theirs:.3f} for {_ngrams_name(other)}"
+            if chosen == ref and theirs > mine:
+                evidence += WITHIN_SE
+            out.append((f"word {_ngrams_name(chosen)}", evidence))
+        large = fit_info.get("cross_fit")
+        if large and not large.get("folds"):  # too many documents for the default cross-fit
+            out.append(("no cross-fit", f"{large['documents']:,} documents in train + valid, over "
+                                        f"cross_fit_max_docs={large['max_documents']:,}: fitted on train, "
+                                        "rule tuned on valid"))
+        tuning = fit_info.get("tuning")
+        if tuning and tuning.get("results") and "C" in fit_info:
+            def label(result) -> str:
+                return f"C={result['C']:g} with word {_ngrams_name(result['ngram_range'])}"
+
+            chosen_label = label({"C": fit_info["C"], "ngram_range": fit_info["ngram_range"]})
+            by_label = {label(r): r["score"] for r in tuning["results"]}
+            others = ", ".join(f"{v:.3f} for {k}" for k, v in by_label.items() if k != chosen_label)
+            out.append((chosen_label, f"{tuning['selected_by']}, {tuning['metric']} {by_label[chosen_label]:.3f}"
+                                      + (f" against {others}" if others else "")))
+        return out
 
     # -- features --------------------------------------------------------------------------------
     def _vectorizer_params(self, ngram_range: tuple[int, int], min_df: int) -> list[dict[str, Any]]:
@@ -277,12 +289,9 @@ class TfidfLogisticRegression(Classifier):
     def _choose_ngrams_on_valid(self, train, valid, C: float, progress):
         """Without the cross-fit (large data, or ``cross_fit=0``): the reference n-grams and word
         unigrams alone, each fitted on train and scored on valid with its own tuned rule; unigrams
-        are kept only when better by more than about one standard error, as in the cross-fit.
-
-        On 300,000 synthetic documents (bench/scale_bench.py) the cross-fit's choice of unigrams,
-        not the cross-fit itself, was its gain over a single bigram fit; unigrams there also made a
-        model 20 times smaller and three times faster to apply. Returns ``(ngram_range, (vectorizers,
-        W, b, warnings))`` of the chosen one."""
+        are kept only when better by more than about one standard error, as in the cross-fit (on
+        large data the choice of unigrams, not the cross-fit, was the gain: docs/benchmarks.md,
+        "Larger data"). Returns ``(ngram_range, (vectorizers, W, b, warnings))`` of the chosen one."""
         candidates = (tuple(self.params["ngram_range"]), (1, 1))
         task_id = None
         if progress is not None and hasattr(progress, "add_task"):
@@ -396,8 +405,8 @@ class TfidfLogisticRegression(Classifier):
         ``n_docs`` (train + valid) is over ``cross_fit_max_docs``.
 
         Multi-label: the threshold is tuned on the out-of-fold scores of train + valid. Single-label
-        (argmax, nothing to tune by default): the refit on train + valid is the gain, 11 % more
-        training data: AG News 5-fold accuracy 0.8742 -> 0.8795, with valid metrics still held out.
+        (argmax, nothing to tune by default): the refit on train + valid, 11 % more training data,
+        is the gain (docs/benchmarks.md, "Evidence behind the defaults").
         """
         p = self.params
         if not int(p["cross_fit"]):
@@ -612,12 +621,17 @@ class TfidfLogisticRegression(Classifier):
 
 
 _VECTORIZER_KEYS = ("analyzer", "ngram_range", "min_df", "max_df", "sublinear_tf", "max_features", "lowercase")
-# Word terms come from nlpkit.models.text.tfidf_terms: scikit-learn's default token pattern, plus
+# Word terms come from nlpkit.text.tfidf_terms: scikit-learn's default token pattern, plus
 # combining marks inside words and one term per character of scripts written without spaces
 # (Chinese, Japanese, Thai...). Saved as "tokens": "unicode"; a vectoriser saved without that key
 # (before it existed) is rebuilt with scikit-learn's default pattern, as it was fitted.
 _WORD_TERMS = {"tokenizer": tfidf_terms, "token_pattern": None}
 _SELECTION_METRIC = {"multi": "micro average precision", "single": "accuracy, then log loss"}
+
+
+def _ngrams_name(rng) -> str:
+    lo, hi = rng
+    return "unigrams" if (lo, hi) == (1, 1) else f"{lo}-{hi}-grams"
 
 
 def _vectorizer_json(vec) -> dict[str, Any]:
@@ -652,290 +666,13 @@ def _selection_score(y_true, scores: np.ndarray, task: str) -> float:
     return acc - 1e-3 * float(-np.log(p).mean())
 
 
-@contextmanager
-def _quiet_one_thread():
-    """Silence scikit-learn's convergence warnings (max_iter is generous) and limit BLAS to one thread.
-
-    The products here are small (documents x 100 dense features, or sparse), and multi-threaded BLAS
-    on a busy machine made lbfgs ~20x slower in our runs. Enter it once around many fits: setting
-    the limit reads the process's loaded libraries, about 4 ms each time, which per fit was 40 % of
-    a cross-fit over a 1,200-document sample with 557 labels.
-    """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
-
-
-# --- linear models shared with the word2vec family ----------------------------------------------
-
-def fit_linear(X, Y, task: str, label_names: Sequence[str], *, C: float, class_weight=None, tol: float = 1e-4,
-               max_iter: int = 1000, seed: int = 0, multi_solver: str = "liblinear-dual",
-               progress=None, task_id=None, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Logistic-regression weights for every label: ``(W (n_features, n_labels), b (n_labels,), warnings)``.
-
-    Multi-label: one binary model per label (``multi_solver`` "liblinear-dual" for sparse text with
-    more features than documents, "lbfgs" for a few dense features); a label never positive in
-    train gets ``b = -inf`` (score 0), one always positive ``b = +inf`` (score 1).
-    Single-label: one multinomial model over the classes seen in train; unseen classes get
-    ``b = -inf``; with a single class seen, it gets every document (and a warning).
-    ``n_jobs`` > 1 spreads the multi-label models over worker processes (see
-    :func:`fit_binary_columns`); the weights do not depend on it.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    def advance(n: int) -> None:
-        if progress is not None and task_id is not None:
-            progress.update(task_id, advance=n)
-
-    warnings: list[str] = []
-    if task == "multi":
-        W, b = fit_binary_columns(X, Y, C=C, class_weight=class_weight, tol=tol, max_iter=max_iter, seed=seed,
-                                  solver=multi_solver, n_jobs=n_jobs, progress=advance)
-        return W, b, warnings
-
-    n_labels = Y.shape[1]
-    W = np.zeros((X.shape[1], n_labels), dtype=np.float64)
-    b = np.zeros(n_labels, dtype=np.float64)
-    counts = np.asarray(Y.sum(axis=0)).ravel()
-    # single-label: multinomial over the classes seen in train; unseen classes score 0
-    y = np.asarray(Y.argmax(axis=1)).ravel()
-    present = np.flatnonzero(counts > 0)
-    if len(present) == 0:
-        raise DataError("no training document has a label; check the label column (--label-col).")
-    b[:] = -np.inf
-    if len(present) == 1:
-        b[present[0]] = 0.0
-        warnings.append(
-            f"every training document has the label {label_names[present[0]]!r}: "
-            f"no classifier can be fitted, so it always predicts that label."
-        )
-    else:
-        clf = LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, class_weight=class_weight,
-                                 random_state=seed)
-        with _quiet_one_thread():
-            clf.fit(X, y)
-        classes = clf.classes_
-        if len(classes) == 2:  # sklearn keeps one weight vector: softmax(-z/2, z/2) = sigmoid(z)
-            coef = np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
-            intercept = np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
-        else:
-            coef, intercept = clf.coef_, clf.intercept_
-        W[:, classes] = coef.T
-        b[classes] = intercept
-    advance(n_labels)
-    return W, b, warnings
-
-
-# Below this many stored values x labels, worker processes cost more than they save.
-_PARALLEL_MIN_WORK = 20_000_000
-# Arrays at least this large reach the workers memory-mapped (read-only) rather than copied.
-_MEMMAP_MIN_BYTES = "1M"
-
-
-def n_workers(n_jobs: int | None, work: int) -> int:
-    """Worker processes for ``work`` (non-zeros x models): ``n_jobs`` (None or -1 = every CPU), or 1
-    when the work is too small to pay for starting processes."""
-    import os
-
-    cpus = os.cpu_count() or 1
-    jobs = cpus if n_jobs in (None, -1) else max(1, min(int(n_jobs), cpus))
-    return 1 if work < _PARALLEL_MIN_WORK else jobs
-
-
-def _worker_options() -> dict:
-    """Extra ``Parallel`` arguments for loky workers: each ends when this process dies.
-
-    Without it a parent killed with ``kill -9`` leaves its workers, with their copies of the data,
-    running to the end of their task and then idle for loky's worker timeout (300 s).
-    """
-    import os
-
-    return {"initializer": _exit_with_parent, "initargs": (os.getpid(),)}
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer (see :func:`_worker_options`): end this process when ``parent`` dies.
-
-    On Linux the kernel sends SIGTERM on the parent's death (``PR_SET_PDEATHSIG``, which takes effect
-    even inside a long liblinear call). It fires when the parent *thread* that started the worker
-    exits; loky starts workers from the thread calling ``Parallel`` or from its own manager thread,
-    which nlpkit only does from the main thread. Elsewhere -- and should the signal be missed -- a
-    daemon thread notices the parent is gone within a second (a new parent id after re-parenting).
-    """
-    import os
-    import signal
-    import sys
-    import threading
-    import time
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # it died before the signal was set up
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="nlpkit-exit-with-parent", daemon=True).start()
-
-
-def fit_binary_columns(X, Y, *, fit_rows=None, score_rows=None, n_jobs: int | None = 1, progress=None, **fit_args):
-    """One binary logistic regression per column of ``Y`` (one-vs-rest), fitted on rows ``fit_rows``
-    of X (default: all).
-
-    Returns ``(W (n_features, n_labels), b (n_labels,))``, or, when ``score_rows`` is given, the
-    sigmoid scores ``(len(score_rows), n_labels)`` of those rows instead. ``fit_args``: ``C``,
-    ``class_weight``, ``tol``, ``max_iter``, ``seed``, ``solver`` (see :func:`_binary_chunk`).
-    """
-    return binary_tasks(X, Y, [(fit_rows, score_rows)], n_jobs=n_jobs, progress=progress, **fit_args)[0]
-
-
-def binary_tasks(X, Y, tasks, *, n_jobs: int | None = 1, progress=None, **fit_args) -> list:
-    """:func:`fit_binary_columns` for several ``(fit_rows, score_rows)`` pairs at once (the folds of
-    a cross-fit and the final fit), so that worker processes stay busy across all of them.
-
-    With ``n_jobs`` > 1 each task's labels are dealt out to worker processes. liblinear draws from
-    one process-wide random generator, so threads would make the weights depend on scheduling;
-    separate processes (each model seeded the same way) give exactly the weights of a sequential
-    run. ``progress(n)`` is called as models finish.
-    """
-    Y = Y.tocsc() if hasattr(Y, "tocsc") else np.asarray(Y)
-    if hasattr(X, "sum_duplicates"):
-        # Workers get X memory-mapped read-only; scikit-learn would otherwise try to sort its
-        # indices in place there.
-        X.sum_duplicates()
-    n_labels = Y.shape[1]
-    rows = sum(X.shape[0] if fit is None else len(fit) for fit, _ in tasks)
-    jobs = n_workers(n_jobs, int(getattr(X, "nnz", X.size)) * n_labels * rows // max(X.shape[0], 1))
-    if jobs == 1:
-        return [_binary_chunk(X, Y, fit_rows=fit, score_rows=score, progress=progress, **fit_args)
-                for fit, score in tasks]
-    from joblib import Parallel, delayed
-
-    # Round-robin over labels sorted by frequency, so every worker gets a share of the costly ones.
-    counts = np.asarray((Y != 0).sum(axis=0)).ravel()
-    order = np.argsort(-counts, kind="stable")
-    chunks = [np.sort(order[i::jobs]) for i in range(jobs)]
-    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES, **_worker_options())(
-        delayed(_binary_chunk)(X, Y[:, cols], fit_rows=fit, score_rows=score, **fit_args)
-        for fit, score in tasks for cols in chunks)
-    if progress is not None:
-        progress(n_labels * len(tasks))
-    out = []
-    for t, (_fit, score) in enumerate(tasks):
-        parts = results[t * jobs:(t + 1) * jobs]
-        if score is not None:
-            scores = np.zeros((len(score), n_labels))
-            for cols, part in zip(chunks, parts):
-                scores[:, cols] = part
-            out.append(scores)
-        else:
-            W, b = np.zeros((X.shape[1], n_labels)), np.zeros(n_labels)
-            for cols, (Wc, bc) in zip(chunks, parts):
-                W[:, cols], b[cols] = Wc, bc
-            out.append((W, b))
-    return out
-
-
-def _binary_chunk(X, Y, *, C: float, class_weight=None, tol: float = 1e-4, max_iter: int = 1000, seed: int = 0,
-                  solver: str = "liblinear-dual", fit_rows=None, score_rows=None, progress=None):
-    """Every column of ``Y`` on rows ``fit_rows`` of X, in this process; see :func:`fit_binary_columns`.
-
-    A column never positive in the fitted rows gets ``b = -inf`` (score 0), one always positive
-    ``b = +inf`` (score 1). ``solver``: "liblinear-dual" for sparse text with more features than
-    documents, or a scikit-learn solver name such as "lbfgs" for a few dense features.
-    """
-    from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression
-
-    Xf = X if fit_rows is None else X[fit_rows]
-    Yf = Y if fit_rows is None else Y[fit_rows]
-    n_docs, n_cols = Yf.shape
-    counts = np.asarray((Yf != 0).sum(axis=0)).ravel()
-    W = np.zeros((X.shape[1], n_cols))
-    b = np.zeros(n_cols)
-    solver_args = dict(solver="liblinear", dual=True) if solver == "liblinear-dual" else dict(solver=solver)
-    with _quiet_one_thread():
-        for j in range(n_cols):
-            if counts[j] == 0:
-                b[j] = -np.inf  # never positive in train: score 0
-            elif counts[j] == n_docs:
-                b[j] = np.inf  # positive everywhere in train: score 1
-            else:
-                y = Yf[:, j].toarray().ravel() if hasattr(Yf, "toarray") else np.asarray(Yf[:, j])
-                clf = LogisticRegression(C=C, tol=tol, max_iter=max_iter, class_weight=class_weight,
-                                         random_state=seed, **solver_args)
-                clf.fit(Xf, (y != 0).astype(np.int64))
-                W[:, j] = clf.coef_[0]
-                b[j] = clf.intercept_[0]
-            if progress is not None:
-                progress(1)
-    if score_rows is None:
-        return W, b
-    z = X[score_rows] @ W
-    return expit((z.toarray() if hasattr(z, "toarray") else np.asarray(z)) + b)
-
-
-def multinomial_tasks(X, Y, tasks, label_names: Sequence[str], *, n_jobs: int | None = 1, **fit_args) -> list:
-    """Single-label :func:`fit_linear` for several ``(fit_rows, score_rows)`` pairs (the folds of a
-    cross-fit and the final fit): ``[(scores of score_rows, None, warnings) or (W, b, warnings), ...]``
-    with ``(None, None)`` meaning every row and the weights.
-
-    Unlike one-vs-rest, a multinomial model cannot be split by label, so with ``n_jobs`` > 1 the
-    tasks themselves run in worker processes, largest first. scikit-learn's L-BFGS costs about
-    n_features x n_classes per iteration: on the 52 single-topic Reuters classes (R52) one fit takes
-    about 20 s, and a 3-fold cross-fit with the final fit ran 75 s in sequence.
-    """
-    if hasattr(X, "sum_duplicates"):
-        X.sum_duplicates()  # see binary_tasks: workers get X memory-mapped read-only
-
-    rows = sum(X.shape[0] if fit is None else len(fit) for fit, _ in tasks)
-    jobs = min(len(tasks), n_workers(n_jobs, int(getattr(X, "nnz", X.size)) * Y.shape[1] * rows // max(X.shape[0], 1)))
-    if jobs == 1:
-        return [_multinomial_task(X, Y, fit, score, label_names, **fit_args) for fit, score in tasks]
-    from joblib import Parallel, delayed
-
-    sizes = [X.shape[0] if fit is None else len(fit) for fit, _ in tasks]
-    order = sorted(range(len(tasks)), key=lambda t: -sizes[t])
-    results = Parallel(n_jobs=jobs, backend="loky", max_nbytes=_MEMMAP_MIN_BYTES, **_worker_options())(
-        delayed(_multinomial_task)(X, Y, *tasks[t], label_names, **fit_args) for t in order)
-    out: list = [None] * len(tasks)
-    for t, result in zip(order, results):
-        out[t] = result
-    return out
-
-
-def _multinomial_task(X, Y, fit_rows, score_rows, label_names, **fit_args):
-    """One task of :func:`multinomial_tasks`, in this process."""
-    Xf, Yf = (X, Y) if fit_rows is None else (X[fit_rows], Y[fit_rows])
-    W, b, warnings = fit_linear(Xf, Yf, "single", label_names, **fit_args)
-    if score_rows is None:
-        return W, b, warnings
-    return linear_scores(X[score_rows], W, b, "single"), None, warnings
-
-
 def compact_coefficients(W: np.ndarray):
     """``W`` (features x labels) as kept and saved: float32, dense when at least half its entries
     are non-zero, else sparse (CSR).
 
     L2-regularised logistic regression gives nearly every feature a weight for every label, so the
-    coefficients are dense in practice: 4 bytes an entry, where CSR takes 8 (value and column),
-    and scores are a sparse x dense product. Sparse coefficients come from labels absent from
-    train (a column of zeros) when most labels are.
+    coefficients are dense in practice: 4 bytes an entry, where CSR takes 8 (value and column).
+    Sparse coefficients come from labels absent from train (a column of zeros) when most labels are.
     """
     dense = np.asarray(W, dtype=np.float32)
     if 2 * np.count_nonzero(dense) >= dense.size:
@@ -947,10 +684,9 @@ def compact_coefficients(W: np.ndarray):
 def csr_from_dense(W: np.ndarray, dtype=np.float32, block_rows: int = 1 << 16):
     """``scipy.sparse.csr_matrix(W.astype(dtype))``, the same arrays, without its temporaries.
 
-    scipy converts a dense matrix through int64 coordinates of every non-zero entry: for the
-    1,027,080 x 100 coefficients of a bigram model on 300,000 documents a process went from 836 MB
-    to 3,971 MB (``python bench/scale_bench.py --coefficients-only``). This counts, then fills, the
-    CSR arrays a block of rows at a time: 1,817 MB at the peak there, the 0.8 GB of output included.
+    scipy converts a dense matrix through int64 coordinates of every non-zero entry, several times
+    the output's memory at its peak; this counts, then fills, the CSR arrays a block of rows at a
+    time (peaks in docs/benchmarks.md, "Larger data").
     """
     import scipy.sparse as sp
 
@@ -972,20 +708,3 @@ def csr_from_dense(W: np.ndarray, dtype=np.float32, block_rows: int = 1 << 16):
         data[lo:hi] = block[rows, cols]
         indices[lo:hi] = cols
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
-
-
-def linear_scores(X, W, b, task: str) -> np.ndarray:
-    """Sigmoid (multi-label) or softmax (single-label) of ``X @ W + b``."""
-    from scipy.special import expit, softmax
-
-    if hasattr(W, "toarray") and 2 * W.nnz >= W.shape[0] * W.shape[1]:
-        # Coefficients saved sparse by an older nlpkit although nearly all non-zero (L2 keeps every
-        # weight): dense, the product is sparse x dense, with the same sums in the same order
-        # (identical scores, tested): 4.5 times faster than sparse x sparse on a Reuters-sized test
-        # part (bench/scale_bench.py).
-        W = W.toarray()
-    z = X @ W
-    z = (z.toarray() if hasattr(z, "toarray") else np.asarray(z)) + b
-    if task == "multi":
-        return expit(z)
-    return softmax(z, axis=1)

@@ -17,28 +17,25 @@ import json
 import math
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from nlpkit._io import save_pretrained
-from nlpkit.errors import NlpkitError
-from nlpkit.finetune import (
+from nlpkit.errors import ConfigError, NlpkitError
+from nlpkit.hf.batching import (
+    LONG_TEXT_MODES,
+    POOLS,
     Encoded,
     collate,
     encode_texts,
-    init_distributed,
     length_grouped_batches,
-    lr_factor,
-    param_groups,
     pool_logits,
-    positive_weights,
     sorted_batches,
-    validate_options,
 )
-from nlpkit.models.base import Classifier
-from nlpkit.models.hf_checkpoint import (
+from nlpkit.hf.checkpoint import (
     RECOPY,
     check_checkpoint_dir,
     check_loaded_weights,
@@ -50,6 +47,12 @@ from nlpkit.models.hf_checkpoint import (
     refuse_custom_code,
     unfinished_pretraining,
 )
+from nlpkit.models.base import Classifier
+from nlpkit.seeds import check_seed
+from nlpkit.training.distributed import init_distributed
+from nlpkit.training.optim import adamw, param_groups
+from nlpkit.training.precision import autocast_for
+from nlpkit.training.schedule import lr_multiplier
 
 LOG_EVERY = 10  # steps between progress reports when ``progress`` is a plain callable
 THROUGHPUT_DOCS = 64  # documents timed for the CPU throughput figures recorded in fit_info
@@ -68,6 +71,8 @@ class TransformerClassifier(Classifier):
     """
 
     family = "transformer"
+    baseline = False  # trained by `nlpkit finetune`; `nlpkit baseline -m transformer` says so
+    baseline_hint = "fine-tune transformers with `nlpkit finetune`"
     param_defaults = {
         "model": None,            # local checkpoint folder
         "epochs": 3,
@@ -91,9 +96,8 @@ class TransformerClassifier(Classifier):
         "threads": None,          # torch CPU threads; None = torch's default
         "device": "auto",         # auto | cpu | cuda
         # auto: bf16 autocast where the device computes bf16 natively (CUDA with bf16; CPUs with
-        # AVX512-BF16 or AMX, where MiniLM fine-tuned at 17.1 samples/s vs 7.2 in fp32 in
-        # bench/finetune_bench.py), else fp32.
-        # Weights and optimizer state stay fp32 (mixed precision), as in pretraining.
+        # AVX512-BF16 or AMX), else fp32: about 2x faster on such a CPU (docs/benchmarks.md,
+        # "nlpkit finetune"). Weights and optimizer state stay fp32 (mixed precision).
         "precision": "auto",      # auto | fp32 | bf16
         "seed": 0,
     }
@@ -132,13 +136,9 @@ class TransformerClassifier(Classifier):
 
     def _autocast(self, device):
         """The autocast context for ``precision`` on ``device`` (see ``param_defaults``)."""
-        from nlpkit.pretrain.train import autocast_for
-
         return autocast_for(self.params["precision"], device)[0]
 
     def _precision(self, device) -> str:
-        from nlpkit.pretrain.train import autocast_for
-
         return autocast_for(self.params["precision"], device)[1]
 
     def _load_pretrained(self, label_names: list[str], task: str):
@@ -204,7 +204,6 @@ class TransformerClassifier(Classifier):
     # -- contract ------------------------------------------------------------------------------
     def fit(self, train, valid=None, progress=None):
         import torch
-        import torch.nn.functional as F
 
         self._set_label_space(train)
         p = self.params
@@ -220,17 +219,7 @@ class TransformerClassifier(Classifier):
         multi = self.task_ == "multi"
 
         y = np.asarray(train.y.todense(), dtype=np.float32)
-        unseen = [name for name, n in zip(self.label_names_, y.sum(axis=0)) if n == 0]
-        if unseen:
-            shown = ", ".join(unseen[:10]) + (f" (+{len(unseen) - 10} more)" if len(unseen) > 10 else "")
-            warnings.warn(f"{len(unseen)} label(s) have no training example and cannot be learned: {shown}; "
-                          "documents with them count as misses.", FinetuneWarning, stacklevel=2)
-        self.unseen_labels_ = unseen
-        seen = [name for name, n in zip(self.label_names_, y.sum(axis=0)) if n > 0]
-        if not multi and len(seen) == 1:
-            warnings.warn(f"every training document has the label {seen[0]!r}: there is nothing to tell apart, "
-                          "and the model predicts it for every document; check the label column.",
-                          FinetuneWarning, stacklevel=2)
+        self.unseen_labels_ = self._warn_about_labels(y)
         if self.new_head_:
             init_head_bias(model, y, multi)
         t0 = time.perf_counter()
@@ -239,118 +228,47 @@ class TransformerClassifier(Classifier):
         y_valid = np.asarray(valid.y.todense()) if enc_valid is not None else None
         tokenize_seconds = time.perf_counter() - t0
 
-        lengths = enc.doc_lengths()
-        rng = np.random.default_rng(seed)
-        bs = int(p["batch_size"])
-        n_batches = math.ceil(len(train) / bs)
-        steps_per_epoch = max(1, n_batches // dist.world_size)
-        total_steps = steps_per_epoch * int(p["epochs"])
-        warmup_steps = int(round(p["warmup"] * total_steps))
-        groups = param_groups(model, lr=p["lr"], weight_decay=p["weight_decay"], layer_decay=p["layer_decay"], head_lr=p["head_lr"])
-        try:  # one fused kernel per step (CPU and CUDA, torch >= 2.4): fewer passes over the weights
-            optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
-        for g in optimizer.param_groups:
-            g["base_lr"] = g["lr"]
+        config = LoopConfig.from_params(p, n_docs=len(train), world_size=dist.world_size, multi=multi)
+        optimizer = adamw(param_groups(model, lr=p["lr"], weight_decay=p["weight_decay"],
+                                       layer_decay=p["layer_decay"], head_lr=p["head_lr"]),
+                          betas=(0.9, 0.999), eps=1e-8)
         pos_weight = torch.as_tensor(positive_weights(y), dtype=torch.float32, device=device) if multi and p["pos_weight"] else None
         targets = torch.as_tensor(y if multi else y.argmax(axis=1), device=device)
-
         net = model
         if dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        data = TrainData(enc=enc, targets=targets, pos_weight=pos_weight, pad_id=self._pad_id(),
+                         batch_rng=np.random.default_rng(seed))
 
-        eval_every = max(1, steps_per_epoch // int(p["evals_per_epoch"]))
-        best_metric, best_state, best_step, bad_evals = -math.inf, None, 0, 0
-        history: list[dict] = []
-        step, n_docs_seen, n_tokens_seen, stopped = 0, 0, 0, None
-        train_seconds = train_cpu_seconds = 0.0  # wall and process CPU time of the training steps only
-        pad_id = self._pad_id()
+        def valid_metric(m) -> float:
+            scores = self._scores(enc_valid, model=m, device=device)
+            return _valid_metric(y_valid, scores, self.task_, self.label_names_)
+
         torch.manual_seed(seed)  # dropout
-        task_id = progress.add_task("fine-tuning", total=total_steps) if progress is not None and hasattr(progress, "add_task") else None
-        loss_sum, loss_n = 0.0, 0
-        for epoch in range(int(p["epochs"])):
-            batches = length_grouped_batches(lengths, bs, rng)
-            # every rank draws the same batch list (same seed) and takes its own share
-            mine = batches[dist.rank::dist.world_size][:steps_per_epoch]
-            for i, docs in enumerate(mine):
-                model.train()
-                t_step, c_step = time.perf_counter(), time.process_time()
-                ids, mask, seq_doc = collate(enc, docs, pad_id)
-                ids, mask = ids.to(device), mask.to(device)
-                for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * lr_factor(step, warmup_steps, total_steps)
-                with self._autocast(device):
-                    logits = net(input_ids=ids, attention_mask=mask).logits.float()
-                logits = pool_logits(logits, seq_doc, len(docs), p["pool"])
-                docs_t = torch.as_tensor(docs, device=device)
-                if multi:
-                    loss = F.binary_cross_entropy_with_logits(logits, targets[docs_t], pos_weight=pos_weight)
-                else:
-                    loss = F.cross_entropy(logits, targets[docs_t])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                step += 1
-                n_docs_seen += len(docs)
-                n_tokens_seen += int(mask.sum())
-                loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
-                train_seconds += time.perf_counter() - t_step
-                train_cpu_seconds += time.process_time() - c_step
-                if task_id is not None:
-                    progress.update(task_id, advance=1, description=f"fine-tuning loss {loss_sum / loss_n:.4f}")
-                elif callable(progress) and (step % LOG_EVERY == 0 or step == total_steps):
-                    progress({"step": step, "total_steps": total_steps, "loss": loss_sum / loss_n,
-                              "train_seconds": round(train_seconds, 2),
-                              "tokens_per_s": n_tokens_seen / train_seconds if train_seconds else None})
-                over_budget = p["time_budget"] is not None and train_seconds >= p["time_budget"]
-                end_of_epoch = i == len(mine) - 1
-                if (step % eval_every == 0 and (i + 1) < len(mine) - eval_every // 2) or end_of_epoch or over_budget:
-                    record = {"step": step, "epoch": round(epoch + (i + 1) / len(mine), 3),
-                              "train_loss": loss_sum / max(loss_n, 1), "train_seconds": round(train_seconds, 2)}
-                    loss_sum, loss_n = 0.0, 0
-                    if enc_valid is not None:
-                        scores = self._scores(enc_valid, model=model, device=device)
-                        record["valid_metric"] = _valid_metric(y_valid, scores, self.task_, self.label_names_)
-                        if record["valid_metric"] > best_metric:
-                            best_metric, best_step, bad_evals = record["valid_metric"], step, 0
-                            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                        else:
-                            bad_evals += 1
-                    history.append(record)
-                    if task_id is None and callable(progress):
-                        progress({"eval": record})
-                    if enc_valid is not None and p["patience"] and bad_evals >= p["patience"]:
-                        stopped = f"early stop: no improvement in {bad_evals} evaluation(s)"
-                        break
-                    if over_budget:
-                        stopped = f"time budget of {p['time_budget']} s reached"
-                        break
-            if stopped:
-                break
-        if task_id is not None:
-            progress.update(task_id, completed=total_steps)
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        result = train_classifier(model, optimizer, data, config=config, device=device, dist=dist, net=net,
+                                  evaluate=valid_metric if enc_valid is not None else None, progress=progress)
+
+        if result.best_weights is not None:
+            model.load_state_dict(result.best_weights)
         model.to("cpu" if device.type == "cpu" else device)
         model.eval()
         self.model_ = model
+        lengths = enc.doc_lengths()
         self.train_info_ = {
-            "steps": step, "total_steps_planned": total_steps, "warmup_steps": warmup_steps,
+            "steps": result.step, "total_steps_planned": config.total_steps, "warmup_steps": config.warmup_steps,
             "world_size": dist.world_size, "device": device.type, "precision": self._precision(device),
-            "best_step": best_step if best_state is not None else step,
-            "best_valid_metric": best_metric if best_state is not None else None,
+            "best_step": result.best_step if result.best_weights is not None else result.step,
+            "best_valid_metric": result.best_metric if result.best_weights is not None else None,
             "valid_metric_name": ("micro_f1 (tuned rule)" if multi else "accuracy") if enc_valid is not None else None,
-            "stopped": stopped or "all epochs done",
-            "train_seconds": round(train_seconds, 3), "train_cpu_seconds": round(train_cpu_seconds, 3),
+            "stopped": result.stopped or "all epochs done",
+            "train_seconds": round(result.train_seconds, 3), "train_cpu_seconds": round(result.train_cpu_seconds, 3),
             "tokenize_seconds": round(tokenize_seconds, 3),
-            "train_docs_per_s": n_docs_seen / train_seconds if train_seconds > 0 else None,
-            "train_tokens_per_s": n_tokens_seen / train_seconds if train_seconds > 0 else None,
+            "train_docs_per_s": result.n_docs_seen / result.train_seconds if result.train_seconds > 0 else None,
+            "train_tokens_per_s": result.n_tokens_seen / result.train_seconds if result.train_seconds > 0 else None,
             "n_train_sequences": len(enc.seqs), "truncated_docs": int(np.sum(lengths >= p["max_length"])) if p["long_text"] != "chunks" else None,
-            "history": history, "labels_without_train_examples": unseen,
+            "history": result.history, "labels_without_train_examples": self.unseen_labels_,
             "n_parameters": int(sum(t.numel() for t in model.parameters())),
         }
         if dist.is_main and p["throughput_docs"]:
@@ -358,6 +276,22 @@ class TransformerClassifier(Classifier):
             sample = (valid.texts if valid is not None and len(valid) else train.texts)[: int(p["throughput_docs"])]
             self.train_info_.update(self.measure_throughput(sample))
         return self
+
+    def _warn_about_labels(self, y: np.ndarray) -> list[str]:
+        """Warn about labels no training document has, and about single-label data with one label;
+        returns the unseen label names."""
+        counts = y.sum(axis=0)
+        unseen = [name for name, n in zip(self.label_names_, counts) if n == 0]
+        if unseen:
+            shown = ", ".join(unseen[:10]) + (f" (+{len(unseen) - 10} more)" if len(unseen) > 10 else "")
+            warnings.warn(f"{len(unseen)} label(s) have no training example and cannot be learned: {shown}; "
+                          "documents with them count as misses.", FinetuneWarning, stacklevel=3)
+        seen = [name for name, n in zip(self.label_names_, counts) if n > 0]
+        if self.task_ != "multi" and len(seen) == 1:
+            warnings.warn(f"every training document has the label {seen[0]!r}: there is nothing to tell apart, "
+                          "and the model predicts it for every document; check the label column.",
+                          FinetuneWarning, stacklevel=3)
+        return unseen
 
     def _scores(self, enc: Encoded, *, model=None, device=None) -> np.ndarray:
         """Probabilities for encoded documents: batches sorted by length, inference mode."""
@@ -455,6 +389,160 @@ class TransformerClassifier(Classifier):
         return model
 
 
+# --- the training loop -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The plan of one fine-tuning run, fixed before the first step."""
+
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int     # per rank: each rank takes every world_size-th batch
+    total_steps: int
+    warmup_steps: int
+    eval_every: int          # steps between evaluations within an epoch
+    multi: bool              # BCE over labels (multi-label) or cross-entropy (single-label)
+    pool: str                # chunk logits -> document logits
+    precision: str           # auto | fp32 | bf16, see TransformerClassifier.param_defaults
+    patience: int | None     # evaluations without improvement before stopping; 0/None: never
+    time_budget: float | None  # seconds of training steps, then one last evaluation and stop
+
+    @classmethod
+    def from_params(cls, p: dict, *, n_docs: int, world_size: int, multi: bool) -> "LoopConfig":
+        bs = int(p["batch_size"])
+        steps_per_epoch = max(1, math.ceil(n_docs / bs) // world_size)
+        total_steps = steps_per_epoch * int(p["epochs"])
+        return cls(epochs=int(p["epochs"]), batch_size=bs, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                   warmup_steps=int(round(p["warmup"] * total_steps)),
+                   eval_every=max(1, steps_per_epoch // int(p["evals_per_epoch"])), multi=multi, pool=p["pool"],
+                   precision=p["precision"], patience=p["patience"], time_budget=p["time_budget"])
+
+
+@dataclass
+class TrainData:
+    """The training set as the loop needs it: encoded documents and their targets on the device."""
+
+    enc: Encoded
+    targets: Any                # (n_docs, n_labels) float (multi) or (n_docs,) class ids (single)
+    pos_weight: Any             # BCE positive-class weights, or None
+    pad_id: int
+    batch_rng: np.random.Generator  # batch order; the same seed on every rank (DDP)
+
+
+@dataclass
+class FitState:
+    """What happened during training: counters, timings, evaluations and the best weights."""
+
+    step: int = 0
+    n_docs_seen: int = 0
+    n_tokens_seen: int = 0
+    train_seconds: float = 0.0      # wall time of the training steps only (not evaluation)
+    train_cpu_seconds: float = 0.0  # process CPU time of the same steps
+    best_metric: float = -math.inf
+    best_step: int = 0
+    best_weights: dict | None = None  # a CPU copy of the state dict at the best evaluation
+    history: list[dict] = field(default_factory=list)
+    stopped: str | None = None
+
+
+def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, device, dist,
+                     net=None, evaluate: Callable[[Any], float] | None = None, progress=None) -> FitState:
+    """Fine-tune ``model`` in place for ``config.epochs`` epochs; returns what happened.
+
+    Each ``optimizer`` group's lr is its peak, scaled each step by the schedule. ``net`` runs the
+    forward pass (``model`` wrapped in DDP under a distributed launch; default ``model``).
+    ``evaluate(model)`` scores the validation set, higher is better (None: no validation, so no
+    early stopping nor best weights). Every rank evaluates the same validation set, so all ranks
+    stop at the same step without exchanging anything; only rank 0 gets a ``progress``
+    (:func:`nlpkit.finetune.finetune`). ``progress``: see :class:`TransformerClassifier`.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    net = model if net is None else net
+    for g in optimizer.param_groups:
+        g["base_lr"] = g["lr"]  # each group's peak (layer decay, head lr), scaled by the schedule
+    state = FitState()
+    lengths = data.enc.doc_lengths()
+    task_id = progress.add_task("fine-tuning", total=config.total_steps) if progress is not None and hasattr(progress, "add_task") else None
+    loss_sum, loss_n, bad_evals = 0.0, 0, 0
+    for epoch in range(config.epochs):
+        batches = length_grouped_batches(lengths, config.batch_size, data.batch_rng)
+        # every rank draws the same batch list (same seed) and takes its own share
+        mine = batches[dist.rank::dist.world_size][:config.steps_per_epoch]
+        for i, docs in enumerate(mine):
+            # one step: forward (autocast), loss, backward, clip, AdamW at the scheduled lr
+            model.train()
+            t_step, c_step = time.perf_counter(), time.process_time()
+            ids, mask, seq_doc = collate(data.enc, docs, data.pad_id)
+            ids, mask = ids.to(device), mask.to(device)
+            # BERT's schedule: linear warm-up, then linear decay to 0 over the remaining steps
+            lr_mult = lr_multiplier(state.step, total_steps=config.total_steps, warmup=config.warmup_steps,
+                                    decay_after_warmup=True)
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * lr_mult
+            with autocast_for(config.precision, device)[0]:
+                logits = net(input_ids=ids, attention_mask=mask).logits.float()
+            logits = pool_logits(logits, seq_doc, len(docs), config.pool)
+            docs_t = torch.as_tensor(docs, device=device)
+            if config.multi:
+                loss = F.binary_cross_entropy_with_logits(logits, data.targets[docs_t], pos_weight=data.pos_weight)
+            else:
+                loss = F.cross_entropy(logits, data.targets[docs_t])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            state.step += 1
+            state.n_docs_seen += len(docs)
+            state.n_tokens_seen += int(mask.sum())
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            state.train_seconds += time.perf_counter() - t_step
+            state.train_cpu_seconds += time.process_time() - c_step
+
+            # log: a rich progress bar each step, or a plain callable every LOG_EVERY steps
+            if task_id is not None:
+                progress.update(task_id, advance=1, description=f"fine-tuning loss {loss_sum / loss_n:.4f}")
+            elif callable(progress) and (state.step % LOG_EVERY == 0 or state.step == config.total_steps):
+                progress({"step": state.step, "total_steps": config.total_steps, "loss": loss_sum / loss_n,
+                          "train_seconds": round(state.train_seconds, 2),
+                          "tokens_per_s": state.n_tokens_seen / state.train_seconds if state.train_seconds else None})
+
+            # evaluate: every eval_every steps (evals_per_epoch per epoch), except within half an
+            # interval of the epoch's end, which has its own evaluation; and when time is up
+            over_budget = config.time_budget is not None and state.train_seconds >= config.time_budget
+            end_of_epoch = i == len(mine) - 1
+            steps_left_in_epoch = len(mine) - (i + 1)
+            periodic = state.step % config.eval_every == 0 and steps_left_in_epoch > config.eval_every // 2
+            evaluate_now = periodic or end_of_epoch or over_budget
+            if not evaluate_now:
+                continue
+            record = {"step": state.step, "epoch": round(epoch + (i + 1) / len(mine), 3),
+                      "train_loss": loss_sum / max(loss_n, 1), "train_seconds": round(state.train_seconds, 2)}
+            loss_sum, loss_n = 0.0, 0
+            if evaluate is not None:
+                record["valid_metric"] = evaluate(model)
+                if record["valid_metric"] > state.best_metric:  # keep the best weights
+                    state.best_metric, state.best_step, bad_evals = record["valid_metric"], state.step, 0
+                    state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                else:
+                    bad_evals += 1
+            state.history.append(record)
+            if task_id is None and callable(progress):
+                progress({"eval": record})
+            if evaluate is not None and config.patience and bad_evals >= config.patience:
+                state.stopped = f"early stop: no improvement in {bad_evals} evaluation(s)"
+                break
+            if over_budget:
+                state.stopped = f"time budget of {config.time_budget} s reached"
+                break
+        if state.stopped:
+            break
+    if task_id is not None:
+        progress.update(task_id, completed=config.total_steps)
+    return state
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
@@ -532,3 +620,63 @@ def read_long_text_options(path: Path) -> dict:
     """The long-text options a saved model was trained with (from nlpkit_model.json)."""
     with open(Path(path) / "nlpkit_model.json", encoding="utf-8") as fh:
         return json.load(fh).get("long_text", {})
+
+
+def positive_weights(y, max_weight: float = 30.0) -> np.ndarray:
+    """BCE ``pos_weight`` per label: negatives/positives, clipped to [1, max_weight].
+
+    Rare labels get a larger push towards recall; the clip keeps a label with one positive in
+    thousands from dominating the loss. A label with no positive gets weight 1.
+    """
+    y = np.asarray(y.todense() if hasattr(y, "todense") else y, dtype=np.float64)
+    pos = y.sum(axis=0)
+    neg = y.shape[0] - pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+    return np.clip(w, 1.0, max_weight)
+
+
+
+
+def validate_options(params: dict) -> None:
+    """Reject bad option values and combinations before any work (one-line ConfigError)."""
+    def positive_int(key):
+        v = params.get(key)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {v!r}.")
+
+    check_seed(params.get("seed", 0))
+    for key in ("epochs", "batch_size", "max_length", "predict_batch_size", "max_chunks", "evals_per_epoch"):
+        positive_int(key)
+    if params["long_text"] not in LONG_TEXT_MODES:
+        raise ConfigError(f"--long-text must be one of {', '.join(LONG_TEXT_MODES)}, got {params['long_text']!r}.")
+    if params["pool"] not in POOLS:
+        raise ConfigError(f"--pool must be mean or max, got {params['pool']!r}.")
+    if not (isinstance(params["lr"], (int, float)) and params["lr"] > 0 and math.isfinite(params["lr"])):
+        raise ConfigError(f"--lr must be a positive number, got {params['lr']!r}.")
+    if params.get("head_lr") is not None and not params["head_lr"] > 0:
+        raise ConfigError(f"--head-lr must be a positive number, got {params['head_lr']!r}.")
+    if not 0 < params["layer_decay"] <= 1:
+        raise ConfigError(f"--layer-decay must be in (0, 1], got {params['layer_decay']!r}; 1 means no decay.")
+    if not 0 <= params["warmup"] < 1:
+        raise ConfigError(f"--warmup is a fraction of the training steps in [0, 1), got {params['warmup']!r}.")
+    if params["patience"] is not None and params["patience"] < 0:
+        raise ConfigError(f"--patience must be >= 0 (0 disables early stopping), got {params['patience']!r}.")
+    if params["max_length"] > 8192:
+        raise ConfigError(f"--max-length {params['max_length']} is too large; use at most 8192 (512 for BERT-style models).")
+    overlap = params.get("chunk_stride")
+    if overlap is not None:
+        if params["long_text"] != "chunks":
+            raise ConfigError("--chunk-stride only applies with --long-text chunks.")
+        if overlap < 0 or overlap >= params["max_length"] - 2:
+            raise ConfigError(f"--chunk-stride (tokens shared by consecutive chunks) must be in [0, max-length - 2), got {overlap}.")
+    if params["pool"] != "mean" and params["long_text"] != "chunks":
+        raise ConfigError("--pool only applies with --long-text chunks.")
+    if params.get("time_budget") is not None and not params["time_budget"] > 0:
+        raise ConfigError(f"--time-budget must be a positive number of seconds, got {params['time_budget']!r}.")
+    if params.get("device") not in ("auto", "cpu", "cuda") and not str(params.get("device", "")).startswith("cuda:"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {params.get('device')!r}.")
+    if params.get("precision", "auto") not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, got {params.get('precision')!r}.")
+    if params.get("model") in (None, ""):
+        raise ConfigError("no checkpoint given: pass model=<folder> (CLI: --model DIR).")

@@ -26,7 +26,8 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import Classifier, Param, integer, number, one_of
-from nlpkit.models.text import TEXT_RULE, saved_text_rule, tokenize, tokenize_all
+from nlpkit.models.liblinear import fit_linear, linear_scores
+from nlpkit.text import TEXT_RULE, saved_text_rule, tokenize, tokenize_all
 
 VECTORS_BIN = "word2vec_vectors.bin"
 ARRAYS_NPZ = "word2vec_lr.npz"
@@ -134,9 +135,7 @@ class Word2VecClassifier(Classifier):
         "window": 5,
         "min_count": 2,
         # Skip-gram learns rare words better than CBOW (Mikolov et al. 2013), which matters on the
-        # small corpora baselines train on. Reuters dev part carved from train (never test),
-        # micro/macro-F1: CBOW 12 epochs 0.798/0.303, skip-gram 6 epochs 0.810/0.357, 12 epochs
-        # 0.820/0.390 at about 3x the time of 6; ~5M tokens seen keeps Reuters within a minute.
+        # small corpora baselines train on (docs/benchmarks.md, "Evidence behind the defaults")
         "sg": 1,
         "epochs": None,
         "target_tokens": 5_000_000,
@@ -168,6 +167,14 @@ class Word2VecClassifier(Classifier):
         "seed": integer(0, 2**32 - 1),
     }
 
+    @classmethod
+    def baseline_params(cls, options) -> dict[str, Any]:
+        """As every family, plus ``--vectors`` read up front: an unreadable, pickled or unknown
+        file fails before any model trains."""
+        if options.vectors is not None:
+            sniff_vectors_format(Path(options.vectors))
+        return super().baseline_params(options)
+
     def _check_params(self) -> None:
         super()._check_params()
         p = self.params
@@ -192,10 +199,8 @@ class Word2VecClassifier(Classifier):
                 counts[w] = counts.get(w, 0) + 1
         min_count = int(p["min_count"]) if max(counts.values()) >= int(p["min_count"]) else 1
         # gensim reads the corpus in order, with a learning rate that falls to 0 over the run: on data
-        # stored class after class the last class's words are learnt at the lowest rates. Shuffled by
-        # the seed, Chinese reviews stored negatives first went from 0.730 to 0.758 test accuracy
-        # (bench/baseline_bench.py --datasets chnsenti). Data in date order with a later test part
-        # loses a little: R52 0.915 -> 0.908 (mean of three seeds), see docs/benchmarks.md.
+        # stored class after class the last class's words would be learnt at the lowest rates
+        # (docs/benchmarks.md, "Evidence behind the defaults")
         order = np.random.default_rng(int(p["seed"])).permutation(len(tokens))
         w2v = Word2Vec(sentences=[tokens[i] for i in order], vector_size=int(p["vector_size"]), window=int(p["window"]),
                        min_count=min_count, sg=int(p["sg"]), epochs=epochs, workers=int(p["workers"]),
@@ -237,7 +242,6 @@ class Word2VecClassifier(Classifier):
     def fit(self, train, valid=None, progress=None):
         from sklearn.preprocessing import StandardScaler
 
-        from nlpkit.models.tfidf_lr import fit_linear
 
         self._set_label_space(train)
         self.text_rule_ = TEXT_RULE
@@ -273,8 +277,6 @@ class Word2VecClassifier(Classifier):
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        from nlpkit.models.tfidf_lr import linear_scores
-
         self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, len(self.label_names_)))

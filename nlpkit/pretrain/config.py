@@ -26,7 +26,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 ARCHS = ("bert", "modernbert")
 PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("linear", "cosine")
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 in this order
 CONFIG_FILE_NAME = "pretrain_config.json"  # the resolved config inside the output folder
 MAX_LENGTH_LIMIT = 32768  # beyond this an encoder's attention is not what anyone wants on CPU/1 GPU
 
@@ -199,7 +198,10 @@ class PretrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        """Write the options as pretrain_config.json does (atomically)."""
+        from nlpkit._io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def resume_conflicts(self, stored: "PretrainConfig") -> list[tuple[str, Any, Any]]:
         """(option, checkpoint value, current value) for every trajectory-defining option that differs."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +117,7 @@ def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
 
 def corpus_report(corpus: Corpus, train_lengths: np.ndarray, max_length: int) -> dict:
     """Documents, words, characters and the token-length distribution (after tokenisation)."""
-    from nlpkit.models.text import count_words
+    from nlpkit.text import count_words
 
     words = sum(count_words(t) for t in corpus.train)
     chars = sum(len(t) for t in corpus.train)
@@ -140,12 +139,3 @@ def corpus_report(corpus: Corpus, train_lengths: np.ndarray, max_length: int) ->
         "fingerprint": corpus.fingerprint(),
     }
 
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(type(o))
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=_json_default)

@@ -56,6 +56,17 @@ class _Scored:
     headline: dict | None = None  # {"point", "lo", "hi"} of the headline metric
 
 
+@dataclass(frozen=True)
+class _Test:
+    """How every run is compared with the baseline: the headline metric and the resampling settings."""
+
+    metric: str
+    higher_better: bool
+    n_boot: int
+    n_perm: int
+    seed: int
+
+
 # --- selecting and aligning runs --------------------------------------------------------------
 
 def _model_labels(runs) -> dict[str, str]:
@@ -115,7 +126,7 @@ def _align(run, split, y_shape) -> tuple[np.ndarray, np.ndarray]:
     return aligned_scores, aligned_pred
 
 
-def _resolve_baseline(baseline: str, runs, split, split_dir, runs_root, points, higher_better) -> Any:
+def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, points, higher_better) -> Any:
     """The baseline run: ``best-baseline`` or a run named by folder name, path or unique model name."""
     available = ", ".join(r.name for r in runs)
     if baseline == BEST_BASELINE:
@@ -349,12 +360,14 @@ def build_report(
         s.pred_csr = sparse.csr_matrix(s.pred, dtype=np.float64)
         s.headline = _bootstrap(y_csr, s.pred_csr, metric, n_boot, seed)
     points = {s.run.name: s.headline["point"] for s in scored}
-    base_run = _resolve_baseline(baseline, runs, split, split_dir, runs_root, points, higher_better)
+    base_run = _resolve_baseline(baseline, runs, split=split, split_dir=split_dir, runs_root=runs_root,
+                                 points=points, higher_better=higher_better)
     base = next(s for s in scored if s.run.name == base_run.name)
 
     secondary = [m for m in ("micro_f1", "macro_f1", "accuracy" if task == "single" else "subset_accuracy")
                  if m != metric]
-    rows = [_row(s, base, y_csr, metric, secondary, n_boot, n_perm, seed, higher_better) for s in scored]
+    test = _Test(metric=metric, higher_better=higher_better, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    rows = [_row(s, base, y_csr, secondary, test) for s in scored]
     sign = -1.0 if higher_better else 1.0
     rows.sort(key=lambda r: (sign * r["metric"]["point"], not r["is_baseline"], r["name"]))
     for rank, row in enumerate(rows, 1):
@@ -433,25 +446,24 @@ def _bootstrap(y_csr, pred_csr, metric: str, n_boot: int, seed: int) -> dict:
     return {"point": float(point), "lo": float(lo), "hi": float(hi)}
 
 
-def _compare(y_csr, mine: _Scored, base: _Scored, metric: str, n_boot: int, n_perm: int, seed: int,
-             higher_better: bool) -> dict:
+def _compare(y_csr, mine: _Scored, base: _Scored, test: _Test) -> dict:
     """Paired bootstrap interval of (run - baseline) and its approximate-randomisation p-value."""
     from nlpkit.metrics import approx_randomization, paired_bootstrap_diff
 
-    d, lo, hi = paired_bootstrap_diff(y_csr, mine.pred_csr, base.pred_csr, metric, n_boot=n_boot, alpha=ALPHA,
-                                      seed=seed)
-    p = float(approx_randomization(y_csr, mine.pred_csr, base.pred_csr, metric, n_iter=n_perm, seed=seed))
+    d, lo, hi = paired_bootstrap_diff(y_csr, mine.pred_csr, base.pred_csr, test.metric, n_boot=test.n_boot,
+                                      alpha=ALPHA, seed=test.seed)
+    p = float(approx_randomization(y_csr, mine.pred_csr, base.pred_csr, test.metric, n_iter=test.n_perm,
+                                   seed=test.seed))
     d, lo, hi = float(d), float(lo), float(hi)
     # Significant only when both agree: the interval excludes 0 and p < alpha.
     return {
         "point": d, "lo": lo, "hi": hi, "p_value": p,
         "significant": bool((lo > 0 or hi < 0) and p < ALPHA),
-        "better": bool(d != 0 and (d > 0) == higher_better),
+        "better": bool(d != 0 and (d > 0) == test.higher_better),
     }
 
 
-def _row(s: _Scored, base: _Scored, y_csr, metric: str, secondary: list[str], n_boot: int, n_perm: int,
-         seed: int, higher_better: bool) -> dict:
+def _row(s: _Scored, base: _Scored, y_csr, secondary: list[str], test: _Test) -> dict:
     """One leaderboard row: headline interval, secondary metrics, cost, and the comparison."""
     from nlpkit.metrics import METRICS
 
@@ -473,8 +485,8 @@ def _row(s: _Scored, base: _Scored, y_csr, metric: str, secondary: list[str], n_
         "verdict": None,
     }
     if s is not base:
-        row["diff"] = _compare(y_csr, s, base, metric, n_boot, n_perm, seed, higher_better)
-        row["verdict"] = verdict(row, base.label, metric)
+        row["diff"] = _compare(y_csr, s, base, test)
+        row["verdict"] = verdict(row, base.label, test.metric)
     return row
 
 

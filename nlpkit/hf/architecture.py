@@ -1,4 +1,9 @@
-"""The encoder (BERT or ModernBERT, Hugging Face classes), MLM masking, and the masked-only loss."""
+"""The masked-language encoders nlpkit pretrains (BERT or ModernBERT, Hugging Face classes), BERT's
+MLM masking, and the loss on masked positions only.
+
+Below the models and the commands: nothing here imports from :mod:`nlpkit.pretrain` or
+:mod:`nlpkit.models`; callers pass the dimensions explicitly. transformers is imported inside functions.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +14,28 @@ import torch
 import torch.nn.functional as F
 
 from nlpkit.errors import ConfigError
-from nlpkit.pretrain.config import PretrainConfig
 
-PAD, UNK, CLS, SEP, MASK = range(5)  # special-token ids fixed by tokenizer.train_wordpiece
+PAD, UNK, CLS, SEP, MASK = range(5)  # the ids of nlpkit.hf.tokenizer.SPECIAL_TOKENS
 FINETUNE_DROPOUT = 0.1  # written into the saved config: fine-tuning wants BERT's usual dropout
 
 
-def build_model(cfg: PretrainConfig, vocab_size: int, ids_of: "TokenIds | None" = None):
-    """A fresh ``BertForMaskedLM`` / ``ModernBertForMaskedLM`` with dropout off (Cramming, Geiping &
-    Goldstein 2022: no dropout when each token is seen about once) and PyTorch SDPA attention.
+def build_model(arch: str, *, vocab_size: int, layers: int, hidden: int, heads: int, intermediate: int,
+                max_length: int, ids_of: "TokenIds | None" = None):
+    """A fresh ``BertForMaskedLM`` (``arch="bert"``) / ``ModernBertForMaskedLM`` (``"modernbert"``)
+    with dropout off (Cramming, Geiping & Goldstein 2022: no dropout when each token is seen about
+    once) and PyTorch SDPA attention.
 
-    ``max_position_embeddings`` is the chosen max length: nothing caps it at 512. ``ids_of``: the
-    special ids of the tokenizer (default nlpkit's own).
+    ``max_position_embeddings`` is ``max_length``: nothing caps it at 512. ``ids_of``: the special
+    ids of the tokenizer (default nlpkit's own).
     """
     ids_of = ids_of or TokenIds()
-    if cfg.arch == "bert":
+    if arch == "bert":
         from transformers import BertConfig, BertForMaskedLM
 
         mc = BertConfig(
-            vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
-            num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
-            max_position_embeddings=cfg.max_length, type_vocab_size=2, pad_token_id=ids_of.pad,
+            vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+            num_attention_heads=heads, intermediate_size=intermediate,
+            max_position_embeddings=max_length, type_vocab_size=2, pad_token_id=ids_of.pad,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         )
         mc._attn_implementation = "sdpa"
@@ -40,10 +46,10 @@ def build_model(cfg: PretrainConfig, vocab_size: int, ids_of: "TokenIds | None" 
         # ModernBERT's default special ids (50281...) point outside a domain vocabulary and crash
         # the embedding lookup: take them from our tokenizer.
         mc = ModernBertConfig(
-            vocab_size=vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
-            num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
-            max_position_embeddings=cfg.max_length, pad_token_id=ids_of.pad, bos_token_id=ids_of.cls,
-            eos_token_id=ids_of.sep, cls_token_id=ids_of.cls, sep_token_id=ids_of.sep, local_attention=min(128, cfg.max_length),
+            vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+            num_attention_heads=heads, intermediate_size=intermediate,
+            max_position_embeddings=max_length, pad_token_id=ids_of.pad, bos_token_id=ids_of.cls,
+            eos_token_id=ids_of.sep, cls_token_id=ids_of.cls, sep_token_id=ids_of.sep, local_attention=min(128, max_length),
             attention_dropout=0.0, embedding_dropout=0.0, mlp_dropout=0.0,
         )
         mc.mask_token_id = ids_of.mask
@@ -158,23 +164,3 @@ def word_start_table(tokenizer) -> torch.Tensor:
             table[i] = False
     return table
 
-
-def param_groups(model, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only; none on biases and LayerNorm weights (nanoGPT, BERT)."""
-    decay, no_decay, seen = [], [], set()
-    for p in model.parameters():
-        if not p.requires_grad or id(p) in seen:  # tied embeddings appear once
-            continue
-        seen.add(id(p))
-        (decay if p.dim() >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def make_optimizer(model, cfg: PretrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW, fused where this torch supports it on the device (CPU and CUDA in torch >= 2.4)."""
-    groups = param_groups(model, cfg.weight_decay)
-    kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-6)
-    try:
-        return torch.optim.AdamW(groups, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(groups, foreach=True, **kw)

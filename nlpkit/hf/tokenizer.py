@@ -1,8 +1,12 @@
-"""A domain WordPiece tokenizer (HF ``tokenizers``) saved as a BERT fast tokenizer, and its fertility report."""
+"""Tokenizers for masked-language pretraining: train a domain WordPiece vocabulary (saved as a BERT
+fast tokenizer), load a tokenizer folder safely, encode whole documents, and measure fertility.
+
+Below the models and the commands: nothing here imports from :mod:`nlpkit.pretrain` or
+:mod:`nlpkit.models`. transformers and tokenizers are imported inside functions.
+"""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -10,8 +14,9 @@ from typing import Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError
-from nlpkit.models.hf_checkpoint import check_tokenizer_files, refuse_custom_code
-from nlpkit.pretrain.config import SPECIAL_TOKENS
+from nlpkit.hf.checkpoint import check_tokenizer_files, refuse_custom_code
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 in this order
 
 # A WordPiece vocabulary learnt from fewer words than this many per entry is mostly whole rare
 # words seen once or twice: a sign the corpus is too small for the requested size.
@@ -21,9 +26,9 @@ MIN_WORDS_PER_VOCAB_ENTRY = 10
 def check_vocab_fits(texts: Sequence[str], vocab_size: int) -> None:
     """Refuse a vocabulary larger than the corpus can support (DataError naming the fix).
 
-    Words are counted by :func:`nlpkit.models.text.count_words`: each character of Chinese or
+    Words are counted by :func:`nlpkit.text.count_words`: each character of Chinese or
     Japanese is one, as BERT's pre-tokenizer makes it, not each clause between spaces."""
-    from nlpkit.models.text import count_words
+    from nlpkit.text import count_words
 
     n_words = sum(count_words(t) for t in texts)
     needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
@@ -101,7 +106,7 @@ def load_tokenizer(path: str | Path, what: str = "the tokenizer folder"):
     """A tokenizer folder (e.g. --compare-tokenizer DIR) via AutoTokenizer, with a one-line error.
 
     ``what`` names the folder in the refusal of one that asks for its own Python code (see
-    :func:`nlpkit.models.hf_checkpoint.refuse_custom_code`)."""
+    :func:`nlpkit.hf.checkpoint.refuse_custom_code`)."""
     from transformers import AutoTokenizer
 
     path = Path(path)
@@ -173,7 +178,3 @@ def unigram_entropy(docs_ids: Sequence[Sequence[int]]) -> float:
         return float("nan")
     p = c / c.sum()
     return float(-(p * np.log(p)).sum())
-
-
-def _is_finite(x: float) -> bool:
-    return isinstance(x, float) and math.isfinite(x)

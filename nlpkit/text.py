@@ -1,8 +1,9 @@
-"""Text normalisation and tokenisation shared by the TF-IDF, fastText and word2vec baselines.
+"""Text normalisation, tokenisation and word counting shared by the baselines (TF-IDF, fastText,
+word2vec), the dataset layer (``describe``) and pretraining (corpus statistics). Pure functions.
 
 Follows the preprocessing of the fastText text-classification scripts (Joulin et al. 2016,
 ``classification-example.sh``): lower case, punctuation split off as separate tokens, whitespace
-collapsed. Two rules make it hold beyond English (pure functions, no heavy imports):
+collapsed. Two rules make it hold beyond English:
 
 * Words keep their combining marks. Python's ``re`` does not count marks (Unicode category M) as
   word characters, so ``\\w+`` cuts Hindi "नमस्ते" into "नमस" and "त", and Thai or Tamil words
@@ -10,8 +11,7 @@ collapsed. Two rules make it hold beyond English (pure functions, no heavy impor
 * Scripts written without spaces between words (Chinese, Japanese, Thai, Lao, Khmer, Myanmar) have
   no word boundary to find, so each of their characters (with its marks) is a token of its own, as
   BERT's tokenizer does for CJK ideographs. Word bigrams then become character bigrams, the usual
-  strong baseline for Chinese and Japanese text classification. Without this rule a whole clause
-  was one token, and every baseline scored near chance on Chinese text.
+  strong baseline for Chinese and Japanese text classification.
 
 Models record the rule they were fitted with (``TEXT_RULE``); models saved before these two rules
 existed reload with ``LEGACY_TEXT_RULE``, Python's ``re`` on every text, so that they see new texts
