@@ -111,6 +111,22 @@ def _safetensors_full(*_args, **_kwargs):
     raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28) at path "x"')
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["weights", "predictions"])
+def test_finetune_on_a_full_disk(where, single_split, tiny_checkpoint, runs_dir, monkeypatch):
+    import numpy as np
+    import transformers.modeling_utils
+
+    if where == "weights":  # the model's save_pretrained (transformers' own name for safetensors' save_file)
+        monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", _safetensors_full)
+    else:
+        monkeypatch.setattr(np, "savez_compressed", _enospc)
+    result = runner.invoke(app, ["finetune", str(single_split.path), "--model", str(tiny_checkpoint),
+                                 "--epochs", "1", "--threads", "1"])
+    assert_one_full_disk_line(result)
+    assert list_runs() == [] and unfinished_runs() == [] and hidden(runs_dir) == []
+
+
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     path = tmp_path / "corpus" / "docs.txt"
