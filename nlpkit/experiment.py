@@ -147,7 +147,10 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
                 y_tune, scores_tune = valid.y, scores_valid
 
             stage("tune-rule")
-            rule = tune_rule(y_tune, scores_tune, task=task, strategy=rule_strategy)
+            # Empty predictions are legal when any training or tuning document has no label (normal in
+            # emotion and biomedical data), not only when the tuning documents happen to hold one.
+            at_least_one = not (has_unlabelled(train) or has_unlabelled(valid))
+            rule = tune_rule(y_tune, scores_tune, task=task, strategy=rule_strategy, at_least_one=at_least_one)
             run.log(f"decision rule (tuned on {'out-of-fold scores of train + valid' if folds else 'valid'}): "
                     f"{rule!r}")
 
@@ -233,6 +236,11 @@ def join_parts(*parts):
     from nlpkit.data import join_datasets
 
     return join_datasets(*parts)
+
+
+def has_unlabelled(part) -> bool:
+    """Whether some document of ``part`` (a Dataset) has no label."""
+    return bool(len(part) and (np.asarray(part.y.sum(axis=1)).ravel() == 0).any())
 
 
 def labels_unseen_in_train(train, test) -> list[str]:

@@ -13,6 +13,7 @@ from sklearn import metrics as skm
 from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.metrics import (
     Argmax,
+    ChooseRule,
     DecisionRule,
     FixedThreshold,
     GlobalThreshold,
@@ -424,6 +425,7 @@ def test_rules_round_trip_through_json():
         FixedThreshold(0.3, at_least_one=False),
         GlobalThreshold().fit(y, s),
         PerLabelThreshold(min_positives=3, shrink=2.0).fit(y, s),
+        ChooseRule(folds=3).fit(y, s),
     ]
     for rule in fitted:
         again = DecisionRule.from_dict(json.loads(json.dumps(rule.to_dict())))
@@ -466,11 +468,11 @@ def test_tune_rule_picks_the_rule_for_the_task_and_strategy():
 
 @pytest.mark.parametrize("strategy, task, n_labels, message", [
     ("top-3", None, None, "unknown decision strategy 'top-3': topK is written without a hyphen, top3."),
-    ("best", None, None, "unknown decision strategy 'best'; choose one of: auto, global, per-label, fixed, topK "
-                         "(e.g. top1) for multi-label data, argmax (= auto) for single-label data."),
+    ("best", None, None, "unknown decision strategy 'best'; choose one of: auto, global, per-label, choose, fixed, "
+                         "topK (e.g. top1) for multi-label data, argmax (= auto, choose) for single-label data."),
     ("top0", None, None, "decision strategy top0: K must be at least 1"),
     ("argmax", "multi", 59, "decision strategy argmax is for single-label data; the data is multi-label: choose one "
-                            "of auto, global, per-label, fixed, topK (e.g. top1)."),
+                            "of auto, global, per-label, choose, fixed, topK (e.g. top1)."),
     ("top1", "single", 4, "decision strategy top1 is for multi-label data; the data is single-label"),
     ("top59", "multi", 59, "decision strategy top59 would predict every one of the 59 labels of the data"),
     ("top999", "multi", 59, "decision strategy top999 would predict every one of the 59 labels of the data"),
@@ -482,9 +484,9 @@ def test_check_strategy_names_the_accepted_values(strategy, task, n_labels, mess
 
 
 def test_check_strategy_accepts_the_documented_names():
-    for name in ("auto", "global", "per-label", "fixed", "top1", "top58"):
+    for name in ("auto", "global", "per-label", "choose", "fixed", "top1", "top58"):
         check_strategy(name, "multi", 59)
-    for name in ("auto", "argmax"):
+    for name in ("auto", "argmax", "choose"):
         check_strategy(name, "single", 4)
     check_strategy("top3", option="--rule")  # no task: valid for one of them
 

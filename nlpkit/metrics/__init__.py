@@ -10,6 +10,7 @@ submodules are ``counts`` (tp/fp/fn arithmetic and zero-division conventions), `
 from nlpkit.metrics.evaluation import evaluate, headline_metric
 from nlpkit.metrics.rules import (
     Argmax,
+    ChooseRule,
     DecisionRule,
     FixedThreshold,
     GlobalThreshold,
@@ -31,6 +32,7 @@ from nlpkit.metrics.significance import (
 __all__ = [
     "METRICS",
     "Argmax",
+    "ChooseRule",
     "DecisionRule",
     "FixedThreshold",
     "GlobalThreshold",

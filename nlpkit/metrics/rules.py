@@ -3,6 +3,7 @@
 One class per behaviour, registered by its ``type`` key so a rule recorded in a run's JSON can be
 rebuilt with ``DecisionRule.from_dict``. Tuned rules learn thresholds on the validation part in one
 vectorised pass (a sort of the scores and a cumulative sum), never by looping over candidates.
+``ChooseRule`` picks among a few of those rules by k-fold over the tuning documents.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.metrics import ranking
 from nlpkit.metrics._arrays import as_label_matrix, as_score_matrix, safe_divide
+from nlpkit.metrics.significance import choose_over_reference, get_metric
 
 TASKS = ("single", "multi")
 
@@ -311,8 +313,10 @@ class PerLabelThreshold(_ThresholdRule):
       document" (F1 about 2 pos / n); the floor sends it to the global threshold instead.
 
     ``shrink`` (default 0, off) optionally pulls every tuned threshold toward the global one,
-    t = (n_pos * t_label + shrink * t_global) / (n_pos + shrink): an empirical-Bayes-style heuristic,
-    not from a paper. Measurements behind both defaults: docs/benchmarks.md, "Decision rules".
+    t = Z t_label + (1 - Z) t_global with Z = n_pos / (n_pos + shrink): Bühlmann's credibility weight
+    (Bühlmann 1967, "Experience rating and credibility", ASTIN Bulletin 4(3)), ``shrink`` being the
+    number of positives at which a label's own threshold and the global one weigh the same.
+    Measurements behind the defaults: docs/benchmarks.md, "Decision rules".
     """
 
     type = "per_label_threshold"
@@ -402,6 +406,141 @@ def _fit_inputs(y, scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def cardinality_k(y: np.ndarray) -> int:
+    """The k of top-k that fits the label cardinality: the mean number of labels per document,
+    rounded, at least 1 and below the number of labels (at most L - 1; 1 when L is 1)."""
+    n_labels = y.shape[1]
+    mean = float(y.sum(axis=1).mean()) if y.shape[0] else 1.0
+    return int(min(max(1, round(mean)), max(1, n_labels - 1)))
+
+
+# The candidates ChooseRule weighs, simplest first: the first is the reference that another must beat
+# by more than about one standard error. Each maps (y, scores, options) to a rule fitted on them.
+CHOICE_CANDIDATES: dict[str, Callable[[np.ndarray, np.ndarray, ChooseRule], DecisionRule]] = {
+    "global": lambda y, s, o: GlobalThreshold(at_least_one=o.at_least_one).fit(y, s),
+    "per_label": lambda y, s, o: PerLabelThreshold(at_least_one=o.at_least_one, shrink=o.shrink).fit(y, s),
+    "top_k": lambda y, s, o: TopK(cardinality_k(y)),
+}
+
+
+class ChooseRule(DecisionRule):
+    """Choose among one global threshold, per-label thresholds and top-k by an honest internal estimate.
+
+    The candidates (``CHOICE_CANDIDATES``): ``global`` (``GlobalThreshold``, the ``auto`` rule);
+    ``per_label`` (``PerLabelThreshold`` with its guards: fewer than 5 positives or a tuned F1 below
+    0.2 take the global threshold, Yang 2001's SCutFBR; every other label's threshold shrunk toward
+    the global one with Bühlmann's credibility weight n_pos / (n_pos + ``shrink``)); ``top_k`` with k
+    the rounded label cardinality of the tuning documents (left out with one label).
+
+    Each candidate is judged on documents it was not tuned on: the tuning documents are cut into
+    ``folds`` seeded random parts, each candidate is tuned on all parts but one and predicts the one
+    left out, and ``metric`` is computed once on the pooled held-out predictions. ``global`` is kept
+    unless another candidate is better by more than about one standard error (the 68 % paired-bootstrap
+    interval of its advantage above 0, :func:`~nlpkit.metrics.significance.choose_over_reference`):
+    per-label thresholds overfit small tuning sets (Fan & Lin 2007, "A study on threshold selection
+    for multi-label classification"), so a bare argmax over the candidates would follow the noise.
+    The chosen candidate is then tuned on all tuning documents. ``to_dict`` records ``chosen`` (the
+    candidate's name), ``rule`` (the fitted rule's own ``to_dict``) and ``evidence``: ``documents``,
+    ``folds`` and, per candidate, its held-out ``score`` and ``advantage_68`` (the 68 % interval of its
+    score minus the global threshold's; ``k`` for top-k).
+    """
+
+    type = "choose"
+    param_names = ("at_least_one", "metric", "folds", "shrink", "seed")
+
+    def __init__(self, at_least_one: bool = True, metric: str = "micro_f1", folds: int = 5,
+                 shrink: float = 10.0, seed: int = 0):
+        self.at_least_one = _check_bool(at_least_one, "at_least_one")
+        m = get_metric(metric)
+        if not m.greater_is_better or "multi" not in m.tasks:
+            raise ConfigError(f"the choose rule needs a multi-label metric where higher is better, got {metric!r}")
+        self.metric = m.name
+        if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+            raise ConfigError(f"folds must be a whole number >= 2, got {folds!r}")
+        self.folds = int(folds)
+        self.shrink = _check_threshold(shrink, "shrink")
+        if self.shrink < 0:
+            raise ConfigError(f"shrink must be >= 0, got {shrink!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
+        self.seed = int(seed)
+        self.chosen_: str | None = None
+        self.rule_: DecisionRule | None = None
+        self.evidence_: dict[str, Any] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {"at_least_one": self.at_least_one, "metric": self.metric, "folds": self.folds,
+                "shrink": self.shrink, "seed": self.seed}
+
+    def state(self) -> dict[str, Any]:
+        if self.rule_ is None:
+            return {}
+        return {"chosen": self.chosen_, "rule": self.rule_.to_dict(), "evidence": self.evidence_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        unknown = set(state) - {"chosen", "rule", "evidence"}
+        if unknown:
+            raise ConfigError(f"unknown keys for decision rule 'choose': {sorted(unknown)}")
+        if "rule" not in state:
+            return
+        chosen, rule, evidence = state.get("chosen"), state["rule"], state.get("evidence", {})
+        if chosen not in CHOICE_CANDIDATES:
+            raise ConfigError(f"the choose rule's 'chosen' must be one of {', '.join(CHOICE_CANDIDATES)}, got {chosen!r}")
+        if not isinstance(evidence, dict):
+            raise ConfigError(f"the choose rule's 'evidence' must be a JSON object, got {evidence!r}")
+        inner = DecisionRule.from_dict(rule)
+        if isinstance(inner, ChooseRule):
+            raise ConfigError("the choose rule's 'rule' must be the chosen rule itself, not another choose rule")
+        self.chosen_, self.rule_, self.evidence_ = chosen, inner, evidence
+
+    @property
+    def is_tuned(self) -> bool:
+        return self.rule_ is not None and self.rule_.is_tuned
+
+    def candidates(self, n_labels: int) -> list[str]:
+        """The candidate names weighed for ``n_labels`` labels, reference first."""
+        return [name for name in CHOICE_CANDIDATES if name != "top_k" or n_labels >= 2]
+
+    def fit(self, y, scores) -> ChooseRule:
+        y, s = _fit_inputs(y, scores)
+        names = self.candidates(y.shape[1])
+        n = y.shape[0]
+        folds = min(self.folds, n)
+        evidence: dict[str, Any] = {"documents": int(n), "folds": folds if folds >= 2 else 0, "candidates": {}}
+        chosen = names[0]
+        if folds >= 2:
+            fold_of = np.random.default_rng(self.seed).permutation(n) % folds
+            held_out = {name: np.zeros(y.shape, dtype=bool) for name in names}
+            for f in range(folds):
+                held = fold_of == f
+                for name in names:
+                    held_out[name][held] = CHOICE_CANDIDATES[name](y[~held], s[~held], self).predict(s[held])
+            preds = [held_out[name] for name in names]
+            best, intervals = choose_over_reference(y, preds, self.metric, seed=self.seed)
+            chosen = names[best]
+            metric = get_metric(self.metric)
+            for i, name in enumerate(names):
+                row: dict[str, Any] = {"score": metric(y, preds[i])}
+                if i in intervals:
+                    row["advantage_68"] = [float(v) for v in intervals[i]]
+                evidence["candidates"][name] = row
+        else:
+            evidence["note"] = f"{n} tuning document(s): too few to judge, the reference ({chosen}) is kept"
+        self.rule_ = CHOICE_CANDIDATES[chosen](y, s, self)
+        if "top_k" in evidence["candidates"]:
+            evidence["candidates"]["top_k"]["k"] = cardinality_k(y)
+        self.chosen_, self.evidence_ = chosen, evidence
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        if self.rule_ is None:
+            raise NlpkitError("the choose rule is not tuned yet: call fit(y_valid, scores_valid) first")
+        return self.rule_.predict(scores)
+
+    def __repr__(self) -> str:
+        return super().__repr__() + ("" if self.rule_ is None else f" -> {self.chosen_}: {self.rule_!r}")
+
+
 # Multi-label strategies for tune_rule: name -> factory(at_least_one) -> untuned rule.
 # "auto" is one global threshold: per-label thresholds tuned on a validation part of a few hundred
 # documents overfit it (Fan & Lin 2007), and global won for every baseline on Reuters and cooking,
@@ -411,20 +550,22 @@ MULTI_STRATEGIES: dict[str, Callable[[bool], DecisionRule]] = {
     "per-label": lambda at_least_one: PerLabelThreshold(at_least_one=at_least_one),
     "global": lambda at_least_one: GlobalThreshold(at_least_one=at_least_one),
     "fixed": lambda at_least_one: FixedThreshold(0.5, at_least_one=at_least_one),
+    "choose": lambda at_least_one: ChooseRule(at_least_one=at_least_one),
 }
-SINGLE_STRATEGIES = ("auto", "argmax")
+# "choose" on single-label data is argmax, as "auto" is, so that it can become "auto" one day.
+SINGLE_STRATEGIES = ("auto", "argmax", "choose")
 # "topK" with K a whole number written after "top": top1, top3. One spelling only (not "top-3").
 _TOP_K = re.compile(r"top(\d+)")
-_MULTI_SHOWN = "auto, global, per-label, fixed, topK (e.g. top1)"
+_MULTI_SHOWN = "auto, global, per-label, choose, fixed, topK (e.g. top1)"
 
 
 def check_strategy(strategy: str, task: str | None = None, n_labels: int | None = None, *,
                    option: str = "decision strategy", data: str = "the data") -> None:
     """Reject a decision strategy before any model trains (:func:`tune_rule` takes the same names).
 
-    Multi-label: ``auto`` / ``global``, ``per-label``, ``fixed``, ``topK`` with 1 <= K < ``n_labels``
-    (K at or above the number of labels would predict every label). Single-label: ``auto`` or
-    ``argmax``. Without ``task``, any name valid for one of the two passes. ``option`` and ``data``
+    Multi-label: ``auto`` / ``global``, ``per-label``, ``choose``, ``fixed``, ``topK`` with
+    1 <= K < ``n_labels`` (K at or above the number of labels would predict every label).
+    Single-label: ``auto``, ``argmax`` or ``choose`` (all argmax). Without ``task``, any name valid for one of the two passes. ``option`` and ``data``
     name the option and the dataset in messages ("--rule", a split folder).
 
     Raises
@@ -440,7 +581,7 @@ def check_strategy(strategy: str, task: str | None = None, n_labels: int | None 
         raise ConfigError(f"unknown {option} {name!r}: topK is written without a hyphen, top{name[4:]}.")
     if not multi and not single:
         raise ConfigError(f"unknown {option} {name!r}; choose one of: {_MULTI_SHOWN} for multi-label "
-                          f"data, argmax (= auto) for single-label data.")
+                          f"data, argmax (= auto, choose) for single-label data.")
     if top_k is not None and int(top_k.group(1)) < 1:
         raise ConfigError(f"{option} {name}: K must be at least 1 (e.g. top1).")
     if task == "single" and not single:
@@ -466,10 +607,13 @@ def tune_rule(
     task
         ``"single"`` -> ``Argmax``. ``"multi"`` -> by ``strategy``: ``"auto"`` / ``"global"`` (one tuned
         ``GlobalThreshold``), ``"per-label"`` (``PerLabelThreshold`` with global fallback),
-        ``"fixed"`` (0.5), ``"topK"`` (e.g. ``"top1"``, ``"top3"``; K below the number of labels).
+        ``"choose"`` (``ChooseRule``: global, per-label or top-k, judged by k-fold over the tuning
+        documents; argmax for single-label data), ``"fixed"`` (0.5), ``"topK"`` (e.g. ``"top1"``, ``"top3"``; K below the number of labels).
         See :func:`check_strategy`.
     at_least_one
-        None: True unless some validation document has no label (then empty predictions are legal).
+        None: True unless some tuning document has no label (then empty predictions are legal).
+        Callers that also hold the training documents should pass ``False`` when any of those has
+        no label either (``run_experiment`` does).
 
     Returns
     -------
