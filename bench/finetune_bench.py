@@ -111,10 +111,12 @@ def side_trainer(args) -> dict:
     torch.set_num_threads(args.threads)
     train, valid, _ = reuters_parts(0.1, args.seed, n_train=args.docs)
     valid = valid.subset(np.arange(min(args.valid_docs, len(valid))))
-    tok = AutoTokenizer.from_pretrained(args.model, local_files_only=True)
+    # The peer side loads the same folder nlpkit does, under the same rule: never the folder's own code.
+    tok = AutoTokenizer.from_pretrained(args.model, local_files_only=True, trust_remote_code=False)
     torch.manual_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
-        args.model, local_files_only=True, num_labels=train.n_labels, problem_type="multi_label_classification")
+        args.model, local_files_only=True, trust_remote_code=False, use_safetensors=True,
+        num_labels=train.n_labels, problem_type="multi_label_classification")
 
     class DS(torch.utils.data.Dataset):
         def __init__(self, ds):
