@@ -261,12 +261,11 @@ def save_pretrained(obj, folder, **kwargs) -> None:
         if converted is None:
             raise
         raise converted from None
-    mode = 0o666 & ~_umask()
     for name in os.listdir(folder):
         target = folder / name
         if name.endswith(".safetensors") or name not in before:
             if target.is_file() and not target.is_symlink():
-                os.chmod(target, mode)
+                give_ordinary_mode(target)
 
 
 # --- JSON ---------------------------------------------------------------------------------------

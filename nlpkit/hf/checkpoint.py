@@ -101,25 +101,20 @@ def refuse_custom_code(path: str | os.PathLike, what: str) -> None:
         One line naming the file, its ``auto_map`` and the fix.
     """
     path = Path(path)
-    config = _read_json_object(path / "config.json") if (path / "config.json").is_file() else {}
-    if config.get("auto_map"):
-        model_type = config.get("model_type")
-        if not _shipped_model_type(model_type):
-            said = "no model_type" if model_type is None else f"model_type {model_type!r} is not one transformers ships"
+    # (file, the field naming the class it needs, whether transformers ships it, the fix's noun)
+    for name, field, shipped, kind in (("config.json", "model_type", _shipped_model_type, "model type"),
+                                       ("tokenizer_config.json", "tokenizer_class", _shipped_tokenizer, "tokenizer class")):
+        file = path / name
+        config = _read_json_object(file) if file.is_file() else {}
+        if not config.get("auto_map"):
+            continue
+        value = config.get(field)
+        if not shipped(value):
+            said = f"no {field}" if value is None else f"{field} {value!r} is not one transformers ships"
             raise ConfigError(
-                f"{path / 'config.json'} ({what}) asks for the folder's own Python code ({said}; auto_map: "
-                f"{_describe(config['auto_map'])}); " + NO_FOLDER_CODE.format(kind="model type") + ".")
-        _warn_ignored(path / "config.json", config["auto_map"], f"model_type {model_type!r}")
-    tok_file = path / "tokenizer_config.json"
-    tok_config = _read_json_object(tok_file) if tok_file.is_file() else {}
-    if tok_config.get("auto_map"):
-        tok_class = tok_config.get("tokenizer_class")
-        if not _shipped_tokenizer(tok_class):
-            said = "no tokenizer_class" if tok_class is None else f"tokenizer_class {tok_class!r} is not one transformers ships"
-            raise ConfigError(
-                f"{tok_file} ({what}) asks for the folder's own Python code ({said}; auto_map: "
-                f"{_describe(tok_config['auto_map'])}); " + NO_FOLDER_CODE.format(kind="tokenizer class") + ".")
-        _warn_ignored(tok_file, tok_config["auto_map"], f"tokenizer_class {tok_class!r}")
+                f"{file} ({what}) asks for the folder's own Python code ({said}; auto_map: "
+                f"{_describe(config['auto_map'])}); " + NO_FOLDER_CODE.format(kind=kind) + ".")
+        _warn_ignored(file, config["auto_map"], f"{field} {value!r}")
 
 
 def _shipped_model_type(model_type) -> bool:
