@@ -101,7 +101,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
     # before any training: a rule or a parameter that cannot work on this data
     check_strategy(rule_strategy, task, len(label_names), data=str(split.path))
     model.check_data(task, len(train) + len(valid))
-    folds = cross_fit_folds(model, task, len(train) + len(valid))
+    folds = cross_fit_folds(model, task, len(train) + len(valid), len(label_names))
     data = join_parts(train, valid) if folds else None  # what a cross-fitted model learns from
     unseen = labels_unseen_in_train(data if folds else train, test)
     if unseen:
@@ -224,10 +224,10 @@ def _model_warnings(run, notes: list[str]):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def cross_fit_folds(model, task: str, n_docs: int) -> int:
+def cross_fit_folds(model, task: str, n_docs: int, n_labels: int | None = None) -> int:
     """Folds the model asks for on ``task`` data (0 = no cross-fitting), or 0 when there are fewer
     than two documents per fold."""
-    folds = int(model.cross_fit_folds(task, n_docs))
+    folds = int(model.cross_fit_folds(task, n_docs, n_labels))
     return folds if folds >= 2 and n_docs >= 2 * folds else 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -117,13 +118,16 @@ def test_tune_prints_tfidf_choice_under_the_table(single_split, runs_dir):
 def test_large_data_is_not_cross_fitted_and_the_table_says_so(multi_split, runs_dir):
     # cross_fit_max_docs stands in for 50,000 documents here: over it, tfidf-lr fits on train and
     # tunes its rule on valid, as every other model does, and says so under the table
-    result = invoke(multi_split.path, "-m", "tfidf-lr", "--set", "tfidf-lr.cross_fit_max_docs=10")
+    # (the fixture's texts are short: the n-gram choice is asked for by name)
+    result = invoke(multi_split.path, "-m", "tfidf-lr", "--set", "tfidf-lr.cross_fit_max_docs=10",
+                    "--set", "tfidf-lr.choose_ngrams=true")
     assert result.exit_code == 0, result.output
     run = json.loads(next(p for p in runs_dir.iterdir() if not p.name.startswith(".")).joinpath("run.json")
                      .read_text())
     n_docs = run["data"]["n_train"] + run["data"]["n_valid"]
     assert "cross_fit" not in run["config"]
-    assert run["fit_info"]["cross_fit"] == {"folds": 0, "documents": n_docs, "max_documents": 10}
+    assert run["fit_info"]["cross_fit"] == {"folds": 0, "documents": n_docs, "labels": len(multi_split.label_names),
+                                            "max_documents": 10, "max_label_documents": 2_000_000}
     choice = run["fit_info"]["ngram_choice"]  # made on valid instead of out-of-fold
     assert choice["metric"] == "valid micro_f1" and set(choice["valid"]) == {"1-2", "1-1"}
     assert run["fit_info"]["ngram_range"] == choice["chosen"]
@@ -134,6 +138,27 @@ def test_large_data_is_not_cross_fitted_and_the_table_says_so(multi_split, runs_
     below = invoke(multi_split.path, "-m", "tfidf-lr", "--set", f"tfidf-lr.cross_fit_max_docs={n_docs}")
     assert below.exit_code == 0, below.output
     assert "no cross-fit" not in below.stdout
+
+
+def test_many_labels_are_not_cross_fitted_and_the_table_says_so(multi_split, runs_dir):
+    # cross_fit_max_label_docs stands in for 2,000,000 documents x labels (cooking tags: 12,404 x 736)
+    n_labels = len(multi_split.label_names)
+    n_docs = len(multi_split.train) + len(multi_split.valid)
+    result = invoke(multi_split.path, "-m", "tfidf-lr", "--set",
+                    f"tfidf-lr.cross_fit_max_label_docs={n_docs * n_labels - 1}", "--set", "tfidf-lr.choose_ngrams=true")
+    assert result.exit_code == 0, result.output
+    run = json.loads(next(p for p in runs_dir.iterdir() if not p.name.startswith(".")).joinpath("run.json")
+                     .read_text())
+    assert "cross_fit" not in run["config"] and run["fit_info"]["cross_fit"]["folds"] == 0
+    assert run["fit_info"]["ngram_choice"]["metric"] == "valid micro_f1"
+    assert (f"tfidf-lr chose no cross-fit ({n_docs:,} documents x {n_labels:,} labels in train + valid, over "
+            f"cross_fit_max_label_docs={n_docs * n_labels - 1:,}: fitted on train, rule tuned on valid)"
+            ) in " ".join(result.stdout.split())
+    for path in runs_dir.iterdir():
+        shutil.rmtree(path)
+    at_limit = invoke(multi_split.path, "-m", "tfidf-lr", "--set", f"tfidf-lr.cross_fit_max_label_docs={n_docs * n_labels}")
+    assert at_limit.exit_code == 0, at_limit.output
+    assert "no cross-fit" not in at_limit.stdout
 
 
 def test_a_model_failing_after_others_says_which_runs_are_kept(make_split, runs_dir):
@@ -190,8 +215,8 @@ def test_kfold_split_runs_every_fold_and_reports_mean_and_spread(kfold_split, ru
     table = invoke(kfold_split.path, "-m", "majority", "-m", "tfidf-lr")
     assert table.exit_code == 0, table.output
     assert "3-fold cross-validation" in table.stdout and "±" in table.stdout
-    # how often each n-gram choice was made, over the folds
-    chosen = Counter("unigrams" if r["fit_info"]["ngram_choice"]["chosen"] == [1, 1] else "1-2-grams"
+    # how often each n-gram choice was made (or its reference kept: AG News texts are short), over the folds
+    chosen = Counter("unigrams" if r["fit_info"]["ngram_range"] == [1, 1] else "1-2-grams"
                      for r in rows if r["model"] == "tfidf-lr")
     for name, n in chosen.items():
         assert f"tfidf-lr chose word {name} on {n} of 3 folds" in table.stdout

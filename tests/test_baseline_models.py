@@ -1402,7 +1402,7 @@ def test_tfidf_cross_fit_chooses_word_ngrams_out_of_fold(data_dir):
     np.testing.assert_array_equal(oof, fixed.cross_fit(data, fold_of))
     assert "ngram_choice" not in fixed.fit_info()
     np.testing.assert_array_equal(model.coef_, fixed.coef_)
-    with pytest.raises(ConfigError, match="choose_ngrams must be true or false"):
+    with pytest.raises(ConfigError, match="choose_ngrams must be one of .auto., True, False"):
         TfidfLogisticRegression(choose_ngrams="yes")
 
 

@@ -235,9 +235,9 @@ class Classifier(ABC):
         return dict(getattr(self, "fit_info_", {}))
 
     # -- cross-fitting (optional) --------------------------------------------------------------
-    def cross_fit_folds(self, task: str, n_docs: int) -> int:
-        """Folds for cross-fitting ``n_docs`` documents (train + valid) of ``task`` data; 0 (the
-        default) = fit on train, decide on valid.
+    def cross_fit_folds(self, task: str, n_docs: int, n_labels: int | None = None) -> int:
+        """Folds for cross-fitting ``n_docs`` documents (train + valid) of ``task`` data with
+        ``n_labels`` labels (None: not known yet); 0 (the default) = fit on train, decide on valid.
 
         A family cheap enough to fit k + 1 times returns k: :func:`nlpkit.experiment.run_experiment`
         then calls :meth:`cross_fit` on train + valid instead of :meth:`fit`, and tunes the decision

@@ -49,10 +49,11 @@ class TfidfLogisticRegression(Classifier):
     -------------------------
     ngram_range : (int, int)
         Word n-gram range; 1-2 by default.
-    choose_ngrams : bool
+    choose_ngrams : "auto" or bool
         Without tuning: also fit word unigrams alone and keep them when their score is clearly
-        better, out-of-fold with the cross-fit, else on valid (see ``param_defaults``); recorded in
-        ``fit_info()["ngram_choice"]``.
+        better, out-of-fold with the cross-fit, else on valid; recorded in
+        ``fit_info()["ngram_choice"]``. "auto" (default): only when the median training document
+        has at least ``LONG_TEXT_WORDS`` words (see ``param_defaults``).
     char_ngrams : (int, int) or None
         Add character n-grams within word boundaries (``char_wb``), e.g. ``(2, 5)``.
     min_df : int
@@ -63,6 +64,11 @@ class TfidfLogisticRegression(Classifier):
         Inverse L2 regularisation strength.
     class_weight : "balanced" or None
         Weight each class by its inverse frequency (default; see ``param_defaults``).
+    prior_shift : "auto", bool
+        Single-label data with balanced weights: add the log of each class's share of the training
+        documents to its logit, so that predictions expect the classes as often as train holds
+        them rather than equally often (Saerens, Latinne & Decaestecker 2002). "auto" (default):
+        only when clearly better out of fold, or on valid (``fit_info()["prior_shift_choice"]``).
     tune : bool
         Choose C (and the word n-gram range) on the validation part, or by ``cv``-fold
         cross-validation on train when ``cv`` > 1 or no validation part is given.
@@ -77,9 +83,10 @@ class TfidfLogisticRegression(Classifier):
     family = "tfidf-lr"
     param_defaults = {
         "ngram_range": (1, 2),
-        # unigrams replace ngram_range only on a clear lead (nlpkit.metrics.choose_over_reference):
-        # long texts gain, short ones keep bigrams (docs/benchmarks.md, "Evidence behind the defaults")
-        "choose_ngrams": True,
+        # unigrams replace ngram_range only on a clear lead (nlpkit.metrics.choose_over_reference);
+        # "auto": tried on long texts only, the only ones where they ever led out of fold, which
+        # saves their fits on short ones (docs/benchmarks.md, "Development suite")
+        "choose_ngrams": "auto",
         "char_ngrams": None,
         "min_df": 2,
         "max_df": 1.0,
@@ -90,6 +97,9 @@ class TfidfLogisticRegression(Classifier):
         "C": 100.0,
         # a rare label's few positives otherwise barely move its one-vs-rest model
         "class_weight": "balanced",
+        # undoing the balanced weights' equal class shares costs no fit (an intercept shift), so it
+        # is always tried; it won out of fold on TREC-6 alone (docs/benchmarks.md, "Development suite")
+        "prior_shift": "auto",
         # None = per solver: liblinear's own 0.1 for the one-vs-rest models (same scores as 1e-4 in
         # half the time, docs/benchmarks.md), scikit-learn's 1e-4 for the multinomial lbfgs
         "tol": None,
@@ -104,6 +114,10 @@ class TfidfLogisticRegression(Classifier):
         # cross-fit): the cross-fit's gain shrinks as data grows while it costs 7 fits against 2
         # (docs/benchmarks.md, "Larger data")
         "cross_fit_max_docs": 50_000,
+        # multi-label: above this many documents x labels, the same: each label's model reads every
+        # document, so one fit costs about that; the cross-fit's five fits then cost several times
+        # the plain recipe's one (cooking tags, 12,404 x 736: docs/benchmarks.md, "Development suite")
+        "cross_fit_max_label_docs": 2_000_000,
         # Worker processes for the per-label models (-1 = every CPU); results do not depend on it.
         "n_jobs": -1,
         "seed": 0,
@@ -111,7 +125,7 @@ class TfidfLogisticRegression(Classifier):
 
     param_checks = {
         "ngram_range": Param(lambda v: _is_range(v), "two whole numbers lo,hi with 1 <= lo <= hi (e.g. 1,2)"),
-        "choose_ngrams": flag(),
+        "choose_ngrams": one_of("auto", True, False),
         "char_ngrams": Param(lambda v: v is None or _is_range(v),
                              "none or two whole numbers lo,hi with 1 <= lo <= hi (e.g. 2,5)"),
         "min_df": integer(1),
@@ -121,6 +135,7 @@ class TfidfLogisticRegression(Classifier):
         "max_features": integer(1, also=(None,)),
         "C": number(above=0),
         "class_weight": one_of(None, "balanced"),
+        "prior_shift": one_of("auto", True, False),
         "tol": number(above=0, also=(None,)),
         "max_iter": integer(1),
         "tune": flag(),
@@ -130,6 +145,7 @@ class TfidfLogisticRegression(Classifier):
                         "one or more numbers > 0 (e.g. 10,30,100)"),
         "cross_fit": Param(lambda v: is_whole_number(v) and (v == 0 or v >= 2), "0 (off) or a whole number of folds >= 2"),
         "cross_fit_max_docs": integer(1, also=(None,)),
+        "cross_fit_max_label_docs": integer(1, also=(None,)),
         "n_jobs": Param(lambda v: v is None or (is_whole_number(v) and (v == -1 or v >= 1)),
                         "-1 (every CPU) or a whole number >= 1"),
         "seed": integer(0, 2**32 - 1),
@@ -159,7 +175,8 @@ class TfidfLogisticRegression(Classifier):
     @classmethod
     def describe_choices(cls, fit_info: dict[str, Any]) -> list[tuple[str, str]]:
         """Its word n-grams (out-of-fold, or on valid), or its tuned C and n-grams (``tune``), with
-        the scores it chose by; "no cross-fit" on data over ``cross_fit_max_docs``."""
+        the scores it chose by; "no cross-fit" on data over ``cross_fit_max_docs`` or
+        ``cross_fit_max_label_docs``."""
         out: list[tuple[str, str]] = []
         ngrams = fit_info.get("ngram_choice")
         if ngrams:
@@ -171,11 +188,29 @@ class TfidfLogisticRegression(Classifier):
             if chosen == ref and theirs > mine:
                 evidence += WITHIN_SE
             out.append((f"word {_ngrams_name(chosen)}", evidence))
+        words = fit_info.get("text_words")
+        if words and not ngrams and words["median"] < words["long_from"]:
+            out.append((f"word {_ngrams_name(fit_info['ngram_range'])}",
+                        f"median document {words['median']:g} words, under {words['long_from']}: "
+                        "unigrams alone not tried"))
+        shift = fit_info.get("prior_shift_choice")
+        if shift:
+            scores = shift.get("out_of_fold") or shift["valid"]
+            chosen, other = shift["chosen"], "equal" if shift["chosen"] == "train" else "train"
+            names = {"train": "class shares of train", "equal": "equal class shares (balanced weights)"}
+            evidence = f"{shift['metric']} {scores[chosen]:.3f} against {scores[other]:.3f} for {names[other]}"
+            if chosen == "equal" and scores[other] > scores[chosen]:
+                evidence += WITHIN_SE
+            out.append((names[chosen], evidence))
         large = fit_info.get("cross_fit")
-        if large and not large.get("folds"):  # too many documents for the default cross-fit
-            out.append(("no cross-fit", f"{large['documents']:,} documents in train + valid, over "
-                                        f"cross_fit_max_docs={large['max_documents']:,}: fitted on train, "
-                                        "rule tuned on valid"))
+        if large and not large.get("folds"):  # too much data for the default cross-fit
+            docs, most = large["documents"], large.get("max_documents")
+            if most is not None and docs > most:
+                why = f"{docs:,} documents in train + valid, over cross_fit_max_docs={most:,}"
+            else:  # recorded since the label limit exists
+                why = (f"{docs:,} documents x {large['labels']:,} labels in train + valid, over "
+                       f"cross_fit_max_label_docs={large['max_label_documents']:,}")
+            out.append(("no cross-fit", f"{why}: fitted on train, rule tuned on valid"))
         tuning = fit_info.get("tuning")
         if tuning and tuning.get("results") and "C" in fit_info:
             def label(result) -> str:
@@ -262,7 +297,7 @@ class TfidfLogisticRegression(Classifier):
         fitted = None
         if p["tune"]:
             C, ngram_range, fitted = self._tune(train, valid, progress)
-        elif p["choose_ngrams"] and ngram_range != (1, 1) and valid is not None and len(valid) > 0:
+        elif self._tries_unigrams(train.texts, ngram_range) and valid is not None and len(valid) > 0:
             ngram_range, fitted = self._choose_ngrams_on_valid(train, valid, C, progress)
         if fitted is None:  # not tuned, or tuned by CV (refit on all of train)
             vectorizers, X = self._fit_transform(train.texts, ngram_range)
@@ -272,14 +307,22 @@ class TfidfLogisticRegression(Classifier):
             W, b, warnings = self._fit_linear(X, train.y, C, progress, task_id)
         else:  # tuned on valid: the winner was already fitted on train
             vectorizers, W, b, warnings = fitted
-        self._set_state(vectorizers, W, b)
+        valid_scores = None
+        if valid is not None and len(valid) > 0 and self._may_shift():
+            valid_scores = self._scores(self._transform(vectorizers, valid.texts), W, b)
+        shift = self._choose_prior_shift(None if valid_scores is None else valid.y, valid_scores,
+                                         class_shares(train.y), "valid")
+        self._set_state(vectorizers, W, _shifted_intercepts(b, class_shares(train.y)) if shift else b)
         n_docs = len(train) + (len(valid) if valid is not None else 0)
-        if int(p["cross_fit"]) and not self.cross_fit_folds(self.task_, n_docs):  # too many documents
-            self.fit_info_["cross_fit"] = {"folds": 0, "documents": n_docs,
-                                           "max_documents": int(p["cross_fit_max_docs"])}
+        n_labels = len(self.label_names_)
+        if int(p["cross_fit"]) and not self.cross_fit_folds(self.task_, n_docs, n_labels):  # too much data
+            self.fit_info_["cross_fit"] = {"folds": 0, "documents": n_docs, "labels": n_labels,
+                                           "max_documents": p["cross_fit_max_docs"],
+                                           "max_label_documents": p["cross_fit_max_label_docs"]}
         self.fit_info_.update({
             "C": C,
             "ngram_range": list(ngram_range),
+            "prior_shift": shift,
             "n_features": int(W.shape[0]),
             "fit_seconds": round(time.perf_counter() - t0, 3),
             "warnings": warnings,
@@ -324,6 +367,47 @@ class TfidfLogisticRegression(Classifier):
             "chosen": list(candidates[best]),
         }
         return best
+
+    def _tries_unigrams(self, texts: Sequence[str], ngram_range: tuple[int, int]) -> bool:
+        """Whether word unigrams alone compete with ``ngram_range`` (``choose_ngrams``); for "auto",
+        records the median length of ``texts`` in ``fit_info_["text_words"]``."""
+        setting = self.params["choose_ngrams"]
+        if ngram_range == (1, 1) or setting is False:
+            return False
+        if setting is True:
+            return True
+        median = float(np.median([len(t.split()) for t in texts])) if len(texts) else 0.0
+        self.fit_info_["text_words"] = {"median": median, "long_from": LONG_TEXT_WORDS}
+        return median >= LONG_TEXT_WORDS
+
+    def _may_shift(self) -> bool:
+        """Whether ``prior_shift`` applies: single-label data fitted with balanced class weights."""
+        return self.task_ == "single" and self.params["class_weight"] == "balanced"
+
+    def _choose_prior_shift(self, y, scores, shares, where: str) -> bool:
+        """Whether the fitted logits get the log class shares of train (``prior_shift``): as set, or
+        for "auto" when the shifted ``scores`` of the held-out documents ``y`` (rows of ``shares``:
+        the class shares of the documents each score's model was fitted on) beat the unshifted ones
+        by more than about one standard error. Recorded in ``fit_info_["prior_shift_choice"]``."""
+        from nlpkit.metrics import choose_over_reference, get_metric
+
+        setting = self.params["prior_shift"]
+        if not self._may_shift():
+            return False
+        if setting != "auto":
+            return bool(setting)
+        if y is None:  # nothing held out to choose on
+            return False
+        preds = [_one_hot_argmax(s) for s in (scores, _shifted_scores(scores, shares))]
+        best, intervals = choose_over_reference(y, preds, "accuracy", seed=int(self.params["seed"]))
+        self.fit_info_["prior_shift_choice"] = {
+            "metric": f"{where} accuracy",
+            where.replace("-", "_"): {name: round(get_metric("accuracy")(y, pred), 6)
+                                      for name, pred in zip(("equal", "train"), preds)},
+            "difference_interval_68": [round(v, 6) for v in intervals[1]],
+            "chosen": "train" if best else "equal",
+        }
+        return best == 1
 
     def _set_state(self, vectorizers, W, b) -> None:
         self.vectorizers_ = vectorizers
@@ -400,9 +484,10 @@ class TfidfLogisticRegression(Classifier):
         return float(np.mean(values))
 
     # -- cross-fitting (multi-label) -----------------------------------------------------------------
-    def cross_fit_folds(self, task: str, n_docs: int) -> int:
+    def cross_fit_folds(self, task: str, n_docs: int, n_labels: int | None = None) -> int:
         """``cv`` folds when tuning by cross-validation, else ``cross_fit`` (0 = off), or 0 when
-        ``n_docs`` (train + valid) is over ``cross_fit_max_docs``.
+        ``n_docs`` (train + valid) is over ``cross_fit_max_docs`` or, on multi-label data, ``n_docs``
+        x ``n_labels`` over ``cross_fit_max_label_docs``.
 
         Multi-label: the threshold is tuned on the out-of-fold scores of train + valid. Single-label
         (argmax, nothing to tune by default): the refit on train + valid, 11 % more training data,
@@ -413,8 +498,12 @@ class TfidfLogisticRegression(Classifier):
             return 0
         if p["tune"] and int(p["cv"]):  # asked for by name: whatever the size
             return int(p["cv"])
-        limit = p["cross_fit_max_docs"]
-        return 0 if limit is not None and n_docs > int(limit) else int(p["cross_fit"])
+        limit, label_limit = p["cross_fit_max_docs"], p["cross_fit_max_label_docs"]
+        if limit is not None and n_docs > int(limit):
+            return 0
+        if task == "multi" and n_labels is not None and label_limit is not None and n_docs * n_labels > int(label_limit):
+            return 0
+        return int(p["cross_fit"])
 
     def cross_fit(self, data, fold_of: np.ndarray, progress=None) -> np.ndarray:
         """Out-of-fold scores of ``data`` for the decision rule, then the final fit on all of it.
@@ -485,7 +574,7 @@ class TfidfLogisticRegression(Classifier):
             return _selection_score(y, oof, "single")  # accuracy, log-loss tie-break
 
         C, ngram_range = float(p["C"]), tuple(p["ngram_range"])
-        if not p["tune"] and p["choose_ngrams"] and ngram_range != (1, 1):
+        if not p["tune"] and self._tries_unigrams(data.texts, ngram_range):
             # word unigrams alone against the reference n-grams, both out-of-fold; the final fit is
             # the chosen one's
             candidates = (ngram_range, (1, 1))
@@ -520,12 +609,19 @@ class TfidfLogisticRegression(Classifier):
             vecs, X = feats(ngram_range)
             fitted = (vecs, *fit_tasks(X, [(None, None)], C)[0])
         vecs, W, b = fitted
+        fold_shares = np.zeros_like(oof)
+        for f in range(k):
+            fold_shares[held[f]] = class_shares(y, fold_tasks[f][0])
+        shift = self._choose_prior_shift(y, oof, fold_shares, "out-of-fold")
+        if shift:
+            oof, b = _shifted_scores(oof, fold_shares), _shifted_intercepts(b, class_shares(y))
         self._set_state(vecs, W, b)
         if task_id is not None:
             progress.update(task_id, total=1, completed=1)
         self.fit_info_.update({
             "C": C,
             "ngram_range": list(ngram_range),
+            "prior_shift": shift,
             "n_features": int(W.shape[0]),
             "cross_fit": {"folds": k, "documents": len(data), score_name: round(
                 score(oof) if self.task_ == "multi" else float((oof.argmax(axis=1) == y_true).mean()), 6)},
@@ -620,6 +716,12 @@ class TfidfLogisticRegression(Classifier):
         return model
 
 
+# choose_ngrams="auto" tries word unigrams alone when the median training document has at least
+# this many words (split on white space): out of fold they led on every set with a median of 60 words
+# or more (Reuters, R8, R52, Hallmarks of Cancer, the 300,000 synthetic documents; BBC News level) and
+# trailed on every set with 37 or fewer (AG News, TREC, SST-2, cooking tags): docs/benchmarks.md.
+LONG_TEXT_WORDS = 50
+
 _VECTORIZER_KEYS = ("analyzer", "ngram_range", "min_df", "max_df", "sublinear_tf", "max_features", "lowercase")
 # Word terms come from nlpkit.text.tfidf_terms: scikit-learn's default token pattern, plus
 # combining marks inside words and one term per character of scripts written without spaces
@@ -627,6 +729,28 @@ _VECTORIZER_KEYS = ("analyzer", "ngram_range", "min_df", "max_df", "sublinear_tf
 # (before it existed) is rebuilt with scikit-learn's default pattern, as it was fitted.
 _WORD_TERMS = {"tokenizer": tfidf_terms, "token_pattern": None}
 _SELECTION_METRIC = {"multi": "micro average precision", "single": "accuracy, then log loss"}
+
+
+def class_shares(y, rows=None) -> np.ndarray:
+    """Each class's share of the documents ``rows`` (default: all) of the label matrix ``y``."""
+    counts = np.asarray((y if rows is None else y[rows]).sum(axis=0), dtype=np.float64).ravel()
+    return counts / max(counts.sum(), 1.0)
+
+
+def _shifted_scores(scores: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """softmax(z + log shares) from the scores softmax(z), row by row (shares broadcast)."""
+    out = scores * shares
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.array(scores, dtype=np.float64), where=total > 0)
+
+
+def _shifted_intercepts(b: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # a class absent from train: its intercept is -inf already
+        return b + np.log(shares)
+
+
+def _one_hot_argmax(scores: np.ndarray) -> np.ndarray:
+    return np.eye(scores.shape[1], dtype=np.uint8)[scores.argmax(axis=1)]
 
 
 def _ngrams_name(rng) -> str:
