@@ -130,6 +130,16 @@ def get_split(root: Path, name: str, seed: int):
     raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join((*OFFICIAL, *ONE_FILE, *FROM_BASELINE_BENCH))}")
 
 
+def each_split(root: Path, names: str, seed: int = 0):
+    """``(name, split)`` for each comma-separated name whose data is present (others are reported)."""
+    for name in names.split(","):
+        split = get_split(root, name, seed)
+        if split is None:
+            print(f"{name}: data not found, skipped")
+            continue
+        yield name, split
+
+
 def describe_split(split) -> str:
     sizes = ", ".join(f"{part} {len(ds)}" for part, ds in split.parts.items())
     empty = {part: int((np.asarray(ds.y.sum(axis=1)).ravel() == 0).sum()) for part, ds in split.parts.items()}
