@@ -450,9 +450,11 @@ def test_tune_rule_picks_the_rule_for_the_task_and_strategy():
     y, s = _multi_case(6, 150, 8)
     y_single = np.eye(4)[np.arange(20) % 4]
     assert tune_rule(y_single, np.random.default_rng(0).random((20, 4)), task="single") == Argmax()
-    auto = tune_rule(y, s, task="multi")
-    assert isinstance(auto, GlobalThreshold) and auto.threshold_ is not None
+    auto = tune_rule(y, s, task="multi")  # the choose rule: global unless another is clearly better
+    assert isinstance(auto, ChooseRule) and auto.chosen_ is not None and auto.rule_ is not None
     assert auto.at_least_one is False  # some validation documents have no label
+    glob = tune_rule(y, s, task="multi", strategy="global")
+    assert isinstance(glob, GlobalThreshold) and glob.threshold_ is not None and glob.at_least_one is False
     per_label = tune_rule(y, s, task="multi", strategy="per-label")
     assert isinstance(per_label, PerLabelThreshold) and per_label.thresholds_ is not None
     has = y.any(axis=1)

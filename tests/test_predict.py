@@ -27,6 +27,12 @@ def multi_run(multi_split):
     return run_experiment(MajorityClassifier(), multi_split, config={}, seed=0)
 
 
+@pytest.fixture
+def global_run(multi_split):
+    """A multi-label run with one global threshold as its rule (``auto`` records the choose rule)."""
+    return run_experiment(MajorityClassifier(), multi_split, config={}, seed=0, rule_strategy="global")
+
+
 def _jsonl(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -160,19 +166,23 @@ def _edit_rule(run, edit):
     (lambda info: info.update(rule={"type": "per_label_threshold", "thresholds": [0.5], "global_threshold": 0.5}),
      "the decision rule does not fit the model's 4 labels"),
     (lambda info: info.update(rule={"type": "best"}), "the decision rule is damaged (unknown decision rule type"),
-], ids=["missing", "no-threshold", "threshold-text", "wrong-labels", "unknown-type"])
-def test_recorded_rule_lost_or_damaged_is_an_error_naming_run_json(multi_run, edit, fragment):
+    (lambda info: info.update(rule={"type": "choose", "chosen": "global", "at_least_one": False, "metric": "micro_f1",
+                                    "folds": 5, "shrink": 10.0, "seed": 0,
+                                    "rule": {"type": "global_threshold", "at_least_one": False}}),
+     "the choose decision rule has lost its tuned threshold(s)"),
+], ids=["missing", "no-threshold", "threshold-text", "wrong-labels", "unknown-type", "choose-inner-lost"])
+def test_recorded_rule_lost_or_damaged_is_an_error_naming_run_json(global_run, edit, fragment):
     # the rule predict must apply: a lost one used to be replaced silently by a fixed 0.5 threshold
     from nlpkit.errors import NlpkitError
     from nlpkit.experiment import recorded_rule
     from nlpkit.metrics import DecisionRule
 
-    assert recorded_rule(multi_run, 4) == DecisionRule.from_dict(multi_run.info["rule"])
-    damaged = _edit_rule(multi_run, edit)
+    assert recorded_rule(global_run, 4) == DecisionRule.from_dict(global_run.info["rule"])
+    damaged = _edit_rule(global_run, edit)
     with pytest.raises(NlpkitError) as caught:
         recorded_rule(damaged, 4)
     message = str(caught.value)
-    assert message.startswith(str(multi_run.path / "run.json")) and fragment in message
+    assert message.startswith(str(global_run.path / "run.json")) and fragment in message
     assert message.endswith("re-run the experiment to record it again.")
 
 
@@ -248,11 +258,11 @@ def test_runs_errors(args, fragment, tmp_path):
     (lambda info: info["rule"].update(threshold="abc"), "run.json: the decision rule is damaged (threshold must be a "
                                                         "number, got 'abc')"),
 ])
-def test_predict_with_a_lost_or_damaged_rule_is_an_error_naming_run_json(multi_run, tmp_path, edit, fragment):
+def test_predict_with_a_lost_or_damaged_rule_is_an_error_naming_run_json(global_run, tmp_path, edit, fragment):
     # a lost rule used to predict with rc 0 under a fixed 0.5 threshold
-    _edit_rule(multi_run, edit)
+    _edit_rule(global_run, edit)
     (tmp_path / "in.jsonl").write_text('{"text": "alpha"}\n')
-    result = runner.invoke(app, ["predict", str(multi_run.path), str(tmp_path / "in.jsonl")])
+    result = runner.invoke(app, ["predict", str(global_run.path), str(tmp_path / "in.jsonl")])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and fragment in result.stderr
     assert "re-run the experiment" in result.stderr and result.stdout == ""

@@ -204,8 +204,9 @@ def test_tune_rule_and_check_strategy_know_choose():
     assert isinstance(rule, ChooseRule) and rule.chosen_ == "per_label"
     assert not y.any(axis=1).all() and rule.at_least_one is False  # some documents have no label
     assert tune_rule(y, s, task="multi", strategy="choose", at_least_one=True).rule_.at_least_one is True
-    # auto is unchanged: one global threshold, whatever the scores
-    assert tune_rule(y, s, task="multi") == GlobalThreshold(at_least_one=False).fit(y, s)
+    # auto is the choose rule; global is one option away
+    assert tune_rule(y, s, task="multi").to_dict() == rule.to_dict()
+    assert tune_rule(y, s, task="multi", strategy="global") == GlobalThreshold(at_least_one=False).fit(y, s)
     single = np.eye(3, dtype=bool)[np.arange(30) % 3]
     assert tune_rule(single, np.random.default_rng(0).random((30, 3)), task="single", strategy="choose").type == "argmax"
     check_strategy("choose", "multi", 2)

@@ -91,9 +91,9 @@ def baseline_cmd(
                                                            show_default=False)] = None,
     vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pre-trained word vectors for word2vec "
                                                     "(word2vec text/binary or GloVe text).", show_default=False)] = None,
-    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid, for multi-label data: auto (= global: one "
-                                      "tuned threshold), per-label (global fallback), choose (global, per-label or top-k, whichever scores "
-                                      "clearly best held out within the tuning documents), fixed (0.5), or topK, the K best "
+    rule: Annotated[str, typer.Option("--rule", help="Decision rule tuned on valid, for multi-label data: auto (= choose: one "
+                                      "tuned global threshold, unless per-label thresholds or top-k score clearly better held out "
+                                      "within the tuning documents), global, per-label (global fallback), fixed (0.5), or topK, the K best "
                                       "labels (e.g. top1; K below the number of labels). Single-label data: argmax (= auto).")] = "auto",
     settings: Annotated[
         Optional[list[str]],

@@ -513,7 +513,7 @@ class TfidfLogisticRegression(Classifier):
         alone get their out-of-fold scores too and replace ``ngram_range`` only when clearly better
         (:func:`nlpkit.metrics.choose_over_reference`). With ``tune``, every candidate of the grid (see
         :meth:`_tune`) gets its out-of-fold scores and the winner is the one whose scores reach the
-        best micro-F1 under one tuned global threshold, the decision ``auto`` makes afterwards.
+        best micro-F1 under one tuned global threshold, the rule ``auto`` keeps unless another is clearly better.
         """
         from nlpkit.metrics.rules import best_global_threshold
 
