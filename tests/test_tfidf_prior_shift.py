@@ -101,3 +101,17 @@ def test_the_shift_applies_only_to_single_label_data_with_balanced_weights():
     assert model.fit_info()["prior_shift"] is False and "prior_shift_choice" not in model.fit_info()
     with pytest.raises(ConfigError, match="prior_shift must be one of 'auto', True, False"):
         TfidfLogisticRegression(prior_shift="yes")
+
+
+def test_the_table_mentions_the_shift_when_made_or_close():
+    def described(equal, train, chosen):
+        info = {"prior_shift_choice": {"metric": "out-of-fold accuracy", "chosen": chosen,
+                                       "out_of_fold": {"equal": equal, "train": train}}}
+        return TfidfLogisticRegression.describe_choices(info)
+
+    assert described(0.80, 0.70, "equal") == []  # the default kept, nothing close: not worth a line
+    assert described(0.80, 0.80, "equal") == []
+    (line,) = described(0.80, 0.81, "equal")
+    assert line[0] == "equal class shares (balanced weights)" and "within about one standard error" in line[1]
+    assert described(0.80, 0.85, "train") == [
+        ("class shares of train", "out-of-fold accuracy 0.850 against 0.800 for equal class shares (balanced weights)")]

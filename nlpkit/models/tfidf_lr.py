@@ -194,8 +194,9 @@ class TfidfLogisticRegression(Classifier):
                         f"median document {words['median']:g} words, under {words['long_from']}: "
                         "unigrams alone not tried"))
         shift = fit_info.get("prior_shift_choice")
-        if shift:
-            scores = shift.get("out_of_fold") or shift["valid"]
+        scores = (shift or {}).get("out_of_fold") or (shift or {}).get("valid")
+        # said when the shift is made, or when it scored higher but within noise
+        if shift and (shift["chosen"] == "train" or scores["train"] > scores["equal"]):
             chosen, other = shift["chosen"], "equal" if shift["chosen"] == "train" else "train"
             names = {"train": "class shares of train", "equal": "equal class shares (balanced weights)"}
             evidence = f"{shift['metric']} {scores[chosen]:.3f} against {scores[other]:.3f} for {names[other]}"
