@@ -319,3 +319,16 @@ def test_a_single_training_label_warns(ckpt, tmp_path, runs_dir):
     result = invoke(split.path, "--model", ckpt, *FAST)
     assert result.exit_code == 0, result.output
     assert f"every training document has the label '{ds.label_names[0]}'" in result.stderr
+
+
+def test_a_run_that_learns_nothing_says_so(ckpt, reuters_split, runs_dir):
+    # learning rates so small that nothing moves: the guardrails name it on stderr and in run.json
+    from nlpkit.runs import list_runs
+
+    args = ["--epochs", "2", "--max-length", "32", "--batch-size", "8", "--lr", "1e-12", "--head-lr", "1e-12",
+            "--threads", "1", "--device", "cpu"]
+    result = invoke(reuters_split, "--model", ckpt, *args)
+    assert result.exit_code == 0, result.output
+    assert "the training loss barely moved" in " ".join(result.stderr.split())
+    info = json.loads((list_runs()[0].path / "run.json").read_text(encoding="utf-8"))
+    assert any(w.startswith("the training loss barely moved") for w in info["warnings"])

@@ -250,6 +250,11 @@ class TransformerClassifier(Classifier):
         result = train_classifier(model, optimizer, data, config=config, device=device, dist=dist, net=net,
                                   evaluate=valid_metric if enc_valid is not None else None, progress=progress)
 
+        majority = None
+        if enc_valid is not None:  # the valid metric of always scoring every label by its share of train
+            majority = _valid_metric(y_valid, np.tile(y.mean(axis=0), (len(y_valid), 1)), self.task_, self.label_names_)
+        for message in training_warnings(result.history, result.stopped, majority):
+            warnings.warn(message, FinetuneWarning, stacklevel=2)
         if result.best_weights is not None:
             model.load_state_dict(result.best_weights)
         model.to("cpu" if device.type == "cpu" else device)
@@ -262,6 +267,7 @@ class TransformerClassifier(Classifier):
             "best_step": result.best_step if result.best_weights is not None else result.step,
             "best_valid_metric": result.best_metric if result.best_weights is not None else None,
             "valid_metric_name": ("micro_f1 (tuned rule)" if multi else "accuracy") if enc_valid is not None else None,
+            "majority_valid_metric": majority,
             "stopped": result.stopped or "all epochs done",
             "train_seconds": round(result.train_seconds, 3), "train_cpu_seconds": round(result.train_cpu_seconds, 3),
             "tokenize_seconds": round(tokenize_seconds, 3),
@@ -541,6 +547,35 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
     if task_id is not None:
         progress.update(task_id, completed=config.total_steps)
     return state
+
+
+# "barely moved": the last evaluation interval's mean training loss above this share of the first's
+LOSS_STUCK_RATIO = 0.95
+
+
+def training_warnings(history: list[dict], stopped: str | None, majority: float | None) -> list[str]:
+    """What a user must hear about how a fine-tuning went, from its evaluation ``history``
+    (:class:`FitState`), why it ``stopped`` (None: every epoch ran) and the valid metric of always
+    predicting the majority (None without valid): stopped while the valid metric was still rising,
+    a training loss that barely moved, a valid metric never above the majority level."""
+    out: list[str] = []
+    evals = [h["valid_metric"] for h in history if h.get("valid_metric") is not None]
+    rising = len(evals) >= 2 and evals[-1] > max(evals[:-1])
+    if rising and (stopped is None or stopped.startswith("time budget")):
+        cause, fix = (("every epoch ran", "more --epochs") if stopped is None else
+                      ("the time budget ended training", "a larger --time-budget"))
+        out.append(f"{cause} while the valid metric was still rising ({evals[-2]:.4f} -> {evals[-1]:.4f} at the last "
+                   f"evaluation): {fix} may help.")
+    losses = [h["train_loss"] for h in history if h.get("train_loss") is not None]
+    if len(losses) >= 2 and losses[-1] > LOSS_STUCK_RATIO * losses[0]:
+        out.append(f"the training loss barely moved ({losses[0]:.4f} over the first evaluation interval, "
+                   f"{losses[-1]:.4f} over the last): the model is hardly learning; try a higher --head-lr or --lr, "
+                   "or more --epochs.")
+    if majority is not None and evals and max(evals) <= majority + 1e-9:
+        out.append(f"the valid metric never rose above the majority level ({max(evals):.4f}; always predicting the "
+                   f"most common labels scores {majority:.4f}): training diverged or learned nothing; try a lower "
+                   "--lr, or check the labels.")
+    return out
 
 
 def _first_line(exc: Exception) -> str:
