@@ -2,7 +2,8 @@
 
 Features are TF-IDF word (optionally character) n-grams; the linear models are fitted by
 :mod:`nlpkit.models.liblinear` (one-vs-rest liblinear for multi-label data, multinomial lbfgs for
-single-label). A label with no positive in train scores 0, one positive on every document scores 1.
+single-label, or one-vs-rest there too with ``multiclass="ovr"``). A label with no positive in train
+scores 0, one positive on every document scores 1.
 Decisions (thresholds) are not made here: the metrics layer tunes them on held-out scores, which
 :meth:`TfidfLogisticRegression.cross_fit` gives for every train + valid document.
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import (WITHIN_SE, Classifier, Param, flag, integer, is_finite_number, is_whole_number,
-                               number, one_of)
+                               normalize_rows, number, one_of)
 from nlpkit.models.liblinear import binary_tasks, fit_linear, linear_scores, multinomial_tasks
 from nlpkit.text import tfidf_terms
 
@@ -64,6 +65,9 @@ class TfidfLogisticRegression(Classifier):
         Inverse L2 regularisation strength.
     class_weight : "balanced" or None
         Weight each class by its inverse frequency (default; see ``param_defaults``).
+    multiclass : "multinomial" or "ovr"
+        Single-label data: one multinomial model (default), or one binary liblinear model per class,
+        its scores normalised to sum to 1 ("ovr": several times faster with many classes).
     prior_shift : "auto", bool
         Single-label data with balanced weights: add the log of each class's share of the training
         documents to its logit, so that predictions expect the classes as often as train holds
@@ -97,6 +101,9 @@ class TfidfLogisticRegression(Classifier):
         "C": 100.0,
         # a rare label's few positives otherwise barely move its one-vs-rest model
         "class_weight": "balanced",
+        # one-vs-rest was 2-20x faster and as good or better out of fold on six single-label sets,
+        # but worse by more than one standard error on TREC-50: an option (docs/benchmarks.md)
+        "multiclass": "multinomial",
         # undoing the balanced weights' equal class shares costs no fit (an intercept shift), so it
         # is always tried; it won out of fold on TREC-6 alone (docs/benchmarks.md, "Development suite")
         "prior_shift": "auto",
@@ -135,6 +142,7 @@ class TfidfLogisticRegression(Classifier):
         "max_features": integer(1, also=(None,)),
         "C": number(above=0),
         "class_weight": one_of(None, "balanced"),
+        "multiclass": one_of("multinomial", "ovr"),
         "prior_shift": one_of("auto", True, False),
         "tol": number(above=0, also=(None,)),
         "max_iter": integer(1),
@@ -280,12 +288,19 @@ class TfidfLogisticRegression(Classifier):
     def _fit_linear(self, X, Y, C: float, progress=None, task_id=None):
         """Weights ``W`` (n_features, n_labels) and intercepts ``b`` (n_labels,) for one C."""
         p = self.params
-        return fit_linear(X, Y, self.task_, self.label_names_, C=C, class_weight=p["class_weight"], tol=self._tol(),
+        task = "multi" if self._binary() else self.task_  # one-vs-rest: the multi-label engine
+        return fit_linear(X, Y, task, self.label_names_, C=C, class_weight=p["class_weight"], tol=self._tol(),
                           max_iter=int(p["max_iter"]), seed=int(p["seed"]), progress=progress, task_id=task_id,
                           n_jobs=p["n_jobs"])
 
     def _scores(self, X, W, b) -> np.ndarray:
+        if self._binary() and self.task_ == "single":  # one-vs-rest: class scores made a distribution
+            return normalize_rows(linear_scores(X, W, b, "multi"))
         return linear_scores(X, W, b, self.task_)
+
+    def _binary(self) -> bool:
+        """Whether the linear models are binary, one per label (multi-label data, or ``multiclass="ovr"``)."""
+        return self.task_ == "multi" or self.params["multiclass"] == "ovr"
 
     def fit(self, train, valid=None, progress=None):
         self._set_label_space(train)
@@ -382,8 +397,8 @@ class TfidfLogisticRegression(Classifier):
         return median >= LONG_TEXT_WORDS
 
     def _may_shift(self) -> bool:
-        """Whether ``prior_shift`` applies: single-label data fitted with balanced class weights."""
-        return self.task_ == "single" and self.params["class_weight"] == "balanced"
+        """Whether ``prior_shift`` applies: single-label data, one multinomial model, balanced weights."""
+        return self.task_ == "single" and self.params["class_weight"] == "balanced" and not self._binary()
 
     def _choose_prior_shift(self, y, scores, shares, where: str) -> bool:
         """Whether the fitted logits get the log class shares of train (``prior_shift``): as set, or
@@ -544,8 +559,11 @@ class TfidfLogisticRegression(Classifier):
         def fit_tasks(X, tasks, C):
             """For each ``(fit_rows, held_rows)``: the held rows' scores of a model fitted on the fit
             rows, or ``(W, b)`` fitted on every row for ``(None, None)``."""
-            if self.task_ == "multi":  # per-label binary models, in worker processes
-                return binary_tasks(X, y, tasks, n_jobs=p["n_jobs"], **self._fit_args(C))
+            if self._binary():  # per-label binary models, in worker processes
+                results = binary_tasks(X, y, tasks, n_jobs=p["n_jobs"], **self._fit_args(C))
+                if self.task_ == "single":  # one-vs-rest: held rows' class scores made distributions
+                    results = [r if fit_rows is None else normalize_rows(r) for (fit_rows, _), r in zip(tasks, results)]
+                return results
             out = []  # one multinomial model per task, the tasks in worker processes
             for (fit_rows, _held), (W, b, warnings) in zip(tasks, multinomial_tasks(
                     X, y, tasks, self.label_names_, n_jobs=p["n_jobs"], **self._fit_args(C))):
@@ -639,7 +657,7 @@ class TfidfLogisticRegression(Classifier):
     def _tol(self) -> float:
         tol = self.params["tol"]
         if tol is None:
-            return 0.1 if self.task_ == "multi" else 1e-4
+            return 0.1 if self._binary() else 1e-4
         return float(tol)
 
     # -- inference -------------------------------------------------------------------------------
