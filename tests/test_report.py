@@ -74,8 +74,9 @@ def noisy_single(y: np.ndarray, rate: float, seed: int) -> np.ndarray:
 
 
 def add_run(split, pred, *, kind="baseline", model="tfidf-lr", docs_per_s=1000.0, fit_seconds=2.0,
-            size=12345, ids=None, label_names=None, split_sha256=None, test_sha256=None, scores=None):
-    """Record a complete run with these test predictions (columns in ``label_names`` order)."""
+            size=12345, ids=None, label_names=None, split_sha256=None, test_sha256=None, scores=None, valid=None):
+    """Record a complete run with these test predictions (columns in ``label_names`` order) and, with
+    ``valid``, that value as every metric of its valid part."""
     pred = np.asarray(pred, dtype=bool)
     if scores is None:
         scores = np.where(pred, 0.75, 0.25).astype(np.float32)
@@ -89,7 +90,8 @@ def add_run(split, pred, *, kind="baseline", model="tfidf-lr", docs_per_s=1000.0
             "timings": {"fit_seconds": fit_seconds, "predict_docs_per_s": docs_per_s},
             "model_size_bytes": size,
         })
-        w.write_json("metrics.json", {"test": {}})
+        w.write_json("metrics.json", {"test": {}, **({} if valid is None else {"valid": {"metrics": {
+            "micro_f1": valid, "macro_f1": valid, "accuracy": valid}}})})
         if kind != "pretrain":
             w.write_predictions(ids if ids is not None else split.test.ids, scores, pred)
     return w.run
@@ -252,13 +254,27 @@ def test_duplicate_models_get_the_run_suffix(split):
 def test_best_baseline_skips_majority_and_finetune_runs(split):
     y = y_test(split)
     # majority made better than the real baselines on purpose: the rule still skips it
-    add_run(split, noisy(y, 0.01, seed=1), model="majority")
-    add_run(split, noisy(y, 0.25, seed=2), model="tfidf-lr")
-    best = add_run(split, noisy(y, 0.10, seed=3), model="fasttext")
-    add_run(split, noisy(y, 0.02, seed=4), kind="finetune", model="transformer")
+    add_run(split, noisy(y, 0.01, seed=1), model="majority", valid=0.99)
+    add_run(split, noisy(y, 0.25, seed=2), model="tfidf-lr", valid=0.70)
+    best = add_run(split, noisy(y, 0.10, seed=3), model="fasttext", valid=0.85)
+    add_run(split, noisy(y, 0.02, seed=4), kind="finetune", model="transformer", valid=0.95)
     report = build_report(split.path, n_boot=100, n_perm=100)
-    assert report["baseline"] == {"name": best.name, "label": "fasttext"}
+    assert report["baseline"] == {"name": best.name, "label": "fasttext",
+                                  "chosen_by": "best valid micro_f1 among baseline runs", "valid_metric": 0.85}
     assert [r["name"] for r in report["rows"] if r["is_baseline"]] == [best.name]
+
+
+def test_best_baseline_is_chosen_on_valid_never_on_test(split):
+    # tfidf-lr is far better on test, fastText better on valid: the baseline is the one valid chose
+    y = y_test(split)
+    on_test = add_run(split, noisy(y, 0.02, seed=1), model="tfidf-lr", valid=0.80)
+    on_valid = add_run(split, noisy(y, 0.30, seed=2), model="fasttext", valid=0.81)
+    report = build_report(split.path, n_boot=100, n_perm=100)
+    assert report["baseline"]["name"] == on_valid.name
+    assert row_of(report, on_test.name)["metric"]["point"] > row_of(report, on_valid.name)["metric"]["point"]
+    assert report["settings"]["baseline_requested"] == "best-baseline"
+    named = build_report(split.path, baseline=on_test.name, n_boot=100, n_perm=100)
+    assert named["baseline"]["name"] == on_test.name and named["baseline"]["chosen_by"] == "named with --baseline"
 
 
 def test_best_baseline_falls_back_to_majority(split):
@@ -882,3 +898,16 @@ def test_cross_validation_example_runs_end_to_end(tmp_path):
     assert "accuracy over 5 folds, baseline tfidf-lr" in done.stdout
     report = json.loads((tmp_path / "cv" / "folds" / "report-cv" / "report.json").read_text(encoding="utf-8"))
     assert [r["model"] for r in report["rows"]][0] == "tfidf-lr" and len(report["rows"]) == 3
+
+
+def test_cross_validation_baseline_is_the_best_mean_valid_metric():
+    from nlpkit.report.cv import _pick_baseline
+
+    complete = {"tfidf-lr": {}, "fasttext": {}, "majority": {}, "transformer": {}}
+    kinds = {"tfidf-lr": "baseline", "fasttext": "baseline", "majority": "baseline", "transformer": "finetune"}
+    valid = {"tfidf-lr": 0.80, "fasttext": 0.82, "majority": 0.95, "transformer": 0.99}
+    assert _pick_baseline("best-baseline", complete, kinds, valid, True, "s") == "fasttext"
+    assert _pick_baseline("best-baseline", complete, kinds, {**valid, "fasttext": None}, True, "s") == "tfidf-lr"
+    # lower is better (e.g. hamming loss)
+    assert _pick_baseline("best-baseline", complete, kinds, valid, False, "s") == "tfidf-lr"
+    assert _pick_baseline("tfidf-lr", complete, kinds, valid, True, "s") == "tfidf-lr"

@@ -21,7 +21,8 @@ def report_cmd(
     baseline: Annotated[
         str,
         typer.Option("--baseline", help="Run to compare against: a run name, path or model name, or "
-                     "'best-baseline' (best baseline run other than majority)."),
+                     "'best-baseline' (the baseline run, other than majority, with the best valid metric: "
+                     "chosen on valid, never on test)."),
     ] = "best-baseline",
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder for report.html, report.md, report.json. Default: SPLIT_DIR/report.")

@@ -126,7 +126,23 @@ def _align(run, split, y_shape) -> tuple[np.ndarray, np.ndarray]:
     return aligned_scores, aligned_pred
 
 
-def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, points, higher_better) -> Any:
+def valid_score(run, metric: str) -> float | None:
+    """``metric`` on the run's valid part as the run recorded it (out-of-fold for a cross-fitted
+    model), or None when it recorded none."""
+    try:
+        value = run.metrics()["valid"]["metrics"][metric]
+    except (KeyError, TypeError, OSError, ValueError, NlpkitError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
+
+
+def best_on_valid(candidates: list, scores: dict, higher_better: bool):
+    """The candidate with the best valid score (ties and missing scores: the earliest name first)."""
+    sign = 1.0 if higher_better else -1.0
+    return min(candidates, key=lambda c: (scores[c] is None, -sign * (scores[c] or 0.0), c))
+
+
+def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, metric, higher_better) -> Any:
     """The baseline run: ``best-baseline`` or a run named by folder name, path or unique model name."""
     available = ", ".join(r.name for r in runs)
     if baseline == BEST_BASELINE:
@@ -137,9 +153,10 @@ def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, point
                 f"no baseline run for split {split_dir} (runs: {available}); run `nlpkit baseline {split_dir}` "
                 "first or pass --baseline RUN."
             )
-        sign = 1.0 if higher_better else -1.0
-        # best headline metric; ties go to the earliest run (names sort by start time)
-        return min(candidates, key=lambda r: (-sign * points[r.name], r.name))
+        # chosen on valid evidence, never on the test part it is then compared on
+        by_name = {r.name: r for r in candidates}
+        scores = {name: valid_score(r, metric) for name, r in by_name.items()}
+        return by_name[best_on_valid(sorted(by_name), scores, higher_better)]
 
     by_name = {r.name: r for r in runs}
     if baseline in by_name:
@@ -301,8 +318,9 @@ def build_report(
     ----------
     split_dir : split folder (``nlpkit split`` output), or the loaded Split; its test part is the ground truth.
     metric : headline metric, a name from ``nlpkit.metrics.METRICS`` (default micro-F1).
-    baseline : ``"best-baseline"`` (the best run of kind ``baseline`` other than ``majority``, which
-        is used only when it is the sole baseline), or a run folder name, path or unique model name.
+    baseline : ``"best-baseline"`` (the run of kind ``baseline`` with the best recorded valid metric,
+        other than ``majority``, which is used only when it is the sole baseline), or a run folder
+        name, path or unique model name.
     runs_root : the run registry (default ``$NLPKIT_RUNS_DIR`` or ``./runs``).
     n_boot : bootstrap resamples for the 95 % intervals.
     n_perm : approximate-randomisation shuffles for the p-values.
@@ -359,9 +377,8 @@ def build_report(
     for s in scored:
         s.pred_csr = sparse.csr_matrix(s.pred, dtype=np.float64)
         s.headline = _bootstrap(y_csr, s.pred_csr, metric, n_boot, seed)
-    points = {s.run.name: s.headline["point"] for s in scored}
     base_run = _resolve_baseline(baseline, runs, split=split, split_dir=split_dir, runs_root=runs_root,
-                                 points=points, higher_better=higher_better)
+                                 metric=metric, higher_better=higher_better)
     base = next(s for s in scored if s.run.name == base_run.name)
 
     secondary = [m for m in ("micro_f1", "macro_f1", "accuracy" if task == "single" else "subset_accuracy")
@@ -396,7 +413,10 @@ def build_report(
             "alpha": ALPHA,
             "runs_root": str(root),
         },
-        "baseline": {"name": base.run.name, "label": base.label},
+        "baseline": {"name": base.run.name, "label": base.label,
+                     "chosen_by": (f"best valid {metric} among baseline runs" if baseline == BEST_BASELINE
+                                   else "named with --baseline"),
+                     "valid_metric": valid_score(base.run, metric)},
         "rows": rows,
         "verdicts": [r["verdict"] for r in rows if r["verdict"]],
         "per_label": _per_label(split, y, scored, rows, top_labels),

@@ -22,7 +22,8 @@ from scipy import sparse
 
 from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.report.compare import (ALPHA, BEST_BASELINE, MAJORITY_MODEL, _align, _select_runs, _timing,
-                                   check_metric, format_p, format_signed, load_report_split, metric_label)
+                                   best_on_valid, check_metric, format_p, format_signed, load_report_split,
+                                   metric_label, valid_score)
 
 CV_REPORT_VERSION = 1
 
@@ -93,7 +94,8 @@ def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", b
         raise NlpkitError(f"no model has a run on every fold of {split_dir} ({k} folds) in {root}; "
                           f"run `nlpkit baseline {split_dir}` first.")
     means = {m: float(np.mean([v for _, v in runs.values()])) for m, runs in complete.items()}
-    base = _pick_baseline(baseline, complete, kinds, means, higher_better, split_dir)
+    valid_means = {m: _mean_of([valid_score(run, metric) for run, _ in runs.values()]) for m, runs in complete.items()}
+    base = _pick_baseline(baseline, complete, kinds, valid_means, higher_better, split_dir)
     test_over_train = float(np.mean(ratios))
     rows = []
     for model, runs in complete.items():
@@ -137,7 +139,9 @@ def _mean_of(values) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def _pick_baseline(baseline: str, complete: dict, kinds: dict, means: dict, higher_better: bool, split_dir) -> str:
+def _pick_baseline(baseline: str, complete: dict, kinds: dict, valid_means: dict, higher_better: bool,
+                   split_dir) -> str:
+    """The named model, or the baseline model with the best mean valid metric over the folds."""
     if baseline != BEST_BASELINE:
         if baseline not in complete:
             raise ConfigError(f"--baseline {baseline!r} has no run on every fold of {split_dir}; models with one: "
@@ -148,7 +152,7 @@ def _pick_baseline(baseline: str, complete: dict, kinds: dict, means: dict, high
     if not candidates:
         raise NlpkitError(f"no baseline model has a run on every fold of {split_dir}; run `nlpkit baseline "
                           f"{split_dir}` first, or name a model with --baseline.")
-    return max(candidates, key=lambda m: (means[m] if higher_better else -means[m], m))
+    return best_on_valid(sorted(candidates), valid_means, higher_better)
 
 
 def _verdict(row: dict, base: str, metric: str, higher_better: bool, k: int) -> str:

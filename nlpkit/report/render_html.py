@@ -13,6 +13,7 @@ from html import escape
 
 from nlpkit.report.compare import format_p, format_signed
 from nlpkit.report.render_text import (
+    chosen_by_text,
     fmt_bytes,
     fmt_rate,
     fmt_value,
@@ -405,7 +406,8 @@ def render_html(report: dict) -> str:
         f"<h1>Report: {_e(split['path'])}</h1>",
         (f"<p class=\"meta\">{_e(split['task'])}-label · {split['n_test']:,} test documents · "
          f"{split['n_labels']} labels · baseline <b>{_e(report['baseline']['label'])}</b> "
-         f"({_e(report['baseline']['name'])}) · split {_e(split['split_sha256'][:12])}</p>"),
+         f"({_e(report['baseline']['name'])}{_e(chosen_by_text(report['baseline']))}) · split "
+         f"{_e(split['split_sha256'][:12])}</p>"),
         (f"<p class=\"meta\">{_e(s['metric_label'])} with 95% paired-bootstrap intervals ({s['n_boot']} resamples "
          f"of the test documents); p-values by approximate randomisation ({s['n_perm']} shuffles); "
          f"seed {s['seed']}.</p>"),

@@ -108,7 +108,7 @@ def render_markdown(report: dict) -> str:
         (f"{split['task']}-label, {split['n_test']:,} test documents, {split['n_labels']} labels. "
          f"Headline: {s['metric_label']} with 95% paired-bootstrap intervals ({s['n_boot']} resamples); "
          f"p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}. "
-         f"Baseline: {report['baseline']['label']} (`{report['baseline']['name']}`)."),
+         f"Baseline: {report['baseline']['label']} (`{report['baseline']['name']}`){chosen_by_text(report['baseline'])}."),
         "",
         "## Leaderboard",
         "",
@@ -154,3 +154,12 @@ def leaderboard_table(report: dict):
         table.add_row(*(Text(c) for c in leaderboard_cells(report, row)),
                       style="bold" if row["is_baseline"] else None)
     return table
+
+
+def chosen_by_text(baseline: dict) -> str:
+    """", chosen by best valid micro-F1 ..." for a baseline picked on valid (reports made before it: "")."""
+    how = baseline.get("chosen_by")
+    if not how or how.startswith("named"):
+        return ""
+    value = baseline.get("valid_metric")
+    return f", {how}" + (f" ({value:.4f})" if isinstance(value, (int, float)) else "")
