@@ -911,3 +911,42 @@ def test_cross_validation_baseline_is_the_best_mean_valid_metric():
     # lower is better (e.g. hamming loss)
     assert _pick_baseline("best-baseline", complete, kinds, valid, False, "s") == "tfidf-lr"
     assert _pick_baseline("tfidf-lr", complete, kinds, valid, True, "s") == "tfidf-lr"
+
+
+def test_holm_adjusts_several_p_values_step_down():
+    from nlpkit.metrics import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then non-decreasing
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.2]) == [0.2] and holm([]) == []
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_several_comparisons_are_judged_on_holm_adjusted_p_values():
+    from nlpkit.report.compare import adjust_for_multiplicity, format_p_adjusted
+
+    # raw p = 0.02 would be "significant"; with three comparisons it is 0.06 at best
+    diffs = [{"lo": 0.01, "hi": 0.05, "p_value": 0.02}, {"lo": 0.02, "hi": 0.06, "p_value": 0.001},
+             {"lo": -0.01, "hi": 0.03, "p_value": 0.40}]
+    adjust_for_multiplicity(diffs)
+    assert [d["p_holm"] for d in diffs] == pytest.approx([0.04, 0.003, 0.40])
+    assert [d["significant"] for d in diffs] == [True, True, False]
+    diffs[0]["p_value"] = 0.03  # 0.03 x 2 = 0.06 after the smallest
+    adjust_for_multiplicity(diffs)
+    assert diffs[0]["p_holm"] == pytest.approx(0.06) and diffs[0]["significant"] is False
+    assert format_p_adjusted(diffs[0]) == "p = 0.060 (Holm, 3 comparisons)"
+    one = [{"lo": 0.01, "hi": 0.05, "p_value": 0.02}]
+    adjust_for_multiplicity(one)
+    assert one[0]["significant"] is True and format_p_adjusted(one[0]) == "p = 0.020"
+
+
+def test_the_report_adjusts_for_its_comparisons(split):
+    y = y_test(split)
+    base = add_run(split, noisy(y, 0.20, seed=1), model="tfidf-lr", valid=0.8)
+    for seed in (2, 3):
+        add_run(split, noisy(y, 0.05, seed=seed), kind="finetune", model=f"transformer{seed}")
+    report = build_report(split.path, n_boot=100, n_perm=200)
+    assert report["baseline"]["name"] == base.name
+    diffs = [r["diff"] for r in report["rows"] if r["diff"] is not None]
+    assert len(diffs) == 2 and all(d["comparisons"] == 2 and d["p_holm"] >= d["p_value"] for d in diffs)
+    assert all("(Holm, 2 comparisons)" in v for v in [r["verdict"] for r in report["rows"] if r["verdict"]])

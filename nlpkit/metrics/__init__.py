@@ -26,6 +26,7 @@ from nlpkit.metrics.significance import (
     bootstrap_ci,
     choose_over_reference,
     get_metric,
+    holm,
     paired_bootstrap_diff,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "evaluate",
     "get_metric",
     "headline_metric",
+    "holm",
     "paired_bootstrap_diff",
     "tune_rule",
 ]

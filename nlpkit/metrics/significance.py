@@ -333,6 +333,22 @@ def paired_bootstrap_diff(
     return (diff, *_interval(diff, np.concatenate(values), alpha))
 
 
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjusted p-values for several tests made together (Holm 1979, "A simple
+    sequentially rejective multiple test procedure"): the i-th smallest of m is multiplied by
+    m - i + 1, then made non-decreasing, capped at 1. Rejecting where the adjusted p < alpha keeps
+    the chance of any false "significant" among the m at most alpha, whatever their dependence."""
+    p = np.asarray(list(p_values), dtype=np.float64)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return [float(v) for v in adjusted]
+
+
 def choose_over_reference(y_true, preds, metric: str = "micro_f1", *, n_boot: int = 1000, seed: int = 0
                           ) -> tuple[int, dict[int, tuple[float, float]]]:
     """Pick among systems scored on one held-out set, keeping the first (the reference) unless

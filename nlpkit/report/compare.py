@@ -289,12 +289,12 @@ def verdict(row: dict, baseline_label: str, metric: str) -> str:
     if not diff["significant"]:
         return (
             f"{row['label']}: no significant difference from {baseline_label} on {name} "
-            f"({format_signed(diff['point'])} {interval}, {format_p(diff['p_value'])}), {cost}"
+            f"({format_signed(diff['point'])} {interval}, {format_p_adjusted(diff)}), {cost}"
         )
     direction = "better than" if diff["better"] else "worse than"
     return (
         f"{row['label']}: {format_signed(diff['point'])} {name} {interval} — {direction} {baseline_label}, "
-        f"{format_p(diff['p_value'])}, {cost}"
+        f"{format_p_adjusted(diff)}, {cost}"
     )
 
 
@@ -385,6 +385,10 @@ def build_report(
                  if m != metric]
     test = _Test(metric=metric, higher_better=higher_better, n_boot=n_boot, n_perm=n_perm, seed=seed)
     rows = [_row(s, base, y_csr, secondary, test) for s in scored]
+    adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None])
+    for row in rows:
+        if row["diff"] is not None:
+            row["verdict"] = verdict(row, base.label, metric)
     sign = -1.0 if higher_better else 1.0
     rows.sort(key=lambda r: (sign * r["metric"]["point"], not r["is_baseline"], r["name"]))
     for rank, row in enumerate(rows, 1):
@@ -506,8 +510,28 @@ def _row(s: _Scored, base: _Scored, y_csr, secondary: list[str], test: _Test) ->
     }
     if s is not base:
         row["diff"] = _compare(y_csr, s, base, test)
-        row["verdict"] = verdict(row, base.label, test.metric)
     return row
+
+
+def adjust_for_multiplicity(diffs: list[dict]) -> None:
+    """Holm-adjust the p-values of every comparison with the baseline made in one report (in place):
+    ``p_holm``, ``comparisons``, and ``significant`` on the adjusted p (the interval must still
+    exclude 0). With five models against one baseline, raw p-values call one of them "significant"
+    by chance far more often than 5 %."""
+    from nlpkit.metrics import holm
+
+    for d, p in zip(diffs, holm([d["p_value"] for d in diffs])):
+        d["p_holm"] = p
+        d["comparisons"] = len(diffs)
+        d["significant"] = bool((d["lo"] > 0 or d["hi"] < 0) and p < ALPHA)
+
+
+def format_p_adjusted(diff: dict) -> str:
+    """"p = 0.003", or with several comparisons "p = 0.009 (Holm, 3 comparisons)"."""
+    m = diff.get("comparisons") or 1
+    if m <= 1 or "p_holm" not in diff:
+        return format_p(diff["p_value"])
+    return f"{format_p(diff['p_holm'])} (Holm, {m} comparisons)"
 
 
 def _timing(run, key: str) -> float | None:

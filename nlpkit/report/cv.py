@@ -22,8 +22,8 @@ from scipy import sparse
 
 from nlpkit.errors import ConfigError, NlpkitError
 from nlpkit.report.compare import (ALPHA, BEST_BASELINE, MAJORITY_MODEL, _align, _select_runs, _timing,
-                                   best_on_valid, check_metric, format_p, format_signed, load_report_split,
-                                   metric_label, valid_score)
+                                   adjust_for_multiplicity, best_on_valid, check_metric, format_p,
+                                   format_p_adjusted, format_signed, load_report_split, metric_label, valid_score)
 
 CV_REPORT_VERSION = 1
 
@@ -114,8 +114,11 @@ def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", b
             d["per_fold"] = diffs
             d["significant"] = bool(d["p_value"] < ALPHA and (d["lo"] > 0 or d["hi"] < 0))
             d["better"] = bool(d["point"] != 0 and (d["point"] > 0) == higher_better)
-            row["verdict"] = _verdict(row, base, metric, higher_better, k)
         rows.append(row)
+    adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None])
+    for row in rows:
+        if row["diff"] is not None:
+            row["verdict"] = _verdict(row, base, metric, higher_better, k)
     sign = -1.0 if higher_better else 1.0
     rows.sort(key=lambda r: (sign * r["mean"], not r["is_baseline"], r["model"]))
     return {
@@ -163,7 +166,7 @@ def _verdict(row: dict, base: str, metric: str, higher_better: bool, k: int) -> 
         word = "not distinguishable from"
     return (f"{row['model']}: {format_signed(d['point'])} {metric_label(metric)} "
             f"[{format_signed(d['lo'])}, {format_signed(d['hi'])}] over {k} folds — {word} {base}, "
-            f"{format_p(d['p_value'])}")
+            f"{format_p_adjusted(d)}")
 
 
 def cv_table(report: dict):
@@ -183,7 +186,7 @@ def cv_table(report: dict):
         cells = [str(rank), row["model"] + (" (baseline)" if row["is_baseline"] else ""), row["kind"],
                  f"{row['mean']:.3f} ± {row['sd']:.3f}",
                  "baseline" if d is None else f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]",
-                 "–" if d is None else ("< 0.001" if d["p_value"] < 0.001 else f"{d['p_value']:.3f}"),
+                 "–" if d is None else ("< 0.001" if d.get("p_holm", d["p_value"]) < 0.001 else f"{d.get('p_holm', d['p_value']):.3f}"),
                  " ".join(f"{v:.3f}" for v in row["per_fold"]),
                  "–" if row["fit_seconds"] is None else f"{row['fit_seconds']:.1f} s",
                  "–" if row["predict_docs_per_s"] is None else f"{row['predict_docs_per_s']:,.0f}"]
@@ -204,7 +207,7 @@ def render_cv_markdown(report: dict) -> str:
             str(rank), row["model"] + (" (baseline)" if row["is_baseline"] else ""), row["kind"],
             f"{row['mean']:.4f} ± {row['sd']:.4f}",
             "baseline" if d is None else f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]",
-            "–" if d is None else format_p(d["p_value"]),
+            "–" if d is None else format_p(d.get("p_holm", d["p_value"])),
             " ".join(f"{v:.4f}" for v in row["per_fold"])]) + " |")
     if report["verdicts"]:
         lines += [""] + [f"- {v}" for v in report["verdicts"]]
@@ -234,7 +237,7 @@ def render_cv_html(report: dict) -> str:
         d = r["diff"]
         cells = [str(rank), r["model"], r["kind"], f"{r['mean']:.4f} ± {r['sd']:.4f}",
                  "baseline" if d is None else f"{format_signed(d['point'])} [{format_signed(d['lo'])}, {format_signed(d['hi'])}]",
-                 "–" if d is None else format_p(d["p_value"]), " ".join(f"{v:.4f}" for v in r["per_fold"])]
+                 "–" if d is None else format_p(d.get("p_holm", d["p_value"])), " ".join(f"{v:.4f}" for v in r["per_fold"])]
         body.append(f'<tr class="{"baseline" if r["is_baseline"] else ""}">' + "".join(
             f'<td class="{"l" if i in (1, 2) else ""}">{_e(c)}</td>' for i, c in enumerate(cells)) + "</tr>")
     incomplete = ""

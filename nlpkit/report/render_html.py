@@ -165,7 +165,7 @@ def chart_diffs(report: dict, width: int = 620) -> str:
             continue
         colour = NEUTRAL if not d["significant"] else (BETTER if d["better"] else WORSE)
         tip = (f"{r['label']} − baseline: {format_signed(d['point'], 4)} "
-               f"[{format_signed(d['lo'], 4)}, {format_signed(d['hi'], 4)}], {format_p(d['p_value'])}")
+               f"[{format_signed(d['lo'], 4)}, {format_signed(d['hi'], 4)}], {format_p(d.get('p_holm', d['p_value']))}")
         body.append(f'<g><title>{_e(tip)}</title>'
                     f'<line x1="{_n(sx(d["lo"]))}" y1="{y}" x2="{_n(sx(d["hi"]))}" y2="{y}" stroke="{colour}" '
                     f'stroke-width="2.5"/>'
@@ -174,7 +174,7 @@ def chart_diffs(report: dict, width: int = 620) -> str:
             if abs(end) > extent and end * sign > 0:  # clipped: an arrow head at the edge
                 x = sx(end)
                 body.append(f'<path d="M{_n(x + sign * 7)},{y} L{_n(x)},{y - 5} L{_n(x)},{y + 5} Z" fill="{colour}"/>')
-        body.append(_text(width - right + 8, y + 4, f"{format_signed(d['point'])}, {format_p(d['p_value'])}",
+        body.append(_text(width - right + 8, y + 4, f"{format_signed(d['point'])}, {format_p(d.get('p_holm', d['p_value']))}",
                           size=11, fill=colour))
     return _svg(width, height, body, f"difference in {s['metric_label']} to the baseline")
 

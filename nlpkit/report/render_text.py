@@ -27,7 +27,7 @@ def fmt_diff(d: dict | None) -> str:
 def fmt_p(d: dict | None) -> str:
     if not d:
         return "–"
-    return format_p(d["p_value"]).removeprefix("p = ").removeprefix("p ")
+    return format_p(d.get("p_holm", d["p_value"])).removeprefix("p = ").removeprefix("p ")
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -107,7 +107,8 @@ def render_markdown(report: dict) -> str:
         "",
         (f"{split['task']}-label, {split['n_test']:,} test documents, {split['n_labels']} labels. "
          f"Headline: {s['metric_label']} with 95% paired-bootstrap intervals ({s['n_boot']} resamples); "
-         f"p-values by approximate randomisation ({s['n_perm']} shuffles); seed {s['seed']}. "
+         f"p-values by approximate randomisation ({s['n_perm']} shuffles), Holm-adjusted over the comparisons "
+         f"with the baseline; seed {s['seed']}. "
          f"Baseline: {report['baseline']['label']} (`{report['baseline']['name']}`){chosen_by_text(report['baseline'])}."),
         "",
         "## Leaderboard",
