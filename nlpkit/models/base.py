@@ -116,6 +116,12 @@ def flag() -> Param:
     return Param(lambda v: isinstance(v, (bool, np.bool_)), "true or false")
 
 
+def n_jobs() -> Param:
+    """Worker processes: -1 (every CPU) or a whole number >= 1 (None: every CPU)."""
+    return Param(lambda v: v is None or (is_whole_number(v) and (v == -1 or v >= 1)),
+                 "-1 (every CPU) or a whole number >= 1")
+
+
 def one_of(*values: Any) -> Param:
     """Exactly one of ``values`` (None written as none)."""
     names = ["none" if v is None else repr(v) for v in values]

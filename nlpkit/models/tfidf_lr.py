@@ -23,7 +23,7 @@ import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.models.base import (WITHIN_SE, Classifier, Param, flag, integer, is_finite_number, is_whole_number,
-                               normalize_rows, number, one_of)
+                               n_jobs, normalize_rows, number, one_of)
 from nlpkit.models.liblinear import binary_tasks, fit_linear, linear_scores, multinomial_tasks
 from nlpkit.text import tfidf_terms
 
@@ -154,8 +154,7 @@ class TfidfLogisticRegression(Classifier):
         "cross_fit": Param(lambda v: is_whole_number(v) and (v == 0 or v >= 2), "0 (off) or a whole number of folds >= 2"),
         "cross_fit_max_docs": integer(1, also=(None,)),
         "cross_fit_max_label_docs": integer(1, also=(None,)),
-        "n_jobs": Param(lambda v: v is None or (is_whole_number(v) and (v == -1 or v >= 1)),
-                        "-1 (every CPU) or a whole number >= 1"),
+        "n_jobs": n_jobs(),
         "seed": integer(0, 2**32 - 1),
     }
 

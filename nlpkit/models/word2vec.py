@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError, NlpkitError
-from nlpkit.models.base import Classifier, Param, integer, number, one_of
+from nlpkit.models.base import Classifier, Param, integer, n_jobs, number, one_of
 from nlpkit.models.liblinear import fit_linear, linear_scores
 from nlpkit.text import TEXT_RULE, saved_text_rule, tokenize, tokenize_all
 
@@ -124,6 +124,8 @@ class Word2VecClassifier(Classifier):
         Logistic regression options.
     workers : int
         gensim threads; 1 = reproducible.
+    n_jobs : int
+        Worker processes for the multi-label logistic regressions (-1 = every CPU); the same weights.
     seed : int
         word2vec and solver seed.
     """
@@ -146,6 +148,8 @@ class Word2VecClassifier(Classifier):
         "class_weight": None,
         "max_iter": 1000,
         "workers": 1,
+        # worker processes for the per-label models of multi-label data; the weights do not depend on it
+        "n_jobs": -1,
         "seed": 0,
     }
 
@@ -164,6 +168,7 @@ class Word2VecClassifier(Classifier):
         "class_weight": one_of(None, "balanced"),
         "max_iter": integer(1),
         "workers": integer(1),
+        "n_jobs": n_jobs(),
         "seed": integer(0, 2**32 - 1),
     }
 
@@ -269,7 +274,8 @@ class Word2VecClassifier(Classifier):
                             completed=0)
         W, b, warnings = fit_linear((X - self.mean_) / self.scale_, train.y, self.task_, self.label_names_,
                                     C=float(p["C"]), class_weight=p["class_weight"], max_iter=int(p["max_iter"]),
-                                    seed=int(p["seed"]), multi_solver="lbfgs", progress=progress, task_id=task_id)
+                                    seed=int(p["seed"]), multi_solver="lbfgs", progress=progress, task_id=task_id,
+                                    n_jobs=p["n_jobs"])
         self.coef_, self.intercept_ = W, b
         info["dim"] = int(self.vectors_.vector_size)
         info["warnings"] = warnings
