@@ -181,9 +181,9 @@ class TfidfLogisticRegression(Classifier):
 
     @classmethod
     def describe_choices(cls, fit_info: dict[str, Any]) -> list[tuple[str, str]]:
-        """Its word n-grams (out-of-fold, or on valid), or its tuned C and n-grams (``tune``), with
-        the scores it chose by; "no cross-fit" on data over ``cross_fit_max_docs`` or
-        ``cross_fit_max_label_docs``."""
+        """Its word n-grams (out-of-fold, or on valid; or why unigrams were not tried), its prior
+        shift (when made, or close), or its tuned C and n-grams (``tune``), with the scores it chose
+        by; "no cross-fit" on data over ``cross_fit_max_docs`` or ``cross_fit_max_label_docs``."""
         out: list[tuple[str, str]] = []
         ngrams = fit_info.get("ngram_choice")
         if ngrams:
