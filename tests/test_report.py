@@ -953,8 +953,13 @@ def test_the_report_adjusts_for_its_comparisons(split):
     base = add_run(split, noisy(y, 0.20, seed=1), model="tfidf-lr", valid=0.8)
     for seed in (2, 3):
         add_run(split, noisy(y, 0.05, seed=seed), kind="finetune", model=f"transformer{seed}")
+    floor = add_run(split, noisy(y, 0.60, seed=4), model="majority")
     report = build_report(split.path, n_boot=100, n_perm=200)
     assert report["baseline"]["name"] == base.name
-    diffs = [r["diff"] for r in report["rows"] if r["diff"] is not None]
+    diffs = [r["diff"] for r in report["rows"] if r["diff"] is not None and r["name"] != floor.name]
     assert len(diffs) == 2 and all(d["comparisons"] == 2 and d["p_holm"] >= d["p_value"] for d in diffs)
-    assert all("(Holm, 2 comparisons)" in v for v in [r["verdict"] for r in report["rows"] if r["verdict"]])
+    assert all("(Holm, 2 comparisons)" in r["verdict"] for r in report["rows"]
+               if r["verdict"] and r["name"] != floor.name)
+    # the majority floor is outside the family: its p is not adjusted
+    majority = row_of(report, floor.name)
+    assert "p_holm" not in majority["diff"] and "Holm" not in majority["verdict"]

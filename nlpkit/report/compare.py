@@ -385,7 +385,8 @@ def build_report(
                  if m != metric]
     test = _Test(metric=metric, higher_better=higher_better, n_boot=n_boot, n_perm=n_perm, seed=seed)
     rows = [_row(s, base, y_csr, secondary, test) for s in scored]
-    adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None])
+    # the majority floor is a sanity check, not one of the models a user chooses among
+    adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None and r["model"] != MAJORITY_MODEL])
     for row in rows:
         if row["diff"] is not None:
             row["verdict"] = verdict(row, base.label, metric)

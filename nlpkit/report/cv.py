@@ -115,7 +115,7 @@ def build_cv_report(split_dir: str | os.PathLike, *, metric: str = "micro_f1", b
             d["significant"] = bool(d["p_value"] < ALPHA and (d["lo"] > 0 or d["hi"] < 0))
             d["better"] = bool(d["point"] != 0 and (d["point"] > 0) == higher_better)
         rows.append(row)
-    adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None])
+    adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None and r["model"] != MAJORITY_MODEL])
     for row in rows:
         if row["diff"] is not None:
             row["verdict"] = _verdict(row, base, metric, higher_better, k)
