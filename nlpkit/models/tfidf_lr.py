@@ -325,9 +325,9 @@ class TfidfLogisticRegression(Classifier):
         valid_scores = None
         if valid is not None and len(valid) > 0 and self._may_shift():
             valid_scores = self._scores(self._transform(vectorizers, valid.texts), W, b)
-        shift = self._choose_prior_shift(None if valid_scores is None else valid.y, valid_scores,
-                                         class_shares(train.y), "valid")
-        self._set_state(vectorizers, W, _shifted_intercepts(b, class_shares(train.y)) if shift else b)
+        shares = class_shares(train.y)
+        shift = self._choose_prior_shift(None if valid_scores is None else valid.y, valid_scores, shares, "valid")
+        self._set_state(vectorizers, W, _shifted_intercepts(b, shares) if shift else b)
         n_docs = len(train) + (len(valid) if valid is not None else 0)
         n_labels = len(self.label_names_)
         if int(p["cross_fit"]) and not self.cross_fit_folds(self.task_, n_docs, n_labels):  # too much data
