@@ -20,9 +20,16 @@ if TYPE_CHECKING:
     from nlpkit.runs import Run
 
 
+# Options that do not change what a fine-tuning learns: a --resume may change them.
+NOT_IN_FINGERPRINT = ("threads", "throughput_docs", "predict_batch_size", "time_budget")
+RESUME_FOLDER = ".resume"  # under the runs folder; dot folders are not runs
+CHECKPOINT_SECONDS = 600.0  # training time between two saves of the training state (and at every evaluation)
+
+
 def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed: int = 0,
              runs_dir: str | os.PathLike | None = None, name: str | None = None,
              rule_strategy: str = "auto", progress=None, stage=None, fold: int | None = None,
+             resume: bool = False, checkpoint_seconds: float = CHECKPOINT_SECONDS,
              **options: Any) -> "Run | None":
     """Fine-tune a local checkpoint on a split and record a scored run (like every baseline).
 
@@ -36,6 +43,10 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     fold : for a k-fold split, the fold to run on (see :func:`nlpkit.data.fold_split`).
     progress : optional ``rich.progress.Progress``; fine-tuning adds a task to it and advances it.
     stage : optional ``callable(stage_name)`` told when each experiment stage starts.
+    resume : continue the interrupted fine-tuning of the same split, checkpoint and options (its
+        training state is kept under ``<runs>/.resume/`` until the run is recorded); the result is
+        the one an uninterrupted run gives.
+    checkpoint_seconds : training time between two saves of that state (also saved at every evaluation).
     options : :class:`~nlpkit.models.transformer.TransformerClassifier` parameters
         (``epochs``, ``lr``, ``batch_size``, ``max_length``, ``long_text``, ...).
 
@@ -60,10 +71,16 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     config = {"split_dir": str(split_dir), **model.get_params()}
     if name:
         config["name"] = name
+    fingerprint = resume_fingerprint(split, model_dir, model.get_params(), fold=fold, rule_strategy=rule_strategy)
+    model.checkpointing = _checkpointing(runs_dir, fingerprint, resume=resume, every_seconds=checkpoint_seconds)
+    if model.checkpointing.state is not None:
+        config["resumed"] = True
     extra = {"base_model": base_model_info(model_dir)}
     if dist_context().is_main:
-        return run_experiment(model, split, kind="finetune", config=config, seed=seed, runs_root=runs_dir,
-                              rule_strategy=rule_strategy, progress=stage, fit_progress=progress, extra_info=extra)
+        run = run_experiment(model, split, kind="finetune", config=config, seed=seed, runs_root=runs_dir,
+                             rule_strategy=rule_strategy, progress=stage, fit_progress=progress, extra_info=extra)
+        model.checkpointing.path.unlink(missing_ok=True)  # recorded: nothing left to resume
+        return run
     # Other ranks take part in training (DDP) and record into a scratch registry, thrown away.
     scratch = tempfile.mkdtemp(prefix="nlpkit-rank")
     try:
@@ -72,6 +89,55 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return None
+
+
+def resume_fingerprint(split, model_dir, params: dict, *, fold: int | None, rule_strategy: str) -> str:
+    """sha256 over what a fine-tuning learns from: the split's contents, the checkpoint folder's
+    files (names and sizes; contents of the small ones) and every option that changes the result."""
+    import hashlib
+    import json
+
+    folder = Path(model_dir)
+    files = {}
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = f.stat().st_size
+        # weights are identified by size; configs and vocabularies (small) by content
+        files[str(f.relative_to(folder))] = hashlib.sha256(f.read_bytes()).hexdigest() if size < 16_000_000 else size
+    kept = {k: v for k, v in params.items() if k not in NOT_IN_FINGERPRINT and k != "model"}
+    payload = json.dumps({"split": split.fingerprint, "fold": fold, "checkpoint": files, "params": kept,
+                          "rule_strategy": rule_strategy}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _checkpointing(runs_dir, fingerprint: str, *, resume: bool, every_seconds: float):
+    """Where this fine-tuning keeps its training state; with ``resume``, the state to go on from."""
+    import warnings
+
+    from nlpkit.errors import ConfigError, NlpkitError
+    from nlpkit.models.transformer import Checkpointing, FinetuneWarning
+    from nlpkit.runs import runs_root
+    from nlpkit.state_file import load_state
+
+    path = runs_root(runs_dir) / RESUME_FOLDER / f"finetune-{fingerprint[:24]}.safetensors"
+    if not resume:
+        if path.is_file():
+            warnings.warn(f"an interrupted fine-tuning with these options was kept in {path}; this run starts again "
+                          "from step 0 and replaces it (add --resume to the same command to continue it instead).",
+                          FinetuneWarning, stacklevel=3)
+        return Checkpointing(path=path, fingerprint=fingerprint, every_seconds=every_seconds)
+    if not path.is_file():
+        raise ConfigError(f"--resume: no interrupted fine-tuning of this split, checkpoint and options under "
+                          f"{path.parent}; give the same split, --model and options as the interrupted command "
+                          "(--threads and --time-budget may change), or leave out --resume to start again.")
+    fix = "delete it and start again without --resume"
+    state = load_state(path, what="fine-tuning checkpoint", fix=fix)
+    needed = ("fingerprint", "model", "optimizer", "counters", "data", "loss", "rng", "history")
+    missing = [k for k in needed if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise NlpkitError(f"fine-tuning checkpoint {path} is incomplete (no {missing[0]!r}); {fix}.")
+    if state["fingerprint"] != fingerprint:
+        raise NlpkitError(f"fine-tuning checkpoint {path} belongs to another run (its fingerprint differs); {fix}.")
+    return Checkpointing(path=path, fingerprint=fingerprint, every_seconds=every_seconds, state=state)
 
 
 def base_model_info(model_dir: str | os.PathLike) -> dict:

@@ -41,6 +41,7 @@ def finetune_cmd(
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: the fold to run on (0..K-1).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tuning: the same command plus --resume goes on from its last saved training state (kept at every evaluation and every 10 minutes) and gives the result of an uninterrupted run.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Fine-tune MODEL on SPLIT_DIR, tune the decision rule on valid, score test, record a run.
@@ -48,7 +49,7 @@ def finetune_cmd(
     Without a valid part in the split, 10 % of train is carved off (stratified, seeded) for early
     stopping and threshold tuning; the run's config records it.
     """
-    with cli_errors():
+    with cli_errors(on_interrupt=lambda: _resume_hint(runs_dir)):
         from nlpkit.pretrain.config import parse_duration
 
         time_budget = parse_duration(time_budget)
@@ -63,7 +64,7 @@ def finetune_cmd(
                        precision=precision)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name, fold=fold)
+            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume)
     if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
         return
     # run_experiment records nlpkit's warnings in run.json; print those, plus any it did not keep
@@ -73,24 +74,32 @@ def finetune_cmd(
     _print_summary(run, as_json)
 
 
+def _resume_hint(runs_dir: Optional[Path]) -> str:
+    from nlpkit.finetune import RESUME_FOLDER
+    from nlpkit.runs import runs_root
+
+    return (f"The training state is saved at every evaluation and every 10 minutes under "
+            f"{runs_root(runs_dir) / RESUME_FOLDER}: run the same command with --resume to continue.")
+
+
 def _is_ours(w: warnings.WarningMessage) -> bool:
     from nlpkit.models.transformer import FinetuneWarning
 
     return issubclass(w.category, FinetuneWarning)
 
 
-def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None):
+def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None, resume=False):
     from nlpkit.finetune import finetune
     from nlpkit.training.distributed import dist_context
 
     if not is_tty() or not dist_context().is_main:
-        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, **options)
+        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume, **options)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err(), transient=True) as progress:
         return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, progress=progress,
-                        stage=lambda s: progress.console.log(f"[dim]{s}[/dim]"), **options)
+                        resume=resume, stage=lambda s: progress.console.log(f"[dim]{s}[/dim]"), **options)
 
 
 def _print_summary(run, as_json: bool) -> None:

@@ -105,6 +105,8 @@ class TransformerClassifier(Classifier):
     def __init__(self, **params: Any):
         super().__init__(**params)
         validate_options(self.params)
+        # set by nlpkit.finetune for a resumable run; not a parameter: it does not change the result
+        self.checkpointing: Checkpointing | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def _device(self):
@@ -247,8 +249,12 @@ class TransformerClassifier(Classifier):
             return _valid_metric(y_valid, scores, self.task_, self.label_names_)
 
         torch.manual_seed(seed)  # dropout
+        checkpointing = self.checkpointing
+        if checkpointing is not None:
+            checkpointing.write = dist.is_main
         result = train_classifier(model, optimizer, data, config=config, device=device, dist=dist, net=net,
-                                  evaluate=valid_metric if enc_valid is not None else None, progress=progress)
+                                  evaluate=valid_metric if enc_valid is not None else None, progress=progress,
+                                  checkpointing=checkpointing)
 
         majority = None
         if enc_valid is not None:  # the valid metric of always scoring every label by its share of train
@@ -268,7 +274,7 @@ class TransformerClassifier(Classifier):
             "best_valid_metric": result.best_metric if result.best_weights is not None else None,
             "valid_metric_name": ("micro_f1 (tuned rule)" if multi else "accuracy") if enc_valid is not None else None,
             "majority_valid_metric": majority,
-            "stopped": result.stopped or "all epochs done",
+            "stopped": result.stopped or "all epochs done", "resumed_from_step": result.resumed_from_step,
             "train_seconds": round(result.train_seconds, 3), "train_cpu_seconds": round(result.train_cpu_seconds, 3),
             "tokenize_seconds": round(tokenize_seconds, 3),
             "train_docs_per_s": result.n_docs_seen / result.train_seconds if result.train_seconds > 0 else None,
@@ -436,6 +442,19 @@ class TrainData:
 
 
 @dataclass
+class Checkpointing:
+    """Where a fine-tuning keeps its training state for ``--resume``, how often, and the state to
+    continue from (None: a run from step 0). Written at every evaluation and every ``every_seconds``
+    of training; only by the main process under a distributed launch."""
+
+    path: Path
+    fingerprint: str             # the run's data, checkpoint and options (:func:`nlpkit.finetune.resume_fingerprint`)
+    every_seconds: float = 600.0
+    state: dict | None = None
+    write: bool = True
+
+
+@dataclass
 class FitState:
     """What happened during training: counters, timings, evaluations and the best weights."""
 
@@ -449,10 +468,32 @@ class FitState:
     best_weights: dict | None = None  # a CPU copy of the state dict at the best evaluation
     history: list[dict] = field(default_factory=list)
     stopped: str | None = None
+    resumed_from_step: int | None = None
+
+
+# FitState fields a resume checkpoint stores as they are (best_weights and history are stored apart)
+_RESUMED_FIELDS = ("step", "n_docs_seen", "n_tokens_seen", "train_seconds", "train_cpu_seconds", "best_metric",
+                   "best_step")
+
+
+def _training_state(model, optimizer, state: FitState, *, epoch: int, next_batch: int, epoch_rng: dict,
+                    loss_sum: float, loss_n: int, bad_evals: int, fingerprint: str) -> dict:
+    """Everything a resumed run needs to take the next step exactly as an uninterrupted one would."""
+    from nlpkit.training.rng import rng_state
+
+    return {
+        "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "counters": {k: getattr(state, k) for k in _RESUMED_FIELDS},
+        "best_weights": state.best_weights, "history": json.dumps(state.history),
+        # the batch generator as it was when this epoch's batches were drawn, and how many were taken
+        "data": {"epoch": epoch, "next_batch": next_batch, "epoch_rng": json.dumps(epoch_rng)},
+        "loss": {"sum": loss_sum, "n": loss_n, "bad_evals": bad_evals}, "rng": rng_state(),
+    }
 
 
 def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, device, dist,
-                     net=None, evaluate: Callable[[Any], float] | None = None, progress=None) -> FitState:
+                     net=None, evaluate: Callable[[Any], float] | None = None, progress=None,
+                     checkpointing: Checkpointing | None = None) -> FitState:
     """Fine-tune ``model`` in place for ``config.epochs`` epochs; returns what happened.
 
     Each ``optimizer`` group's lr is its peak, scaled each step by the schedule. ``net`` runs the
@@ -461,6 +502,7 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
     early stopping nor best weights). Every rank evaluates the same validation set, so all ranks
     stop at the same step without exchanging anything; only rank 0 gets a ``progress``
     (:func:`nlpkit.finetune.finetune`). ``progress``: see :class:`TransformerClassifier`.
+    ``checkpointing``: keep the training state for a resume, and continue from its ``state``.
     """
     import torch
     import torch.nn.functional as F
@@ -470,13 +512,46 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
         g["base_lr"] = g["lr"]  # each group's peak (layer decay, head lr), scaled by the schedule
     state = FitState()
     lengths = data.enc.doc_lengths()
-    task_id = progress.add_task("fine-tuning", total=config.total_steps) if progress is not None and hasattr(progress, "add_task") else None
     loss_sum, loss_n, bad_evals = 0.0, 0, 0
-    for epoch in range(config.epochs):
+    first_epoch, skip = 0, 0
+    resume = checkpointing.state if checkpointing is not None else None
+    if resume is not None:
+        from nlpkit.training.rng import set_rng_state
+
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])  # the groups' base_lr come back with it
+        for key, value in resume["counters"].items():
+            setattr(state, key, type(getattr(state, key))(value))
+        state.best_weights = resume["best_weights"]
+        state.history = json.loads(resume["history"])
+        state.resumed_from_step = state.step
+        loss_sum, loss_n, bad_evals = float(resume["loss"]["sum"]), int(resume["loss"]["n"]), int(resume["loss"]["bad_evals"])
+        first_epoch, skip = int(resume["data"]["epoch"]), int(resume["data"]["next_batch"])
+        data.batch_rng.bit_generator.state = json.loads(resume["data"]["epoch_rng"])
+        set_rng_state(resume["rng"])
+    last_saved = time.perf_counter()
+
+    def save(epoch: int, next_batch: int, epoch_rng: dict) -> None:
+        nonlocal last_saved
+        from nlpkit.state_file import save_state
+
+        if checkpointing is not None and checkpointing.write:
+            save_state(checkpointing.path, _training_state(
+                model, optimizer, state, epoch=epoch, next_batch=next_batch, epoch_rng=epoch_rng, loss_sum=loss_sum,
+                loss_n=loss_n, bad_evals=bad_evals, fingerprint=checkpointing.fingerprint))
+        last_saved = time.perf_counter()
+
+    task_id = progress.add_task("fine-tuning", total=config.total_steps, completed=state.step) \
+        if progress is not None and hasattr(progress, "add_task") else None
+    for epoch in range(first_epoch, config.epochs):
+        epoch_rng = data.batch_rng.bit_generator.state
         batches = length_grouped_batches(lengths, config.batch_size, data.batch_rng)
         # every rank draws the same batch list (same seed) and takes its own share
         mine = batches[dist.rank::dist.world_size][:config.steps_per_epoch]
         for i, docs in enumerate(mine):
+            if skip:  # a resumed run: this epoch's first batches were trained before the interruption
+                skip -= 1
+                continue
             # one step: forward (autocast), loss, backward, clip, AdamW at the scheduled lr
             model.train()
             t_step, c_step = time.perf_counter(), time.process_time()
@@ -522,6 +597,8 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
             periodic = state.step % config.eval_every == 0 and steps_left_in_epoch > config.eval_every // 2
             evaluate_now = periodic or end_of_epoch or over_budget
             if not evaluate_now:
+                if checkpointing is not None and time.perf_counter() - last_saved >= checkpointing.every_seconds:
+                    save(epoch, i + 1, epoch_rng)
                 continue
             record = {"step": state.step, "epoch": round(epoch + (i + 1) / len(mine), 3),
                       "train_loss": loss_sum / max(loss_n, 1), "train_seconds": round(state.train_seconds, 2)}
@@ -534,13 +611,15 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
                 else:
                     bad_evals += 1
             state.history.append(record)
-            if task_id is None and callable(progress):
-                progress({"eval": record})
             if evaluate is not None and config.patience and bad_evals >= config.patience:
                 state.stopped = f"early stop: no improvement in {bad_evals} evaluation(s)"
-                break
-            if over_budget:
+            elif over_budget:
                 state.stopped = f"time budget of {config.time_budget} s reached"
+            elif checkpointing is not None:
+                save(epoch, i + 1, epoch_rng)
+            if task_id is None and callable(progress):
+                progress({"eval": record})
+            if state.stopped:
                 break
         if state.stopped:
             break
