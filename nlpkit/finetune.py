@@ -29,7 +29,7 @@ CHECKPOINT_SECONDS = 600.0  # training time between two saves of the training st
 def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed: int = 0,
              runs_dir: str | os.PathLike | None = None, name: str | None = None,
              rule_strategy: str = "auto", progress=None, stage=None, fold: int | None = None,
-             resume: bool = False, checkpoint_seconds: float = CHECKPOINT_SECONDS,
+             resume: bool = False, checkpoint_seconds: float = CHECKPOINT_SECONDS, role: str | None = None,
              **options: Any) -> "Run | None":
     """Fine-tune a local checkpoint on a split and record a scored run (like every baseline).
 
@@ -47,6 +47,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
         training state is kept under ``<runs>/.resume/`` until the run is recorded); the result is
         the one an uninterrupted run gives.
     checkpoint_seconds : training time between two saves of that state (also saved at every evaluation).
+    role : recorded in run.json (see :attr:`nlpkit.runs.Run.role`).
     options : :class:`~nlpkit.models.transformer.TransformerClassifier` parameters
         (``epochs``, ``lr``, ``batch_size``, ``max_length``, ``long_text``, ...).
 
@@ -76,6 +77,8 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     if model.checkpointing.state is not None:
         config["resumed"] = True
     extra = {"base_model": base_model_info(model_dir)}
+    if role is not None:
+        extra["role"] = role
     if dist_context().is_main:
         run = run_experiment(model, split, kind="finetune", config=config, seed=seed, runs_root=runs_dir,
                              rule_strategy=rule_strategy, progress=stage, fit_progress=progress, extra_info=extra)
@@ -162,3 +165,97 @@ def base_model_info(model_dir: str | os.PathLike) -> dict:
         except (OSError, ValueError):
             pass
     return info
+
+
+# `--tune`: peak learning rates of the body x of the new head, tried after the options as given.
+# The candidates and why: docs/benchmarks.md, "Fine-tuning defaults".
+TUNE_LRS = (5e-5, 1e-4, 2e-4)
+TUNE_HEAD_LRS = (None, 3e-3)  # None: the head at the body's rate
+TRIAL_ROLE, TUNED_ROLE = "tune-trial", "tuned"
+# A trial's training gets this share of the budget left per trial left: its last evaluation, test
+# scoring and saving come on top of --time-budget.
+TRIAL_SHARE = 0.8
+MIN_TRIAL_SECONDS = 30.0  # a trial with less training time than this is not started
+
+
+def tune_candidates(options: dict) -> list[dict]:
+    """The trials of ``--tune``: first the options as given, then every other (lr, head_lr) pair."""
+    from nlpkit.models.transformer import TransformerClassifier
+
+    given = {"lr": options.get("lr", TransformerClassifier.param_defaults["lr"]),
+             "head_lr": options.get("head_lr", TransformerClassifier.param_defaults["head_lr"])}
+    trials = [given]
+    for lr in TUNE_LRS:
+        for head_lr in TUNE_HEAD_LRS:
+            pair = {"lr": lr, "head_lr": head_lr}
+            if pair != given:
+                trials.append(pair)
+    return trials
+
+
+def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, budget_seconds: float | None = None,
+                   seed: int = 0, runs_dir: str | os.PathLike | None = None, name: str | None = None,
+                   say=None, **kwargs: Any) -> "Run | None":
+    """``nlpkit finetune --tune``: one fine-tuning per :func:`tune_candidates` trial, each recorded with
+    the role ``tune-trial``; the trial with the best valid metric (the first on a tie, so the options as
+    given win ties) is kept: its run gets the role ``tuned`` and the search's record (``run.json`` "tune").
+
+    ``budget_seconds`` bounds the whole search (wall clock): as many trials run, in order, as can each
+    have :data:`MIN_TRIAL_SECONDS` of training (the others are recorded as skipped), and each trial's
+    training gets :data:`TRIAL_SHARE` of the time left per trial left (as ``time_budget``, capped by the
+    caller's).
+    ``kwargs`` go to :func:`finetune` (``resume`` is refused: a search is restarted, not resumed).
+    Returns the kept run (None on non-zero ranks of a distributed launch).
+    """
+    import math
+    import time
+
+    from nlpkit.errors import ConfigError
+
+    if kwargs.get("resume"):
+        raise ConfigError("--resume continues one fine-tuning, not a --tune search; run the search again without "
+                          "--resume (or resume the interrupted trial without --tune).")
+    if budget_seconds is not None and not budget_seconds > 0:
+        raise ConfigError(f"--tune-budget must be a positive duration, got {budget_seconds!r}.")
+    say = say or (lambda _msg: None)
+    trials = tune_candidates(kwargs)
+    # the trials that fit the budget, in order (the options as given first), each with its share
+    n_run = len(trials) if budget_seconds is None else \
+        min(len(trials), int(budget_seconds * TRIAL_SHARE // MIN_TRIAL_SECONDS))
+    if n_run == 0:
+        raise ConfigError(f"--tune-budget {budget_seconds:g} s cannot give a trial {MIN_TRIAL_SECONDS:.0f} s of "
+                          f"training; give at least {math.ceil(MIN_TRIAL_SECONDS / TRIAL_SHARE)} s.")
+    started = time.perf_counter()
+    record: list[dict] = []
+    done: list[tuple[dict, Any]] = []  # (its record, its run) for each trial that ran
+    for k, pair in enumerate(trials):
+        if k >= n_run:
+            record.append({**pair, "run": None, "skipped": f"the budget gives {n_run} trials "
+                                                          f"{MIN_TRIAL_SECONDS:.0f} s of training or more"})
+            continue
+        options = {**kwargs, **pair}
+        if budget_seconds is not None:
+            share = max(budget_seconds - (time.perf_counter() - started), 0.0) / (n_run - k) * TRIAL_SHARE
+            options["time_budget"] = max(min(options.get("time_budget") or math.inf, share), 1.0)
+        say(f"trial {k + 1}/{len(trials)}: lr {pair['lr']:g}, head lr "
+            f"{'= lr' if pair['head_lr'] is None else format(pair['head_lr'], 'g')}"
+            + (f", training up to {options['time_budget']:.0f} s" if budget_seconds is not None else ""))
+        t0 = time.perf_counter()
+        run = finetune(split_dir, model_dir, seed=seed, runs_dir=runs_dir, role=TRIAL_ROLE,
+                       name=f"{name + ' ' if name else ''}trial {k + 1}", **options)
+        fit = run.info["fit_info"] if run is not None else {}
+        record.append({**pair, "run": run.name if run is not None else None,
+                       "valid_metric": fit.get("best_valid_metric"), "stopped": fit.get("stopped"),
+                       "seconds": round(time.perf_counter() - t0, 1)})
+        done.append((record[-1], run))
+        if run is not None:
+            say(f"  valid {fit.get('best_valid_metric')}, {fit.get('stopped')} ({record[-1]['seconds']:.0f} s)")
+    if done[0][1] is None:  # a non-zero rank of a distributed launch: rank 0 records
+        return None
+    # the best valid metric; on a tie the earlier trial (the options as given come first)
+    best_record, best_run = max(done, key=lambda pair: pair[0]["valid_metric"] if pair[0]["valid_metric"]
+                                is not None else -math.inf)
+    summary = {"trials": record, "chosen": record.index(best_record), "budget_seconds": budget_seconds,
+               "seconds": round(time.perf_counter() - started, 1), "decided_on": "best valid metric of each trial"}
+    best_run.update_info(role=TUNED_ROLE, tune=summary)
+    return best_run

@@ -348,6 +348,19 @@ class Run:
     def split_sha256(self) -> str | None:
         return (self.info.get("data") or {}).get("split_sha256")
 
+    @property
+    def role(self) -> str | None:
+        """None for an ordinary run; ``"tune-trial"`` for a trial of ``nlpkit finetune --tune`` (not a
+        contender in reports), ``"tuned"`` for the trial that search kept."""
+        return self.info.get("role")
+
+    def update_info(self, **fields: Any) -> None:
+        """Add ``fields`` to a complete run's run.json (written atomically)."""
+        from nlpkit._io import atomic_write_json
+
+        self.info.update(fields)
+        atomic_write_json(self.path / RUN_JSON, self.info)
+
     def metrics(self) -> dict:
         """``metrics.json``: ``{"test": evaluate(...), "valid": evaluate(...)}``."""
         path = self.path / METRICS_JSON

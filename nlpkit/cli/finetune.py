@@ -41,6 +41,8 @@ def finetune_cmd(
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: the fold to run on (0..K-1).")] = None,
+    tune: Annotated[bool, typer.Option("--tune", help="Search the learning rates: the options as given, then each of --lr 5e-5, 1e-4, 2e-4 with the head at the same rate or at 3e-3; each trial is recorded (role tune-trial, left out of reports) and the best on valid is kept (role tuned).")] = False,
+    tune_budget: Annotated[Optional[str], typer.Option("--tune-budget", help="With --tune: wall-clock budget of the whole search, e.g. 30m or 2h; each trial's training gets a share of what is left, a trial with under 30 s is skipped. Default: every trial runs to its end.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tuning: the same command plus --resume goes on from its last saved training state (kept at every evaluation and every 10 minutes) and gives the result of an uninterrupted run.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
@@ -53,6 +55,9 @@ def finetune_cmd(
         from nlpkit.pretrain.config import parse_duration
 
         time_budget = parse_duration(time_budget)
+        if tune_budget is not None and not tune:
+            raise typer.BadParameter("--tune-budget only applies with --tune; add --tune or drop it.", param_hint="--tune-budget")
+        tune_seconds = parse_duration(tune_budget)
         if max_length is None:
             from nlpkit.hf.checkpoint import position_limit
 
@@ -64,7 +69,8 @@ def finetune_cmd(
                        precision=precision)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume)
+            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume,
+                       tune=tune, tune_seconds=tune_seconds)
     if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
         return
     # run_experiment records nlpkit's warnings in run.json; print those, plus any it did not keep
@@ -88,10 +94,14 @@ def _is_ours(w: warnings.WarningMessage) -> bool:
     return issubclass(w.category, FinetuneWarning)
 
 
-def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None, resume=False):
-    from nlpkit.finetune import finetune
+def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None, resume=False, tune=False, tune_seconds=None):
+    from nlpkit.finetune import finetune, finetune_tuned
     from nlpkit.training.distributed import dist_context
 
+    if tune:  # trial by trial, each announced on stderr
+        say = (lambda msg: err().print(msg, highlight=False)) if dist_context().is_main else None
+        return finetune_tuned(split_dir, model, budget_seconds=tune_seconds, seed=seed, runs_dir=runs_dir, name=name,
+                              fold=fold, resume=resume, say=say, **options)
     if not is_tty() or not dist_context().is_main:
         return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume, **options)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -119,6 +129,9 @@ def _print_summary(run, as_json: bool) -> None:
         "predict_docs_per_s_batch32": fit.get("predict_docs_per_s_batch32"),
         "model_size_bytes": info.get("model_size_bytes"),
     }
+    tune = info.get("tune")
+    if tune:
+        summary["tune"] = tune
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -141,9 +154,24 @@ def _print_summary(run, as_json: bool) -> None:
         ("model size", fmt_bytes(summary["model_size_bytes"]) if summary["model_size_bytes"] else None, "{}"),
         ("run folder", summary["path"], "{}"),
     ]
+    if tune:
+        rows.insert(2, ("tuned", _tune_line(tune), "{}"))
     for label, value, fmt in rows:
         table.add_row(label, "-" if value is None else fmt.format(value))
     out().print(table)
+
+
+def _tune_line(tune: dict) -> str:
+    """'trial 3 of 7 (lr 1e-4, head lr 3e-3), search 412 s of a 1800 s budget'."""
+    def lrs(t: dict) -> str:
+        head = "= lr" if t.get("head_lr") is None else format(t["head_lr"], "g")
+        return f"lr {t['lr']:g}, head lr {head}"
+
+    chosen, trials = tune["chosen"], tune["trials"]
+    budget = f" of a {tune['budget_seconds']:g} s budget" if tune.get("budget_seconds") else ""
+    skipped = sum(1 for t in trials if t.get("skipped"))
+    return (f"trial {chosen + 1} of {len(trials)} ({lrs(trials[chosen])}), search {tune['seconds']:.0f} s{budget}"
+            + (f", {skipped} skipped for the budget" if skipped else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -69,6 +69,7 @@ def summarise(run) -> dict[str, Any]:
         "name": run.name,
         "path": str(run.path),
         "kind": run.kind,
+        "role": run.role,
         "model": run.model,
         "created": run.created,
         "split": Path(split_dir).name if split_dir else None,
@@ -93,7 +94,8 @@ def render(rows: list[dict], root: Path) -> None:
     for r in rows:
         split = r["split"] or "-"
         metric = f"{r['metric']} {r['value']:.4f}" if isinstance(r["value"], (int, float)) else "-"
-        table.add_row(r["name"], r["kind"], r["model"], split, metric)
+        kind = f"{r['kind']} ({r['role']})" if r.get("role") else r["kind"]
+        table.add_row(r["name"], kind, r["model"], split, metric)
     out().print(table)
 
 

@@ -457,6 +457,8 @@ def _select_runs(root, split_sha256: str, test_sha256: str) -> tuple[list, list[
     for run in list_runs(root, split_sha256=split_sha256):
         if run.kind == "pretrain":
             excluded.append({"name": run.name, "reason": "pretrain run: not a classifier"})
+        elif run.role == "tune-trial":
+            excluded.append({"name": run.name, "reason": "a trial of `nlpkit finetune --tune` (the trial it kept is compared)"})
         elif not _same_test(run, split_sha256, test_sha256):
             excluded.append({"name": run.name, "reason": "test part fingerprint differs from the split's"})
         else:

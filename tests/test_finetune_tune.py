@@ -1,0 +1,91 @@
+"""`nlpkit finetune --tune`: every trial recorded, the best on valid kept, trials out of reports, budget kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from nlpkit.cli import app  # noqa: E402
+from test_finetune import make_tiny_checkpoint  # noqa: E402
+from test_finetune_cli import _split  # noqa: E402
+
+FAST = ["--epochs", "1", "--max-length", "32", "--batch-size", "8", "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tune-ckpt") / "tiny-bert")
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("splits")
+    return _split(root / "agnews", "agnews_sample.jsonl", {"train": (0, 40), "valid": (40, 56), "test": (56, 76)}).path
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["finetune", *map(str, args)])
+
+
+def test_tune_records_every_trial_keeps_the_best_on_valid_and_reports_only_it(ckpt, split, runs_dir):
+    from nlpkit.finetune import TUNE_HEAD_LRS, TUNE_LRS
+    from nlpkit.report import build_report
+    from nlpkit.runs import list_runs
+
+    assert CliRunner().invoke(app, ["baseline", str(split), "-m", "majority"]).exit_code == 0
+    result = invoke(split, "--model", ckpt, *FAST, "--lr", "3e-5", "--tune", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    trials = summary["tune"]["trials"]
+    # the options as given first, then the whole grid
+    assert (trials[0]["lr"], trials[0]["head_lr"]) == (3e-5, None)
+    assert len(trials) == 1 + len(TUNE_LRS) * len(TUNE_HEAD_LRS)
+    runs = {run.name: run for run in list_runs(runs_dir, kind="finetune")}
+    assert sorted(r.role for r in runs.values()) == ["tune-trial"] * (len(trials) - 1) + ["tuned"]
+    kept = runs[summary["run"]]
+    assert kept.role == "tuned" and trials[summary["tune"]["chosen"]]["run"] == kept.name
+    valid = [t["valid_metric"] for t in trials]
+    assert kept.info["fit_info"]["best_valid_metric"] == max(valid)
+    assert summary["tune"]["chosen"] == valid.index(max(valid))  # the first best: ties go to the earlier trial
+    for t in trials:  # each trial ran with its own learning rates
+        assert runs[t["run"]].info["config"]["lr"] == t["lr"] and runs[t["run"]].info["config"]["head_lr"] == t["head_lr"]
+    report = build_report(split)
+    assert sorted(row["name"] for row in report["rows"] if row["name"] in runs) == [kept.name]
+    assert sum("--tune" in e["reason"] for e in report["excluded"]) == len(trials) - 1
+    listing = CliRunner().invoke(app, ["runs"])
+    assert listing.output.count("(tune-trial)") == len(trials) - 1 and listing.output.count("(tuned)") == 1
+
+
+def test_the_budget_decides_how_many_trials_run_and_caps_their_training(ckpt, split, runs_dir, monkeypatch):
+    import nlpkit.finetune as ft
+
+    monkeypatch.setattr(ft, "MIN_TRIAL_SECONDS", 2.0)
+    run = ft.finetune_tuned(split, ckpt, budget_seconds=6.0, runs_dir=runs_dir, epochs=1, max_length=32,
+                            batch_size=8, threads=1, device="cpu", throughput_docs=0)
+    trials = run.info["tune"]["trials"]
+    ran = [t for t in trials if t["run"] is not None]
+    assert len(ran) == 2  # 6 s x 0.8 / 2 s
+    assert all("skipped" in t for t in trials[2:])
+    from nlpkit.runs import load_run
+
+    first = load_run(ran[0]["run"], runs_dir)
+    assert first.info["config"]["time_budget"] <= 6.0 * ft.TRIAL_SHARE / 2 + 1e-9
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--tune-budget", "1s", "--tune"], "cannot give a trial"),
+    (["--tune-budget", "30m"], "--tune-budget only applies with --tune"),
+    (["--tune", "--resume"], "not a --tune search"),
+    (["--tune", "--tune-budget", "soon"], "soon"),
+])
+def test_bad_tune_options_are_one_line_errors_and_record_nothing(ckpt, split, runs_dir, extra, fragment):
+    result = invoke(split, "--model", ckpt, *FAST, *extra)
+    assert result.exit_code != 0
+    assert fragment in result.output and "Traceback" not in result.output
+    assert not runs_dir.exists() or not any(p for p in runs_dir.iterdir() if not p.name.startswith("."))
