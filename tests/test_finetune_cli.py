@@ -332,3 +332,12 @@ def test_a_run_that_learns_nothing_says_so(ckpt, reuters_split, runs_dir):
     assert "the training loss barely moved" in " ".join(result.stderr.split())
     info = json.loads((list_runs()[0].path / "run.json").read_text(encoding="utf-8"))
     assert any(w.startswith("the training loss barely moved") for w in info["warnings"])
+
+
+@pytest.mark.parametrize("long_text, warned", [("truncate", True), ("head-tail", False)])
+def test_most_documents_cut_at_max_length_is_named_with_the_alternatives(ckpt, reuters_split, runs_dir,
+                                                                          long_text, warned):
+    args = [a if a != "32" else "16" for a in FAST]  # 16 tokens: nearly every Reuters story is longer
+    result = invoke(reuters_split, "--model", ckpt, *args, "--long-text", long_text)
+    assert result.exit_code == 0, result.output
+    assert ("are cut to their start" in " ".join(result.stderr.split())) is warned

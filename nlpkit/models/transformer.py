@@ -56,6 +56,7 @@ from nlpkit.training.schedule import lr_multiplier
 
 LOG_EVERY = 10  # steps between progress reports when ``progress`` is a plain callable
 THROUGHPUT_DOCS = 64  # documents timed for the CPU throughput figures recorded in fit_info
+TRUNCATED_WARN_SHARE = 0.25  # warn when more training documents than this are cut at --max-length
 
 
 class FinetuneWarning(UserWarning):
@@ -229,6 +230,12 @@ class TransformerClassifier(Classifier):
         enc_valid = self._encode(valid.texts) if valid is not None and len(valid) else None
         y_valid = np.asarray(valid.y.todense()) if enc_valid is not None else None
         tokenize_seconds = time.perf_counter() - t0
+        lengths = enc.doc_lengths()
+        cut = int(np.sum(lengths >= p["max_length"])) if p["long_text"] != "chunks" else 0
+        if p["long_text"] == "truncate" and cut > TRUNCATED_WARN_SHARE * len(lengths):
+            warnings.warn(f"{cut / len(lengths):.0%} of the training documents are longer than --max-length "
+                          f"{p['max_length']} tokens and are cut to their start: --long-text head-tail (start and end) "
+                          "or chunks (every part, pooled; slower) sees more of each.", FinetuneWarning, stacklevel=2)
 
         config = LoopConfig.from_params(p, n_docs=len(train), world_size=dist.world_size, multi=multi)
         optimizer = adamw(param_groups(model, lr=p["lr"], weight_decay=p["weight_decay"],
@@ -266,7 +273,6 @@ class TransformerClassifier(Classifier):
         model.to("cpu" if device.type == "cpu" else device)
         model.eval()
         self.model_ = model
-        lengths = enc.doc_lengths()
         self.train_info_ = {
             "steps": result.step, "total_steps_planned": config.total_steps, "warmup_steps": config.warmup_steps,
             "world_size": dist.world_size, "device": device.type, "precision": self._precision(device),
@@ -279,7 +285,7 @@ class TransformerClassifier(Classifier):
             "tokenize_seconds": round(tokenize_seconds, 3),
             "train_docs_per_s": result.n_docs_seen / result.train_seconds if result.train_seconds > 0 else None,
             "train_tokens_per_s": result.n_tokens_seen / result.train_seconds if result.train_seconds > 0 else None,
-            "n_train_sequences": len(enc.seqs), "truncated_docs": int(np.sum(lengths >= p["max_length"])) if p["long_text"] != "chunks" else None,
+            "n_train_sequences": len(enc.seqs), "truncated_docs": cut if p["long_text"] != "chunks" else None,
             "history": result.history, "labels_without_train_examples": self.unseen_labels_,
             "n_parameters": int(sum(t.numel() for t in model.parameters())),
         }
