@@ -28,6 +28,7 @@ from nlpkit.metrics.significance import (
     get_metric,
     holm,
     paired_bootstrap_diff,
+    seed_aware_diff,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "approx_randomization",
     "bootstrap_ci",
     "choose_over_reference",
+    "seed_aware_diff",
     "decide",
     "evaluate",
     "get_metric",

@@ -183,7 +183,7 @@ def _inputs(y_true, *preds) -> tuple[sparse.csr_matrix, ...]:
     y = as_label_csr(y_true, name="y_true")
     out = [y]
     for i, pred in enumerate(preds):
-        name = "pred" if len(preds) == 1 else f"pred_{'ab'[i]}"
+        name = "pred" if len(preds) == 1 else f"pred_{'ab'[i]}" if len(preds) == 2 else f"preds[{i}]"
         p = as_label_csr(pred, name=name)
         check_same_shape(y.shape, p.shape, "y_true", name)
         out.append(p)
@@ -331,6 +331,75 @@ def paired_bootstrap_diff(
         w = _bootstrap_weights(rng, n, size)
         values.append(m.combine(stacked_a.weighted(w)) - m.combine(stacked_b.weighted(w)))
     return (diff, *_interval(diff, np.concatenate(values), alpha))
+
+
+def seed_aware_diff(y_true, preds_a, preds_b=(), metric: str = "micro_f1", *, n_boot: int = 1000,
+                    alpha: float = 0.05, seed: int = 0) -> dict:
+    """mean over seeds of metric(a_i) minus mean over seeds of metric(b_j), with an interval and a
+    p-value whose uncertainty includes both the test documents and the training seeds.
+
+    ``preds_a`` / ``preds_b``: one prediction matrix per seed of each system, all on the same test
+    documents (``preds_b`` empty: the interval of ``a``'s seed mean alone). Variance = document part +
+    seed part: the bootstrap variance of the difference of seed means when the documents are
+    resampled (the same resamples for every run: paired), plus var(a_i)/k_a + var(b_j)/k_b, the
+    sample variances of the per-seed scores (0 with one seed), less what both parts count: each
+    seed's own luck on particular documents. Training randomness and the test
+    sample are the two sources a benchmark must count (Bouthillier et al. 2021, "Accounting for
+    Variance in Machine Learning Benchmarks"); with few seeds the seed part is uncertain itself, so
+    the interval is Student's t with Welch-Satterthwaite degrees of freedom (the document part
+    counted with infinitely many). The p-value is two-sided from the same t and standard error, so
+    the interval excludes 0 exactly when p < alpha.
+
+    Returns ``{"point", "lo", "hi", "p_value", "se", "df", "scores_a", "scores_b"}`` (per-seed scores
+    on all test documents).
+    """
+    from scipy import stats as st
+
+    m = get_metric(metric)
+    _check_resampling(n_boot, alpha, "n_boot", seed)
+    preds_a, preds_b = list(preds_a), list(preds_b)
+    if not preds_a:
+        raise ConfigError("seed_aware_diff needs at least one prediction matrix for the first system.")
+    y, *ps = _inputs(y_true, *preds_a, *preds_b)
+    stats = [m.per_doc(y, p) for p in ps]
+    scores = np.array([float(m.combine(_totals(s))[0]) for s in stats])
+    k_a, k_b = len(preds_a), len(preds_b)
+    sign = np.r_[np.full(k_a, 1.0 / k_a), np.full(k_b, -1.0 / k_b if k_b else 0.0)]
+    point = float(sign @ scores)
+    rng = np.random.default_rng(seed)
+    n = y.shape[0]
+    stacked = [_Stacked.of(s) for s in stats]
+    boot = []  # (n_runs, n_boot): every run's score on each resample of the documents
+    for size in _batches(n_boot, n):
+        w = _bootstrap_weights(rng, n, size)
+        boot.append(np.vstack([m.combine(sk.weighted(w)).ravel() for sk in stacked]))
+    boot = np.hstack(boot)
+    v_doc = float(np.var(sign @ boot, ddof=1)) if n_boot > 1 else 0.0
+    parts, overlap = [], 0.0
+    for rows in (slice(0, k_a), slice(k_a, k_a + k_b)):
+        x, k = scores[rows], len(scores[rows])
+        if k > 1 and n_boot > 1:
+            parts.append((float(np.var(x, ddof=1)) / k, k - 1))
+            # how much each seed's own luck on the resampled documents adds to the document part;
+            # the seed part counts it too (it varies by seed), so it is taken out once:
+            # var(one seed) - var(mean of k seeds) = (1 - 1/k) * that luck's variance
+            one = float(np.mean(np.var(boot[rows], axis=1, ddof=1)))
+            mean = float(np.var(boot[rows].mean(axis=0), ddof=1))
+            overlap += max(one - mean, 0.0) / (k - 1)
+    v_seed = sum(v for v, _ in parts)
+    se = float(np.sqrt(max(v_doc - overlap, 0.0) + v_seed))
+    df_den = sum(v * v / d for v, d in parts)
+    df = float(se ** 4 / df_den) if df_den > 0 else float("inf")
+    if se == 0:
+        lo = hi = point
+        p_value = 1.0 if point == 0 else 0.0
+    else:
+        q = float(st.t.ppf(1 - alpha / 2, df)) if np.isfinite(df) else float(st.norm.ppf(1 - alpha / 2))
+        lo, hi = point - q * se, point + q * se
+        tail = st.t.sf(abs(point) / se, df) if np.isfinite(df) else st.norm.sf(abs(point) / se)
+        p_value = float(min(1.0, 2 * tail))
+    return {"point": point, "lo": float(lo), "hi": float(hi), "p_value": p_value, "se": se, "df": df,
+            "scores_a": [float(v) for v in scores[:k_a]], "scores_b": [float(v) for v in scores[k_a:]]}
 
 
 def holm(p_values) -> list[float]:
