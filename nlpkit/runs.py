@@ -6,6 +6,7 @@ While it is being written it lives in ``<root>/.tmp-<name>/``; only a clean exit
 place, after ``run.json`` (with ``"status": "complete"`` as its last key) has been fsynced. A
 process killed half-way therefore leaves a dot-folder that :func:`list_runs` never shows; it records
 its owner (:mod:`nlpkit._io`), and the next run in the same root removes it once that owner is gone.
+Removing a run (:func:`remove_runs`) is the reverse: rename to ``.removing-<name>``, then delete.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from nlpkit._io import (OWNER_FILE, is_full_disk, is_stale, naming, remove_stale,  # noqa: F401 - to_jsonable: public here too
                         to_jsonable, write_owner_file)
-from nlpkit.errors import NlpkitError
+from nlpkit.errors import ConfigError, NlpkitError
 
 RUN_KINDS = ("baseline", "finetune", "pretrain")
 RUN_JSON = "run.json"
@@ -37,6 +38,7 @@ PREDICTIONS_NPZ = "predictions.npz"
 LOG_TXT = "log.txt"
 MODEL_DIR = "model"
 TMP_PREFIX = ".tmp-"
+REMOVING_PREFIX = ".removing-"
 ENV_VAR = "NLPKIT_RUNS_DIR"
 
 _NAME_RE = re.compile(r"^\d{8}-\d{6}-.+-[0-9a-f]{6}$")
@@ -489,3 +491,155 @@ def load_run(path_or_name: str | os.PathLike, root: str | os.PathLike | None = N
         status = info.get("status") if isinstance(info, dict) else None
         raise NlpkitError(f"not a complete run: {run_json} has status {status!r}, not 'complete'; re-run it.")
     return Run(path=path, name=path.name, info=info)
+
+
+# --- removing runs -----------------------------------------------------------------------------
+
+_AGE_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_age(text: str) -> float:
+    """'30d', '2w', '12h', '1d12h', '90m', '45s' -> seconds (``nlpkit runs --older-than``).
+
+    A unit is required: a bare number could mean seconds or days, and a wrong guess removes runs.
+    """
+    s = str(text).strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)([wdhms])", s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise ConfigError(f"--older-than {text!r} is not an age; write e.g. 30d, 2w, 12h, 1d12h or 90m.")
+    return sum(float(n) * _AGE_UNITS[u] for n, u in parts)
+
+
+def _created_at(run: Run) -> _dt.datetime | None:
+    """The run's ``created`` time (UTC), or None when missing or unreadable."""
+    try:
+        when = _dt.datetime.fromisoformat(str(run.created).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=_dt.timezone.utc)
+
+
+def select_runs(root: str | os.PathLike | None = None, *, role: str | None = None,
+                older_than_seconds: float | None = None, split_sha256: str | None = None,
+                kind: str | None = None, now: _dt.datetime | None = None) -> list[Run]:
+    """Complete runs under ``root`` matching every filter given, sorted by name.
+
+    Parameters
+    ----------
+    role : run.json ``role``, e.g. ``"tune-trial"``.
+    older_than_seconds : runs ``created`` more than this long before ``now`` (default: the current
+        time); a run without a readable ``created`` time never matches.
+    split_sha256 : the fingerprint of the split folder the runs were scored on.
+    kind : baseline, finetune or pretrain.
+
+    Raises
+    ------
+    ValueError
+        No filter is given: this feeds :func:`remove_runs`, so "no filter" must never mean every run
+        (use :func:`list_runs` for that).
+    """
+    if role is None and older_than_seconds is None and split_sha256 is None and kind is None:
+        raise ValueError("select_runs needs at least one filter; list_runs() returns every run")
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    selected = []
+    for run in list_runs(root, split_sha256=split_sha256, kind=kind):
+        if role is not None and run.role != role:
+            continue
+        if older_than_seconds is not None:
+            created = _created_at(run)
+            if created is None or (now - created).total_seconds() <= older_than_seconds:
+                continue
+        selected.append(run)
+    return selected
+
+
+def find_run(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:
+    """A complete run by folder path or name (as :func:`load_run`), or by a unique prefix of its name.
+
+    Raises
+    ------
+    NlpkitError
+        No such run, or a prefix that matches several runs.
+    """
+    given = Path(name_or_path)
+    root_path = runs_root(root)
+    is_name = str(name_or_path) != "" and not given.is_absolute() and len(given.parts) == 1
+    if not is_name or given.exists() or (root_path / given).exists():
+        return load_run(name_or_path, root_path)
+    matches = [run for run in list_runs(root_path) if run.name.startswith(given.name)]
+    if len(matches) > 1:
+        shown = ", ".join(run.name for run in matches[:3]) + (", ..." if len(matches) > 3 else "")
+        raise NlpkitError(f"run {str(name_or_path)!r} matches {len(matches)} runs ({shown}); pass more of the name.")
+    if matches:
+        return matches[0]
+    return load_run(name_or_path, root_path)  # raises "run not found", naming where it looked
+
+
+def check_removable(run: Run, root: str | os.PathLike | None = None) -> None:
+    """Raise :class:`NlpkitError` unless ``run`` is a complete run folder directly inside ``root``.
+
+    Removal deletes a whole tree, so anything else -- a folder in another registry, a hidden or
+    unfinished folder, a link, a folder without a complete run.json -- is refused.
+    """
+    root_path = runs_root(root)
+    path = Path(run.path)
+    if path.is_symlink():
+        raise NlpkitError(f"not removed: {path} is a symbolic link, not a run folder; delete the link itself if you mean to.")
+    if path.name.startswith("."):
+        raise NlpkitError(f"not removed: {path} is a hidden folder, not a run listed by `nlpkit runs`.")
+    if path.absolute().parent.resolve() != root_path.absolute().resolve():
+        raise NlpkitError(f"not removed: {path} is not inside the runs folder {root_path}; "
+                          f"pass --runs-dir {path.absolute().parent} to remove runs there.")
+    if _read_complete(path) is None:
+        raise NlpkitError(f"not removed: {path} holds no complete run (no run.json with status complete); "
+                          "only folders listed by `nlpkit runs` are removed.")
+
+
+def _delete_tree(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:  # another remover cleaning the same leftover got there first
+        pass
+
+
+def interrupted_removals(root: str | os.PathLike | None = None) -> list[Path]:
+    """``.removing-*`` folders under ``root``: runs whose removal stopped after the rename."""
+    try:
+        entries = list(os.scandir(runs_root(root)))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(Path(e.path) for e in entries
+                  if e.name.startswith(REMOVING_PREFIX) and e.is_dir(follow_symlinks=False))
+
+
+def remove_runs(runs: Iterable[Run | str | os.PathLike], root: str | os.PathLike | None = None) -> list[str]:
+    """Remove complete runs (Run objects, names, paths or unique name prefixes) from ``root``.
+
+    Every run is checked first (:func:`check_removable`), so one bad entry removes nothing. Each run
+    folder is then renamed to ``.removing-<name>`` in the same folder -- atomic, and a dot folder is
+    never listed -- and only then deleted, so no reader ever sees half a run. A crash between the
+    two leaves the hidden folder, which the next call here deletes first.
+
+    Returns
+    -------
+    The names of the runs removed (a run another process removed meanwhile is not among them).
+    """
+    root_path = runs_root(root)
+    targets: dict[Path, Run] = {}
+    for item in runs:
+        run = item if isinstance(item, Run) else find_run(item, root_path)
+        check_removable(run, root_path)
+        targets.setdefault(Path(run.path).absolute(), run)
+    for leftover in interrupted_removals(root_path):
+        _delete_tree(leftover)
+    removed = []
+    for run in targets.values():
+        hidden = root_path / f"{REMOVING_PREFIX}{run.name}"
+        try:
+            os.rename(run.path, hidden)
+        except FileNotFoundError:  # removed by another process since it was checked
+            continue
+        _fsync_path(root_path)  # the rename is on disk before the tree goes
+        _delete_tree(hidden)
+        removed.append(run.name)
+    return removed
