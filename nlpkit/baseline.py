@@ -261,6 +261,7 @@ def summarize(run) -> dict[str, Any]:
         "predict_docs_per_s": timings.get("predict_docs_per_s"),
         "model_size_bytes": run.info.get("model_size_bytes"),
         "fold": (run.info.get("data") or {}).get("fold"),
+        "seed": run.info.get("seed"),
         "fit_info": run.info.get("fit_info") or {},
         "run": str(run.path),
     }

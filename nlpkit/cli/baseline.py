@@ -50,8 +50,10 @@ def results_table(rows: list[dict[str, Any]]):
     table.add_column("docs/s", justify="right")
     table.add_column("size", justify="right")
     table.add_column("run", overflow="fold")
+    several_seeds = len({r.get("seed") for r in rows}) > 1
     for r in rows:
-        table.add_row(r["model"], _fmt(r["accuracy"] if single else r["micro_f1"]), _fmt(r["macro_f1"]),
+        name = f"{r['model']} (seed {r['seed']})" if several_seeds else r["model"]
+        table.add_row(name, _fmt(r["accuracy"] if single else r["micro_f1"]), _fmt(r["macro_f1"]),
                       _fmt(r["fit_seconds"], 1), _fmt(r["predict_docs_per_s"], 0), _size(r["model_size_bytes"]),
                       Path(r["run"]).name)
     return table
@@ -102,7 +104,10 @@ def baseline_cmd(
     ] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: run on this fold only (0..K-1); by "
                                                 "default every fold, one run per model and fold.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of every random choice (default 0).", show_default=False)] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Several seeds, e.g. 1,2,3: one run per model and seed; "
+                                                 "`nlpkit report` shows their mean and counts the seeds in its intervals.",
+                                                 show_default=False)] = None,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $NLPKIT_RUNS_DIR or ./runs).",
                                                      show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list instead of the table.")] = False,
@@ -127,8 +132,11 @@ def baseline_cmd(
     with cli_errors():
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        config = baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=seed,
-                                 rule=rule, settings=settings)
+        from nlpkit.seeds import seeds_option
+
+        all_seeds = seeds_option(seed, seeds)
+        configs = [baseline_config(model or [], tune=tune, cv=cv, tune_seconds=tune_seconds, vectors=vectors, seed=s,
+                                   rule=rule, settings=settings) for s in all_seeds]
         from nlpkit.data import load_split
 
         split = load_split(split_dir)
@@ -158,7 +166,9 @@ def baseline_cmd(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=err(), transient=True, disable=not is_tty()) as progress:
             try:
-                runs = run_baselines(split, config, fold=fold, runs_root=runs_dir, progress=progress, on_run=on_run)
+                runs = [run for config in configs
+                        for run in run_baselines(split, config, fold=fold, runs_root=runs_dir, progress=progress,
+                                                 on_run=on_run)]
             except (NlpkitError, KeyboardInterrupt):
                 if recorded:  # the line above the error: what is already on record stays there
                     err().print(f"Kept the {len(recorded)} run(s) completed before this: "

@@ -94,8 +94,12 @@ def _cross_validation(split, *, metric: str, baseline: str, runs_dir, out_dir: P
 def _print_table(report: dict, html_path: Path) -> None:
     from nlpkit.report import leaderboard_table
 
+    from nlpkit.report.render_text import seeds_lines
+
     console = out()
     console.print(leaderboard_table(report))
+    for line in seeds_lines(report):
+        console.print(line, markup=False, highlight=False, style="dim")
     for line in report["verdicts"] or ["Only one run: nothing to compare yet."]:
         console.print(f"• {line}", markup=False, highlight=False)
     console.print(f"Report: {html_path}", markup=False, highlight=False)

@@ -54,6 +54,11 @@ class _Scored:
     pred: np.ndarray  # bool (n_test, n_labels)
     pred_csr: Any = None  # the same predictions as the metrics layer takes them
     headline: dict | None = None  # {"point", "lo", "hi"} of the headline metric
+    members: list = None  # this run and the runs that differ from it only in seed, by seed (see seed_groups)
+
+    @property
+    def seeds(self) -> list:
+        return [m.run.info.get("seed") for m in self.members]
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,44 @@ def _model_labels(runs) -> dict[str, str]:
         model = run.model or run.name
         labels[run.name] = model if counts[run.model] == 1 else f"{model} ({run.name.rsplit('-', 1)[-1]})"
     return labels
+
+
+# Recorded options that do not change what a run learns, or name it: runs that differ only in these
+# and in their seed are one model trained with several seeds.
+_NOT_THE_MODEL = ("seed", "name", "resumed", "split_dir", "threads", "throughput_docs", "predict_batch_size")
+
+
+def seed_group_key(run) -> str:
+    """What a run is apart from its seed: kind, model and every recorded option but the seed."""
+    import json
+
+    def strip(d):
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in _NOT_THE_MODEL}
+
+    return json.dumps([run.kind, run.model, strip(run.info.get("config") or {})], sort_keys=True, default=str)
+
+
+def seed_groups(runs) -> list[list]:
+    """Runs grouped by :func:`seed_group_key`, each group sorted by seed (then name), groups in the
+    order of their first run. A seed is in a group once: a repeated run of the same model and seed
+    starts another group (another row)."""
+    groups: list[list] = []
+    open_groups: dict[str, list[list]] = {}
+    for run in sorted(runs, key=lambda r: r.name):
+        seed = run.info.get("seed")
+        candidates = open_groups.setdefault(seed_group_key(run), [])
+        home = next((g for g in candidates if all(m.info.get("seed") != seed for m in g)), None)
+        if home is None:
+            home = []
+            candidates.append(home)
+            groups.append(home)
+        home.append(run)
+
+    def by_seed(r):
+        seed = r.info.get("seed")
+        return (not isinstance(seed, int), seed if isinstance(seed, int) else 0, r.name)
+
+    return [sorted(g, key=by_seed) for g in groups]
 
 
 def _same_test(run, split_sha256: str, test_sha256: str) -> bool:
@@ -136,14 +179,22 @@ def valid_score(run, metric: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
 
 
+def _mean_or_none(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def best_on_valid(candidates: list, scores: dict, higher_better: bool):
     """The candidate with the best valid score (ties and missing scores: the earliest name first)."""
     sign = 1.0 if higher_better else -1.0
     return min(candidates, key=lambda c: (scores[c] is None, -sign * (scores[c] or 0.0), c))
 
 
-def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, metric, higher_better) -> Any:
-    """The baseline run: ``best-baseline`` or a run named by folder name, path or unique model name."""
+def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, metric, higher_better,
+                      group_of: dict | None = None) -> Any:
+    """The baseline run: ``best-baseline`` or a run named by folder name, path or unique model name.
+    ``group_of``: run name -> the names of the runs that differ from it only in seed; a run's valid
+    score is then its group's mean."""
     available = ", ".join(r.name for r in runs)
     if baseline == BEST_BASELINE:
         candidates = [r for r in runs if r.kind == "baseline" and r.model != MAJORITY_MODEL]
@@ -155,7 +206,9 @@ def _resolve_baseline(baseline: str, runs, *, split, split_dir, runs_root, metri
             )
         # chosen on valid evidence, never on the test part it is then compared on
         by_name = {r.name: r for r in candidates}
-        scores = {name: valid_score(r, metric) for name, r in by_name.items()}
+        every = {r.name: r for r in runs}
+        scores = {name: _mean_or_none([valid_score(every[n], metric) for n in (group_of or {}).get(name, [name])])
+                  for name in by_name}
         return by_name[best_on_valid(sorted(by_name), scores, higher_better)]
 
     by_name = {r.name: r for r in runs}
@@ -367,23 +420,35 @@ def build_report(
 
     y = split.test.y
     y = (y.toarray() if sparse.issparse(y) else np.asarray(y)) != 0
-    labels = _model_labels(runs)
-    scored = [_Scored(run, labels[run.name], *_align(run, split, y.shape)) for run in runs]
+    groups = seed_groups(runs)  # a model trained with several seeds is one row
+    labels = _model_labels([g[0] for g in groups])
+    several = any(len(g) > 1 for g in groups)
+    scored = []
+    for group in groups:
+        members = [_Scored(run, "", *_align(run, split, y.shape)) for run in group]
+        label = labels[group[0].name]
+        if several:  # say how many seeds stand behind every row, one included
+            label += f" ({len(group)} seed{'s' if len(group) > 1 else ''})"
+        members[0].label, members[0].members = label, members
+        scored.append(members[0])
 
     # Headline metric with a 95 % bootstrap interval per run (centred on the point estimate: see
     # nlpkit.metrics.significance._interval). The metrics layer draws its resamples from ``seed``
     # alone, so every run (and every paired difference) is scored on the same resampled documents.
     y_csr = sparse.csr_matrix(y, dtype=np.float64)  # the metrics layer works on csr: convert once
+    test = _Test(metric=metric, higher_better=higher_better, n_boot=n_boot, n_perm=n_perm, seed=seed)
     for s in scored:
-        s.pred_csr = sparse.csr_matrix(s.pred, dtype=np.float64)
-        s.headline = _bootstrap(y_csr, s.pred_csr, metric, n_boot, seed)
+        for m in s.members:
+            m.pred_csr = sparse.csr_matrix(m.pred, dtype=np.float64)
+        s.headline = _seed_mean(y_csr, s, test) if len(s.members) > 1 else \
+            _bootstrap(y_csr, s.pred_csr, metric, n_boot, seed)
+    group_of = {run.name: [r.name for r in g] for g in groups for run in g}
     base_run = _resolve_baseline(baseline, runs, split=split, split_dir=split_dir, runs_root=runs_root,
-                                 metric=metric, higher_better=higher_better)
-    base = next(s for s in scored if s.run.name == base_run.name)
+                                 metric=metric, higher_better=higher_better, group_of=group_of)
+    base = next(s for s in scored if base_run.name in group_of[s.run.name])
 
     secondary = [m for m in ("micro_f1", "macro_f1", "accuracy" if task == "single" else "subset_accuracy")
                  if m != metric]
-    test = _Test(metric=metric, higher_better=higher_better, n_boot=n_boot, n_perm=n_perm, seed=seed)
     rows = [_row(s, base, y_csr, secondary, test) for s in scored]
     # the majority floor is a sanity check, not one of the models a user chooses among
     adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None and r["model"] != MAJORITY_MODEL])
@@ -421,7 +486,7 @@ def build_report(
         "baseline": {"name": base.run.name, "label": base.label,
                      "chosen_by": (f"best valid {metric} among baseline runs" if baseline == BEST_BASELINE
                                    else "named with --baseline"),
-                     "valid_metric": valid_score(base.run, metric)},
+                     "valid_metric": _mean_or_none([valid_score(m.run, metric) for m in base.members])},
         "rows": rows,
         "verdicts": [r["verdict"] for r in rows if r["verdict"]],
         "per_label": _per_label(split, y, scored, rows, top_labels),
@@ -503,7 +568,8 @@ def _row(s: _Scored, base: _Scored, y_csr, secondary: list[str], test: _Test) ->
         "path": str(s.run.path),
         "is_baseline": s is base,
         "metric": s.headline,
-        "secondary": {m: float(METRICS[m](y_csr, s.pred_csr)) for m in secondary},
+        # several seeds: each secondary metric is the mean over seeds, as the headline is
+        "secondary": {m: float(np.mean([METRICS[m](y_csr, x.pred_csr) for x in s.members])) for m in secondary},
         "fit_seconds": _timing(s.run, "fit_seconds"),
         "predict_docs_per_s": dps,
         "model_size_bytes": s.run.info.get("model_size_bytes"),
@@ -511,9 +577,43 @@ def _row(s: _Scored, base: _Scored, y_csr, secondary: list[str], test: _Test) ->
         "diff": None,
         "verdict": None,
     }
+    if len(s.members) > 1:
+        row["seeds"] = s.seeds
+        row["seed_runs"] = [m.run.name for m in s.members]
+        row["seed_scores"] = s.headline["seed_scores"]
+        row["seed_sd"] = s.headline["sd"]
     if s is not base:
-        row["diff"] = _compare(y_csr, s, base, test)
+        row["diff"] = _compare_seeds(y_csr, s, base, test) if len(s.members) > 1 or len(base.members) > 1 \
+            else _compare(y_csr, s, base, test)
     return row
+
+
+def _seed_mean(y_csr, s: _Scored, test: _Test) -> dict:
+    """The headline of a model trained with several seeds: the mean over seeds, its seed-aware
+    interval (nlpkit.metrics.seed_aware_diff against nothing), each seed's score and their sd."""
+    from nlpkit.metrics import seed_aware_diff
+
+    d = seed_aware_diff(y_csr, [m.pred_csr for m in s.members], (), test.metric, n_boot=test.n_boot,
+                        alpha=ALPHA, seed=test.seed)
+    scores = d["scores_a"]
+    return {"point": d["point"], "lo": d["lo"], "hi": d["hi"], "seed_scores": scores,
+            "sd": float(np.std(scores, ddof=1))}
+
+
+def _compare_seeds(y_csr, mine: _Scored, base: _Scored, test: _Test) -> dict:
+    """The comparison when either side has several seeds: the seed-aware t test (documents and seeds),
+    whose interval and p-value agree by construction."""
+    from nlpkit.metrics import seed_aware_diff
+
+    d = seed_aware_diff(y_csr, [m.pred_csr for m in mine.members], [m.pred_csr for m in base.members], test.metric,
+                        n_boot=test.n_boot, alpha=ALPHA, seed=test.seed)
+    point, lo, hi, p = d["point"], d["lo"], d["hi"], d["p_value"]
+    return {
+        "point": point, "lo": lo, "hi": hi, "p_value": p,
+        "significant": bool((lo > 0 or hi < 0) and p < ALPHA),
+        "better": bool(point != 0 and (point > 0) == test.higher_better),
+        "test": f"seed-aware t ({len(mine.members)} vs {len(base.members)} seeds, df {d['df']:.1f})",
+    }
 
 
 def adjust_for_multiplicity(diffs: list[dict]) -> None:

@@ -14,6 +14,7 @@ from html import escape
 from nlpkit.report.compare import format_p, format_signed
 from nlpkit.report.render_text import (
     chosen_by_text,
+    seeds_lines,
     fmt_bytes,
     fmt_rate,
     fmt_value,
@@ -378,6 +379,14 @@ def _leaderboard_html(report: dict) -> str:
     return f'<table class="board"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def _seeds_html(report: dict) -> str:
+    lines = seeds_lines(report)
+    if not lines:
+        return ""
+    return ("<h3>Seeds</h3><ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines[:-1]) + "</ul>"
+            f'<p class="meta">{_e(lines[-1])}</p>')
+
+
 def _verdict_class(row: dict) -> str:
     d = row["diff"]
     if not d or not d["significant"]:
@@ -416,6 +425,7 @@ def render_html(report: dict) -> str:
         f'<ul class="verdicts">{"".join(verdicts)}</ul>',
         "<h2>Leaderboard</h2>",
         _leaderboard_html(report),
+        _seeds_html(report),
         "<h2>Charts</h2>",
         '<div class="grid">',
         f'<div class="card"><h3>{_e(s["metric_label"])} with 95% interval (★ baseline)</h3>{chart_metric_bars(report)}</div>',

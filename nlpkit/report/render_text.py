@@ -116,6 +116,9 @@ def render_markdown(report: dict) -> str:
     ]
     lines += _md_table(leaderboard_columns(report), [leaderboard_cells(report, r) for r in report["rows"]],
                        right_from=3)
+    seeds = seeds_lines(report)
+    if seeds:
+        lines += ["", "## Seeds", ""] + [f"- {line}" for line in seeds[:-1]] + ["", seeds[-1]]
     lines += ["", "## Verdicts", ""]
     lines += [f"- {v}" for v in report["verdicts"]] or ["- Only one run: nothing to compare yet."]
     pl = report["per_label"]
@@ -155,6 +158,20 @@ def leaderboard_table(report: dict):
         table.add_row(*(Text(c) for c in leaderboard_cells(report, row)),
                       style="bold" if row["is_baseline"] else None)
     return table
+
+
+def seeds_lines(report: dict) -> list[str]:
+    """One line per model trained with several seeds: each seed's score, their mean and sd (a row's
+    interval and its comparison then count seed variance: ``nlpkit.metrics.seed_aware_diff``)."""
+    lines = []
+    for row in report["rows"]:
+        if row.get("seeds"):
+            scores = ", ".join(f"{seed}: {value:.4f}" for seed, value in zip(row["seeds"], row["seed_scores"]))
+            lines.append(f"{row['label']}: {scores} (mean {row['metric']['point']:.4f}, sd {row['seed_sd']:.4f})")
+    if lines:
+        lines.append("Rows with several seeds show the mean over seeds; their intervals and comparisons count both "
+                     "the test documents and the seeds (Student's t); a row with one seed can only count the documents.")
+    return lines
 
 
 def chosen_by_text(baseline: dict) -> str:
