@@ -178,6 +178,12 @@ TRIAL_SHARE = 0.8
 MIN_TRIAL_SECONDS = 30.0  # a trial with less training time than this is not started
 
 
+def tuned_options(run) -> dict:
+    """The settings a ``--tune`` search chose, from its kept run: what another seed trains with."""
+    config = run.info.get("config") or {}
+    return {key: config.get(key) for key in ("lr", "head_lr", "time_budget")}
+
+
 def tune_candidates(options: dict) -> list[dict]:
     """The trials of ``--tune``: first the options as given, then every other (lr, head_lr) pair."""
     from nlpkit.models.transformer import TransformerClassifier

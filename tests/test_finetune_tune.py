@@ -89,3 +89,32 @@ def test_bad_tune_options_are_one_line_errors_and_record_nothing(ckpt, split, ru
     assert result.exit_code != 0
     assert fragment in result.output and "Traceback" not in result.output
     assert not runs_dir.exists() or not any(p for p in runs_dir.iterdir() if not p.name.startswith("."))
+
+
+def test_seeds_after_tune_train_with_the_chosen_settings_and_report_as_one_row(ckpt, split, runs_dir):
+    from nlpkit.report import build_report
+    from nlpkit.runs import list_runs
+
+    assert CliRunner().invoke(app, ["baseline", str(split), "-m", "majority"]).exit_code == 0
+    result = invoke(split, "--model", ckpt, *FAST, "--tune", "--seeds", "7,8", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output[result.output.index("["):])
+    assert [r["seed"] for r in rows] == [7, 8] and [r["role"] for r in rows] == ["tuned", "tuned"]
+    kept = {r.name: r for r in list_runs(runs_dir, kind="finetune") if r.role == "tuned"}
+    first, second = (kept[r["run"]] for r in rows)
+    chosen = first.info["tune"]["trials"][first.info["tune"]["chosen"]]
+    assert (second.info["config"]["lr"], second.info["config"]["head_lr"]) == (chosen["lr"], chosen["head_lr"])
+    assert all(r.info["seed"] == 7 for r in list_runs(runs_dir, kind="finetune") if r.role == "tune-trial")
+    report = build_report(split)
+    (row,) = [r for r in report["rows"] if r["kind"] == "finetune"]
+    assert row["seeds"] == [7, 8]
+
+
+def test_plain_seeds_train_one_run_each_and_resume_takes_one_seed(ckpt, split, runs_dir):
+    from nlpkit.runs import list_runs
+
+    result = invoke(split, "--model", ckpt, *FAST, "--seeds", "1,2")
+    assert result.exit_code == 0, result.output
+    assert sorted(r.info["seed"] for r in list_runs(runs_dir)) == [1, 2]
+    bad = invoke(split, "--model", ckpt, *FAST, "--seeds", "1,2", "--resume")
+    assert bad.exit_code != 0 and "give its --seed" in bad.output and "Traceback" not in bad.output

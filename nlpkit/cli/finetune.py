@@ -37,7 +37,8 @@ def finetune_cmd(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch. Default: torch's choice.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the GPU/CPU does bf16 natively), fp32 or bf16.")] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the head's initial weights, dropout, batch order and valid carving.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for the head's initial weights, dropout, batch order and valid carving (default 0).", show_default=False)] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Several seeds, e.g. 1,2,3: one run per seed (with --tune: the search runs once, with the first seed, and the other seeds train with the settings it chose); `nlpkit report` shows their mean and counts the seeds in its intervals.", show_default=False)] = None,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: the fold to run on (0..K-1).")] = None,
@@ -52,11 +53,12 @@ def finetune_cmd(
     stopping and threshold tuning; the run's config records it.
     """
     with cli_errors(on_interrupt=lambda: _resume_hint(runs_dir)):
+        from nlpkit.errors import ConfigError
         from nlpkit.pretrain.config import parse_duration
 
         time_budget = parse_duration(time_budget)
         if tune_budget is not None and not tune:
-            raise typer.BadParameter("--tune-budget only applies with --tune; add --tune or drop it.", param_hint="--tune-budget")
+            raise ConfigError("--tune-budget only applies with --tune; add --tune or drop it.")
         tune_seconds = parse_duration(tune_budget)
         if max_length is None:
             from nlpkit.hf.checkpoint import position_limit
@@ -67,17 +69,34 @@ def finetune_cmd(
                        pos_weight=pos_weight, layer_decay=layer_decay, warmup=warmup, patience=patience,
                        evals_per_epoch=evals_per_epoch, time_budget=time_budget, threads=threads, device=device,
                        precision=precision)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            run = _run(split_dir, model, options, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume,
-                       tune=tune, tune_seconds=tune_seconds)
-    if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
-        return
-    # run_experiment records nlpkit's warnings in run.json; print those, plus any it did not keep
-    recorded = list(run.info.get("warnings", []))
-    for message in recorded + [str(w.message) for w in caught if _is_ours(w) and str(w.message) not in recorded]:
-        warn(message)
-    _print_summary(run, as_json)
+        from nlpkit.seeds import seeds_option
+
+        all_seeds = seeds_option(seed, seeds)
+        if resume and len(all_seeds) > 1:
+            raise ConfigError("--resume continues one interrupted run: give its --seed, not several --seeds.")
+        runs = []
+        for k, one_seed in enumerate(all_seeds):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if tune and k > 0:  # the search ran once, with the first seed: its choice, every other seed
+                    from nlpkit.finetune import TUNED_ROLE, tuned_options
+
+                    run = _run(split_dir, model, {**options, **tuned_options(runs[0])}, seed=one_seed,
+                               runs_dir=runs_dir, name=name, fold=fold, role=TUNED_ROLE)
+                else:
+                    run = _run(split_dir, model, options, seed=one_seed, runs_dir=runs_dir, name=name, fold=fold,
+                               resume=resume, tune=tune, tune_seconds=tune_seconds)
+            if run is None:  # a non-zero rank of a distributed launch: rank 0 reports
+                return
+            # run_experiment records nlpkit's warnings in run.json; print those, plus any it did not keep
+            recorded = list(run.info.get("warnings", []))
+            for message in recorded + [str(w.message) for w in caught if _is_ours(w) and str(w.message) not in recorded]:
+                warn(message)
+            runs.append(run)
+    if len(runs) == 1:
+        _print_summary(runs[0], as_json)
+    else:
+        _print_seeds(runs, as_json)
 
 
 def _resume_hint(runs_dir: Optional[Path]) -> str:
@@ -94,7 +113,8 @@ def _is_ours(w: warnings.WarningMessage) -> bool:
     return issubclass(w.category, FinetuneWarning)
 
 
-def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None, resume=False, tune=False, tune_seconds=None):
+def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None, resume=False, tune=False, tune_seconds=None,
+         role=None):
     from nlpkit.finetune import finetune, finetune_tuned
     from nlpkit.training.distributed import dist_context
 
@@ -103,13 +123,14 @@ def _run(split_dir, model, options, *, seed, runs_dir, name, fold=None, resume=F
         return finetune_tuned(split_dir, model, budget_seconds=tune_seconds, seed=seed, runs_dir=runs_dir, name=name,
                               fold=fold, resume=resume, say=say, **options)
     if not is_tty() or not dist_context().is_main:
-        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume, **options)
+        return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, resume=resume, role=role,
+                        **options)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err(), transient=True) as progress:
         return finetune(split_dir, model, seed=seed, runs_dir=runs_dir, name=name, fold=fold, progress=progress,
-                        resume=resume, stage=lambda s: progress.console.log(f"[dim]{s}[/dim]"), **options)
+                        resume=resume, role=role, stage=lambda s: progress.console.log(f"[dim]{s}[/dim]"), **options)
 
 
 def _print_summary(run, as_json: bool) -> None:
@@ -159,6 +180,37 @@ def _print_summary(run, as_json: bool) -> None:
     for label, value, fmt in rows:
         table.add_row(label, "-" if value is None else fmt.format(value))
     out().print(table)
+
+
+def _print_seeds(runs: list, as_json: bool) -> None:
+    """One line per seed: its test score, best valid metric and time."""
+    rows = []
+    for run in runs:
+        metrics = run.metrics()["test"]["metrics"]
+        fit = run.info.get("fit_info", {})
+        rows.append({"run": run.name, "seed": run.info.get("seed"),
+                     "test": {k: metrics.get(k) for k in ("accuracy", "micro_f1", "macro_f1") if k in metrics},
+                     "best_valid_metric": fit.get("best_valid_metric"), "stopped": fit.get("stopped"),
+                     "fit_seconds": run.info["timings"]["fit_seconds"], "role": run.role, "tune": run.info.get("tune")})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    headline = "accuracy" if "accuracy" in rows[0]["test"] else "micro_f1"
+    table = Table(title="Fine-tuned runs, one per seed (`nlpkit report` shows their mean with a seed-aware interval)",
+                  title_justify="left")
+    for col in ("seed", f"test {headline}", "best valid", "stopped", "fit s", "run"):
+        table.add_column(col)
+    for r in rows:
+        value = r["test"].get(headline)
+        table.add_row(str(r["seed"]), "-" if value is None else f"{value:.4f}",
+                      "-" if r["best_valid_metric"] is None else f"{r['best_valid_metric']:.4f}", str(r["stopped"]),
+                      f"{r['fit_seconds']:.1f}", r["run"])
+    out().print(table)
+    if rows[0]["tune"]:
+        out().print(f"tuned with seed {rows[0]['seed']}: {_tune_line(rows[0]['tune'])}; the other seeds used its choice",
+                    highlight=False)
 
 
 def _tune_line(tune: dict) -> str:
