@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from nlpkit.errors import ConfigError, DataError
-from nlpkit.runs import Run, create_run, package_versions
+from nlpkit.runs import Run, create_run, machine_info, package_versions
 
 DEFAULT_VALID_FRACTION = 0.1
 
@@ -187,6 +187,8 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
                 "predict_docs_per_s": docs_per_s,
             },
             "model_size_bytes": dir_size(run.model_dir),
+            # where it ran: the cost figures above mean little without it
+            "machine": machine_info((model.fit_info() or {}).get("device")),
             "rule": rule.to_dict(),
             "labels_unseen_in_train": unseen,
             "warnings": notes,

@@ -106,6 +106,36 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def machine_info(device: str | None = None) -> dict[str, Any]:
+    """Where a run trained and predicted: CPU model, logical cores, the torch threads if torch is
+    loaded, and the GPU when ``device`` is a CUDA device; reports show it beside the cost figures."""
+    import platform
+    import sys
+
+    info: dict[str, Any] = {"cpu": _cpu_model() or platform.processor() or platform.machine(),
+                            "cpu_cores": os.cpu_count(), "platform": platform.platform(terse=True)}
+    torch = sys.modules.get("torch")  # never imported for this: a baseline run does not load torch
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    if device and str(device).startswith("cuda") and torch is not None and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        info["gpu"] = torch.cuda.get_device_name(index)
+        info["gpus"] = torch.cuda.device_count()
+    info["device"] = "gpu" if "gpu" in info else "cpu"
+    return info
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _dump_json(path: Path, obj: Any) -> None:
     text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False)
     with open(path, "w", encoding="utf-8", newline="\n") as fh:

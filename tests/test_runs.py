@@ -313,3 +313,32 @@ def test_files_handed_to_users_get_ordinary_permissions(tmp_path):
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert folder.stat().st_mode & 0o777 == 0o755
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".a.txt")] == []
+
+
+def test_every_run_records_the_machine_it_ran_on(monkeypatch):
+    import torch
+
+    from nlpkit.runs import machine_info
+
+    cpu = machine_info()
+    assert cpu["device"] == "cpu" and cpu["cpu_cores"] >= 1 and cpu["cpu"] and "gpu" not in cpu
+    assert cpu["torch_threads"] == torch.get_num_threads()  # torch is loaded here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: f"Fake GPU {index}")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    gpu = machine_info("cuda:1")
+    assert gpu["device"] == "gpu" and gpu["gpu"] == "Fake GPU 1" and gpu["gpus"] == 2
+    assert machine_info("cpu")["device"] == "cpu"
+
+
+def test_a_baseline_run_json_has_its_machine(tmp_path, runs_dir):
+    from typer.testing import CliRunner
+
+    from nlpkit.cli import app
+    from nlpkit.runs import list_runs
+
+    split = tmp_path / "split"
+    assert CliRunner().invoke(app, ["split", str(REPO / "data" / "agnews_sample.jsonl"), "--out", str(split)]).exit_code == 0
+    assert CliRunner().invoke(app, ["baseline", str(split), "-m", "majority"]).exit_code == 0
+    (run,) = list_runs(runs_dir)
+    assert run.info["machine"]["device"] == "cpu" and run.info["machine"]["cpu_cores"] >= 1
