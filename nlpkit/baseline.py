@@ -164,7 +164,7 @@ def fold_views(split, fold: int | None = None) -> list:
 
 
 def run_baselines(split, config: dict[str, Any], *, fold: int | None = None, runs_root: Path | None = None,
-                  progress=None, on_run: Callable[[Any], None] | None = None) -> list:
+                  progress=None, on_run: Callable[[Any], None] | None = None, extra_info: dict | None = None) -> list:
     """Train every model of ``config`` (from :func:`baseline_config`) on ``split``; one run each.
 
     ``split`` is a :class:`nlpkit.data.Split` or the path of a split folder. On a k-fold split every
@@ -174,6 +174,7 @@ def run_baselines(split, config: dict[str, Any], *, fold: int | None = None, run
 
     ``progress`` is an optional ``rich.progress.Progress``: one task follows the stages of each
     experiment, models add their own bars. ``on_run(run)`` is called as each run completes.
+    ``extra_info``: more run.json fields for every run (e.g. a learning-curve point's role).
     """
     from nlpkit.data import load_split
 
@@ -184,11 +185,11 @@ def run_baselines(split, config: dict[str, Any], *, fold: int | None = None, run
         check_baselines(view, config)
     runs: list = []
     for view in views:
-        runs += _run_models(view, config, runs_root=runs_root, progress=progress, on_run=on_run)
+        runs += _run_models(view, config, runs_root=runs_root, progress=progress, on_run=on_run, extra_info=extra_info)
     return runs
 
 
-def _run_models(split, config: dict[str, Any], *, runs_root, progress, on_run) -> list:
+def _run_models(split, config: dict[str, Any], *, runs_root, progress, on_run, extra_info=None) -> list:
     """One recorded run per model of ``config`` on one split (or one fold's view of it)."""
     from nlpkit.experiment import run_experiment
     from nlpkit.models import get_model_class
@@ -206,7 +207,8 @@ def _run_models(split, config: dict[str, Any], *, runs_root, progress, on_run) -
         run_config = {"command": "baseline", "model": name, "params": model.get_params(),
                       **{k: v for k, v in config.items() if k not in ("params", "models")}}
         run = run_experiment(model, split, kind="baseline", config=run_config, seed=config["seed"],
-                             runs_root=runs_root, rule_strategy=rule, progress=stage, fit_progress=progress)
+                             runs_root=runs_root, rule_strategy=rule, progress=stage, fit_progress=progress,
+                             extra_info=extra_info)
         runs.append(run)
         if progress is not None:
             progress.advance(stage_task)

@@ -30,7 +30,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
              runs_dir: str | os.PathLike | None = None, name: str | None = None,
              rule_strategy: str = "auto", progress=None, stage=None, fold: int | None = None,
              resume: bool = False, checkpoint_seconds: float = CHECKPOINT_SECONDS, role: str | None = None,
-             **options: Any) -> "Run | None":
+             extra_info: dict | None = None, **options: Any) -> "Run | None":
     """Fine-tune a local checkpoint on a split and record a scored run (like every baseline).
 
     Parameters
@@ -48,6 +48,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
         the one an uninterrupted run gives.
     checkpoint_seconds : training time between two saves of that state (also saved at every evaluation).
     role : recorded in run.json (see :attr:`nlpkit.runs.Run.role`).
+    extra_info : more run.json fields (e.g. a learning-curve point's "curve").
     options : :class:`~nlpkit.models.transformer.TransformerClassifier` parameters
         (``epochs``, ``lr``, ``batch_size``, ``max_length``, ``long_text``, ...).
 
@@ -69,7 +70,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
         check_max_length(model_dir, int(options["max_length"]))
     split = load_experiment_split(split_dir, fold)
     model = TransformerClassifier(model=str(model_dir), seed=seed, **options)
-    config = {"split_dir": str(split_dir), **model.get_params()}
+    config = {"split_dir": str(split.path), **model.get_params()}
     if name:
         config["name"] = name
     fingerprint = resume_fingerprint(split, model_dir, model.get_params(), fold=fold, rule_strategy=rule_strategy)
@@ -79,6 +80,7 @@ def finetune(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, seed
     extra = {"base_model": base_model_info(model_dir)}
     if role is not None:
         extra["role"] = role
+    extra.update(extra_info or {})
     if dist_context().is_main:
         run = run_experiment(model, split, kind="finetune", config=config, seed=seed, runs_root=runs_dir,
                              rule_strategy=rule_strategy, progress=stage, fit_progress=progress, extra_info=extra)
@@ -107,7 +109,8 @@ def resume_fingerprint(split, model_dir, params: dict, *, fold: int | None, rule
         # weights are identified by size; configs and vocabularies (small) by content
         files[str(f.relative_to(folder))] = hashlib.sha256(f.read_bytes()).hexdigest() if size < 16_000_000 else size
     kept = {k: v for k, v in params.items() if k not in NOT_IN_FINGERPRINT and k != "model"}
-    payload = json.dumps({"split": split.fingerprint, "fold": fold, "checkpoint": files, "params": kept,
+    payload = json.dumps({"split": split.fingerprint, "train": split.train.fingerprint() if split.train is not None else None,
+                          "fold": fold, "checkpoint": files, "params": kept,
                           "rule_strategy": rule_strategy}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

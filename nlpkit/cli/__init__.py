@@ -54,7 +54,7 @@ app = typer.Typer(
 )
 
 # One line per subcommand module; each module exposes ``register(app)``.
-COMMAND_MODULES = ["inspect", "split", "baseline", "predict", "pretrain", "finetune", "report", "runs"]
+COMMAND_MODULES = ["inspect", "split", "baseline", "predict", "pretrain", "finetune", "curve", "report", "runs"]
 
 
 def _register_all() -> None:

@@ -99,8 +99,9 @@ def fold_split(split: Split, fold: int) -> Split:
 
 def load_experiment_split(path, fold: int | None = None, *, option: str = "--fold") -> Split:
     """The split an experiment runs on: the folder itself, or fold ``fold`` of a k-fold split
-    (:func:`fold_split`). A k-fold split without ``fold`` is a ConfigError naming ``option``."""
-    split = load_split(path)
+    (:func:`fold_split`). A k-fold split without ``fold`` is a ConfigError naming ``option``.
+    ``path`` may be a Split already loaded (e.g. a learning-curve point's view of one)."""
+    split = path if isinstance(path, Split) else load_split(path)
     if fold is not None:
         return fold_split(split, fold)
     if split.folds:
