@@ -22,7 +22,7 @@ LAYERS = [
     ["nlpkit.split", "nlpkit.runs", "nlpkit.training", "nlpkit.hf"],
     ["nlpkit.models"],
     ["nlpkit.experiment"],
-    ["nlpkit.baseline", "nlpkit.finetune", "nlpkit.pretrain", "nlpkit.report"],
+    ["nlpkit.baseline", "nlpkit.finetune", "nlpkit.curve", "nlpkit.pretrain", "nlpkit.report"],
     ["nlpkit.cli", "nlpkit.__main__"],
 ]
 LAYER_OF = {prefix: level for level, prefixes in enumerate(LAYERS) for prefix in prefixes}

@@ -1,4 +1,5 @@
-"""`nlpkit inspect`: read a dataset file and show what is in it (labels, lengths, duplicates)."""
+"""`nlpkit inspect`: read a dataset file or split folder and show what is in it (labels, lengths,
+duplicates, near-duplicates within and across parts)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from nlpkit.cli._common import (
 
 
 def inspect_cmd(
-    file: Annotated[Path, typer.Argument(help="Dataset file (CSV, TSV, JSONL, JSON, Parquet, fastText).")],
+    file: Annotated[
+        Path, typer.Argument(help="Dataset file (CSV, TSV, JSONL, JSON, Parquet, fastText), or a split folder.")
+    ],
     *,
     format: FormatOpt = None,
     text_col: TextColOpt = None,
@@ -44,12 +47,16 @@ def inspect_cmd(
         int, typer.Option("--top", min=1, help="Labels to list at the head and tail of the frequency table.")
     ] = 10,
 ) -> None:
-    """Show rows, labels, label frequencies, text lengths and duplicates of a dataset file."""
+    """Show rows, labels, label frequencies, text lengths, duplicates and near-duplicates of a dataset
+    file, or of a split folder (then near-duplicates within each part and across each pair of parts)."""
     with cli_errors(), user_warnings():
-        from nlpkit.data import describe, read_dataset
+        from nlpkit.data import describe, describe_split, load_split, read_dataset
 
         options = dataset_options_from(locals())
-        stats = describe(read_dataset(file, options), top=top)
+        if file.is_dir() and (file / "split.json").is_file():  # a split folder's parts are nlpkit's own JSONL
+            stats = describe_split(load_split(file), top=top)
+        else:
+            stats = describe(read_dataset(file, options), top=top)
     if as_json:
         typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
     else:
@@ -68,7 +75,8 @@ def render(stats: dict, top: int) -> None:
     from rich.text import Text  # plain Text cells: labels and texts may contain "[...]" markup
 
     console = out()
-    overview = Table(title=Text(f"Dataset {stats['source']}"), show_header=False, title_justify="left")
+    what = "Split" if "parts" in stats else "Dataset"
+    overview = Table(title=Text(f"{what} {stats['source']}"), show_header=False, title_justify="left")
     overview.add_column("", style="bold")
     overview.add_column("")
     dup = stats["duplicate_texts"]
@@ -86,6 +94,12 @@ def render(stats: dict, top: int) -> None:
         ("duplicate texts", f"{dup['groups']:,} groups, {dup['extra_copies']:,} extra copies"),
         ("duplicates with conflicting labels", _fmt(dup["conflicting_labels"])),
     ]
+    near = stats.get("near_duplicate_texts")
+    if near is not None:
+        pairs = f"{near['pairs']:,} pair{'s' if near['pairs'] != 1 else ''}"
+        rows.append(("near-duplicate texts", f"{near['docs']:,} documents in {pairs} ({_near_rule(near['settings'])})"))
+    if "parts" in stats:
+        rows.insert(1, ("parts", ", ".join(f"{nm} {n:,}" for nm, n in stats["parts"].items())))
     for key, value in rows:
         overview.add_row(key, value)
     console.print(overview)
@@ -124,6 +138,50 @@ def render(stats: dict, top: int) -> None:
         for ex in dup["examples"]:
             table.add_row(str(ex["count"]), Text(", ".join(ex["ids"])), Text(" ".join(ex["text"].split())))
         console.print(table)
+    if near is not None and near["examples"]:
+        table = Table(title="Near-duplicate texts (examples, least similar first)", title_justify="left")
+        table.add_column("Jaccard", justify="right")
+        table.add_column("ids")
+        table.add_column("texts")
+        for ex in near["examples"]:
+            texts = [" ".join(t.split()) for t in ex["texts"]]
+            shown = "\n".join(t if len(t) <= 80 else t[:77] + "..." for t in texts)
+            table.add_row(f"{ex['jaccard']:.3f}", Text("\n".join(ex["ids"])), Text(shown))
+        console.print(table)
+    if "near_duplicates" in stats:
+        render_near_duplicates(stats["near_duplicates"])
+
+
+def _near_rule(settings: dict) -> str:
+    return f"Jaccard >= {settings['threshold']:g} of {settings['shingle_words']}-word shingles"
+
+
+def render_near_duplicates(record: dict) -> None:
+    """The near-duplicate counts of a split: within each part, across each pair of parts."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = out()
+    how = "" if record.get("recorded", True) else "; not recorded in split.json, computed now"
+    table = Table(title=Text(f"Near-duplicate texts ({_near_rule(record['settings'])}{how})"), title_justify="left")
+    table.add_column("parts")
+    table.add_column("pairs", justify="right")
+    table.add_column("documents with a near-duplicate")
+    order = list(dict.fromkeys(nm for entry in record["across"] for nm in entry["parts"]))  # the split's order
+    for name in sorted(record["within"], key=lambda nm: order.index(nm) if nm in order else len(order)):
+        entry = record["within"][name]
+        table.add_row(Text(f"within {name}"), _fmt(entry["pairs"]), f"{entry['docs']:,}")
+    for entry in record["across"]:
+        a, b = entry["parts"]
+        docs = entry["docs"]
+        table.add_row(Text(f"{a} - {b}"), _fmt(entry["pairs"]),
+                      Text(f"{a} {docs[a]:,} (in {b}), {b} {docs[b]:,} (in {a})"))
+    console.print(table)
+    test = record.get("test_with_near_duplicates")
+    if test and test["total"]:
+        where = ", ".join(f"{n:,} in {name}" for name, n in test["in"].items() if n)
+        console.print(f"{test['total']:,} test documents have near-duplicates in other parts ({where}); "
+                      "`nlpkit report` also scores runs without them.", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,6 +38,9 @@ def report_cmd(
     top_labels: Annotated[int, typer.Option("--top-labels", help="Labels per list in the per-label view.")] = 10,
     fold: Annotated[int | None, typer.Option("--fold", help="k-fold split: compare the runs on this fold (0..K-1).",
                                                 show_default=False)] = None,
+    examples: Annotated[bool, typer.Option("--examples/--no-examples",
+                                           help="Show example documents in the error analysis; --no-examples "
+                                                "keeps every document text out of the report files.")] = True,
 ) -> None:
     """Compare every run on SPLIT_DIR with the baseline: intervals, p-values, per-label F1 and cost.
 
@@ -61,11 +64,16 @@ def report_cmd(
                               out_dir=out_dir if out_dir is not None else split_dir / "report-cv", format=format)
             return
         report = build_report(split, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
-                              n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold)
+                              n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold, examples=examples)
         default_out = split_dir / ("report" if fold is None else f"report-fold{fold}")
         paths = write_report(report, out_dir if out_dir is not None else default_out)
     for item in report["excluded"]:
         warn(f"not compared: {item['name']} ({item['reason']})")
+    from nlpkit.report.leakage import leakage_line
+
+    line = leakage_line(report)  # test documents with near-duplicates in train or valid
+    if line:
+        warn(line)
     sys.stderr.flush()
     if format == "table":
         _print_table(report, paths["html"])
@@ -97,6 +105,8 @@ def _print_table(report: dict, html_path: Path) -> None:
     from nlpkit.report.render_text import seeds_lines
 
     console = out()
+    if report.get("headline"):
+        console.print(report["headline"]["sentence"], markup=False, highlight=False, style="bold")
     console.print(leaderboard_table(report))
     for line in seeds_lines(report):
         console.print(line, markup=False, highlight=False, style="dim")

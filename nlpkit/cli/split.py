@@ -115,6 +115,7 @@ def split_cmd(
         "quality": result["quality"],
         "random_quality": result["random_quality"],
         "rare_labels": result["rare_labels"],
+        "near_duplicates": manifest["near_duplicates"],
         "split_sha256": split.fingerprint,
     }
     if show_labels:
@@ -157,6 +158,8 @@ def _fmt(x) -> str:
 def _render(summary: dict, result: dict, label_names: list[str], show_labels: bool) -> None:
     from rich.table import Table
 
+    from nlpkit.cli.inspect import render_near_duplicates
+
     console = out()
     names = result["names"]
     sizes = Table(title=f"Split {summary['path']} ({summary['method']}, order {summary['order']}, seed {summary['seed']})",
@@ -174,6 +177,7 @@ def _render(summary: dict, result: dict, label_names: list[str], show_labels: bo
     for key in _MEASURES:
         quality.add_row(key, _fmt(summary["quality"][key]), _fmt(summary["random_quality"][key]))
     console.print(quality)
+    render_near_duplicates(summary["near_duplicates"])
     if show_labels:
         table = Table(title="Documents per label and part", title_justify="left")
         table.add_column("label")

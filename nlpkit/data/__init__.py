@@ -3,7 +3,8 @@
 ``opener`` gives every user file's bytes or text (gzip, byte-order marks, encodings); ``readers``
 turn a file in any of six formats into one table; ``convert`` turns that table into a
 :class:`Dataset` (:func:`read_dataset`); ``writer`` writes a Dataset as canonical JSONL; ``splits``
-writes and loads split folders; ``describe`` computes what `nlpkit inspect` shows. Problems in the
+writes and loads split folders; ``describe`` computes what `nlpkit inspect` shows; ``near_dup`` finds
+near-duplicate texts within and across parts. Problems in the
 input raise :class:`~nlpkit.errors.DataError` with one line naming the file, the line/row and
 column, and the fix. This package imports no model.
 """
@@ -19,7 +20,8 @@ from nlpkit.data.dataset import (
     dropped_note,
     join_datasets,
 )
-from nlpkit.data.describe import describe
+from nlpkit.data.describe import describe, describe_split
+from nlpkit.data.near_dup import near_duplicate_record, near_duplicates, test_ids_with_near_duplicates
 from nlpkit.data.opener import file_sha256, is_gzip, read_bytes, read_text_file
 from nlpkit.data.readers import MAX_NESTING, dataset_suffix
 from nlpkit.data.splits import (
@@ -43,6 +45,7 @@ __all__ = [
     "Split",
     "dataset_suffix",
     "describe",
+    "describe_split",
     "dropped_note",
     "file_sha256",
     "fold_split",
@@ -50,10 +53,13 @@ __all__ = [
     "join_datasets",
     "load_experiment_split",
     "load_split",
+    "near_duplicate_record",
+    "near_duplicates",
     "read_bytes",
     "read_dataset",
     "read_text_file",
     "split_folder_extras",
+    "test_ids_with_near_duplicates",
     "write_dataset",
     "write_split",
 ]

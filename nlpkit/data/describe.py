@@ -1,10 +1,13 @@
-"""Statistics of a dataset (what `nlpkit inspect` shows): labels, texts, duplicates."""
+"""Statistics of a dataset or split folder (what `nlpkit inspect` shows): labels, texts, duplicates
+and near-duplicates."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nlpkit.data.dataset import Dataset, without_gc
+from nlpkit.data.dataset import Dataset, join_datasets, without_gc
+from nlpkit.data.near_dup import near_duplicate_examples, near_duplicate_record, near_duplicates
+from nlpkit.data.splits import Split
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
@@ -22,7 +25,7 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 
 @without_gc
-def describe(ds: Dataset, top: int = 10, n_examples: int = 3) -> dict:
+def describe(ds: Dataset, top: int = 10, n_examples: int = 3, near_dups: bool = True) -> dict:
     """Statistics of a dataset as a JSON-serialisable dict (what `nlpkit inspect` shows).
 
     Parameters
@@ -32,7 +35,9 @@ def describe(ds: Dataset, top: int = 10, n_examples: int = 3) -> dict:
     top
         How many labels to list at the head and at the tail of the frequency table.
     n_examples
-        How many duplicate-text groups to show.
+        How many duplicate-text groups (and near-duplicate pairs) to show.
+    near_dups
+        Also count near-duplicate texts (:mod:`nlpkit.data.near_dup`), under ``near_duplicate_texts``.
     """
     n = len(ds)
     counts = np.asarray(ds.y.sum(axis=0)).ravel().astype(np.int64)
@@ -68,7 +73,7 @@ def describe(ds: Dataset, top: int = 10, n_examples: int = 3) -> dict:
             }
         )
 
-    return {
+    stats = {
         "source": ds.source,
         "n_docs": n,
         "n_labels": ds.n_labels,
@@ -92,3 +97,35 @@ def describe(ds: Dataset, top: int = 10, n_examples: int = 3) -> dict:
             "examples": examples,
         },
     }
+    if near_dups:
+        found = near_duplicates(ds.texts)
+        record = near_duplicate_record({"all": ds.texts}, found=found)
+        stats["near_duplicate_texts"] = {**record["within"]["all"], "settings": record["settings"],
+                                         "examples": near_duplicate_examples(ds.texts, ds.ids, found, n_examples)}
+    return stats
+
+
+def describe_split(split: Split, top: int = 10, n_examples: int = 3) -> dict:
+    """:func:`describe` of all a split's documents together, with ``parts`` (documents per part) and
+    ``near_duplicates``: the record `nlpkit split` wrote into ``split.json`` (counts within each part
+    and across each pair), or, for a split written before it was recorded, the same computed now
+    (``recorded`` says which)."""
+    names = sorted(split.parts, key=_part_order)
+    stats = describe(join_datasets(*(split.parts[nm] for nm in names)), top=top, n_examples=n_examples,
+                     near_dups=False)
+    stats["source"] = str(split.path)
+    stats["parts"] = {nm: len(split.parts[nm]) for nm in names}
+    record = split.manifest.get("near_duplicates")
+    recorded = isinstance(record, dict)
+    if not recorded:
+        record = near_duplicate_record({nm: split.parts[nm].texts for nm in names},
+                                       {nm: split.parts[nm].ids for nm in names})
+    stats["near_duplicates"] = {**record, "recorded": recorded}
+    return stats
+
+
+def _part_order(name: str) -> tuple:
+    """train, valid, folds in numeric order, test: the order `nlpkit split` writes its parts in."""
+    rank = {"train": 0, "valid": 1, "test": 3}
+    return (rank.get(name, 2), int(name[4:]) if name[4:].isdigit() else 0, name)
+

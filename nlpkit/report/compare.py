@@ -25,6 +25,7 @@ from nlpkit.errors import ConfigError, NlpkitError
 REPORT_VERSION = 1
 BEST_BASELINE = "best-baseline"
 ALPHA = 0.05  # 95 % intervals, 5 % significance level
+POWER = 0.8  # "what the test set can see": the difference found 80 % of the time (Cohen 1988's convention)
 MAJORITY_MODEL = "majority"
 PR_POINTS = 120  # points kept per precision-recall curve (enough for a smooth line, small HTML)
 
@@ -91,12 +92,14 @@ def _model_labels(runs) -> dict[str, str]:
 _NOT_THE_MODEL = ("seed", "name", "resumed", "split_dir", "threads", "throughput_docs", "predict_batch_size")
 
 
-def seed_group_key(run) -> str:
-    """What a run is apart from its seed: kind, model and every recorded option but the seed."""
+def seed_group_key(run, ignore: tuple[str, ...] = ()) -> str:
+    """What a run is apart from its seed: kind, model and every recorded option but the seed (and
+    ``ignore``)."""
     import json
 
     def strip(d):
-        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in _NOT_THE_MODEL}
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items()
+                if k not in _NOT_THE_MODEL and k not in ignore}
 
     return json.dumps([run.kind, run.model, strip(run.info.get("config") or {})], sort_keys=True, default=str)
 
@@ -343,12 +346,44 @@ def verdict(row: dict, baseline_label: str, metric: str) -> str:
         return (
             f"{row['label']}: no significant difference from {baseline_label} on {name} "
             f"({format_signed(diff['point'])} {interval}, {format_p_adjusted(diff)}), {cost}"
+            f"{_detectable_phrase(diff, '; ')}"
         )
     direction = "better than" if diff["better"] else "worse than"
     return (
         f"{row['label']}: {format_signed(diff['point'])} {name} {interval} — {direction} {baseline_label}, "
         f"{format_p_adjusted(diff)}, {cost}"
     )
+
+
+def detectable_difference(diff: dict, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true difference this comparison would find significant with probability ``power``
+    (the minimum detectable effect, Bloom 1995): (q_{1-alpha/2} + q_{power}) * se.
+
+    ``se`` is the comparison's standard error: the seed-aware t test's own (quantiles of Student's t
+    with its df), else the paired bootstrap interval's half-width / z_{1-alpha/2} (normal quantiles).
+    """
+    from statistics import NormalDist
+
+    df = diff.get("df")
+    if diff.get("se") is not None and df is not None and np.isfinite(df):
+        from scipy.stats import t
+
+        q_alpha, q_power = float(t.ppf(1 - alpha / 2, df)), float(t.ppf(power, df))
+        se = float(diff["se"])
+    else:
+        q_alpha, q_power = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+        se = diff.get("se") if diff.get("se") is not None else (diff["hi"] - diff["lo"]) / 2 / q_alpha
+    return float((q_alpha + q_power) * se)
+
+
+def _detectable_phrase(diff: dict, lead: str) -> str:
+    """"; too few test documents to tell a difference smaller than ±0.031" (nothing when no
+    detectable difference is recorded, or it rounds to 0: runs whose predictions never differ)."""
+    value = diff.get("detectable")
+    if value is None or round(value, 3) == 0:
+        return ""
+    what = "test documents and seeds" if "df" in diff else "test documents"  # df: the seed-aware test
+    return f"{lead}too few {what} to tell a difference smaller than ±{value:.3f}"
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -364,6 +399,7 @@ def build_report(
     seed: int = 0,
     top_labels: int = 10,
     fold: int | None = None,
+    examples: bool = True,
 ) -> dict:
     """Compare every classifier run on ``split_dir`` against a baseline.
 
@@ -380,13 +416,17 @@ def build_report(
     seed : one seed for every resampling, so the same runs give the same report.
     fold : for a k-fold split, the fold whose runs are compared (:func:`nlpkit.data.fold_split`).
     top_labels : how many labels to show per list (most frequent, most different).
+    examples : show example documents in the error analysis; False keeps every document text out of
+        the report (ids stay), e.g. for confidential data.
 
     Returns
     -------
     dict
-        JSON-ready: ``split``, ``settings``, ``baseline``, ``rows`` (sorted by the headline metric,
-        each with ``metric``/``diff`` intervals, secondary metrics, cost and ``verdict``),
-        ``verdicts``, ``per_label``, ``pr_curves`` and ``excluded`` runs.
+        JSON-ready: ``split``, ``settings``, ``baseline``, ``headline`` (the best other model on valid
+        against the baseline, in one sentence), ``rows`` (sorted by the headline metric, each with
+        ``metric``/``diff`` intervals, secondary metrics, cost and ``verdict``; a ``diff`` that is not
+        significant has the ``detectable`` difference), ``verdicts``, ``per_label``, ``errors`` (see
+        :func:`error_report`), ``pr_curves`` and ``excluded`` runs.
 
     Raises
     ------
@@ -395,6 +435,7 @@ def build_report(
         whose predictions do not match the test documents.
     """
     from nlpkit.data import fold_split
+    from nlpkit.report.leakage import leakage_section
     from nlpkit.runs import runs_root as _root
     from nlpkit._io import to_jsonable
 
@@ -454,6 +495,7 @@ def build_report(
     adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None and r["model"] != MAJORITY_MODEL])
     for row in rows:
         if row["diff"] is not None:
+            row["diff"]["detectable"] = None if row["diff"]["significant"] else detectable_difference(row["diff"])
             row["verdict"] = verdict(row, base.label, metric)
     sign = -1.0 if higher_better else 1.0
     rows.sort(key=lambda r: (sign * r["metric"]["point"], not r["is_baseline"], r["name"]))
@@ -481,19 +523,33 @@ def build_report(
             "n_perm": n_perm,
             "seed": seed,
             "alpha": ALPHA,
+            "power": POWER,
+            "examples": examples,
             "runs_root": str(root),
         },
         "baseline": {"name": base.run.name, "label": base.label,
                      "chosen_by": (f"best valid {metric} among baseline runs" if baseline == BEST_BASELINE
                                    else "named with --baseline"),
                      "valid_metric": _mean_or_none([valid_score(m.run, metric) for m in base.members])},
+        "headline": headline(rows, scored, base, metric),
         "rows": rows,
         "verdicts": [r["verdict"] for r in rows if r["verdict"]],
         "per_label": _per_label(split, y, scored, rows, top_labels),
+        "errors": error_report(split, y, scored, base, rows, examples=examples, top_labels=top_labels),
         "pr_curves": {s.run.name: _pr_curve(y, s.scores) for s in scored},
         "excluded": excluded,
+        "curves": _curves(root, split, test_sha256, y, metric=metric, n_boot=n_boot, seed=seed),
+        "leakage": leakage_section(split, y_csr, {s.run.name: [m.pred_csr for m in s.members] for s in scored},
+                                   metric),
     }
     return to_jsonable(report)
+
+
+def _curves(root, split, test_sha256: str, y, *, metric: str, n_boot: int, seed: int) -> dict | None:
+    from nlpkit.report.curves import build_curves, curve_runs
+
+    return build_curves(curve_runs(root, split, test_sha256), split, y, metric=metric, n_boot=n_boot, seed=seed,
+                        alpha=ALPHA, align=_align, labels_of=_model_labels, key_of=seed_group_key)
 
 
 def check_metric(metric: str) -> bool:
@@ -522,6 +578,8 @@ def _select_runs(root, split_sha256: str, test_sha256: str) -> tuple[list, list[
     for run in list_runs(root, split_sha256=split_sha256):
         if run.kind == "pretrain":
             excluded.append({"name": run.name, "reason": "pretrain run: not a classifier"})
+        elif run.role == "curve-point":
+            continue  # drawn as a learning curve, not a contender (nlpkit.report.curves)
         elif run.role == "tune-trial":
             excluded.append({"name": run.name, "reason": "a trial of `nlpkit finetune --tune` (the trial it kept is compared)"})
         elif not _same_test(run, split_sha256, test_sha256):
@@ -613,6 +671,7 @@ def _compare_seeds(y_csr, mine: _Scored, base: _Scored, test: _Test) -> dict:
         "significant": bool((lo > 0 or hi < 0) and p < ALPHA),
         "better": bool(point != 0 and (point > 0) == test.higher_better),
         "test": f"seed-aware t ({len(mine.members)} vs {len(base.members)} seeds, df {d['df']:.1f})",
+        "se": float(d["se"]), "df": float(d["df"]),  # for detectable_difference
     }
 
 
@@ -635,6 +694,83 @@ def format_p_adjusted(diff: dict) -> str:
     if m <= 1 or "p_holm" not in diff:
         return format_p(diff["p_value"])
     return f"{format_p(diff['p_holm'])} (Holm, {m} comparisons)"
+
+
+def headline(rows: list[dict], scored: list[_Scored], base: _Scored, metric: str) -> dict:
+    """The report's one answer: the best model other than the baseline, chosen on valid (a model with
+    several seeds by its mean valid score, as the baseline is), against the baseline on test.
+
+    Chosen on valid, not test, for the reason the baseline is: the best of several models on the test
+    part is partly the luckiest one. Returns the comparison's figures and ``sentence``; ``model`` is
+    None when no model but the baseline (and the majority floor) ran.
+    """
+    from nlpkit.metrics import METRICS
+
+    out: dict = {"baseline": base.run.name, "baseline_label": base.label, "model": None}
+    candidates = {r["name"]: r for r in rows if not r["is_baseline"] and r["model"] != MAJORITY_MODEL}
+    if not candidates:
+        out["sentence"] = (f"Only the baseline, {base.label}, ran on this split: "
+                           "there is no other model to compare it with yet.")
+        return out
+    by_name = {s.run.name: s for s in scored}
+    valid = {n: _mean_or_none([valid_score(m.run, metric) for m in by_name[n].members]) for n in candidates}
+    name = best_on_valid(sorted(candidates), valid, METRICS[metric].greater_is_better)
+    row, d = candidates[name], candidates[name]["diff"]
+    out.update({
+        "model": name, "label": row["label"], "valid_metric": valid[name],
+        "chosen_by": (f"best valid {metric} among the other models" if valid[name] is not None
+                      else "no model recorded a valid score: the first by name"),
+        "seeds": len(by_name[name].members),
+        **{k: d.get(k) for k in ("point", "lo", "hi", "p_value", "p_holm", "comparisons", "significant",
+                                  "better", "detectable")},
+        "cost_ratio": row["cost_ratio"],
+    })
+    who = (f"{row['label']}, the best of the other models on valid," if valid[name] is not None
+           else f"{row['label']} (no model recorded a valid score to choose by),")
+    seeds = ", counting seed-to-seed variation" if "df" in d else ""
+    figures = (f"{format_signed(d['point'])} {metric_label(metric)} on the test set (95% interval "
+               f"{format_signed(d['lo'])} to {format_signed(d['hi'])}{seeds}), {format_p_adjusted(d)}")
+    cost = _cost_phrase(row["cost_ratio"])
+    if d["significant"]:
+        verb = "is better than" if d["better"] else "is worse than"
+        out["sentence"] = f"{who} {verb} {base.label}: {figures}, {cost}."
+    else:
+        out["sentence"] = (f"{who} is not measurably different from {base.label}: {figures}"
+                           f"{_detectable_phrase(d, '; ')}; {cost}.")
+    return out
+
+
+def _first_seed_note(s: _Scored) -> str | None:
+    """Error analysis looks at single runs: for a model with several seeds, its first seed's."""
+    if len(s.members) < 2:
+        return None
+    return f"its first seed's run only (seed {s.seeds[0]}, {s.run.name}; {len(s.members)} seeds in all)"
+
+
+def error_report(split, y: np.ndarray, scored: list[_Scored], base: _Scored, rows: list[dict], *,
+                 examples: bool = True, top_labels: int = 10) -> dict:
+    """Error analysis of the baseline against every other model (the majority floor left out):
+    agreement counts and McNemar's test (:func:`nlpkit.report.error_analysis.compare_errors`), and for
+    a single-label split with at most 30 labels the confusion matrices of the baseline and of the best
+    other model on the headline metric. ``examples=False``: no document text."""
+    from nlpkit.report.error_analysis import MAX_CONFUSION_LABELS, compare_errors, confusion_matrix
+
+    by_name = {s.run.name: s for s in scored}
+    others = [by_name[r["name"]] for r in rows if not r["is_baseline"] and r["model"] != MAJORITY_MODEL]
+    comparisons = []
+    for s in others:  # s is its seed group's first run (seed_groups sorts by seed)
+        comparisons.append({"name": s.run.name, "label": s.label, "note": _first_seed_note(s),
+                            "baseline_note": _first_seed_note(base),
+                            **compare_errors(y, split.label_names, s, base, test=split.test, task=split.task,
+                                             examples=examples, top_labels=top_labels)})
+    confusion = None
+    if split.task == "single" and y.shape[1] <= MAX_CONFUSION_LABELS:
+        shown = [base] + others[:1]  # rows are sorted by the headline metric: others[0] is the best
+        confusion = {"labels": list(split.label_names), "matrices": [
+            {"name": s.run.name, "label": s.label, "is_baseline": s is base, "note": _first_seed_note(s),
+             **confusion_matrix(y, s.pred)} for s in shown]}
+    return {"baseline": base.run.name, "baseline_label": base.label, "examples": examples,
+            "comparisons": comparisons, "confusion": confusion}
 
 
 def _timing(run, key: str) -> float | None:

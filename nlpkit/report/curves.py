@@ -27,11 +27,13 @@ def curve_runs(root, split, test_sha256: str) -> list:
             if r.role == CURVE_ROLE and (r.info.get("data") or {}).get("test_sha256") == test_sha256]
 
 
-def build_curves(runs: list, split, y: np.ndarray, *, metric: str, n_boot: int, seed: int, alpha: float) -> dict | None:
+def build_curves(runs: list, split, y: np.ndarray, *, metric: str, n_boot: int, seed: int, alpha: float,
+                 align, labels_of, key_of) -> dict | None:
     """``{"metric", "models": [{"label", "points": [...]}], "crossings": [...], "note"}``, or None
-    without curve points. ``y``: the split's test labels (bool, documents x labels)."""
+    without curve points. ``y``: the split's test labels (bool, documents x labels). ``align(run,
+    split, shape)``, ``labels_of(runs)`` and ``key_of(run, ignore)`` are the report's own (passed
+    in, so this module does not import the one that calls it)."""
     from nlpkit.metrics import bootstrap_ci, seed_aware_diff
-    from nlpkit.report.compare import _align, _model_labels, seed_group_key
 
     if not runs:
         return None
@@ -39,16 +41,16 @@ def build_curves(runs: list, split, y: np.ndarray, *, metric: str, n_boot: int, 
     by_model: dict[str, dict[float, list]] = {}
     first: dict[str, Any] = {}
     for run in runs:
-        key = seed_group_key(run, ignore=("cross_fit",))  # its document count follows the fraction
+        key = key_of(run, ("cross_fit",))  # its document count follows the fraction
         first.setdefault(key, run)
         by_model.setdefault(key, {}).setdefault(float(run.info["curve"]["fraction"]), []).append(run)
-    labels = _model_labels(list(first.values()))
+    labels = labels_of(list(first.values()))
     models = []
     for key, points in by_model.items():
         out = []
         for fraction in sorted(points):
             members = sorted(points[fraction], key=lambda r: (r.info.get("seed") or 0, r.name))
-            preds = [sparse.csr_matrix(_align(r, split, y.shape)[1], dtype=np.float64) for r in members]
+            preds = [sparse.csr_matrix(align(r, split, y.shape)[1], dtype=np.float64) for r in members]
             if len(preds) > 1:
                 d = seed_aware_diff(y_csr, preds, (), metric, n_boot=n_boot, alpha=alpha, seed=seed)
                 point, lo, hi = d["point"], d["lo"], d["hi"]

@@ -12,8 +12,16 @@ import math
 from html import escape
 
 from nlpkit.report.compare import format_p, format_signed
+from nlpkit.report.leakage import leakage_line
 from nlpkit.report.render_text import (
+    ERRORS_INTRO,
     chosen_by_text,
+    comparison_notes,
+    error_summary,
+    example_kinds,
+    fmt_labels,
+    fmt_top_scores,
+    label_differences_text,
     seeds_lines,
     fmt_bytes,
     fmt_rate,
@@ -52,6 +60,21 @@ table.board tr.baseline td {{ background: #fff8e1; font-weight: 600; }}
 svg {{ max-width: 100%; height: auto; display: block; }}
 svg text {{ font-family: {FONT}; }}
 footer {{ color: #57606a; font-size: 12px; margin-top: 28px; line-height: 1.5; }}
+p.headline {{ font-size: 16px; line-height: 1.5; margin: 12px 0; padding: 10px 14px; background: #f6f8fa;
+  border-left: 4px solid #4e79a7; }}
+table.agree {{ border-collapse: collapse; font-size: 13px; margin: 4px 0 8px; }}
+table.agree th, table.agree td {{ padding: 4px 10px; border: 1px solid #d0d7de; text-align: right; }}
+table.agree th.l {{ text-align: left; background: #f6f8fa; }}
+.errors p, .errors li {{ font-size: 13px; line-height: 1.45; overflow-wrap: anywhere; }}
+.errors ul.examples {{ padding-left: 18px; }}
+.errors blockquote {{ margin: 3px 0 8px; padding: 2px 10px; border-left: 3px solid #d0d7de; color: #424a53; }}
+.cm-pair {{ display: flex; flex-wrap: wrap; gap: 20px; }}
+.cm-pair .card {{ flex: 1 1 auto; max-width: 100%; }}
+table.confusion {{ border-collapse: collapse; font-size: 11px; }}
+table.confusion th, table.confusion td {{ padding: 2px 4px; border: 1px solid #eaeef2; text-align: right;
+  min-width: 26px; }}
+table.confusion th.l {{ text-align: left; font-weight: normal; max-width: 190px; overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }}
 """
 
 
@@ -394,6 +417,88 @@ def _verdict_class(row: dict) -> str:
     return "better" if d["better"] else "worse"
 
 
+def _headline_html(report: dict) -> str:
+    h = report.get("headline")
+    return f'<p class="headline">{_e(h["sentence"])}</p>' if h else ""
+
+
+def _confusion_colour(share: float, diagonal: bool) -> tuple[str, str]:
+    """Blue for right answers, red for confusions, deeper with the share of the gold label's documents."""
+    lo, hi = (255, 255, 255), ((8, 48, 107) if diagonal else (165, 15, 21))
+    rgb = tuple(round(a + (b - a) * share) for a, b in zip(lo, hi))
+    return "#{:02x}{:02x}{:02x}".format(*rgb), ("#ffffff" if share > 0.55 else "#1f2328")
+
+
+def confusion_table(labels: list[str], m: dict) -> str:
+    """A confusion matrix as a heat-coloured table; columns are numbered (the rows name them) so 30
+    labels fit the page."""
+    other = m.get("no_single_prediction")
+    head = ('<th class="l">gold \\ predicted</th>'
+            + "".join(f'<th title="{_e(label)}">{j + 1}</th>' for j, label in enumerate(labels))
+            + ('<th title="documents whose prediction is not exactly one label">none / several</th>' if other else ""))
+    body = []
+    for i, (label, counts) in enumerate(zip(labels, m["counts"])):
+        total = sum(counts) + (other[i] if other else 0)
+        cells = []
+        for j, n in enumerate(counts):
+            fill, ink = _confusion_colour(n / total if total else 0.0, i == j)
+            ink = ink if n else "#c8ccd0"  # zeros faint: the confusions stand out
+            tip = f"gold {label}, predicted {labels[j]}: {n:,} of {total:,}"
+            cells.append(f'<td style="background:{fill};color:{ink}" title="{_e(tip)}">{n:,}</td>')
+        if other:
+            cells.append(f"<td>{other[i]:,}</td>")
+        body.append(f'<tr><th class="l" title="{_e(label)}">{i + 1} {_e(label)}</th>{"".join(cells)}</tr>')
+    return f'<table class="confusion"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _agree_table(c: dict, base: str) -> str:
+    return ('<table class="agree"><tr><th class="l"></th>'
+            f'<th class="l">{_e(base)} right</th><th class="l">{_e(base)} wrong</th></tr>'
+            f'<tr><th class="l">{_e(c["label"])} right</th><td>{c["both_right"]:,}</td><td>{c["only_model_right"]:,}</td></tr>'
+            f'<tr><th class="l">{_e(c["label"])} wrong</th><td>{c["only_baseline_right"]:,}</td><td>{c["both_wrong"]:,}</td></tr>'
+            "</table>")
+
+
+def _example_html(c: dict, base: str, d: dict) -> str:
+    return (f"<li><b>{_e(d['id'])}</b> · gold: {_e(fmt_labels(d['gold']))} · {_e(c['label'])}: "
+            f"{_e(fmt_labels(d['model']))} ({_e(fmt_top_scores(d['model_scores']))}) · {_e(base)}: "
+            f"{_e(fmt_labels(d['baseline']))} ({_e(fmt_top_scores(d['baseline_scores']))})"
+            f"<blockquote>{_e(d['text'])}</blockquote></li>")
+
+
+def _errors_html(report: dict) -> str:
+    """Error analysis: per comparison the 2 x 2 table, McNemar, labels and examples; confusion matrices."""
+    errors = report.get("errors")
+    if not errors or not (errors["comparisons"] or errors["confusion"]):
+        return ""
+    base = errors["baseline_label"]
+    parts = ['<section class="errors"><h2>Errors against the baseline</h2>', f'<p class="meta">{_e(ERRORS_INTRO)}</p>']
+    if not errors["examples"]:
+        parts.append('<p class="meta">Example documents left out (--no-examples).</p>')
+    for c in errors["comparisons"]:
+        card = [f"<h3>{_e(c['label'])} vs {_e(base)}</h3>"]
+        card += [f'<p class="meta">{_e(note)}</p>' for note in comparison_notes(c, base)]
+        card += [_agree_table(c, base), f"<p>{_e(error_summary(c, base))}</p>"]
+        if c.get("label_differences"):
+            card.append(f"<p>Labels where their predictions differ most: {_e(label_differences_text(c))}.</p>")
+        if "examples" in c:
+            for title, docs in example_kinds(c, base):
+                items = "".join(_example_html(c, base, d) for d in docs) or "<li>no such document</li>"
+                card.append(f'<p><b>{_e(title)}</b></p><ul class="examples">{items}</ul>')
+        parts.append(f'<div class="card" style="margin-bottom:16px">{"".join(card)}</div>')
+    cm = errors["confusion"]
+    if cm:
+        parts.append("<h3>Confusion matrices: documents per gold label (rows) and predicted label (columns)</h3>")
+        cards = []
+        for m in cm["matrices"]:
+            note = f'<p class="note">{_e(m["note"])}</p>' if m.get("note") else ""
+            title = m["label"] + (" (baseline)" if m["is_baseline"] else "")
+            cards.append(f'<div class="card"><h3>{_e(title)}</h3>{confusion_table(cm["labels"], m)}{note}</div>')
+        parts.append(f'<div class="cm-pair">{"".join(cards)}</div>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def render_html(report: dict) -> str:
     """The whole report as one self-contained HTML page (readable at ~1366 px wide)."""
     split, s = report["split"], report["settings"]
@@ -406,6 +511,8 @@ def render_html(report: dict) -> str:
     if report["excluded"]:
         excluded = ("<p class=\"meta\">Not compared: "
                     + "; ".join(f"{_e(e['name'])} ({_e(e['reason'])})" for e in report["excluded"]) + "</p>")
+    leak = leakage_line(report)
+    leakage = f"<h2>Near-duplicates of test documents</h2><p><b>Warning:</b> {_e(leak)}</p>" if leak else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -413,6 +520,7 @@ def render_html(report: dict) -> str:
         f"<title>nlpkit report: {_e(split['path'])}</title>",
         f"<style>{CSS}</style></head><body><main>",
         f"<h1>Report: {_e(split['path'])}</h1>",
+        _headline_html(report),
         (f"<p class=\"meta\">{_e(split['task'])}-label · {split['n_test']:,} test documents · "
          f"{split['n_labels']} labels · baseline <b>{_e(report['baseline']['label'])}</b> "
          f"({_e(report['baseline']['name'])}{_e(chosen_by_text(report['baseline']))}) · split "
@@ -423,6 +531,7 @@ def render_html(report: dict) -> str:
         excluded,
         "<h2>Verdicts</h2>",
         f'<ul class="verdicts">{"".join(verdicts)}</ul>',
+        leakage,
         "<h2>Leaderboard</h2>",
         _leaderboard_html(report),
         _seeds_html(report),
@@ -442,6 +551,7 @@ def render_html(report: dict) -> str:
          f'frequent labels in training and the {len(pl["most_different"])} labels where runs differ most (◆, '
          f'largest max − min F1 over the models{spread_note}); blank “–”: label neither in the test part nor '
          f'predicted.</p></div>'),
+        _errors_html(report),
         ("<footer>Intervals and tests follow Dror et al. (2018), <i>The Hitchhiker’s Guide to Testing Statistical "
          "Significance in Natural Language Processing</i>: bootstrap over documents for intervals, approximate "
          "randomisation for p-values; all runs are resampled on the same documents (paired). "

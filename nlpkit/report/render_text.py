@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 from nlpkit.report.compare import format_p, format_signed, metric_label
+from nlpkit.report.leakage import leakage_line
 
 # --- cell formatting, shared with the HTML renderer -------------------------------------------
 
@@ -105,6 +107,7 @@ def render_markdown(report: dict) -> str:
     lines = [
         f"# Report: {split['path']}",
         "",
+        *([f"**{_md_escape(report['headline']['sentence'])}**", ""] if report.get("headline") else []),
         (f"{split['task']}-label, {split['n_test']:,} test documents, {split['n_labels']} labels. "
          f"Headline: {s['metric_label']} with 95% paired-bootstrap intervals ({s['n_boot']} resamples); "
          f"p-values by approximate randomisation ({s['n_perm']} shuffles), Holm-adjusted over the comparisons "
@@ -121,6 +124,9 @@ def render_markdown(report: dict) -> str:
         lines += ["", "## Seeds", ""] + [f"- {line}" for line in seeds[:-1]] + ["", seeds[-1]]
     lines += ["", "## Verdicts", ""]
     lines += [f"- {v}" for v in report["verdicts"]] or ["- Only one run: nothing to compare yet."]
+    leak = leakage_line(report)
+    if leak:
+        lines += ["", "## Near-duplicates of test documents", "", f"**Warning:** {leak}"]
     pl = report["per_label"]
     if pl["most_different"] and len(pl["runs"]) > 1:
         labels = {d["label"]: d for d in pl["labels"]}
@@ -133,6 +139,7 @@ def render_markdown(report: dict) -> str:
             body.append([name, str(d["train_support"]), str(d["test_support"])]
                         + [fmt_value(d["f1"][n], 2) for n in pl["runs"]] + [fmt_value(d["spread"], 2)])
         lines += _md_table(header, body, right_from=1)
+    lines += errors_markdown(report)
     if report["excluded"]:
         lines += ["", "Not compared: " + "; ".join(f"`{e['name']}` ({e['reason']})" for e in report["excluded"])]
     return "\n".join(lines) + "\n"
@@ -181,3 +188,100 @@ def chosen_by_text(baseline: dict) -> str:
         return ""
     value = baseline.get("valid_metric")
     return f", {how}" + (f" ({value:.4f})" if isinstance(value, (int, float)) else "")
+
+
+# --- error analysis (shared with the HTML renderer) ---------------------------------------------
+
+ERRORS_INTRO = ("A document counts as right when its whole predicted label set is right. Only the documents one "
+                "model gets right and the other wrong say which is better; McNemar's exact test asks whether "
+                "they lean one way more than chance would (two-sided binomial test, p < 0.05: they do).")
+
+
+def fmt_labels(labels: list[str]) -> str:
+    return ", ".join(labels) if labels else "(none)"
+
+
+def fmt_top_scores(pairs: list) -> str:
+    return ", ".join(f"{label} {score:.2f}" for label, score in pairs)
+
+
+def error_summary(c: dict, base_label: str) -> str:
+    """"McNemar exact p = 0.012: 30 documents only transformer gets right, 12 only tfidf-lr." """
+    return (f"McNemar exact {format_p(c['mcnemar_p'])}: {c['only_model_right']:,} documents only {c['label']} "
+            f"gets right, {c['only_baseline_right']:,} only {base_label}.")
+
+
+def label_differences_text(c: dict) -> str:
+    """"label2 (92 documents, transformer right on 49), ..." for a multi-label comparison."""
+    return "; ".join(f"{d['label']} ({d['documents']:,} documents, {c['label']} right on {d['model_right']:,})"
+                     for d in c.get("label_differences") or [])
+
+
+def comparison_notes(c: dict, base_label: str) -> list[str]:
+    """Which run stands for a model with several seeds."""
+    notes = []
+    if c.get("note"):
+        notes.append(f"{c['label']}: {c['note']}.")
+    if c.get("baseline_note"):
+        notes.append(f"{base_label}: {c['baseline_note']}.")
+    return notes
+
+
+def example_kinds(c: dict, base_label: str) -> list[tuple[str, list[dict]]]:
+    ex = c.get("examples") or {}
+    return [(f"{c['label']} right, {base_label} wrong", ex.get("model_right") or []),
+            (f"{base_label} right, {c['label']} wrong", ex.get("baseline_right") or [])]
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def _md_text(text: str) -> str:
+    """Document text shown as it is: markdown and HTML characters escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def errors_markdown(report: dict) -> list[str]:
+    """The error-analysis section: per comparison the 2 x 2 table, McNemar, labels, examples; then
+    the confusion matrices (single-label, at most 30 labels)."""
+    errors = report.get("errors")
+    if not errors or not (errors["comparisons"] or errors["confusion"]):
+        return []
+    base = errors["baseline_label"]
+    lines = ["", "## Errors against the baseline", "", ERRORS_INTRO]
+    if not errors["examples"]:
+        lines += ["", "Example documents left out (--no-examples)."]
+    for c in errors["comparisons"]:
+        lines += ["", f"### {_md_escape(c['label'])} vs {_md_escape(base)}", ""]
+        notes = comparison_notes(c, base)
+        if notes:
+            lines += [" ".join(notes), ""]
+        lines += _md_table(["", f"{base} right", f"{base} wrong"], [
+            [f"{c['label']} right", f"{c['both_right']:,}", f"{c['only_model_right']:,}"],
+            [f"{c['label']} wrong", f"{c['only_baseline_right']:,}", f"{c['both_wrong']:,}"]], right_from=1)
+        lines += ["", error_summary(c, base)]
+        if c.get("label_differences"):
+            lines += ["", "Labels where their predictions differ most: " + _md_escape(label_differences_text(c)) + "."]
+        if "examples" in c:
+            for title, docs in example_kinds(c, base):
+                lines += ["", f"{_md_escape(title)}:" + ("" if docs else " no such document."), ""]
+                for d in docs:
+                    lines.append(f"- `{d['id']}` gold: {_md_text(fmt_labels(d['gold']))}; {_md_escape(c['label'])}: "
+                                 f"{_md_text(fmt_labels(d['model']))} ({_md_text(fmt_top_scores(d['model_scores']))}); "
+                                 f"{_md_escape(base)}: {_md_text(fmt_labels(d['baseline']))} "
+                                 f"({_md_text(fmt_top_scores(d['baseline_scores']))})")
+                    lines.append(f"  > {_md_text(d['text'])}")
+    cm = errors["confusion"]
+    if cm:
+        lines += ["", "### Confusion matrices", "", "Documents per gold label (rows) and predicted label (columns)."]
+        for m in cm["matrices"]:
+            title = m["label"] + (" (baseline)" if m["is_baseline"] else "")
+            lines += ["", f"#### {_md_escape(title)}", ""]
+            if m.get("note"):
+                lines += [f"{m['note'][0].upper()}{m['note'][1:]}.", ""]
+            other = m.get("no_single_prediction")
+            header = ["gold \\ predicted"] + cm["labels"] + (["no single label"] if other else [])
+            body = [[label] + [f"{n:,}" for n in counts] + ([f"{other[i]:,}"] if other else [])
+                    for i, (label, counts) in enumerate(zip(cm["labels"], m["counts"]))]
+            lines += _md_table(header, body, right_from=1)
+    return lines

@@ -13,6 +13,7 @@ from nlpkit.data import (
     DatasetOptions,
     dropped_note,
     file_sha256,
+    near_duplicate_record,
     read_dataset,
     split_folder_extras,
     write_split,
@@ -106,6 +107,10 @@ def split_files(out_dir, *, input=None, train=None, test=None, valid=None, optio
     }
     if missing:  # only then: a split without such labels has the same split.json as before
         manifest["labels_missing_from_train"] = missing
+    # Computed once here, so that inspect and report read it instead of comparing every text again.
+    parts = result["parts"]
+    manifest["near_duplicates"] = near_duplicate_record({nm: parts[nm].texts for nm in result["names"]},
+                                                        {nm: parts[nm].ids for nm in result["names"]})
     old_sha, leftovers = split_folder_extras(out_dir) if overwrite else (None, [])
     split = write_split(out_dir, result["parts"], manifest, overwrite=overwrite)
     if leftovers:
