@@ -125,3 +125,19 @@ def test_a_report_without_curve_points_has_none(split, runs_dir):
 
     assert CliRunner().invoke(app, ["baseline", str(split), "-m", "majority"]).exit_code == 0
     assert build_report(split, n_boot=50, n_perm=50)["curves"] is None
+
+
+def test_the_report_files_draw_the_curves(split, runs_dir, tmp_path):
+    assert CliRunner().invoke(app, ["baseline", str(split), "-m", "tfidf-lr"]).exit_code == 0
+    assert CliRunner().invoke(app, ["curve", str(split), "-m", "tfidf-lr", "-m", "majority",
+                                    "--fractions", "0.2,1"]).exit_code == 0
+    result = CliRunner().invoke(app, ["report", str(split), "--out", str(tmp_path / "rep"), "--n-boot", "100",
+                                      "--n-perm", "100"])
+    assert result.exit_code == 0, result.output
+    assert "Learning curves (2 models)" in result.output
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "## Learning curves" in md and "0.2 of train" in md and "extrapolated" in md
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Learning curves</h2>" in html and 'aria-label="learning curves' in html
+    section = html[html.index("<h2>Learning curves</h2>"):]
+    assert section[:section.index("</div>")].count("<polyline") == 2  # one line per model

@@ -110,6 +110,11 @@ def _print_table(report: dict, html_path: Path) -> None:
     console.print(leaderboard_table(report))
     for line in seeds_lines(report):
         console.print(line, markup=False, highlight=False, style="dim")
+    curves = report.get("curves")
+    if curves:
+        console.print(f"Learning curves ({len(curves['models'])} models): "
+                      + ("; ".join(curves["crossings"]) or "they do not cross within the shares measured")
+                      + " (the report files draw them).", markup=False, highlight=False)
     for line in report["verdicts"] or ["Only one run: nothing to compare yet."]:
         console.print(f"• {line}", markup=False, highlight=False)
     console.print(f"Report: {html_path}", markup=False, highlight=False)

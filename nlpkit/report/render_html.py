@@ -16,6 +16,7 @@ from nlpkit.report.leakage import leakage_line
 from nlpkit.report.render_text import (
     ERRORS_INTRO,
     chosen_by_text,
+    curve_table,
     comparison_notes,
     error_summary,
     example_kinds,
@@ -410,6 +411,56 @@ def _seeds_html(report: dict) -> str:
             f'<p class="meta">{_e(lines[-1])}</p>')
 
 
+def chart_curves(curves: dict, metric_label: str, width: int = 620, height: int = 300) -> str:
+    """Each model's metric against its training documents (log scale), 95 % interval bars."""
+    points = [p for m in curves["models"] for p in m["points"]]
+    left, right, top, bottom = 56, 150, 16, 40
+    n_lo, n_hi = min(p["n_train"] for p in points), max(p["n_train"] for p in points)
+    y_lo, y_hi = min(p["lo"] for p in points), max(p["hi"] for p in points)
+    pad = max((y_hi - y_lo) * 0.08, 0.01)
+    y_lo, y_hi = max(0.0, y_lo - pad), y_hi + pad
+    lx = lambda n: math.log10(max(n, 1))
+    span = (lx(n_hi) - lx(n_lo)) or 1.0
+    sx = lambda n: left + (width - left - right) * ((lx(n) - lx(n_lo)) / span if n_hi > n_lo else 0.5)
+    sy = lambda v: top + (height - top - bottom) * (1 - (v - y_lo) / ((y_hi - y_lo) or 1.0))
+    body = []
+    for t in _ticks(y_lo, y_hi):
+        body.append(f'<line x1="{left}" y1="{_n(sy(t))}" x2="{width - right}" y2="{_n(sy(t))}" stroke="#eaeef2"/>')
+        body.append(_text(left - 6, sy(t) + 4, f"{t:g}", anchor="end", size=11, fill="#57606a"))
+    for n in sorted({p["n_train"] for p in points}):
+        body.append(_text(sx(n), height - bottom + 16, f"{n:,}", anchor="middle", size=11, fill="#57606a"))
+    body.append(_text((left + width - right) / 2, height - 6, "training documents (log scale)", anchor="middle",
+                      size=11, fill="#57606a"))
+    for i, m in enumerate(curves["models"]):
+        colour = PALETTE[i % len(PALETTE)]
+        pts = sorted(m["points"], key=lambda p: p["n_train"])
+        path = " ".join(f"{_n(sx(p['n_train']))},{_n(sy(p['point']))}" for p in pts)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for p in pts:
+            x = sx(p["n_train"])
+            body.append(f'<line x1="{_n(x)}" y1="{_n(sy(p["lo"]))}" x2="{_n(x)}" y2="{_n(sy(p["hi"]))}" '
+                        f'stroke="{colour}" stroke-width="1.5"/>')
+            body.append(f'<circle cx="{_n(x)}" cy="{_n(sy(p["point"]))}" r="3.5" fill="{colour}"/>')
+        body.append(_text(width - right + 8, sy(pts[-1]["point"]) + 4, _label_text(m["label"], 20), size=11,
+                          fill=colour))
+    return _svg(width, height, body, f"learning curves: {metric_label} against training documents")
+
+
+def _curves_html(report: dict) -> str:
+    curves = report.get("curves")
+    if not curves:
+        return ""
+    header, rows = curve_table(curves)
+    table = ("<table class=\"agree\"><tr>" + "".join(f'<th class="l">{_e(h)}</th>' for h in header) + "</tr>"
+             + "".join("<tr>" + "".join(f'<td>{_e(c)}</td>' for c in row) + "</tr>" for row in rows) + "</table>")
+    crossings = "".join(f"<li>{_e(c)}.</li>" for c in curves["crossings"]) or \
+        "<li>The curves do not cross within the shares measured.</li>"
+    metric = report["settings"]["metric_label"]
+    return (f'<h2>Learning curves</h2><div class="card"><h3>{_e(metric)} on test against training documents '
+            f'(95% intervals)</h3>{chart_curves(curves, metric)}{table}<ul>{crossings}</ul>'
+            f'<p class="note">{_e(curves["note"])}</p></div>')
+
+
 def _verdict_class(row: dict) -> str:
     d = row["diff"]
     if not d or not d["significant"]:
@@ -552,6 +603,7 @@ def render_html(report: dict) -> str:
          f'largest max − min F1 over the models{spread_note}); blank “–”: label neither in the test part nor '
          f'predicted.</p></div>'),
         _errors_html(report),
+        _curves_html(report),
         ("<footer>Intervals and tests follow Dror et al. (2018), <i>The Hitchhiker’s Guide to Testing Statistical "
          "Significance in Natural Language Processing</i>: bootstrap over documents for intervals, approximate "
          "randomisation for p-values; all runs are resampled on the same documents (paired). "

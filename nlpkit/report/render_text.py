@@ -140,6 +140,7 @@ def render_markdown(report: dict) -> str:
                         + [fmt_value(d["f1"][n], 2) for n in pl["runs"]] + [fmt_value(d["spread"], 2)])
         lines += _md_table(header, body, right_from=1)
     lines += errors_markdown(report)
+    lines += curves_lines(report)
     if report["excluded"]:
         lines += ["", "Not compared: " + "; ".join(f"`{e['name']}` ({e['reason']})" for e in report["excluded"])]
     return "\n".join(lines) + "\n"
@@ -178,6 +179,36 @@ def seeds_lines(report: dict) -> list[str]:
     if lines:
         lines.append("Rows with several seeds show the mean over seeds; their intervals and comparisons count both "
                      "the test documents and the seeds (Student's t); a row with one seed can only count the documents.")
+    return lines
+
+
+def curve_table(curves: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the learning curves: one row per model, one column per share of train."""
+    fractions = sorted({p["fraction"] for m in curves["models"] for p in m["points"]})
+    header = ["model"] + [f"{f:g} of train" for f in fractions]
+    rows = []
+    for m in curves["models"]:
+        at = {p["fraction"]: p for p in m["points"]}
+        cells = [m["label"]]
+        for f in fractions:
+            p = at.get(f)
+            cells.append("–" if p is None else f"{p['point']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}] ({p['n_train']:,})")
+        rows.append(cells)
+    return header, rows
+
+
+def curves_lines(report: dict) -> list[str]:
+    """The learning curves as markdown lines (none without curve points)."""
+    curves = report.get("curves")
+    if not curves:
+        return []
+    header, rows = curve_table(curves)
+    lines = ["", "## Learning curves", "",
+             f"{report['settings']['metric_label']} on test with 95 % interval (training documents) at each share of "
+             "the train part (`nlpkit curve`).", ""]
+    lines += _md_table(header, rows, right_from=1)
+    lines += [""] + ([f"- {c}." for c in curves["crossings"]] or ["- The curves do not cross within the shares measured."])
+    lines += ["", curves["note"]]
     return lines
 
 
