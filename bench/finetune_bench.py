@@ -3,8 +3,10 @@
 Two modes (results as JSON on stdout and in ``--out``):
 
 ``compare``  nlpkit (dynamic padding, length-grouped batches) vs ``transformers.Trainer`` with
-             the usual recipe (``padding="max_length"``, default collator, same model, data, lr,
-             batch size and max length). Both sides train for the same number of documents, in
+             the usual recipe (``padding="max_length"``, default collator, fp32) and vs the Trainer
+             as a careful user configures it (bf16 by nlpkit's ``--precision auto`` rule,
+             ``group_by_length``, ``DataCollatorWithPadding``); same model, data, lr, batch size,
+             max length and steps. Both sides train for the same number of documents, in
              interleaved rounds (nlpkit, Trainer, nlpkit, Trainer, ...) so machine load hits both
              alike; reports median samples/s, the ratio, peak RSS of each side (each round runs in
              a fresh subprocess) and the validation micro-F1 each reaches. Throughput is counted over the
@@ -96,13 +98,19 @@ def side_nlpkit(args) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
-def side_trainer(args) -> dict:
-    """The usual recipe: pad every document to max_length, default collator, Trainer defaults."""
+def side_trainer(args, careful: bool = False) -> dict:
+    """The usual recipe: pad every document to max_length, default collator, Trainer defaults, fp32.
+
+    ``careful``: the Trainer as a careful user configures it (issue #26): bf16 where the hardware
+    computes it (the same rule as nlpkit's ``--precision auto``: ``autocast_for``), ``group_by_length``,
+    dynamic padding (``DataCollatorWithPadding``); same model, data, batch, length, lr and steps."""
     import tempfile
 
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
-                              TrainingArguments)
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainerCallback, TrainingArguments)
+
+    from nlpkit.training.precision import autocast_for
     from transformers.utils import logging as hf_logging
 
     from nlpkit.models.transformer import _valid_metric
@@ -120,14 +128,15 @@ def side_trainer(args) -> dict:
 
     class DS(torch.utils.data.Dataset):
         def __init__(self, ds):
-            self.enc = tok(ds.texts, padding="max_length", truncation=True, max_length=args.max_length)
+            padding = False if careful else "max_length"  # careful: the collator pads each batch
+            self.enc = tok(ds.texts, padding=padding, truncation=True, max_length=args.max_length)
             self.y = np.asarray(ds.y.todense(), dtype=np.float32)
 
         def __len__(self):
             return len(self.y)
 
         def __getitem__(self, i):
-            item = {k: torch.tensor(v[i]) for k, v in self.enc.items()}
+            item = {k: (v[i] if careful else torch.tensor(v[i])) for k, v in self.enc.items()}
             item["labels"] = torch.tensor(self.y[i])
             return item
 
@@ -140,7 +149,9 @@ def side_trainer(args) -> dict:
                                   warmup_steps=int(0.1 * len(train) / args.batch_size), lr_scheduler_type="linear",
                                   weight_decay=0.01, save_strategy="no", eval_strategy="no", logging_strategy="no",
                                   report_to=[], seed=args.seed, use_cpu=True, dataloader_num_workers=0,
-                                  disable_tqdm=True)
+                                  disable_tqdm=True,
+                                  bf16=careful and autocast_for(args.precision, torch.device("cpu"))[1] == "bf16",
+                                  **_group_by_length(careful))
         class StepClock(TrainerCallback):
             """Wall and CPU time of the training steps only, as nlpkit's loop counts them."""
 
@@ -153,7 +164,17 @@ def side_trainer(args) -> dict:
                 StepClock.wall += time.perf_counter() - self._t
                 StepClock.cpu += time.process_time() - self._c
 
-        trainer = Trainer(model=model, args=targs, train_dataset=train_ds, callbacks=[StepClock()])
+        pad = DataCollatorWithPadding(tok)
+
+        def collate(features):
+            # multi-label targets are float vectors, which the padding collator would try to pad: stacked apart
+            labels = torch.stack([f.pop("labels") for f in features])
+            batch = pad(features)
+            batch["labels"] = labels
+            return batch
+
+        trainer = Trainer(model=model, args=targs, train_dataset=train_ds, callbacks=[StepClock()],
+                          data_collator=collate if careful else None)
         t = time.perf_counter()
         output = trainer.train()
         wall_seconds = time.perf_counter() - t
@@ -162,10 +183,24 @@ def side_trainer(args) -> dict:
         logits = trainer.predict(valid_ds).predictions
     scores = 1 / (1 + np.exp(-logits))
     metric = _valid_metric(np.asarray(valid.y.todense()), scores, "multi", valid.label_names)
-    return {"side": "trainer", "docs": len(train), "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
+    return {"side": "trainer-careful" if careful else "trainer", "precision": "bf16" if targs.bf16 else "fp32",
+            "docs": len(train), "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
             "train_runtime": runtime, "train_wall_seconds": wall_seconds, "tokenize_seconds": tokenize_seconds,
             "samples_per_cpu_s": len(train) / train_cpu_seconds,
             "samples_per_s": len(train) / train_seconds, "valid_micro_f1": metric, "peak_rss_mb": peak_rss_mb()}
+
+
+def _group_by_length(on: bool) -> dict:
+    """The TrainingArguments that group batches by length: ``group_by_length`` until transformers 5,
+    ``train_sampling_strategy="group_by_length"`` since."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    if not on:
+        return {}
+    params = inspect.signature(TrainingArguments.__init__).parameters
+    return {"group_by_length": True} if "group_by_length" in params else {"train_sampling_strategy": "group_by_length"}
 
 
 def compare(args) -> dict:
@@ -174,9 +209,10 @@ def compare(args) -> dict:
             "--valid-docs", str(args.valid_docs), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
             "--max-length", str(args.max_length), "--seed", str(args.seed), "--threads", str(args.threads),
             "--precision", args.precision]
+    sides = ("nlpkit", "trainer", "trainer-careful")
     for r in range(args.rounds):
-        # ABBA order: a load trend on the shared machine does not favour the side that runs first
-        for side in (("nlpkit", "trainer") if r % 2 == 0 else ("trainer", "nlpkit")):
+        # rotated order: a load trend on the shared machine does not favour the side that runs first
+        for side in sides[r % 3:] + sides[:r % 3]:
             res = subprocess.run(base + ["--side", side], capture_output=True, text=True, check=False)
             if res.returncode != 0:
                 raise SystemExit(f"{side} round {r} failed:\n{res.stderr[-3000:]}")
@@ -186,18 +222,27 @@ def compare(args) -> dict:
             print(json.dumps(rec), file=sys.stderr, flush=True)
             rounds.append(rec)
     summary = {}
-    for side in ("nlpkit", "trainer"):
+    for side in sides:
         recs = [x for x in rounds if x["side"] == side]
         summary[side] = {"median_samples_per_s": statistics.median(x["samples_per_s"] for x in recs),
                          "median_samples_per_cpu_s": statistics.median(x["samples_per_cpu_s"] for x in recs),
                          "median_peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in recs),
-                         "median_valid_micro_f1": statistics.median(x["valid_micro_f1"] for x in recs)}
-    pairs = [(a, b) for a, b in zip([x for x in rounds if x["side"] == "nlpkit"], [x for x in rounds if x["side"] == "trainer"])]
-    # paired per round (same load), then the median: wall-clock and CPU-time ratios
-    summary["throughput_ratio_wall"] = statistics.median(a["samples_per_s"] / b["samples_per_s"] for a, b in pairs)
-    summary["throughput_ratio_cpu"] = statistics.median(a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs)
-    summary["per_round_ratio_wall"] = [a["samples_per_s"] / b["samples_per_s"] for a, b in pairs]
-    summary["per_round_ratio_cpu"] = [a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs]
+                         "median_valid_micro_f1": statistics.median(x["valid_micro_f1"] for x in recs),
+                         "precision": recs[0].get("precision")}
+    mine = [x for x in rounds if x["side"] == "nlpkit"]
+    for peer, tag in (("trainer", ""), ("trainer-careful", "_careful")):
+        pairs = list(zip(mine, [x for x in rounds if x["side"] == peer]))
+        # paired per round (same load), then the median: wall-clock and CPU-time ratios
+        summary[f"throughput_ratio_wall{tag}"] = statistics.median(a["samples_per_s"] / b["samples_per_s"] for a, b in pairs)
+        summary[f"throughput_ratio_cpu{tag}"] = statistics.median(a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs)
+        summary[f"per_round_ratio_wall{tag}"] = [a["samples_per_s"] / b["samples_per_s"] for a, b in pairs]
+        summary[f"per_round_ratio_cpu{tag}"] = [a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs]
+    for peer in ("trainer", "trainer-careful"):
+        print(f"nlpkit / {peer}: samples/s ratio per round (wall) "
+              + ", ".join(f"{v:.2f}" for v in summary[f"per_round_ratio_wall{'_careful' if 'careful' in peer else ''}"])
+              + f"; valid micro-F1 {summary['nlpkit']['median_valid_micro_f1']:.4f} vs "
+              f"{summary[peer]['median_valid_micro_f1']:.4f}; peak RSS {summary['nlpkit']['median_peak_rss_mb']:.0f} vs "
+              f"{summary[peer]['median_peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
     return {"mode": "compare", "model": str(args.model), "docs": args.docs, "max_length": args.max_length,
             "precision": args.precision,
             "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads, "rounds": rounds, "summary": summary}
@@ -237,7 +282,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=["compare", "reuters", "side"])
     ap.add_argument("--model", default=None, help="checkpoint folder (default: all-MiniLM-L6-v2 if installed)")
-    ap.add_argument("--side", choices=["nlpkit", "trainer"])
+    ap.add_argument("--side", choices=["nlpkit", "trainer", "trainer-careful"])
     ap.add_argument("--docs", type=int, default=None, help="training documents (default: all, or 256 for compare)")
     ap.add_argument("--valid-docs", type=int, default=200)
     ap.add_argument("--valid-fraction", type=float, default=0.1, help="reuters: share of train held out as valid")
@@ -265,7 +310,8 @@ def main(argv=None) -> int:
         return 0
     if args.mode == "side":
         args.docs = args.docs or 256
-        print(json.dumps(side_nlpkit(args) if args.side == "nlpkit" else side_trainer(args)))
+        print(json.dumps(side_nlpkit(args) if args.side == "nlpkit" else
+                         side_trainer(args, careful=args.side == "trainer-careful")))
         return 0
     if args.mode == "compare":
         args.docs = args.docs or 256

@@ -102,6 +102,7 @@ def worker_trainer(args) -> dict:
                               TrainerCallback, TrainingArguments)
 
     from nlpkit.pretrain.train import evaluate_mlm
+    from nlpkit.training.precision import autocast_for
 
     cfg, tok, corpus, held = _prepare(args)
     # run_mlm.py: tokenize (with [CLS] ... [SEP] per document), then group_texts
@@ -126,7 +127,10 @@ def worker_trainer(args) -> dict:
         adam_beta1=cfg.beta1, adam_beta2=cfg.beta2, adam_epsilon=1e-6, max_grad_norm=cfg.clip,
         lr_scheduler_type="linear", logging_steps=10, save_strategy="no", report_to=[], seed=cfg.seed,
         dataloader_num_workers=0, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available(),
+        # run_mlm.py's default is fp32 on CPU; "trainer-bf16" is a careful user's Trainer: bf16 wherever
+        # nlpkit's --precision auto would use it (the same rule, autocast_for)
+        bf16=torch.cuda.is_available() or (args.worker == "trainer-bf16" and
+                                           autocast_for("auto", torch.device("cpu"))[1] == "bf16"),
     )
     collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=cfg.mlm_prob)
     trainer = Trainer(model=model, args=targs, train_dataset=dataset, data_collator=collator, callbacks=[Clock()])
@@ -139,7 +143,8 @@ def worker_trainer(args) -> dict:
 
     device = next(model.parameters()).device
     loss = evaluate_mlm(model, held, cfg=cfg, vocab_size=len(tok), device=device, autocast=nullcontext())
-    return {"side": "trainer", "tokens_per_s": tokens / (times[cfg.steps] - times[args.skip]),
+    return {"side": args.worker, "precision": "bf16" if targs.bf16 else "fp32",
+            "tokens_per_s": tokens / (times[cfg.steps] - times[args.skip]),
             "final_heldout_loss": loss, "train_curve": curve, "params": sum(p.numel() for p in model.parameters()),
             "peak_mem_mb": peak_memory_mb(device), "device": str(device)}
 
@@ -157,14 +162,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--skip", type=int, default=5, help="warm-up steps excluded from tokens/s")
     ap.add_argument("--sides", default="nlpkit,trainer",
-                    help="comma list of nlpkit (precision auto), nlpkit-fp32, trainer (fp32, the run_mlm.py default)")
+                    help="comma list of nlpkit (precision auto), nlpkit-fp32, trainer (fp32, the run_mlm.py default), "
+                         "trainer-bf16 (bf16 where nlpkit's --precision auto would use it)")
     ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s for MFU (e.g. 989e12 bf16 H100/H200)")
     ap.add_argument("--json", default=None, help="write all results here")
-    ap.add_argument("--worker", choices=["nlpkit", "nlpkit-fp32", "trainer"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["nlpkit", "nlpkit-fp32", "trainer", "trainer-bf16"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.corpus = args.corpus or str(default_corpus())
@@ -208,6 +214,10 @@ def main() -> None:
            for s in results}
     base = results["trainer"] if "trainer" in results else results[sides[-1]]
     ratios = {s: [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(results[s], base)] for s in sides}
+    if "trainer-bf16" in results:  # against the careful Trainer too
+        ratios.update({f"{s} / trainer-bf16": [a["tokens_per_s"] / b["tokens_per_s"]
+                                               for a, b in zip(results[s], results["trainer-bf16"])]
+                       for s in sides if s.startswith("nlpkit")})
     summary = {"config": {k: v for k, v in vars(args).items() if k not in ("worker", "workdir")},
                "load_average_start": load, "load_average_end": os.getloadavg(), "median": med,
                "speedup_median": {s: statistics.median(v) for s, v in ratios.items()},
