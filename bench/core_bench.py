@@ -76,8 +76,9 @@ def bench_metrics(repeats: int) -> list[dict]:
     return out
 
 
-def reuters_sized_split(tmp: Path):
-    """A split with 3,019 test documents x 90 labels and five recorded runs of varying quality."""
+def reuters_sized_split(tmp: Path, seeds: tuple[int, ...] = (0,)):
+    """A split with 3,019 test documents x 90 labels and five recorded runs of varying quality; with
+    several ``seeds``, the three baselines and the fine-tuned model once per seed (the majority once)."""
     import scipy.sparse as sp
 
     from nlpkit.data import Dataset, write_split
@@ -93,17 +94,23 @@ def reuters_sized_split(tmp: Path):
         return Dataset(ids=[f"{prefix}{i}" for i in range(n)], texts=[f"document {prefix}{i}" for i in range(n)],
                        y=sp.csr_matrix(y.astype(np.uint8)), label_names=names, task="multi", extra=None, source=None)
 
-    split = write_split(tmp / "split", {"train": part(2000, "tr"), "test": part(3019, "te")}, {"seed": 1})
+    from nlpkit.data import near_duplicate_record
+
+    parts = {"train": part(2000, "tr"), "test": part(3019, "te")}
+    # as `nlpkit split` writes it: the near-duplicate record made once, at split time
+    record = near_duplicate_record({k: p.texts for k, p in parts.items()}, {k: p.ids for k, p in parts.items()})
+    split = write_split(tmp / "split", parts, {"seed": 1, "near_duplicates": record})
     y = split.test.y.toarray().astype(bool)
     runs = tmp / "runs"
     for i, (model, kind, rate) in enumerate([("majority", "baseline", 0.3), ("tfidf-lr", "baseline", 0.05),
                                              ("fasttext", "baseline", 0.06), ("transformer", "finetune", 0.03),
                                              ("word2vec", "baseline", 0.04)]):
-        noisy = y ^ (np.random.default_rng(i).random(y.shape) < rate)
+      for seed in (seeds if model != "majority" else seeds[:1]):
+        noisy = y ^ (np.random.default_rng(100 * i + seed).random(y.shape) < rate)
         scores = np.clip(np.where(noisy, 0.8, 0.2) + rng.normal(0, 0.1, y.shape), 0, 1).astype(np.float32)
         with create_run(kind, model, runs) as w:
             w.write_json("run.json", {
-                "config": {}, "seed": 0,
+                "config": {"model": model}, "seed": seed,
                 "data": {"split_dir": str(split.path), "split_sha256": split.fingerprint,
                          "test_sha256": split.test_fingerprint, "label_names": names, "task": "multi"},
                 "timings": {"fit_seconds": 1.0 + i, "predict_docs_per_s": 1000.0 / (i + 1)},
@@ -113,8 +120,9 @@ def reuters_sized_split(tmp: Path):
     return split, runs
 
 
-def bench_report(tmp: Path, repeats: int) -> dict:
-    split, runs = reuters_sized_split(tmp)
+def bench_report(tmp: Path, repeats: int, seeds: tuple[int, ...] = (0,)) -> dict:
+    tmp = tmp / f"report-{len(seeds)}"
+    split, runs = reuters_sized_split(tmp, seeds)
     cmd = [sys.executable, "-m", "nlpkit", "report", str(split.path), "--runs-dir", str(runs), "--out", str(tmp / "rep")]
     walls, cpus = [], []
     for _ in range(repeats):
@@ -123,6 +131,9 @@ def bench_report(tmp: Path, repeats: int) -> dict:
         after = os.times()
         walls.append(time.perf_counter() - start)
         cpus.append((after.children_user - before.children_user) + (after.children_system - before.children_system))
+    if len(seeds) > 1:
+        return {"what": f"nlpkit report, 3 baselines + 1 fine-tuned x {len(seeds)} seeds + majority, 3,019 x 90",
+                "wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "target_s": 3.0}
     return {"what": "nlpkit report (CLI, whole process), 5 runs, 3,019 x 90, table + html + md + json",
             "wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "target_s": 5.0}
 
@@ -134,7 +145,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        results = [bench_read(tmp, args.rows, args.repeats), *bench_metrics(args.repeats), bench_report(tmp, args.repeats)]
+        results = [bench_read(tmp, args.rows, args.repeats), *bench_metrics(args.repeats), bench_report(tmp, args.repeats),
+                   bench_report(tmp, args.repeats, seeds=(1, 2, 3))]
     print(f"{'what':<82} {'wall s':>8} {'CPU s':>8}")
     for r in results:
         target = f"  (target < {r['target_s']:.0f} s: {'met' if r['wall_s'] < r['target_s'] else 'NOT met'})" if "target_s" in r else ""
