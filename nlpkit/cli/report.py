@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -41,6 +41,8 @@ def report_cmd(
     examples: Annotated[bool, typer.Option("--examples/--no-examples",
                                            help="Show example documents in the error analysis; --no-examples "
                                                 "keeps every document text out of the report files.")] = True,
+    measure_cost: Annotated[bool, typer.Option("--measure-cost", help="Re-measure every model's prediction speed on this machine (its saved model on the test texts), so that every docs/s and cost ratio comes from one machine.")] = False,
+    price_per_hour: Annotated[Optional[str], typer.Option("--price-per-hour", help="Hourly prices, e.g. CPU=0.10,GPU=2.50: each row's training cost and the cost of predicting a million documents.", show_default=False)] = None,
 ) -> None:
     """Compare every run on SPLIT_DIR with the baseline: intervals, p-values, per-label F1 and cost.
 
@@ -63,8 +65,12 @@ def report_cmd(
             _cross_validation(split, metric=metric, baseline=baseline, runs_dir=runs_dir,
                               out_dir=out_dir if out_dir is not None else split_dir / "report-cv", format=format)
             return
+        from nlpkit.report.cost import parse_prices
+
+        prices = parse_prices(price_per_hour)
         report = build_report(split, metric=metric, baseline=baseline, runs_root=runs_dir, n_boot=n_boot,
-                              n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold, examples=examples)
+                              n_perm=n_perm, seed=seed, top_labels=top_labels, fold=fold, examples=examples,
+                              measure_cost=measure_cost, prices=prices)
         default_out = split_dir / ("report" if fold is None else f"report-fold{fold}")
         paths = write_report(report, out_dir if out_dir is not None else default_out)
     for item in report["excluded"]:
@@ -101,13 +107,13 @@ def _cross_validation(split, *, metric: str, baseline: str, runs_dir, out_dir: P
 
 def _print_table(report: dict, html_path: Path) -> None:
     from nlpkit.report import leaderboard_table
-
-    from nlpkit.report.render_text import seeds_lines
+    from nlpkit.report.render_text import cost_note, seeds_lines
 
     console = out()
     if report.get("headline"):
         console.print(report["headline"]["sentence"], markup=False, highlight=False, style="bold")
     console.print(leaderboard_table(report))
+    console.print(f"Cost: {cost_note(report)}", markup=False, highlight=False, style="dim")
     for line in seeds_lines(report):
         console.print(line, markup=False, highlight=False, style="dim")
     curves = report.get("curves")

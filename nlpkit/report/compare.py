@@ -400,6 +400,8 @@ def build_report(
     top_labels: int = 10,
     fold: int | None = None,
     examples: bool = True,
+    measure_cost: bool = False,
+    prices: dict[str, float] | None = None,
 ) -> dict:
     """Compare every classifier run on ``split_dir`` against a baseline.
 
@@ -418,6 +420,10 @@ def build_report(
     top_labels : how many labels to show per list (most frequent, most different).
     examples : show example documents in the error analysis; False keeps every document text out of
         the report (ids stay), e.g. for confidential data.
+    measure_cost : re-measure every model's prediction speed on this machine (its saved model on the
+        test texts; :mod:`nlpkit.report.cost`), so that every docs/s and cost ratio is from one machine.
+    prices : ``{"cpu": per hour, "gpu": per hour}`` (:func:`nlpkit.report.cost.parse_prices`): training
+        cost and the cost of a million predictions per row.
 
     Returns
     -------
@@ -491,6 +497,7 @@ def build_report(
     secondary = [m for m in ("micro_f1", "macro_f1", "accuracy" if task == "single" else "subset_accuracy")
                  if m != metric]
     rows = [_row(s, base, y_csr, secondary, test) for s in scored]
+    _cost_context(rows, scored, split, measure=measure_cost, prices=prices)
     # the majority floor is a sanity check, not one of the models a user chooses among
     adjust_for_multiplicity([r["diff"] for r in rows if r["diff"] is not None and r["model"] != MAJORITY_MODEL])
     for row in rows:
@@ -525,6 +532,9 @@ def build_report(
             "alpha": ALPHA,
             "power": POWER,
             "examples": examples,
+            "measure_cost": measure_cost,
+            "measured_on": _this_machine() if measure_cost else None,
+            "prices_per_hour": prices,
             "runs_root": str(root),
         },
         "baseline": {"name": base.run.name, "label": base.label,
@@ -644,6 +654,38 @@ def _row(s: _Scored, base: _Scored, y_csr, secondary: list[str], test: _Test) ->
         row["diff"] = _compare_seeds(y_csr, s, base, test) if len(s.members) > 1 or len(base.members) > 1 \
             else _compare(y_csr, s, base, test)
     return row
+
+
+def _cost_context(rows: list[dict], scored: list[_Scored], split, *, measure: bool, prices) -> None:
+    """Each row's devices (recorded at run time), re-measured prediction speed with ``measure`` (the
+    cost ratios then all come from this machine), and money with ``prices``; in place."""
+    from nlpkit.report.cost import device_label, measure_prediction, money
+
+    by_name = {s.run.name: s for s in scored}
+    for row in rows:
+        machine = by_name[row["name"]].run.info.get("machine")
+        row["device"] = device_label(machine)  # where it trained (and, unless re-measured, predicted)
+        row["machine"] = machine
+        if measure:
+            row["measured"] = measure_prediction(by_name[row["name"]].run, split.test.texts)
+            row["predict_docs_per_s"] = row["measured"]["docs_per_s"]
+    if measure:
+        base_dps = next(r["predict_docs_per_s"] for r in rows if r["is_baseline"])
+        for row in rows:
+            dps = row["predict_docs_per_s"]
+            row["cost_ratio"] = base_dps / dps if base_dps and dps else None
+    if prices:
+        for row in rows:
+            train = (by_name[row["name"]].run.info.get("machine") or {}).get("device")
+            predict = row["measured"]["machine"]["device"] if measure else train
+            row["money"] = money(row, prices, predict_device=predict, train_device=train)
+
+
+def _this_machine() -> str | None:
+    from nlpkit.report.cost import device_label
+    from nlpkit.runs import machine_info
+
+    return device_label(machine_info())
 
 
 def _seed_mean(y_csr, s: _Scored, test: _Test) -> dict:

@@ -16,6 +16,7 @@ from nlpkit.report.leakage import leakage_line
 from nlpkit.report.render_text import (
     ERRORS_INTRO,
     chosen_by_text,
+    cost_note,
     curve_table,
     comparison_notes,
     error_summary,
@@ -585,6 +586,7 @@ def render_html(report: dict) -> str:
         leakage,
         "<h2>Leaderboard</h2>",
         _leaderboard_html(report),
+        f'<p class="meta">Cost: {_e(cost_note(report))}</p>',
         _seeds_html(report),
         "<h2>Charts</h2>",
         '<div class="grid">',

@@ -73,9 +73,10 @@ def fmt_bytes(n: float | None) -> str:
 def leaderboard_columns(report: dict) -> list[str]:
     s = report["settings"]
     name = metric_label(s["metric"])
+    money = ["train cost", "cost / 1M docs"] if s.get("prices_per_hour") else []
     return (["#", "model", "kind", f"{name} [95% CI]", "Δ vs baseline [95% CI]", "p"]
             + [metric_label(m) for m in s["secondary"]]
-            + ["fit time", "docs/s", "size"])
+            + ["fit time", "docs/s", "device", "size"] + money)
 
 
 def leaderboard_cells(report: dict, row: dict) -> list[str]:
@@ -84,8 +85,33 @@ def leaderboard_cells(report: dict, row: dict) -> list[str]:
     return ([str(row["rank"]), model, row["kind"], fmt_interval(row["metric"]), fmt_diff(row["diff"]),
              fmt_p(row["diff"])]
             + [fmt_value(row["secondary"].get(m)) for m in s["secondary"]]
-            + [fmt_seconds(row["fit_seconds"]), fmt_rate(row["predict_docs_per_s"]),
-               fmt_bytes(row["model_size_bytes"])])
+            + [fmt_seconds(row["fit_seconds"]), fmt_rate(row["predict_docs_per_s"]), _device_cell(row),
+               fmt_bytes(row["model_size_bytes"])]
+            + ([fmt_money((row.get("money") or {}).get("train")),
+                fmt_money((row.get("money") or {}).get("per_million_docs"))] if s.get("prices_per_hour") else []))
+
+
+def _device_cell(row: dict) -> str:
+    """Where it trained ("–": a run recorded before machines were)."""
+    return row.get("device") or "–"
+
+
+def cost_note(report: dict) -> str:
+    """How to read docs/s and cost: where they were measured, and the prices used."""
+    s = report["settings"]
+    where = (f"docs/s re-measured on this machine ({s['measured_on']}) for every model" if s.get("measure_cost")
+             else "docs/s as each run measured it, on the device it trained on")
+    prices = s.get("prices_per_hour")
+    if prices:
+        shown = ", ".join(f"{k.upper()} {v:g}/h" for k, v in prices.items())
+        where += f"; costs at {shown} (training: fit time; per 1M documents: at the docs/s shown)"
+    return where + "."
+
+
+def fmt_money(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.2f}" if value >= 0.01 else f"{value:.2g}"
 
 
 # --- markdown ---------------------------------------------------------------------------------
@@ -119,6 +145,7 @@ def render_markdown(report: dict) -> str:
     ]
     lines += _md_table(leaderboard_columns(report), [leaderboard_cells(report, r) for r in report["rows"]],
                        right_from=3)
+    lines += ["", f"Cost: {cost_note(report)}"]
     seeds = seeds_lines(report)
     if seeds:
         lines += ["", "## Seeds", ""] + [f"- {line}" for line in seeds[:-1]] + ["", seeds[-1]]
