@@ -69,3 +69,14 @@ def test_bad_prices_are_one_line_errors(tmp_path, text, fragment):
     result = CliRunner().invoke(app, ["report", str(split.path), "--price-per-hour", text])
     assert result.exit_code != 0 and fragment in result.output and "Traceback" not in result.output
     assert not (split.path / "report").exists()
+
+
+def test_every_run_records_its_one_document_at_a_time_speed(tmp_path, runs_dir):
+    from nlpkit.runs import list_runs
+
+    split = tmp_path / "split"
+    assert CliRunner().invoke(app, ["split", str(REPO / "data" / "agnews_sample.jsonl"), "--out", str(split)]).exit_code == 0
+    assert CliRunner().invoke(app, ["baseline", str(split), "-m", "tfidf-lr"]).exit_code == 0
+    (run,) = list_runs(runs_dir)
+    timings = run.info["timings"]
+    assert 0 < timings["predict_docs_per_s_batch1"] < timings["predict_docs_per_s"]  # one call per document costs more
