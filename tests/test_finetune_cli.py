@@ -341,3 +341,7 @@ def test_most_documents_cut_at_max_length_is_named_with_the_alternatives(ckpt, r
     result = invoke(reuters_split, "--model", ckpt, *args, "--long-text", long_text)
     assert result.exit_code == 0, result.output
     assert ("are cut to their start" in " ".join(result.stderr.split())) is warned
+    from nlpkit.runs import list_runs
+
+    lengths = list_runs(runs_dir)[0].info["fit_info"]["train_tokens_per_doc"]
+    assert lengths["p50"] <= lengths["p95"] <= lengths["p99"] <= 16  # recorded, at most --max-length

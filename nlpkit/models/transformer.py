@@ -286,6 +286,9 @@ class TransformerClassifier(Classifier):
             "train_docs_per_s": result.n_docs_seen / result.train_seconds if result.train_seconds > 0 else None,
             "train_tokens_per_s": result.n_tokens_seen / result.train_seconds if result.train_seconds > 0 else None,
             "n_train_sequences": len(enc.seqs), "truncated_docs": cut if p["long_text"] != "chunks" else None,
+            # training documents' length in tokens (special tokens included; at most --max-length but with chunks)
+            "train_tokens_per_doc": {q: int(np.percentile(lengths, int(q[1:]))) for q in ("p50", "p95", "p99")}
+            if len(lengths) else None,
             "history": result.history, "labels_without_train_examples": self.unseen_labels_,
             "n_parameters": int(sum(t.numel() for t in model.parameters())),
         }
