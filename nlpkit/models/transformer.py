@@ -624,7 +624,7 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
                 state.stopped = f"early stop: no improvement in {bad_evals} evaluation(s)"
             elif over_budget:
                 state.stopped = f"time budget of {config.time_budget} s reached"
-            elif checkpointing is not None:
+            elif checkpointing is not None and state.step < config.total_steps:  # the last step: nothing to resume
                 save(epoch, i + 1, epoch_rng)
             if task_id is None and callable(progress):
                 progress({"eval": record})
