@@ -15,7 +15,9 @@ from nlpkit.cli._common import (DropEmptyOpt, EncodingOpt, FormatOpt, IdColOpt, 
 HELP = (
     "Pretrain a domain encoder: WordPiece tokenizer + BERT/ModernBERT masked-language model.\n\n"
     "CORPUS is a split folder (train + valid texts; test is never read), a dataset file, a .txt file "
-    "(one document per line) or a folder of .txt files (one document each).\n\n"
+    "(one document per line), a folder of .txt files (one document each), or several files / a quoted glob "
+    "pattern; .gz and .zst files are read compressed. The corpus is streamed and tokenised once into a token "
+    "store (DIR/token_store, or --store) that later runs reuse; --prepare-only builds it and stops.\n\n"
     "DIR gets a Hugging Face folder (the best checkpoint; DIR/last/ = last weights) that AutoModelForMaskedLM, "
     "AutoModelForSequenceClassification and AutoTokenizer load.\n\n"
     "Under torchrun / accelerate launch it trains data-parallel; the global batch is "
@@ -25,7 +27,7 @@ HELP = (
 # Options with CLI default None: with --resume, one left out is taken from the checkpoint's
 # config, and one given explicitly is checked against it.
 def pretrain_cmd(
-    corpus: Annotated[Path, typer.Argument(help="Split folder, dataset file, .txt file or folder of .txt files.")],
+    corpus: Annotated[list[Path], typer.Argument(help="Split folder, dataset file, .txt file, folder of .txt files, or files / a glob.")],
     *,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder (HF model + tokenizer + checkpoints).")],
     size: Annotated[Optional[str], typer.Option(help="Preset: tiny 2x128, mini 4x256, small 4x512, medium 8x512, base 12x768. Default mini.")] = None,
@@ -61,6 +63,10 @@ def pretrain_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing DIR.")] = False,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Run registry folder. Default $NLPKIT_RUNS_DIR or ./runs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the final report as JSON on stdout.")] = False,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Train the tokenizer and build the token store, then stop (continue with --resume).")] = False,
+    store: Annotated[Optional[Path], typer.Option("--store", help="Token store folder shared between runs. Default DIR/token_store.")] = None,
+    num_proc: Annotated[Optional[int], typer.Option("--num-proc", help="Processes tokenising the corpus. Default min(cores, 4).")] = None,
+    tokenizer_sample_docs: Annotated[Optional[int], typer.Option("--tokenizer-sample-docs", help="Train the tokenizer on the first N training documents only.")] = None,
     format: FormatOpt = None,
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,
@@ -89,11 +95,17 @@ def pretrain_cmd(
         dataset_options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(data_opts).items()
                            if v != getattr(data_default, k)}
         length = dict(steps=steps, epochs=epochs, time_budget=parse_duration(time_budget))
-        common = dict(corpus=str(corpus), out=str(out_dir), eval_every=eval_every, save_every=save_every,
-                      compile=compile, threads=threads, precision=precision, dataset_options=dataset_options,
+        common = dict(corpus=str(corpus[0]) if len(corpus) == 1 else [str(c) for c in corpus], out=str(out_dir),
+                      eval_every=eval_every, save_every=save_every, compile=compile, threads=threads,
+                      precision=precision, dataset_options=dataset_options, num_proc=num_proc,
+                      store=str(store) if store else None,
                       compare_tokenizer=str(compare_tokenizer) if compare_tokenizer else None)
+        if tokenizer_sample_docs is not None:
+            common["tokenizer_sample_docs"] = tokenizer_sample_docs
         stored_path = out_dir / CONFIG_FILE_NAME
-        if resume and stored_path.exists():
+        # a folder made by --prepare-only holds a tokenizer and a token store, no model: its model and
+        # training options are the ones given now
+        if resume and stored_path.exists() and not _prepared(out_dir):
             # Resume: options left out come from the checkpoint's config; given ones are checked.
             try:
                 base = PretrainConfig.from_dict(json.loads(stored_path.read_text(encoding="utf-8")))
@@ -108,7 +120,13 @@ def pretrain_cmd(
             cfg = base
         else:
             cfg = PretrainConfig(**{**given, **common, **length})
-        _run(cfg, resume=resume, overwrite=overwrite, runs_dir=runs_dir, json_out=json_out)
+        _run(cfg, resume=resume, overwrite=overwrite, runs_dir=runs_dir, json_out=json_out, prepare_only=prepare_only)
+
+
+def _prepared(out_dir: Path) -> bool:
+    from nlpkit.pretrain.output import read_report
+
+    return read_report(out_dir).get("status") == "prepared"
 
 
 def _resume_hint(out_dir: Path) -> str | None:
@@ -123,7 +141,32 @@ def _resume_hint(out_dir: Path) -> str | None:
     return f"{out_dir} {saved}; continue with the same command plus --resume."
 
 
-def _run(cfg, *, resume: bool, overwrite: bool, runs_dir, json_out: bool) -> None:
+class _StoreProgress:
+    """The token store's build on stderr: documents and MB of text tokenised (shown from the first shard)."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]token store"), BarColumn(), TextColumn("{task.fields[docs]:,} documents"),
+                                 TextColumn("{task.fields[mb]:,.1f} MB"), TimeElapsedColumn(), console=console,
+                                 transient=True)
+        self.task = None
+        self.shown = console.is_terminal  # in a log file a bar that is wiped would leave an empty line
+
+    def __call__(self, docs: int, nbytes: int) -> None:
+        if not self.shown:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("store", total=None, docs=0, mb=0.0)
+            self.progress.start()
+        self.progress.update(self.task, docs=docs, mb=nbytes / 1e6)
+
+    def stop(self) -> None:
+        if self.progress.live.is_started:
+            self.progress.stop()
+
+
+def _run(cfg, *, resume: bool, overwrite: bool, runs_dir, json_out: bool, prepare_only: bool = False) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from nlpkit.pretrain import pretrain
@@ -134,15 +177,40 @@ def _run(cfg, *, resume: bool, overwrite: bool, runs_dir, json_out: bool) -> Non
         TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:,.0f} tok/s"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
     )
+    store_progress = _StoreProgress(console)
     try:  # pretrain starts the display when training starts
         result = pretrain(cfg, resume=resume, overwrite=overwrite, runs_root=runs_dir, progress=progress,
-                          log=lambda m: progress.console.print(m, markup=False, highlight=False))
+                          log=lambda m: progress.console.print(m, markup=False, highlight=False),
+                          prepare_only=prepare_only, store_progress=store_progress)
     finally:
+        store_progress.stop()
         if progress.live.is_started:
             progress.stop()
+    if prepare_only:
+        if result.report.get("store"):
+            _print_prepared(result, json_out)
+        return
     if not result.report.get("config"):
         return  # not rank 0 under DDP: rank 0 prints the summary
     _print_summary(result, json_out)
+
+
+def _print_prepared(result, json_out: bool) -> None:
+    """--prepare-only: corpus size, tokens, where the store is and whether it was reused."""
+    rep = result.report
+    c, st = rep["corpus"], rep["store"]
+    if json_out:
+        out().print_json(json.dumps({"corpus": c, "store": st, "tokenizer": rep["tokenizer"], "out": str(result.out)},
+                                    default=str))
+        return
+    how = "reused" if st["reused"] else f"built in {st['build_seconds']:.1f} s"
+    out().print(
+        f"corpus {c['source']}: {c['documents'] + c['heldout_documents']:,} documents ({c['heldout_documents']:,} "
+        f"held out), {st['text_bytes'] / 1e6:,.1f} MB of text ({st['input_bytes'] / 1e6:,.1f} MB on disk); "
+        f"{st['train_tokens'] + st['heldout_tokens']:,} tokens ({st['train_tokens']:,} to train on)\n"
+        f"token store {st['path']} ({how})\n"
+        f"to train: the same command with --resume in place of --prepare-only",
+        highlight=False, markup=False)
 
 
 def _print_summary(result, json_out: bool) -> None:

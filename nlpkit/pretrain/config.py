@@ -39,6 +39,12 @@ RESUME_FIXED = (
 )
 
 
+# Options that decide the tokenizer and the token store a --prepare-only folder holds: a --resume
+# of that folder must agree on these; the model and training options are chosen then.
+PREPARED_FIXED = ("corpus", "vocab_size", "lowercase", "strip_accents", "heldout_docs", "seed", "tokenizer",
+                  "init_from", "dataset_options", "tokenizer_sample_docs")
+
+
 def parse_duration(text: str | float | int | None) -> float | None:
     """'30m', '1h30m', '90s', '45' (seconds) -> seconds; None stays None."""
     if text is None:
@@ -63,7 +69,7 @@ class PretrainConfig:
     blocks of ``max_length`` tokens (the global batch; same semantics single-process or DDP).
     """
 
-    corpus: str = ""
+    corpus: str | list[str] = ""  # a path or glob pattern, or a list of files
     out: str = ""
     size: str | None = "mini"
     arch: str = "bert"
@@ -103,6 +109,9 @@ class PretrainConfig:
     tokenizer: str | None = None  # reuse this tokenizer folder instead of training one
     init_from: str | None = None
     dataset_options: dict = field(default_factory=dict)
+    tokenizer_sample_docs: int | None = None  # train the tokenizer on the first N training documents
+    store: str | None = None  # token store folder shared between runs (default: out/token_store)
+    num_proc: int | None = None  # processes tokenising the corpus (default: min(cores, 4))
 
     # -- resolution ----------------------------------------------------------------------------
     def resolved(self) -> "PretrainConfig":
@@ -184,6 +193,9 @@ class PretrainConfig:
             raise ConfigError(f"min_lr_ratio must be in [0, 1] (got {c.min_lr_ratio}).")
         if c.tokenizer and c.init_from:
             raise ConfigError("give --tokenizer or --init-from, not both (--init-from brings its own tokenizer).")
+        for name in ("tokenizer_sample_docs", "num_proc"):
+            if getattr(c, name) is not None and getattr(c, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(c, name)}).")
         if c.heldout_docs <= 0:
             raise ConfigError(f"heldout_docs must be > 0 (got {c.heldout_docs}).")
         return c
@@ -203,10 +215,10 @@ class PretrainConfig:
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
-    def resume_conflicts(self, stored: "PretrainConfig") -> list[tuple[str, Any, Any]]:
+    def resume_conflicts(self, stored: "PretrainConfig", fields: tuple[str, ...] = RESUME_FIXED) -> list[tuple[str, Any, Any]]:
         """(option, checkpoint value, current value) for every trajectory-defining option that differs."""
         out = []
-        for name in RESUME_FIXED:
+        for name in fields:
             a, b = getattr(stored, name), getattr(self, name)
             if isinstance(a, float) or isinstance(b, float):
                 if a is None or b is None or not math.isclose(float(a), float(b), rel_tol=1e-9):

@@ -1,27 +1,466 @@
-"""The pretraining corpus: read texts from a split folder, a dataset file or plain text, hold out a slice, describe it."""
+"""The pretraining corpus as a stream of documents: read a split folder, a dataset file, plain text
+(a file, a folder, a list of files or a glob; gzip or zstd compressed), hold out a slice, describe it.
+
+:func:`open_corpus` never holds the corpus in memory: documents are read file by file and line by
+line (JSONL and .txt; other dataset formats one file at a time), and the held-out slice is chosen
+by a seeded hash of each document's position (:func:`heldout_positions`), which needs only the
+number of documents. :func:`read_corpus` is the same corpus as two lists, for small corpora and tests.
+"""
 
 from __future__ import annotations
 
+import codecs
+import glob
+import gzip
 import hashlib
+import io
+import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
-from nlpkit.data import dataset_suffix, read_text_file
-from nlpkit.errors import DataError
+from nlpkit.errors import ConfigError, DataError
 
 DATASET_EXTS = {".jsonl", ".json", ".csv", ".tsv", ".parquet"}
+COMPRESSED_EXTS = (".gz", ".zst")
+GLOB_CHARS = set("*?[")
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+JSONL_CHUNK_LINES = 10_000  # records parsed and checked together (nlpkit.data's rules), then dropped
+
+
+# --- opening files ------------------------------------------------------------------------------
+
+def open_binary(path: Path) -> BinaryIO:
+    """A buffered binary stream of ``path``, decompressed when it holds gzip or zstd data (by its
+    magic bytes, whatever its name)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(_GZIP_MAGIC):
+        return io.BufferedReader(gzip.open(path, "rb"))
+    if magic == _ZSTD_MAGIC:
+        try:
+            import zstandard
+        except ImportError:
+            raise DataError(f"{path} is zstd-compressed and the zstandard package is not installed; "
+                            "pip install zstandard, or recompress the file with gzip.") from None
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def _compression_errors():
+    errors: tuple = (EOFError, gzip.BadGzipFile, zlib.error)
+    try:
+        import zstandard
+
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def _damaged(path: Path, exc: BaseException) -> DataError:
+    if isinstance(exc, EOFError):
+        return DataError(f"cannot read {path}: compressed data ends early: the file is truncated; copy it again")
+    return DataError(f"cannot read {path}: damaged compressed data ({exc}); copy it again")
+
+
+def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
+    """The lines of a text file (without line ends; "\\r\\n" and a lone "\\r" end lines as well),
+    decoded one at a time. A byte that is not ``encoding`` is a DataError naming its line, as
+    :func:`nlpkit.data.read_text_file` names it; byte-order marks are honoured as there."""
+    from nlpkit.data.opener import _BOM_AGREES, _BOMS, _utf16_guess
+
+    try:
+        asked = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from None
+    try:
+        with open_binary(path) as fh:
+            head = fh.peek(4096)[:4096]
+            use, skip = encoding, 0
+            for bom, bom_encoding in _BOMS:
+                if head.startswith(bom):
+                    if asked not in _BOM_AGREES[bom_encoding]:
+                        raise DataError(f"{path} starts with a {bom_encoding.upper()} byte-order mark, but --encoding "
+                                        f"{encoding} was given; pass --encoding {bom_encoding} (or leave --encoding out)")
+                    use, skip = bom_encoding, len(bom)
+                    break
+            if not skip and asked == "utf-8":
+                guess = _utf16_guess(head)
+                if guess:
+                    raise DataError(f"{path} looks like {guess.upper()} text without a byte-order mark (NUL bytes "
+                                    f"between the characters); pass --encoding {guess}")
+            fh.read(skip)
+            if "\n".encode(use) != b"\n" or codecs.lookup(use).name.startswith(("utf-16", "utf-32")):
+                # not ASCII-compatible: the decoder finds the line ends
+                try:
+                    for line in io.TextIOWrapper(fh, encoding=use, newline=None):
+                        yield line.rstrip("\n")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"cannot decode {path} as {use}: {exc.reason}; pass the file's encoding") from None
+                return
+            offset = skip
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode(use)
+                except UnicodeDecodeError as exc:
+                    bad = raw[exc.start:exc.start + 1].hex()
+                    raise DataError(f"cannot decode {path} as {use}: byte 0x{bad} at byte offset {offset + exc.start} "
+                                    f"(line {lineno}); pass the file's encoding, e.g. --encoding latin-1") from None
+                offset += len(raw)
+                text = text.rstrip("\n").rstrip("\r")
+                if "\r" in text:
+                    yield from text.split("\r")
+                else:
+                    yield text
+    except _compression_errors() as exc:
+        raise _damaged(path, exc) from None
+
+
+def read_whole_text(path: Path, encoding: str = "utf-8") -> str:
+    """One file as one document (a folder of .txt files)."""
+    with open(path, "rb") as fh:
+        zstd = fh.read(4) == _ZSTD_MAGIC
+    if not zstd:
+        from nlpkit.data import read_text_file
+
+        return read_text_file(path, encoding)
+    return "\n".join(iter_lines(path, encoding))
+
+
+def base_suffix(path: Path) -> str:
+    """The extension that names a file's format, lower-case, under a .gz / .zst suffix."""
+    path = Path(path)
+    if path.suffix.lower() in COMPRESSED_EXTS:
+        return Path(path.stem).suffix.lower()
+    return path.suffix.lower()
+
+
+# --- documents of one file ----------------------------------------------------------------------
+
+def _dataset_options(options: dict):
+    from nlpkit.data import DatasetOptions
+    from nlpkit.data.dataset import check_options
+
+    # Pretraining needs texts only: an unlabelled corpus (no label column) is the usual case.
+    options = {"labels_optional": True, **options}
+    return check_options(DatasetOptions(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items()}))
+
+
+def _read_dataset_texts(path: Path, options: dict) -> list[str]:
+    """The texts of a whole dataset file (CSV, TSV, JSON, Parquet: formats that are not read line by line)."""
+    from nlpkit.data import read_dataset
+
+    return list(read_dataset(path, _dataset_options(options)).texts)
+
+
+def _iter_jsonl_texts(path: Path, options: dict) -> Iterator[str]:
+    """The texts of a JSONL file, ``JSONL_CHUNK_LINES`` records at a time, each chunk read by
+    nlpkit.data's own rules (text columns, empty texts, --drop-empty) with its real line numbers."""
+    from nlpkit.data.convert import table_to_dataset
+    from nlpkit.data.readers import Table, _records_table
+
+    opts = _dataset_options(options)
+    records: list[dict] = []
+    lines: list[int] = []
+
+    def flush() -> list[str]:
+        table = _records_table(records, lambda i, ln=list(lines): f"line {ln[i]}")
+        return list(table_to_dataset(Table(table.columns, table.n_rows, table.get, table.where), path, opts).texts)
+
+    for lineno, line in enumerate(iter_lines(path, opts.encoding), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{lineno}:{exc.colno}: malformed JSON ({exc.msg}); fix or remove line {lineno}") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__};"
+                            f' write one {{"text": ...}} object per line')
+        records.append(obj)
+        lines.append(lineno)
+        if len(records) == JSONL_CHUNK_LINES:
+            yield from flush()
+            records, lines = [], []
+    if records:
+        yield from flush()
+
+
+def iter_file_docs(path: Path, kind: str, options: dict) -> Iterator[str]:
+    """The non-empty documents of one file, stripped as pretraining reads them."""
+    encoding = options.get("encoding", "utf-8")
+    if kind == "text-doc":
+        text = read_whole_text(path, encoding).strip()
+        if text:
+            yield text
+        return
+    if kind == "text-lines":
+        docs = (line.strip() for line in iter_lines(path, encoding))
+    elif (options.get("format") or ("jsonl" if base_suffix(path) == ".jsonl" else None)) == "jsonl":
+        docs = _iter_jsonl_texts(path, options)
+    else:
+        docs = iter(_read_dataset_texts(path, options))
+    for text in docs:
+        if text and text.strip():
+            yield text
+
+
+def file_kind(path: Path, options: dict) -> str:
+    """How a single corpus file is read: "dataset" (records) or "text-lines" (one document per line)."""
+    return "dataset" if base_suffix(path) in DATASET_EXTS or options.get("format") else "text-lines"
+
+
+# --- the held-out rule --------------------------------------------------------------------------
+
+def _position_keys(seed: int, start: int, stop: int) -> np.ndarray:
+    """splitmix64 of (seed, position) for positions [start, stop): a seeded pseudo-random key per
+    document position, computed without any other document (Steele et al. 2014)."""
+    base = np.random.SeedSequence([seed, 0x5EED]).generate_state(1, np.uint64)[0]
+    with np.errstate(over="ignore"):
+        z = base + (np.arange(start, stop, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def heldout_count(heldout_docs: float, n: int) -> int:
+    """How many of ``n`` documents are held out: a share (< 1, at least one) or a number."""
+    return max(1, int(round(heldout_docs * n)) if heldout_docs < 1 else int(heldout_docs))
+
+
+def heldout_positions(n: int, n_held: int, seed: int, chunk: int = 1 << 20) -> np.ndarray:
+    """The ``n_held`` positions among ``n`` documents whose seeded keys are smallest, sorted.
+
+    Memory is ``O(n_held + chunk)``: positions are scanned in chunks and only the best
+    candidates are kept, so the rule needs the number of documents, never the documents.
+    """
+    best_pos = np.empty(0, dtype=np.int64)
+    best_key = np.empty(0, dtype=np.uint64)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        pos = np.concatenate([best_pos, np.arange(start, stop, dtype=np.int64)])
+        key = np.concatenate([best_key, _position_keys(seed, start, stop)])
+        if len(pos) > n_held:
+            keep = np.argpartition(key, n_held - 1)[:n_held] if n_held else np.empty(0, dtype=np.int64)
+            pos, key = pos[keep], key[keep]
+        best_pos, best_key = pos, key
+    return np.sort(best_pos)
+
+
+# --- the corpus ---------------------------------------------------------------------------------
+
+class Documents:
+    """A re-iterable view of documents (each iteration reads the files again), with a length."""
+
+    def __init__(self, make: Callable[[], Iterator[str]], count: Callable[[], int]):
+        self._make, self._count = make, count
+
+    def __iter__(self) -> Iterator[str]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._count()
+
+
+@dataclass
+class CorpusStream:
+    """Where the documents are and which are held out; reading happens when iterated."""
+
+    source: str
+    kind: str  # "split" | "dataset" | "text-file" | "text-folder" | "files"
+    heldout_from: str  # "valid" | "carved"
+    files: list[tuple[Path, str]]  # (file, how it is read) for the documents, in order
+    heldout_files: list[tuple[Path, str]]  # a split's valid part; [] when the held-out slice is carved
+    options: dict
+    heldout_docs: float = 0.05
+    seed: int = 0
+    _n_docs: int | None = field(default=None, repr=False)
+    _held: np.ndarray | None = field(default=None, repr=False)
+
+    def _docs_of(self, files) -> Iterator[str]:
+        for path, kind in files:
+            yield from iter_file_docs(path, kind, self.options)
+
+    def n_documents(self) -> int:
+        """Documents in ``files`` (one streaming pass, counted once)."""
+        if self._n_docs is None:
+            self._n_docs = sum(1 for _ in self._docs_of(self.files))
+        return self._n_docs
+
+    def held_positions(self) -> np.ndarray:
+        """Positions (in ``files``) of the carved held-out documents; empty for a split with a valid part."""
+        if self._held is None:
+            if self.heldout_from == "valid":
+                self._held = np.empty(0, dtype=np.int64)
+            else:
+                n = self.n_documents()
+                n_held = heldout_count(self.heldout_docs, n)
+                if n - n_held < 1:
+                    raise DataError(f"{self.source}: only {n} non-empty document(s); need at least 2 "
+                                    "(one to train on, one held out).")
+                self._held = heldout_positions(n, n_held, self.seed)
+        return self._held
+
+    def labelled(self) -> Iterator[tuple[bool, str]]:
+        """(held out?, text) for every document: the training files in order, then a split's valid part."""
+        held = self.held_positions()
+        j = 0
+        for i, text in enumerate(self._docs_of(self.files)):
+            is_held = j < len(held) and held[j] == i
+            j += is_held
+            yield bool(is_held), text
+        for text in self._docs_of(self.heldout_files):
+            yield True, text
+
+    @property
+    def train(self) -> Documents:
+        return Documents(lambda: (t for h, t in self.labelled() if not h),
+                         lambda: self.n_documents() - len(self.held_positions()))
+
+    @property
+    def heldout(self) -> Documents:
+        if self.heldout_from == "valid":
+            return Documents(lambda: self._docs_of(self.heldout_files),
+                             lambda: sum(1 for _ in self._docs_of(self.heldout_files)))
+        return Documents(lambda: (t for h, t in self.labelled() if h), lambda: len(self.held_positions()))
+
+    def check_not_empty(self) -> None:
+        if self.n_documents() - len(self.held_positions()) < 1:
+            raise DataError(f"{self.source}: no non-empty documents to train on.")
+
+    def input_bytes(self) -> int:
+        return sum(p.stat().st_size for p, _ in self.files + self.heldout_files)
+
+    def fingerprint(self) -> str:
+        """sha256 over the bytes of every file read, how each is read and the held-out rule: what
+        decides the documents and the slice held out, without reading them as text."""
+        from nlpkit.data import file_sha256
+
+        h = hashlib.sha256()
+        rule = {"kind": self.kind, "heldout_from": self.heldout_from, "options": self.options,
+                "heldout_docs": self.heldout_docs if self.heldout_from == "carved" else None,
+                "seed": self.seed if self.heldout_from == "carved" else None}
+        h.update(json.dumps(rule, sort_keys=True, default=str).encode("utf-8"))
+        for part, files in (("docs", self.files), ("heldout", self.heldout_files)):
+            h.update(f"\x00{part}\x00".encode())
+            for path, kind in files:
+                h.update(f"{kind}\x00{file_sha256(path)}\x00".encode())
+        return h.hexdigest()
+
+
+def _expand(path_spec) -> list[Path] | None:
+    """A list of files or a glob pattern -> the files (sorted for a glob); None for one plain path."""
+    if isinstance(path_spec, (list, tuple)):
+        if len(path_spec) == 1:
+            return _expand(path_spec[0])
+        paths = []
+        for p in path_spec:
+            paths.extend(_expand(p) or [Path(p)])
+        return paths
+    spec = str(path_spec)
+    if GLOB_CHARS & set(spec) and not Path(spec).exists():
+        found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not found:
+            raise DataError(f"no file matches the corpus pattern {spec!r}; check the path (quote the pattern "
+                            "so that nlpkit, not the shell, expands it).")
+        return found
+    return None
+
+
+def _split_parts(path: Path) -> tuple[Path, Path | None]:
+    """(train file, valid file or None) of a split folder; the test part is never opened."""
+    from nlpkit.data import file_sha256
+
+    manifest_path = path / "split.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        parts = manifest["parts"]
+        assert isinstance(parts, dict)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise DataError(f"{manifest_path} is not a valid split manifest; re-create the split with "
+                        "`nlpkit split --overwrite`") from None
+    if "train" not in parts:
+        raise DataError(f"{path}: the split has no train part; pretrain on a split with train (and valid) parts.")
+    found = []
+    for name in ("train", "valid"):
+        info = parts.get(name)
+        if info is None:
+            found.append(None)
+            continue
+        filename = info.get("file", f"{name}.jsonl") if isinstance(info, dict) else f"{name}.jsonl"
+        part = path / str(filename)
+        if Path(str(filename)).name != filename or not part.is_file():
+            raise DataError(f"split part '{name}' listed in {manifest_path} is missing: {part}; re-create the split "
+                            "with `nlpkit split --overwrite`")
+        expected = info.get("sha256") if isinstance(info, dict) else None
+        if expected and file_sha256(part) != expected:
+            raise DataError(f"split part {part} changed after the split was written (sha256 differs from "
+                            f"{manifest_path}); re-create the split with `nlpkit split --overwrite`")
+        found.append(part)
+    return found[0], found[1]
+
+
+def open_corpus(path, *, heldout_docs: float = 0.05, seed: int = 0, dataset_options: dict | None = None) -> CorpusStream:
+    """The documents to pretrain on, as a stream (nothing is read yet but split manifests).
+
+    Parameters
+    ----------
+    path : a split folder (``split.json``: train + valid parts, never test), a dataset file
+        (.jsonl/.json/.csv/.tsv/.parquet, or any file with ``format`` in ``dataset_options``),
+        a ``.txt`` file (one document per line), a folder of ``.txt`` files (one document each),
+        or a list of such files / a glob pattern (each file by its extension). Files may be
+        gzip- or zstd-compressed (``.jsonl.gz``, ``.txt.zst``).
+    heldout_docs : when there is no valid part, the share (< 1) or number of documents held out
+        for evaluation and the fertility report: those whose seeded position keys are smallest
+        (:func:`heldout_positions`).
+    dataset_options : keyword arguments of ``nlpkit.data.DatasetOptions`` for dataset files.
+    """
+    options = dict(dataset_options or {})
+    files = _expand(path)
+    if files is not None:
+        for p in files:
+            if not p.is_file():
+                raise DataError(f"corpus file not found: {p}. Pass files, a glob pattern, a split folder or a folder.")
+        return CorpusStream(source=str(path if isinstance(path, str) else [str(p) for p in path]), kind="files",
+                            heldout_from="carved", files=[(p, file_kind(p, options)) for p in files],
+                            heldout_files=[], options=options, heldout_docs=heldout_docs, seed=seed)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"corpus not found: {path}. Pass a split folder, a dataset file or a text file/folder.")
+    common = dict(source=str(path), options=options, heldout_docs=heldout_docs, seed=seed)
+    if path.is_dir() and (path / "split.json").exists():
+        train, valid = _split_parts(path)
+        opts = {"format": "jsonl", "na_values": []}  # parts are nlpkit's canonical JSONL, whatever --text-col says
+        stream = CorpusStream(kind="split", heldout_from="valid", files=[(train, "dataset")],
+                              heldout_files=[(valid, "dataset")] if valid else [], **{**common, "options": opts})
+        if valid is None or not any(True for _ in stream.heldout):
+            stream.heldout_from, stream.heldout_files = "carved", []
+        return stream
+    if path.is_dir():
+        found = sorted(p for pattern in ("*.txt", "*.txt.gz", "*.txt.zst") for p in path.rglob(pattern) if p.is_file())
+        if not found:
+            raise DataError(f"{path}: a folder without split.json and without .txt files; pass a split folder, "
+                            "a dataset file or .txt files.")
+        return CorpusStream(kind="text-folder", heldout_from="carved", files=[(p, "text-doc") for p in found],
+                            heldout_files=[], **common)
+    kind = file_kind(path, options)
+    return CorpusStream(kind="dataset" if kind == "dataset" else "text-file", heldout_from="carved",
+                        files=[(path, kind)], heldout_files=[], **common)
 
 
 @dataclass
 class Corpus:
-    """Training and held-out documents, plus where they came from."""
+    """Training and held-out documents in memory, plus where they came from (small corpora, tests)."""
 
     train: list[str]
     heldout: list[str]
     source: str
-    kind: str  # "split" | "dataset" | "text-file" | "text-folder"
+    kind: str  # "split" | "dataset" | "text-file" | "text-folder" | "files"
     heldout_from: str  # "valid" | "carved"
     info: dict = field(default_factory=dict)
 
@@ -36,106 +475,37 @@ class Corpus:
         return h.hexdigest()
 
 
-def _read_dataset_texts(path: Path, options: dict) -> list[str]:
-    from nlpkit.data import DatasetOptions, read_dataset
-
-    # Pretraining needs texts only: an unlabelled corpus (no label column) is the usual case.
-    options = {"labels_optional": True, **options}
-    opts = DatasetOptions(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in options.items()})
-    return list(read_dataset(path, opts).texts)
-
-
-def _read_text_lines(path: Path, encoding: str) -> list[str]:
-    text = read_text_file(path, encoding).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads lines
-    return [line.strip() for line in text.split("\n") if line.strip()]
+def read_corpus(path, *, heldout_docs: float = 0.05, seed: int = 0, dataset_options: dict | None = None) -> Corpus:
+    """:func:`open_corpus`, read into two lists (the same documents and held-out slice)."""
+    stream = open_corpus(path, heldout_docs=heldout_docs, seed=seed, dataset_options=dataset_options)
+    stream.check_not_empty()
+    train, heldout = [], []
+    for held, text in stream.labelled():
+        (heldout if held else train).append(text)
+    return Corpus(train=train, heldout=heldout, source=stream.source, kind=stream.kind,
+                  heldout_from=stream.heldout_from)
 
 
-def read_corpus(path: str | Path, *, heldout_docs: float = 0.05, seed: int = 0,
-                dataset_options: dict | None = None) -> Corpus:
-    """Read the documents to pretrain on.
+def corpus_report(stats: dict, lengths: np.ndarray, max_length: int) -> dict:
+    """Documents, words, characters and the token-length distribution (after tokenisation).
 
-    Parameters
-    ----------
-    path : a split folder (``split.json``: train + valid parts, never test), a dataset file
-        (.jsonl/.json/.csv/.tsv/.parquet, or any file with ``format`` in ``dataset_options``),
-        a ``.txt`` file (one document per line) or a folder of ``.txt`` files (one document each).
-        Files may be gzip-compressed (``.jsonl.gz``, ``.txt.gz``; read by nlpkit.data's opener).
-    heldout_docs : when there is no valid part, the share (< 1) or number of documents held out
-        for evaluation and the fertility report (chosen with ``seed``).
-    dataset_options : keyword arguments of ``nlpkit.data.DatasetOptions`` for dataset files.
-
-    Returns
-    -------
-    Corpus
+    ``stats``: source, kind, heldout_from, documents, heldout_documents, words, characters and
+    fingerprint of the corpus (the token store's record); ``lengths``: tokens of each training document.
     """
-    path = Path(path)
-    options = dict(dataset_options or {})
-    encoding = options.get("encoding", "utf-8")
-    heldout: list[str] | None = None
-    if not path.exists():
-        raise DataError(f"corpus not found: {path}. Pass a split folder, a dataset file or a text file/folder.")
-    if path.is_dir() and (path / "split.json").exists():
-        from nlpkit.data import load_split
-
-        split = load_split(path)  # the test part is never read into the corpus
-        if split.train is None:
-            raise DataError(f"{path}: the split has no train part; pretrain on a split with train (and valid) parts.")
-        texts, kind = list(split.train.texts), "split"
-        if split.valid is not None and len(split.valid):
-            heldout = list(split.valid.texts)
-    elif path.is_dir():
-        files = sorted(p for pattern in ("*.txt", "*.txt.gz") for p in path.rglob(pattern) if p.is_file())
-        if not files:
-            raise DataError(f"{path}: a folder without split.json and without .txt files; pass a split folder, a dataset file or .txt files.")
-        texts, kind = [], "text-folder"
-        for p in files:
-            t = read_text_file(p, encoding).strip()
-            if t:
-                texts.append(t)
-    elif dataset_suffix(path) in DATASET_EXTS or options.get("format"):
-        texts, kind = _read_dataset_texts(path, options), "dataset"
-    else:
-        texts, kind = _read_text_lines(path, encoding), "text-file"
-    texts = [t for t in texts if t and t.strip()]
-    if heldout is None:
-        n = len(texts)
-        n_held = int(round(heldout_docs * n)) if heldout_docs < 1 else int(heldout_docs)
-        n_held = max(1, n_held)
-        if n - n_held < 1:
-            raise DataError(f"{path}: only {n} non-empty document(s); need at least 2 (one to train on, one held out).")
-        order = np.random.default_rng(seed).permutation(n)
-        held = set(order[:n_held].tolist())
-        heldout = [texts[i] for i in sorted(held)]
-        texts = [t for i, t in enumerate(texts) if i not in held]
-        held_from = "carved"
-    else:
-        held_from = "valid"
-    if not texts:
-        raise DataError(f"{path}: no non-empty documents to train on.")
-    return Corpus(train=texts, heldout=heldout, source=str(path), kind=kind, heldout_from=held_from)
-
-
-def corpus_report(corpus: Corpus, train_lengths: np.ndarray, max_length: int) -> dict:
-    """Documents, words, characters and the token-length distribution (after tokenisation)."""
-    from nlpkit.text import count_words
-
-    words = sum(count_words(t) for t in corpus.train)
-    chars = sum(len(t) for t in corpus.train)
-    lengths = np.asarray(train_lengths, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
     q = np.percentile(lengths, [50, 90, 99]) if len(lengths) else [0, 0, 0]
     return {
-        "source": corpus.source,
-        "kind": corpus.kind,
-        "heldout_from": corpus.heldout_from,
-        "documents": len(corpus.train),
-        "heldout_documents": len(corpus.heldout),
-        "words": int(words),
-        "characters": int(chars),
+        "source": stats["source"],
+        "kind": stats["kind"],
+        "heldout_from": stats["heldout_from"],
+        "documents": int(stats["documents"]),
+        "heldout_documents": int(stats["heldout_documents"]),
+        "words": int(stats["words"]),
+        "characters": int(stats["characters"]),
         "tokens": int(lengths.sum()),
         "tokens_per_doc": {"mean": float(lengths.mean()) if len(lengths) else 0.0, "median": float(q[0]),
                            "p90": float(q[1]), "p99": float(q[2]), "max": int(lengths.max()) if len(lengths) else 0},
         "max_length": max_length,
         "docs_over_max_length": int((lengths > max_length - 2).sum()),  # [CLS] ... [SEP] must fit
-        "fingerprint": corpus.fingerprint(),
+        "fingerprint": stats["fingerprint"],
     }
-

@@ -7,6 +7,7 @@ Layout (``DIR``):
     DIR/checkpoints/checkpoint.safetensors   training state for --resume (no pickle)
     DIR/pretrain_config.json        the resolved PretrainConfig
     DIR/pretrain.json               corpus report, fertility, loss curves, throughput
+    DIR/token_store/<fingerprint>/  the tokenised corpus (nlpkit.pretrain.store), unless --store DIR
 
 Contract: every file is replaced atomically; a run that fails before training starts leaves
 ``--out`` as it was (:class:`FreshOut`, :func:`undo_on_failure`); a full disk after a checkpoint
@@ -115,20 +116,26 @@ def prepare_out(cfg: PretrainConfig, out: Path, *, resume: bool, overwrite: bool
             return None  # nothing saved yet: start from step 0 in the same folder
         if not (out / CONFIG_FILE).exists():
             raise NlpkitError(f"{out / CONFIG_FILE} is missing, so the checkpoint cannot be checked; use --overwrite to start again.")
-        stored = PretrainConfig.from_dict(json.loads((out / CONFIG_FILE).read_text(encoding="utf-8")))
-        conflicts = cfg.resume_conflicts(stored)
-        if conflicts:
-            name, old, new = conflicts[0]
-            more = f" (and {len(conflicts) - 1} more: {', '.join(option_name(c[0]) for c in conflicts[1:])})" if len(conflicts) > 1 else ""
-            raise ConfigError(
-                f"--resume: {option_name(name)} is {new!r} but the checkpoint in {out} used {old!r}{more}; "
-                f"rerun with {option_name(name)} {old} (or leave it out), or use --overwrite to start again."
-            )
+        check_resume_conflicts(cfg, out)
         return load_checkpoint(ckpt_path)
     if exists and not overwrite:
         raise ConfigError(f"--out {out} already exists and is not empty; pass --resume to continue it, "
                           "--overwrite to replace it, or choose another --out.")
     return None
+
+
+def check_resume_conflicts(cfg: PretrainConfig, out: Path, fields: tuple[str, ...] | None = None) -> None:
+    """ConfigError naming the first trajectory-defining option (or of ``fields``) that differs from
+    ``out``'s saved config."""
+    stored = PretrainConfig.from_dict(json.loads((out / CONFIG_FILE).read_text(encoding="utf-8")))
+    conflicts = cfg.resume_conflicts(stored, fields) if fields else cfg.resume_conflicts(stored)
+    if conflicts:
+        name, old, new = conflicts[0]
+        more = f" (and {len(conflicts) - 1} more: {', '.join(option_name(c[0]) for c in conflicts[1:])})" if len(conflicts) > 1 else ""
+        raise ConfigError(
+            f"--resume: {option_name(name)} is {new!r} but the checkpoint in {out} used {old!r}{more}; "
+            f"rerun with {option_name(name)} {old} (or leave it out), or use --overwrite to start again."
+        )
 
 
 class FreshOut:

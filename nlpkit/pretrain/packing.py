@@ -1,7 +1,8 @@
 """Packed training data: documents concatenated into fixed-length blocks, and the seeded order in
 which the ranks of a run read them.
 
-:func:`pack` turns token ids into blocks with no padding; :class:`BlockSampler` hands out
+:func:`pack` turns token ids into blocks with no padding; :class:`StoreBlocks` cuts the same
+blocks from a token store's memory-mapped stream, on demand; :class:`BlockSampler` hands out
 micro-batches with an explicit position (epoch, cursor), which is all a checkpoint needs to
 continue the data stream exactly.
 """
@@ -32,6 +33,38 @@ def pack(docs_ids: list[list[int]], max_length: int, ids_of: TokenIds = TokenIds
     blocks[:, 0] = CLS
     blocks[:, 1:] = stream[: n * body].reshape(n, body)
     return torch.from_numpy(blocks)
+
+
+class StoreBlocks:
+    """The blocks :func:`pack` would make from a token store part, read from its memmaps when indexed.
+
+    The store's stream already has [SEP] after each document, so block ``b`` is [CLS] followed by
+    stream tokens ``[b*(L-1), (b+1)*(L-1))``: the block index is arithmetic, no list of documents
+    or tokens is ever built. ``blocks[idx]`` (an array of block numbers or a slice) is an int64
+    tensor of shape (len(idx), max_length).
+    """
+
+    def __init__(self, part, max_length: int, ids_of: TokenIds = TokenIds()):
+        self.part, self.max_length, self.cls = part, max_length, ids_of.cls
+        self.body = max_length - 1
+        self.n = part.stream_tokens // self.body
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.max_length)
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        rows = np.arange(self.n)[idx] if isinstance(idx, slice) else np.atleast_1d(np.asarray(idx, dtype=np.int64))
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n):
+            raise IndexError(f"block index out of range (0..{self.n - 1})")
+        out = np.empty((len(rows), self.max_length), dtype=np.int64)
+        out[:, 0] = self.cls
+        for r, b in enumerate(rows):
+            out[r, 1:] = self.part.read(int(b) * self.body, (int(b) + 1) * self.body)
+        return torch.from_numpy(out)
 
 
 class BlockSampler:

@@ -1,12 +1,13 @@
-"""``pretrain(config)``: corpus -> WordPiece tokenizer -> packed blocks -> MLM training loop -> HF folder + run.
+"""``pretrain(config)``: corpus -> WordPiece tokenizer -> token store -> packed blocks -> MLM training loop -> HF folder + run.
 
 The loop (:func:`_train`) is nanoGPT-style straight-line code: a schedule function, periodic held-out
 evaluation, one log record every ``log_every`` steps, and a checkpoint with model, optimizer, step,
 config, RNG state and data position, so that ``--resume`` continues exactly. Under ``torchrun`` /
 ``accelerate launch`` it runs data-parallel (DDP): the global batch is ``batch_size x grad_accum x
 world_size`` blocks, each rank reads a disjoint slice of every global batch, only rank 0 logs and
-writes files. The output folder and its safe handling are :mod:`nlpkit.pretrain.output`; packing
-and the block order are :mod:`nlpkit.pretrain.packing`.
+writes files. The output folder and its safe handling are :mod:`nlpkit.pretrain.output`; the
+tokenised corpus is :mod:`nlpkit.pretrain.store` (memory-mapped, built once, reused); packing and
+the block order are :mod:`nlpkit.pretrain.packing`.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from nlpkit._io import save_pretrained
 from nlpkit.errors import ConfigError
 from nlpkit.hf.architecture import (MaskedLMWrapper, TokenIds, build_model, mask_tokens, mlm_loss, set_finetune_dropout,
                                     word_start_table)
-from nlpkit.hf.tokenizer import check_vocab_fits, encode_docs, fertility, load_tokenizer, train_wordpiece, unigram_entropy
-from nlpkit.pretrain.config import PRESETS, PretrainConfig
-from nlpkit.pretrain.corpus import Corpus, corpus_report, read_corpus
-from nlpkit.pretrain.output import (CHECKPOINT, CONFIG_FILE, REPORT_FILE, FreshOut, prepare_out, read_report,
-                                    save_checkpoint, save_hf_folder, undo_on_failure, write_json)
-from nlpkit.pretrain.packing import BlockSampler, pack
+from nlpkit.hf.tokenizer import check_vocab_fits, fertility, load_tokenizer, train_wordpiece
+from nlpkit.pretrain.config import PREPARED_FIXED, PRESETS, PretrainConfig
+from nlpkit.pretrain.corpus import CorpusStream, corpus_report, open_corpus
+from nlpkit.pretrain.output import (CHECKPOINT, CONFIG_FILE, REPORT_FILE, FreshOut, check_resume_conflicts, prepare_out,
+                                    read_report, save_checkpoint, save_hf_folder, undo_on_failure, write_json)
+from nlpkit.pretrain.packing import BlockSampler, StoreBlocks
+from nlpkit.pretrain.store import TokenStore, prepare_store, remove_other_stores
 from nlpkit.training.distributed import DistContext, barrier, init_distributed, max_over_ranks
 from nlpkit.training.optim import adamw, param_groups
 from nlpkit.training.precision import autocast_for
@@ -63,11 +65,13 @@ class PreparedRun:
     out: Path
     resume_state: dict | None  # the checkpoint --resume continues from; None: a run from step 0
     fresh: FreshOut | None  # rank 0 of a run from step 0: the --out folder it makes (and undoes on failure)
-    corpus: Corpus
+    corpus: CorpusStream
     tokenizer: object | None  # None on ranks > 0 until rank 0 has trained and saved it
     init_model: object | None  # --init-from's model
     reference: object | None  # --compare-tokenizer's tokenizer
     tokenizer_started: float  # time.perf_counter() when loading or training the tokenizer began
+    prepare_only: bool = False  # build the token store (and tokenizer), train nothing
+    store_progress: Callable[[int, int], None] | None = None  # (documents, bytes) tokenised so far
 
 
 # --- pieces of the loop -------------------------------------------------------------------------
@@ -135,7 +139,8 @@ def _total_steps(cfg: PretrainConfig, sampler: BlockSampler) -> int | None:
 # --- the command --------------------------------------------------------------------------------
 
 def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = False, runs_root=None,
-             progress=None, log: Callable[[str], None] | None = None, record_run: bool = True) -> PretrainResult:
+             progress=None, log: Callable[[str], None] | None = None, record_run: bool = True,
+             prepare_only: bool = False, store_progress: Callable[[int, int], None] | None = None) -> PretrainResult:
     """Train a WordPiece tokenizer and an MLM encoder from scratch on a corpus.
 
     Parameters
@@ -149,6 +154,9 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         training starts), or any object with its ``add_task`` and ``update``.
     log : called with one-line messages (reports, evaluations) on rank 0.
     record_run : record a run in the registry (rank 0).
+    prepare_only : stop once the tokenizer and the token store are ready (``"status": "prepared"``
+        in pretrain.json); ``--resume`` on that folder then trains from step 0 with them.
+    store_progress : called with (documents, bytes) tokenised so far while the token store is built.
 
     Returns
     -------
@@ -172,29 +180,36 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, overwrite: bool = 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))))
 
     # -- corpus and tokenizer ------------------------------------------------------------------
-    corpus: Corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed,
-                                 dataset_options=cfg.dataset_options)
+    corpus = open_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed, dataset_options=cfg.dataset_options)
+    # a folder made by --prepare-only, continued with --resume: its tokenizer and store, from step 0
+    prepared = resume and state is None and read_report(out).get("status") == "prepared"
+    if prepared:
+        check_resume_conflicts(cfg, out, PREPARED_FIXED)
     reference = load_tokenizer(cfg.compare_tokenizer, "--compare-tokenizer") if cfg.compare_tokenizer else None
     t0 = time.perf_counter()
     init_model, tokenizer = None, None  # (under DDP, ranks > 0 read the trained tokenizer from --out)
     if cfg.init_from:
         tokenizer, init_model = _load_init(cfg)
-    elif state is not None:
+    elif state is not None or prepared:
         tokenizer = load_tokenizer(out)  # resume: the tokenizer saved at the start of the run
     elif cfg.tokenizer:
         tokenizer = load_tokenizer(cfg.tokenizer, "--tokenizer")
     else:
-        check_vocab_fits(corpus.train, cfg.vocab_size)  # on every rank: none may wait on a failed rank 0
+        texts = _tokenizer_texts(corpus, cfg.tokenizer_sample_docs)
+        if dist.world_size > 1:
+            check_vocab_fits(texts, cfg.vocab_size)  # on every rank: none may wait on a failed rank 0
         if dist.is_main:
-            tokenizer = train_wordpiece(corpus.train, cfg.vocab_size, lowercase=cfg.lowercase,
+            tokenizer = train_wordpiece(texts, cfg.vocab_size, lowercase=cfg.lowercase,
                                         strip_accents=cfg.strip_accents)
         barrier(dist)
-    check_fits_memory(cfg, len(tokenizer) if tokenizer is not None else cfg.vocab_size, device, init_model)
+    if not prepare_only:
+        check_fits_memory(cfg, len(tokenizer) if tokenizer is not None else cfg.vocab_size, device, init_model)
     # From the first file written until training starts, a failure (or Ctrl-C) leaves --out as it
     # was: a new folder is removed, and the folder --overwrite replaced is put back.
-    fresh = FreshOut(out, replace=overwrite) if dist.is_main and state is None else None
+    fresh = FreshOut(out, replace=overwrite) if dist.is_main and state is None and not prepared else None
     run = PreparedRun(cfg=cfg, dist=dist, device=device, out=out, resume_state=state, fresh=fresh, corpus=corpus,
-                      tokenizer=tokenizer, init_model=init_model, reference=reference, tokenizer_started=t0)
+                      tokenizer=tokenizer, init_model=init_model, reference=reference, tokenizer_started=t0,
+                      prepare_only=prepare_only, store_progress=store_progress)
     with undo_on_failure(out, fresh, is_main=dist.is_main):
         return _train(run, say=say, progress=progress, record_run=record_run, runs_root=runs_root)
 
@@ -209,26 +224,69 @@ def _start_out_folder(run: PreparedRun) -> tuple[object, dict]:
         save_pretrained(tokenizer, out)
         write_json(out / CONFIG_FILE, cfg.to_dict())
     previous = read_report(out) if run.resume_state is not None else {}  # before "status": "training" replaces it
-    if run.dist.is_main and run.resume_state is not None:
+    if run.dist.is_main and run.fresh is None:  # resumed (or prepared by --prepare-only)
         write_json(out / CONFIG_FILE, cfg.to_dict())  # e.g. a longer --steps, for the next --resume
+        if run.resume_state is None:  # prepared: the model's length is chosen now
+            tokenizer.model_max_length = cfg.max_length
+            save_pretrained(tokenizer, out)
     barrier(run.dist)
     if not run.dist.is_main and run.resume_state is None and not cfg.init_from and not cfg.tokenizer:
         tokenizer = load_tokenizer(out)
     return tokenizer, previous
 
 
-def _encode_corpus(run: PreparedRun, tokenizer, tokenizer_seconds: float, *, say) -> tuple[list, list, dict]:
-    """Token ids of the training and held-out documents, and the corpus and tokenizer report
-    (logged, and written to pretrain.json with ``"status": "training"``)."""
-    cfg, corpus = run.cfg, run.corpus
-    train_ids = encode_docs(tokenizer, corpus.train)
-    held_ids = encode_docs(tokenizer, corpus.heldout)
-    report = {"corpus": corpus_report(corpus, np.array([len(d) for d in train_ids]), cfg.max_length)}
+def _tokenizer_texts(corpus: CorpusStream, sample_docs: int | None):
+    """What the tokenizer is trained on: every training document, streamed (each pass reads the
+    files again), or the first ``sample_docs`` of them, in memory."""
+    if not sample_docs:
+        return corpus.train
+    from itertools import islice
+
+    return list(islice(corpus.train, sample_docs))
+
+
+def _store_root(cfg: PretrainConfig, out: Path) -> Path:
+    return Path(cfg.store) if cfg.store else out / "token_store"
+
+
+def _open_store(run: PreparedRun, tokenizer, *, say) -> TokenStore:
+    """The token store of the corpus and tokenizer: reused when one exists, else built by rank 0."""
+    cfg, dist = run.cfg, run.dist
+    root = _store_root(cfg, run.out)
+    store = None
+    if dist.is_main:
+        store = prepare_store(root, run.corpus, tokenizer, num_proc=cfg.num_proc, on_progress=run.store_progress)
+        if not cfg.store:  # --out's own store: the stores of an earlier corpus are of no use any more
+            remove_other_stores(root, store.path)
+    barrier(dist)
+    if store is None:
+        store = prepare_store(root, run.corpus, tokenizer, build=False)
+    meta = store.meta
+    if store.reused:
+        say(f"reusing token store {store.path}")
+    else:
+        say(f"token store {store.path}: {meta['parts']['train']['tokens']:,} training tokens, built in "
+            f"{meta['build']['seconds']:.1f} s with {meta['build']['num_proc']} process(es)")
+    return store
+
+
+def _describe_corpus(run: PreparedRun, tokenizer, store: TokenStore, tokenizer_seconds: float, *, say) -> dict:
+    """The corpus and tokenizer report (logged, and written to pretrain.json with ``"status": "training"``)."""
+    cfg, meta = run.cfg, store.meta
+    train, held = meta["parts"]["train"], meta["parts"]["heldout"]
+    stats = {**meta["corpus"], "documents": train["documents"], "heldout_documents": held["documents"],
+             "words": train["words"], "characters": train["characters"], "fingerprint": meta["corpus_fingerprint"]}
+    report = {"corpus": corpus_report(stats, store.train.doc_lengths(), cfg.max_length)}
+    sample = store.heldout_sample()
     report["tokenizer"] = {"vocab_size": len(tokenizer), "seconds": round(tokenizer_seconds, 3),
-                           "heldout": fertility(tokenizer, corpus.heldout)}
+                           "sample_docs": cfg.tokenizer_sample_docs, "heldout": fertility(tokenizer, sample)}
     if cfg.compare_tokenizer:
-        report["tokenizer"]["reference"] = {"path": cfg.compare_tokenizer, **fertility(run.reference, corpus.heldout)}
-    report["heldout_unigram_entropy"] = unigram_entropy(held_ids)
+        report["tokenizer"]["reference"] = {"path": cfg.compare_tokenizer, **fertility(run.reference, sample)}
+    report["heldout_unigram_entropy"] = _unigram_entropy(store.heldout.token_counts(meta["sep"]))
+    report["store"] = {"path": str(store.path), "reused": store.reused, "fingerprint": meta["fingerprint"],
+                       "train_tokens": train["tokens"], "heldout_tokens": held["tokens"],
+                       "input_bytes": meta["corpus"]["input_bytes"], "text_bytes": train["bytes"] + held["bytes"],
+                       "build_seconds": meta["build"]["seconds"], "num_proc": meta["build"]["num_proc"]}
     c = report["corpus"]
     say(f"corpus: {c['documents']:,} documents ({c['heldout_documents']:,} held out, from {c['heldout_from']}), "
         f"{c['words']:,} words, {c['characters']:,} characters, {c['tokens']:,} tokens; tokens/doc median "
@@ -239,23 +297,32 @@ def _encode_corpus(run: PreparedRun, tokenizer, tokenizer_seconds: float, *, say
             [("reference", report["tokenizer"]["reference"])] if "reference" in report["tokenizer"] else []):
         say(f"tokenizer ({name}, vocab {f['vocab_size']:,}) on held-out text: {f['tokens_per_word']:.3f} tokens/word, "
             f"{f['share_words_split']:.1%} of words split, {f['share_unk']:.2%} unknown")
-    if run.dist.is_main:  # the report exists from the start; the final one replaces it
-        write_json(run.out / REPORT_FILE, {**report, "status": "training"})
-    return train_ids, held_ids, report
+    return report
 
 
-def _make_blocks(cfg: PretrainConfig, train_ids: list, held_ids: list, ids_of: TokenIds,
-                 world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(training blocks, held-out blocks); ConfigError when either is too small to train or evaluate on."""
-    blocks = pack(train_ids, cfg.max_length, ids_of)
+def _unigram_entropy(counts: np.ndarray) -> float:
+    """Entropy (nats) of the token unigram distribution (as nlpkit.hf.tokenizer.unigram_entropy, from counts)."""
+    c = counts[counts > 0].astype(np.float64)
+    if not len(c):
+        return float("nan")
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _make_blocks(cfg: PretrainConfig, store: TokenStore, ids_of: TokenIds,
+                 world_size: int) -> tuple[StoreBlocks, torch.Tensor]:
+    """(training blocks, read from the store on demand; held-out blocks, in memory); ConfigError
+    when either is too small to train or evaluate on."""
+    blocks = StoreBlocks(store.train, cfg.max_length, ids_of)
     global_micro = cfg.batch_size * world_size
     if len(blocks) < global_micro:
         raise ConfigError(
             f"the corpus packs into only {len(blocks)} block(s) of {cfg.max_length} tokens, fewer than one batch "
             f"({cfg.batch_size} x {world_size} process(es)); lower --batch-size or --max-length, or add text."
         )
-    held_len = min(cfg.max_length, max(16, sum(len(d) + 1 for d in held_ids) // 2))
-    eval_blocks = pack(held_ids, held_len, ids_of)[: cfg.eval_blocks]
+    held_len = min(cfg.max_length, max(16, store.heldout.stream_tokens // 2))
+    held = StoreBlocks(store.heldout, held_len, ids_of)
+    eval_blocks = held[np.arange(min(len(held), cfg.eval_blocks))]
     if len(eval_blocks) == 0:
         raise ConfigError("the held-out documents are too short to evaluate on; raise heldout_docs or add text.")
     return blocks, eval_blocks
@@ -267,9 +334,20 @@ def _train(run: PreparedRun, *, say, progress, record_run: bool, runs_root) -> P
     tokenizer, previous = _start_out_folder(run)
     tokenizer_seconds = time.perf_counter() - run.tokenizer_started
     vocab_size = len(tokenizer)
-    train_ids, held_ids, report = _encode_corpus(run, tokenizer, tokenizer_seconds, say=say)
+    store = _open_store(run, tokenizer, say=say)
+    report = _describe_corpus(run, tokenizer, store, tokenizer_seconds, say=say)
+    if run.prepare_only:
+        report["status"] = "prepared"
+        if dist.is_main and state is None:  # a folder that has trained keeps its report
+            write_json(out / REPORT_FILE, report)
+            if fresh is not None:
+                fresh.keep()
+        barrier(dist)
+        return PretrainResult(out=out, report=report)
+    if dist.is_main:  # the report exists from the start; the final one replaces it
+        write_json(out / REPORT_FILE, {**report, "status": "training"})
     ids_of = TokenIds.of(tokenizer, f"the tokenizer of {cfg.init_from or cfg.tokenizer or out}")
-    blocks, eval_blocks = _make_blocks(cfg, train_ids, held_ids, ids_of, dist.world_size)
+    blocks, eval_blocks = _make_blocks(cfg, store, ids_of, dist.world_size)
     report["blocks"] = {"train": len(blocks), "eval": len(eval_blocks), "eval_length": eval_blocks.shape[1]}
 
     # -- model, optimizer ----------------------------------------------------------------------
