@@ -97,6 +97,7 @@ def test_a_fraction_that_loses_a_label_warns_and_records_it(tmp_path, runs_dir):
     assert sum(bool(n) for n in notes) == 1
 
 
+@pytest.mark.slow
 def test_report_draws_the_curves_with_intervals_and_names_crossings(split, runs_dir):
     from nlpkit.report import build_report
     from nlpkit.report.curves import crossings
@@ -127,6 +128,7 @@ def test_a_report_without_curve_points_has_none(split, runs_dir):
     assert build_report(split, n_boot=50, n_perm=50)["curves"] is None
 
 
+@pytest.mark.slow
 def test_the_report_files_draw_the_curves(split, runs_dir, tmp_path):
     assert CliRunner().invoke(app, ["baseline", str(split), "-m", "tfidf-lr"]).exit_code == 0
     assert CliRunner().invoke(app, ["curve", str(split), "-m", "tfidf-lr", "-m", "majority",

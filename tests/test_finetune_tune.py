@@ -44,7 +44,7 @@ def test_tune_records_every_trial_keeps_the_best_on_valid_and_reports_only_it(ck
     summary = json.loads(result.output[result.output.index("{"):])
     trials = summary["tune"]["trials"]
     # the options as given first, then the whole grid
-    assert (trials[0]["lr"], trials[0]["head_lr"]) == (3e-5, None)
+    assert (trials[0]["lr"], trials[0]["head_lr"]) == (3e-5, 3e-3)  # --head-lr left at its default
     assert len(trials) == 1 + len(TUNE_LRS) * len(TUNE_HEAD_LRS)
     runs = {run.name: run for run in list_runs(runs_dir, kind="finetune")}
     assert sorted(r.role for r in runs.values()) == ["tune-trial"] * (len(trials) - 1) + ["tuned"]
@@ -91,6 +91,7 @@ def test_bad_tune_options_are_one_line_errors_and_record_nothing(ckpt, split, ru
     assert not runs_dir.exists() or not any(p for p in runs_dir.iterdir() if not p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_seeds_after_tune_train_with_the_chosen_settings_and_report_as_one_row(ckpt, split, runs_dir):
     from nlpkit.report import build_report
     from nlpkit.runs import list_runs

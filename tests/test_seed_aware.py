@@ -39,12 +39,15 @@ def _coverage(k: int, *, shift_sd: float, flip_sd: float, reps: int = 300, n: in
     return hits / reps, float(np.mean(widths))
 
 
-@pytest.mark.parametrize("shift_sd, flip_sd", [(0.15, 0.6), (0.3, 0.6), (0.0, 0.6), (0.15, 0.0)])
+@pytest.mark.parametrize("shift_sd, flip_sd", [(0.15, 0.6), pytest.param(0.3, 0.6, marks=pytest.mark.slow),
+                                               pytest.param(0.0, 0.6, marks=pytest.mark.slow),
+                                               pytest.param(0.15, 0.0, marks=pytest.mark.slow)])
 def test_five_seeds_cover_the_population_difference_at_the_nominal_95_percent(shift_sd, flip_sd):
     coverage, _ = _coverage(5, shift_sd=shift_sd, flip_sd=flip_sd)
     assert 0.925 <= coverage <= 0.975
 
 
+@pytest.mark.slow
 def test_one_seed_per_system_misses_seed_variance_and_more_seeds_narrow_the_interval():
     # why seeds matter: with one seed the interval only knows the test documents
     one, _ = _coverage(1, shift_sd=0.15, flip_sd=0.6, reps=150)
