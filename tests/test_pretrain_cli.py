@@ -269,3 +269,14 @@ def test_resume_from_an_old_pickled_checkpoint_is_refused_without_loading_it(cor
     assert result.exit_code == 1, result.output
     assert "checkpoint.pt was written by an older nlpkit as a pickle" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_runs_kind_pretrain_shows_the_corpus_and_its_token_store(trained):
+    runs = trained.parent / "runs"
+    result = runner.invoke(app, ["runs", "--kind", "pretrain", "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    assert " docs, " in result.output and " tokens" in result.output and "store built" in result.output
+    listed = runner.invoke(app, ["runs", "--kind", "pretrain", "--runs-dir", str(runs), "--json"])
+    (row,) = json.loads(listed.output)
+    assert row["corpus_tokens"] > 0 and row["corpus_documents"] > 0 and row["store_reused"] is False
+    assert Path(row["store"]).is_dir()

@@ -182,6 +182,10 @@ def summarise(run) -> dict[str, Any]:
         "task": task,
         "metric": metric,
         "value": value,
+        # a pretraining run: what it read and where its token store is
+        **({"corpus_documents": data.get("documents"), "corpus_tokens": data.get("tokens"),
+            "corpus_bytes": data.get("corpus_bytes"), "store": (run.info.get("store") or {}).get("path"),
+            "store_reused": (run.info.get("store") or {}).get("reused")} if run.kind == "pretrain" else {}),
     }
 
 
@@ -200,6 +204,10 @@ def render(rows: list[dict], root: Path, title: str | None = None) -> None:
         split = r["split"] or "-"
         metric = f"{r['metric']} {r['value']:.4f}" if isinstance(r["value"], (int, float)) else "-"
         kind = f"{r['kind']} ({r['role']})" if r.get("role") else r["kind"]
+        if r["kind"] == "pretrain" and r.get("corpus_tokens") is not None:  # what it read, in the metric's place
+            size = f", {r['corpus_bytes'] / 1e6:,.1f} MB" if r.get("corpus_bytes") else ""
+            store = {True: ", store reused", False: ", store built"}.get(r.get("store_reused"), "")
+            metric = f"{r['corpus_documents']:,} docs, {r['corpus_tokens']:,} tokens{size}{store}"
         table.add_row(r["name"], kind, r["model"], split, metric)
     out().print(table)
 

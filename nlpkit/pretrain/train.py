@@ -588,7 +588,11 @@ def _record_run(cfg: PretrainConfig, report: dict, out: Path, runs_root) -> str:
         run.write_json("run.json", {
             "config": cfg.to_dict(), "seed": cfg.seed, "versions": package_versions(),
             "data": {"corpus": cfg.corpus, "corpus_sha256": report["corpus"]["fingerprint"],
-                     "kind": report["corpus"]["kind"]},
+                     "kind": report["corpus"]["kind"], "documents": report["corpus"].get("documents"),
+                     "tokens": report["corpus"].get("tokens"),
+                     "corpus_bytes": (report.get("store") or {}).get("input_bytes")},
+            "store": {k: (report.get("store") or {}).get(k) for k in ("path", "reused", "train_tokens",
+                                                                      "build_seconds")},
             "timings": {"fit_seconds": report["throughput"]["train_seconds"],
                         "tokens_per_s": report["throughput"]["tokens_per_s"]},
             "model_size_bytes": size, "model_path": str(out.resolve()),
