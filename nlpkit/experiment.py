@@ -159,7 +159,7 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
             scores_test = _check_scores(model.predict_proba(test.texts), len(test), len(label_names), model)
             predict_seconds = time.perf_counter() - t0
             docs_per_s = len(test) / predict_seconds if predict_seconds > 0 else None
-            batch1 = _one_by_one_docs_per_s(model, test.texts)  # the serving case: one request, one document
+            batch1 = one_by_one_docs_per_s(model, test.texts)  # the serving case: one request, one document
             run.log(f"predict test: {len(test)} docs in {predict_seconds:.3f} s")
 
             stage("evaluate")
@@ -202,9 +202,10 @@ def run_experiment(model, split, *, kind: str = "baseline", config: dict, seed: 
 BATCH1_DOCS = 32  # test documents predicted one at a time for the batch-1 throughput
 
 
-def _one_by_one_docs_per_s(model, texts) -> float | None:
-    """Documents per second predicting :data:`BATCH1_DOCS` test texts one call each (None without texts)."""
-    sample = list(texts[:BATCH1_DOCS])
+def one_by_one_docs_per_s(model, texts, n: int = BATCH1_DOCS) -> float | None:
+    """Documents per second predicting the first ``n`` texts one call each (None without texts): the
+    serving case, recorded with every run and re-measured by ``nlpkit report --measure-cost``."""
+    sample = list(texts[:n])
     if not sample:
         return None
     t = time.perf_counter()

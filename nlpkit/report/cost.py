@@ -56,22 +56,18 @@ def measure_prediction(run, texts: Sequence[str]) -> dict[str, Any]:
     """The run's saved model, loaded and timed on ``texts`` on this machine: docs/s over up to
     :data:`MEASURE_DOCS` documents at the model's default batch and over :data:`MEASURE_DOCS_BATCH1`
     one at a time (after one warm-up call)."""
+    from nlpkit.experiment import one_by_one_docs_per_s
     from nlpkit.models import load_model
     from nlpkit.runs import machine_info
 
     model = load_model(run.model_dir)
-    texts = list(texts)
-    sample, one_by_one = texts[:MEASURE_DOCS], texts[:MEASURE_DOCS_BATCH1]
+    sample = list(texts)[:MEASURE_DOCS]
     model.predict_proba(sample[:2])  # warm-up: lazy imports, first allocations
     t = time.perf_counter()
     model.predict_proba(sample)
     batch = time.perf_counter() - t
-    t = time.perf_counter()
-    for text in one_by_one:
-        model.predict_proba([text])
-    single = time.perf_counter() - t
     return {"docs_per_s": len(sample) / batch if batch > 0 else None,
-            "docs_per_s_batch1": len(one_by_one) / single if single > 0 else None,
+            "docs_per_s_batch1": one_by_one_docs_per_s(model, sample, MEASURE_DOCS_BATCH1),
             "docs": len(sample), "machine": machine_info()}
 
 
