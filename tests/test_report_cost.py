@@ -41,7 +41,8 @@ def test_measure_cost_times_every_saved_model_here_and_prices_give_money(tmp_pat
     base = next(r for r in report["rows"] if r["is_baseline"])
     for row in report["rows"]:
         assert row["measured"]["docs"] > 0 and row["predict_docs_per_s"] == row["measured"]["docs_per_s"]
-        assert row["measured"]["docs_per_s_batch1"] > 0
+        assert row["measured"]["docs_per_s_batch1"] > 0 and row["measured"]["docs_per_s_batch32"] > 0
+        assert row["predict_docs_per_s_batch1"] == row["measured"]["docs_per_s_batch1"]
         assert row["cost_ratio"] == pytest.approx(base["predict_docs_per_s"] / row["predict_docs_per_s"])
         assert row["money"]["train"] == pytest.approx(row["fit_seconds"] / 3600 * 0.5)
         assert row["money"]["per_million_docs"] == pytest.approx(1e6 / row["predict_docs_per_s"] / 3600 * 0.5)
@@ -71,7 +72,8 @@ def test_bad_prices_are_one_line_errors(tmp_path, text, fragment):
     assert not (split.path / "report").exists()
 
 
-def test_every_run_records_its_one_document_at_a_time_speed(tmp_path, runs_dir):
+def test_every_run_records_its_speed_one_document_at_a_time_and_in_batches_of_32(tmp_path, runs_dir):
+    from nlpkit.report import build_report, render_markdown
     from nlpkit.runs import list_runs
 
     split = tmp_path / "split"
@@ -79,4 +81,10 @@ def test_every_run_records_its_one_document_at_a_time_speed(tmp_path, runs_dir):
     assert CliRunner().invoke(app, ["baseline", str(split), "-m", "tfidf-lr"]).exit_code == 0
     (run,) = list_runs(runs_dir)
     timings = run.info["timings"]
-    assert 0 < timings["predict_docs_per_s_batch1"] < timings["predict_docs_per_s"]  # one call per document costs more
+    # one call per document costs more than calls of 32, which cost more than one call for the whole part
+    assert 0 < timings["predict_docs_per_s_batch1"] < timings["predict_docs_per_s_batch32"] < timings["predict_docs_per_s"]
+    report = build_report(split, n_boot=50, n_perm=50)
+    (row,) = report["rows"]
+    assert row["predict_docs_per_s_batch1"] == timings["predict_docs_per_s_batch1"]
+    assert row["predict_docs_per_s_batch32"] == timings["predict_docs_per_s_batch32"]
+    assert "docs/s (1 at a time)" in render_markdown(report)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import numbers
+import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -234,6 +235,18 @@ class Classifier(ABC):
     @abstractmethod
     def load(cls, path: Path) -> "Self":
         """Read a model written by :meth:`save`."""
+
+    def docs_per_s(self, texts: Sequence[str], batch: int) -> float | None:
+        """Prediction speed: documents per second scoring ``texts`` in calls of ``batch`` documents
+        (tokenisation included; None without texts or time)."""
+        texts = list(texts)
+        if not texts:
+            return None
+        t = time.perf_counter()
+        for start in range(0, len(texts), batch):
+            self.predict_proba(texts[start:start + batch])
+        seconds = time.perf_counter() - t
+        return len(texts) / seconds if seconds > 0 else None
 
     def fit_info(self) -> dict[str, Any]:
         """Choices made during fit worth recording in run.json (e.g. the tuned C): by default a copy of

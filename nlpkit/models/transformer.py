@@ -360,17 +360,10 @@ class TransformerClassifier(Classifier):
         texts = list(texts)
         if not texts:
             return {}
-        saved = self.params["predict_batch_size"]
         result: dict[str, Any] = {"throughput_docs": len(texts), "throughput_threads": torch.get_num_threads()}
-        try:
-            self.predict_proba(texts[:2])  # warm-up
-            for bs in (1, 32):
-                self.params["predict_batch_size"] = bs
-                t = time.perf_counter()
-                self.predict_proba(texts)
-                result[f"predict_docs_per_s_batch{bs}"] = len(texts) / (time.perf_counter() - t)
-        finally:
-            self.params["predict_batch_size"] = saved
+        self.predict_proba(texts[:2])  # warm-up
+        for bs in (1, 32):
+            result[f"predict_docs_per_s_batch{bs}"] = self.docs_per_s(texts, bs)
         return result
 
     def fit_info(self) -> dict[str, Any]:

@@ -54,9 +54,9 @@ def parse_prices(text: str | None) -> dict[str, float] | None:
 
 def measure_prediction(run, texts: Sequence[str]) -> dict[str, Any]:
     """The run's saved model, loaded and timed on ``texts`` on this machine: docs/s over up to
-    :data:`MEASURE_DOCS` documents at the model's default batch and over :data:`MEASURE_DOCS_BATCH1`
-    one at a time (after one warm-up call)."""
-    from nlpkit.experiment import one_by_one_docs_per_s
+    :data:`MEASURE_DOCS` documents at the model's default batch, over :data:`MEASURE_DOCS_BATCH1`
+    one at a time, and in calls of 32 (after one warm-up call)."""
+    from nlpkit.experiment import batched_docs_per_s, one_by_one_docs_per_s
     from nlpkit.models import load_model
     from nlpkit.runs import machine_info
 
@@ -68,6 +68,7 @@ def measure_prediction(run, texts: Sequence[str]) -> dict[str, Any]:
     batch = time.perf_counter() - t
     return {"docs_per_s": len(sample) / batch if batch > 0 else None,
             "docs_per_s_batch1": one_by_one_docs_per_s(model, sample, MEASURE_DOCS_BATCH1),
+            "docs_per_s_batch32": batched_docs_per_s(model, sample),
             "docs": len(sample), "machine": machine_info()}
 
 

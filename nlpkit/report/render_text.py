@@ -76,7 +76,7 @@ def leaderboard_columns(report: dict) -> list[str]:
     money = ["train cost", "cost / 1M docs"] if s.get("prices_per_hour") else []
     return (["#", "model", "kind", f"{name} [95% CI]", "Δ vs baseline [95% CI]", "p"]
             + [metric_label(m) for m in s["secondary"]]
-            + ["fit time", "docs/s", "device", "size"] + money)
+            + ["fit time", "docs/s", "docs/s (1 at a time)", "device", "size"] + money)
 
 
 def leaderboard_cells(report: dict, row: dict) -> list[str]:
@@ -85,7 +85,8 @@ def leaderboard_cells(report: dict, row: dict) -> list[str]:
     return ([str(row["rank"]), model, row["kind"], fmt_interval(row["metric"]), fmt_diff(row["diff"]),
              fmt_p(row["diff"])]
             + [fmt_value(row["secondary"].get(m)) for m in s["secondary"]]
-            + [fmt_seconds(row["fit_seconds"]), fmt_rate(row["predict_docs_per_s"]), _device_cell(row),
+            + [fmt_seconds(row["fit_seconds"]), fmt_rate(row["predict_docs_per_s"]),
+               fmt_rate(row.get("predict_docs_per_s_batch1")), _device_cell(row),
                fmt_bytes(row["model_size_bytes"])]
             + ([fmt_money((row.get("money") or {}).get("train")),
                 fmt_money((row.get("money") or {}).get("per_million_docs"))] if s.get("prices_per_hour") else []))
