@@ -45,7 +45,7 @@ def test_curve_records_one_point_per_model_fraction_and_seed_kept_out_of_the_lea
 
     assert CliRunner().invoke(app, ["baseline", str(split), "-m", "majority"]).exit_code == 0
     result = CliRunner().invoke(app, ["curve", str(split), "-m", "tfidf-lr", "--fractions", "0.25,1",
-                                      "--seeds", "1,2", "--json"])
+                                      "--seeds", "1,2", "--json", "--jobs", "1"])
     assert result.exit_code == 0, result.output
     points = json.loads(result.output[result.output.index("["):])
     assert sorted((p["fraction"], p["seed"]) for p in points) == [(0.25, 1), (0.25, 2), (1.0, 1), (1.0, 2)]
@@ -90,11 +90,28 @@ def test_a_fraction_that_loses_a_label_warns_and_records_it(tmp_path, runs_dir):
                         ids=["x0", "x1", "x2"])
     valid = make_dataset(["alpha v", "beta v"], [["a"], ["b"]], task="single", label_names=names, ids=["v0", "v1"])
     split = write_split(tmp_path / "s", {"train": train, "valid": valid, "test": test}, {"seed": 0, "source": "t"})
-    result = CliRunner().invoke(app, ["curve", str(split.path), "-m", "majority", "--fractions", "0.1,1"])
+    result = CliRunner().invoke(app, ["curve", str(split.path), "-m", "majority", "--fractions", "0.1,1",
+                                      "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "have no training document" in " ".join(result.output.split())
     notes = [r.info["curve"].get("note") for r in list_runs(runs_dir)]
     assert sum(bool(n) for n in notes) == 1
+
+
+@pytest.mark.slow  # starts worker processes
+def test_points_trained_side_by_side_are_the_points_trained_one_after_another(split, tmp_path):
+    from nlpkit.curve import learning_curve
+
+    def points(jobs):
+        runs = learning_curve(split, baselines=["tfidf-lr", "majority"], fractions=[0.5, 1.0], seeds=[1],
+                              runs_dir=tmp_path / f"runs{jobs}", jobs=jobs)
+        return [((r.model, r.info["curve"]["fraction"]), r.predictions()) for r in runs]
+
+    alone, side_by_side = points(1), points(2)
+    assert [key for key, _ in alone] == [key for key, _ in side_by_side]  # same order
+    assert len({key for key, _ in alone}) == 4
+    for (_key, (ids_a, scores_a, pred_a)), (_key2, (ids_b, scores_b, pred_b)) in zip(alone, side_by_side):
+        assert ids_a == ids_b and np.array_equal(pred_a, pred_b) and np.array_equal(scores_a, scores_b)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ def curve_cmd(
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="A baseline parameter, MODEL.KEY=VALUE, as `nlpkit baseline --set`.", show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="With --finetune-model: its --epochs.", show_default=False)] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", min=4, help="With --finetune-model: its --max-length.", show_default=False)] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Baseline points trained side by side in this many worker processes (default: one per CPU; 1 = one after another). The points are the same either way.", show_default=False)] = None,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $NLPKIT_RUNS_DIR or ./runs).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the points as JSON.")] = False,
 ) -> None:
@@ -42,7 +43,7 @@ def curve_cmd(
         options = {k: v for k, v in {"epochs": epochs, "max_length": max_length}.items() if v is not None}
         runs = learning_curve(split_dir, baselines=list(model or []), finetune_model=finetune_model,
                               fractions=chosen, seeds=all_seeds, runs_dir=runs_dir, finetune_options=options,
-                              settings=settings, say=lambda msg: err().print(msg, highlight=False))
+                              settings=settings, jobs=jobs, say=lambda msg: err().print(msg, highlight=False))
     rows = []
     for run in runs:
         metrics = run.metrics()["test"]["metrics"]
