@@ -14,7 +14,7 @@ from nlpkit.errors import ConfigError, DataError, NlpkitError
 from nlpkit.pretrain import PretrainConfig, pretrain
 from nlpkit.hf.architecture import CLS, MASK, SEP, mask_tokens
 from nlpkit.pretrain.output import load_checkpoint, save_checkpoint
-from nlpkit.pretrain.packing import BlockSampler, pack
+from nlpkit.pretrain.packing import BlockSampler, SeededPermutation, pack
 from nlpkit.training.distributed import DistContext
 from nlpkit.training.schedule import lr_multiplier
 
@@ -125,6 +125,28 @@ def test_block_sampler_ranks_are_disjoint_and_position_resumes():
         s.next_indices()
     resumed = BlockSampler(40, 4, DistContext(), seed=3, epoch=s.epoch, cursor=s.cursor)
     assert np.array_equal(s.next_indices(), resumed.next_indices())
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 40, 1023, 1024, 1025, 50_000])
+def test_seeded_permutation_is_a_bijection_fixed_by_its_seed(n):
+    values = SeededPermutation(n, [3, 0])[np.arange(n)]
+    assert np.array_equal(np.sort(values), np.arange(n))
+    assert np.array_equal(SeededPermutation(n, [3, 0])[: n // 2], values[: n // 2])  # slices agree with indices
+    if n >= 1000:
+        assert not np.array_equal(SeededPermutation(n, [3, 1])[np.arange(n)], values)  # another epoch, another order
+        # shuffled: no trace of the identity order, nor of neighbours staying neighbours
+        assert abs(np.corrcoef(np.arange(n), values)[0, 1]) < 0.1
+        assert abs(np.corrcoef(values[:-1], values[1:])[0, 1]) < 0.1
+
+
+def test_seeded_permutation_of_a_huge_range_needs_no_table():
+    import tracemalloc
+
+    tracemalloc.start()
+    block = SeededPermutation(10**11, [0, 0])[5_000_000_000:5_000_000_016]  # 12.8 trillion tokens at length 128
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(set(block.tolist())) == 16 and block.max() < 10**11 and peak < 1_000_000
 
 
 def test_presets_follow_turc_et_al():

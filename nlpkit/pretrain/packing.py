@@ -4,7 +4,8 @@ which the ranks of a run read them.
 :func:`pack` turns token ids into blocks with no padding; :class:`StoreBlocks` cuts the same
 blocks from a token store's memory-mapped stream, on demand; :class:`BlockSampler` hands out
 micro-batches with an explicit position (epoch, cursor), which is all a checkpoint needs to
-continue the data stream exactly.
+continue the data stream exactly; its order is a :class:`SeededPermutation`, computed per index,
+so no table of blocks grows with the corpus.
 """
 
 from __future__ import annotations
@@ -67,6 +68,61 @@ class StoreBlocks:
         return torch.from_numpy(out)
 
 
+class SeededPermutation:
+    """A seeded pseudo-random bijection of ``range(n)`` evaluated index by index, with no table.
+
+    A shuffled table of block numbers costs 8 bytes a block per rank: 1.25 GB for 20 billion tokens
+    at length 128. Instead, a balanced Feistel network (Luby & Rackoff 1988: four rounds of a keyed
+    mixing function make a pseudo-random permutation) permutes the ``2**bits >= n`` values, and values
+    that land at ``n`` or above are sent through it again until they fall inside ("cycle walking",
+    Black & Rogaway 2002), which keeps it a bijection of ``range(n)``; ``2**bits < 4n``, so a few
+    passes at most on average.
+    """
+
+    ROUNDS = 4
+
+    def __init__(self, n: int, seed):
+        if n < 1:
+            raise ValueError(f"a permutation of {n} values")
+        self.n = int(n)
+        bits = max(2, (self.n - 1).bit_length())
+        self.half = (bits + 1) // 2
+        self.mask = np.uint64((1 << self.half) - 1)
+        self.keys = np.random.default_rng(seed).integers(0, 2**63, size=self.ROUNDS, dtype=np.uint64)
+
+    def _round_fn(self, r: np.ndarray, key: np.uint64) -> np.ndarray:
+        # splitmix64's finaliser (Steele et al. 2014): every input bit reaches every output bit
+        z = r ^ key
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return (z ^ (z >> np.uint64(31))) & self.mask
+
+    def _feistel(self, x: np.ndarray) -> np.ndarray:
+        half = np.uint64(self.half)
+        left, right = x >> half, x & self.mask
+        for key in self.keys:
+            left, right = right, left ^ self._round_fn(right, key)
+        return (left << half) | right
+
+    def __getitem__(self, positions) -> np.ndarray:
+        """The values at ``positions`` (an int, array or slice of ``range(n)``), as int64."""
+        if isinstance(positions, slice):
+            r = range(self.n)[positions]
+            pos = np.arange(r.start, r.stop, r.step)
+        else:
+            pos = np.asarray(positions)
+        with np.errstate(over="ignore"):  # the mixing multiplies modulo 2**64 on purpose
+            out = self._feistel(pos.astype(np.uint64))
+            outside = out >= self.n
+            while outside.any():
+                out[outside] = self._feistel(out[outside])
+                outside = out >= self.n
+        return out.astype(np.int64)
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class BlockSampler:
     """Seeded epoch-wise shuffling of packed blocks with an explicit position (epoch, cursor).
 
@@ -92,7 +148,7 @@ class BlockSampler:
         if self.cursor + self.per_global_micro > self.n:
             self.epoch, self.cursor = self.epoch + 1, 0
         if self._perm_epoch != self.epoch:
-            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            self._perm = SeededPermutation(self.n, [self.seed, self.epoch])
             self._perm_epoch = self.epoch
         start = self.cursor + self.dist.rank * self.batch
         idx = self._perm[start:start + self.batch]
