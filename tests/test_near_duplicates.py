@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import subprocess
+import sys
+from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from typer.testing import CliRunner
 
 from nlpkit.cli import app
 from nlpkit.data import load_split, near_duplicate_record, near_duplicates
+from nlpkit.data.near_dup import shingles
 from nlpkit.metrics import METRICS
 from nlpkit.report import build_report, render_html, render_markdown
 from test_report import add_run
@@ -86,6 +92,89 @@ def test_counts_within_and_across_parts():
                                                    "ids": ["x0", "x2"], "ids_complete": True}
     capped = near_duplicate_record(parts, ids, max_ids=1)["test_with_near_duplicates"]
     assert capped["total"] == 2 and capped["ids"] == ["x0"] and capped["ids_complete"] is False
+
+
+def brute_force(texts, threshold=0.8) -> dict[tuple[int, int], float]:
+    """Every pair of distinct non-empty shingle sets (by first text index) with Jaccard >= threshold."""
+    sets = {}
+    for i, text in enumerate(texts):
+        sets.setdefault(shingles(text), i)
+    sets.pop(frozenset(), None)
+    out = {}
+    for (sa, i), (sb, j) in combinations(sets.items(), 2):
+        jac = len(sa & sb) / len(sa | sb)
+        if jac >= threshold:
+            out[(i, j)] = jac
+    return out
+
+
+def found_pairs(found) -> dict[tuple[int, int], float]:
+    """``found``'s pairs as first text indices of the two groups, with their Jaccard."""
+    first = {}
+    for i, g in enumerate(found.group.tolist()):
+        first.setdefault(g, i)
+    return {(first[a], first[b]): j for (a, b), j in zip(found.pairs.tolist(), found.jaccard.tolist())}
+
+
+def synthetic_texts() -> tuple[list[str], list[tuple[int, int]], list[tuple[int, int]]]:
+    """Texts of 40 distinct words (38 shingles) with near copies (one word changed: Jaccard 35/41 =
+    0.854 in the middle, 37/39 = 0.949 at the end), half copies (the last 13 words changed: 25/51 =
+    0.49), and a cluster of 150 texts with a different last word (57/59 = 0.966 between any two: one
+    LSH bucket of 150 sets, 11,175 pairs, none may be dropped)."""
+    rng = np.random.default_rng(5)
+    texts, near, half = [], [], []
+    for k in range(120):
+        words = list(rng.choice(VOCAB, size=40, replace=False))
+        texts.append(" ".join(words))
+        base = len(texts) - 1
+        edited = words.copy()
+        edited[[20, 39, 30][k % 3]] = "edited"
+        texts.append(" ".join(edited))
+        near.append((base, len(texts) - 1))
+        texts.append(" ".join(words[:27] + [f"x{k}y{i}" for i in range(13)]))
+        half.append((base, len(texts) - 1))
+    stem = " ".join(rng.choice(VOCAB, size=59, replace=False))
+    texts += [f"{stem} last{i}" for i in range(150)]
+    return texts, near, half
+
+
+def test_finds_exactly_the_pairs_brute_force_finds():
+    texts, near, half = synthetic_texts()
+    truth = brute_force(texts)
+    assert all(0.85 <= truth[pair] <= 0.95 for pair in near)  # the pairs were built as intended ...
+    assert all(pair not in truth for pair in half)
+    assert sum(pair[0] >= 360 for pair in truth) == 150 * 149 // 2
+    found = found_pairs(near_duplicates(texts))
+    assert found.keys() == truth.keys()  # ... and every one at >= 0.8 is found, no other
+    assert all(found[pair] == pytest.approx(truth[pair]) for pair in truth)
+    half_jaccard = [len(shingles(texts[a]) & shingles(texts[b])) / len(shingles(texts[a]) | shingles(texts[b]))
+                    for a, b in half]
+    assert all(0.45 <= jac <= 0.55 for jac in half_jaccard)
+
+
+def test_same_pairs_every_time_and_in_any_process():
+    texts, _, half = synthetic_texts()
+    texts += ["Oil prices ROSE sharply", "oil prices rose sharply", "good film", "!!!"]
+    # at 0.45, the half copies (J = 0.49) are candidates with probability 1 - (1 - 0.49**6)**21 = 0.25:
+    # which of them are found depends on every hash, so a hash that changed between runs would show
+    first, again = near_duplicates(texts, threshold=0.45), near_duplicates(texts, threshold=0.45)
+    assert 0 < sum(pair in found_pairs(first) for pair in half) < len(half) / 2
+    result = {"group": first.group.tolist(), "pairs": first.pairs.tolist(), "jaccard": first.jaccard.tolist()}
+    assert {"group": again.group.tolist(), "pairs": again.pairs.tolist(), "jaccard": again.jaccard.tolist()} == result
+    # str hashes change with PYTHONHASHSEED (and so the order shingles are met in): the result must not
+    code = ("import json, sys; from nlpkit.data import near_duplicates; "
+            "f = near_duplicates(json.load(sys.stdin), threshold=0.45); "
+            "print(json.dumps({'group': f.group.tolist(), 'pairs': f.pairs.tolist(), 'jaccard': f.jaccard.tolist()}))")
+    repo = Path(__file__).resolve().parent.parent
+    for seed in ("0", "12345"):
+        proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(repo)})
+        assert json.loads(proc.stdout) == result
+
+
+def test_too_few_permutations_for_the_lsh_bands_is_refused():
+    with pytest.raises(ValueError, match=r"num_perm must be at least 126 \(21 LSH bands of 6\), got 64"):
+        near_duplicates(["a b c d"], num_perm=64)
 
 
 # --- split, inspect, report --------------------------------------------------------------------------

@@ -11,10 +11,13 @@ settings).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
+import scipy.sparse as sp
 
 from nlpkit.text import tokenize
 
@@ -74,8 +77,8 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = THRESHOLD, shing
     """Every pair of texts whose word-shingle sets have Jaccard similarity >= ``threshold``.
 
     Texts that are equal once normalised are grouped first (exact duplicates cost nothing); the
-    distinct shingle sets are MinHashed (datasketch, fixed ``seed``) and indexed by LSH, and each
-    candidate pair is kept only when the exact Jaccard of the two sets reaches ``threshold``.
+    distinct shingle sets are MinHashed (fixed ``seed``) and banded by LSH, and each candidate pair
+    is kept only when the exact Jaccard of the two sets reaches ``threshold``.
 
     Parameters
     ----------
@@ -92,37 +95,131 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = THRESHOLD, shing
     -------
     NearDuplicates
     """
-    from datasketch import MinHash, MinHashLSH
-
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    bands, rows = LSH_BANDS
+    if num_perm < bands * rows:
+        raise ValueError(f"num_perm must be at least {bands * rows} ({bands} LSH bands of {rows}), got {num_perm}")
     index: dict[frozenset, int] = {}
     group = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
         s = shingles(text, shingle_words)
         group[i] = index.setdefault(s, len(index)) if s else -1
-    sets = list(index)
-    bands, rows = LSH_BANDS
-    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
-    hashes = MinHash.bulk(([x.encode("utf-8") for x in s] for s in sets), num_perm=num_perm, seed=seed)
-    with lsh.insertion_session() as session:
-        for g, m in enumerate(hashes):
-            session.insert(g, m, check_duplication=False)
-    found: dict[tuple[int, int], float] = {}
-    for a, m in enumerate(hashes):
-        for b in lsh.query(m):
-            if b <= a:
-                continue
-            sa, sb = sets[a], sets[b]
-            inter = len(sa & sb)
-            jac = inter / (len(sa) + len(sb) - inter)
-            if jac >= threshold:
-                found[(a, b)] = jac
-    keys = sorted(found)
+    sets = _ShingleSets.of(list(index))
+    signatures = _minhash(sets, num_perm, seed)[:, : bands * rows]
+    a, b = _lsh_candidates(signatures, bands, rows)
+    jaccard = sets.jaccard(a, b)
+    keep = jaccard >= threshold
     settings = {"method": METHOD, "shingle_words": shingle_words, "threshold": threshold,
                 "num_perm": num_perm, "seed": seed, "lsh_bands": bands, "lsh_rows": rows}
-    return NearDuplicates(group=group, pairs=np.array(keys, dtype=np.int64).reshape(-1, 2),
-                          jaccard=np.array([found[k] for k in keys], dtype=np.float64), settings=settings)
+    return NearDuplicates(group=group, pairs=np.stack([a[keep], b[keep]], axis=1), jaccard=jaccard[keep],
+                          settings=settings)
+
+
+@dataclass
+class _ShingleSets:
+    """The distinct shingle sets in CSR form: set g holds shingle ids ``ids[starts[g]:starts[g + 1]]``
+    (each once); ``hashes[k]`` is the 32-bit hash of shingle k, computed once per distinct shingle."""
+
+    starts: np.ndarray  # (sets + 1,) int64
+    ids: np.ndarray  # (total shingles,) int64
+    hashes: np.ndarray  # (distinct shingles,) uint32
+
+    @classmethod
+    def of(cls, sets: Sequence[frozenset[str]]) -> _ShingleSets:
+        vocab: dict[str, int] = {}
+        ids = np.array([vocab.setdefault(x, len(vocab)) for x in chain.from_iterable(sets)], dtype=np.int64)
+        sizes = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
+        # CRC-32: stable across processes (hash() changes with PYTHONHASHSEED) and a quarter of the
+        # cost of datasketch's SHA-1 here; _minhash's MurmurHash3 finalizer mixes its linear bits.
+        hashes = np.fromiter(map(zlib.crc32, map(str.encode, vocab)), dtype=np.uint32, count=len(vocab))
+        return cls(starts=np.concatenate([[0], np.cumsum(sizes)]), ids=ids, hashes=hashes)
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def jaccard(self, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+        """Exact Jaccard similarity of sets ``a[i]`` and ``b[i]``."""
+        x = sp.csr_matrix((np.ones(len(self.ids), dtype=np.int32), self.ids, self.starts),
+                          shape=(len(self), len(self.hashes)))
+        x.sort_indices()
+        sizes = np.diff(self.starts)
+        inter = np.concatenate([np.zeros(0, dtype=np.int64)]
+                               + [np.asarray(x[a[i:i + chunk]].multiply(x[b[i:i + chunk]]).sum(axis=1)).ravel()
+                                  for i in range(0, len(a), chunk)])
+        return inter / (sizes[a] + sizes[b] - inter)
+
+
+# MurmurHash3's 32-bit finalizer (shift, multiplier): datasketch >= 2.0 mixes every hash with it
+# once before the permutations (its "affine32" scheme, https://github.com/ekzhu/datasketch/issues/212).
+_FMIX32 = ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, None))
+
+
+def _minhash(sets: _ShingleSets, num_perm: int, seed: int) -> np.ndarray:
+    """(sets, num_perm) uint32 MinHash signatures, equal to datasketch 2's ``MinHash(num_perm, seed,
+    hashfunc=zlib.crc32)`` (its default "affine32" scheme): permutation k is h -> a_k*h + b_k mod 2**32
+    with a_k odd, a bijection, so it adds no collisions (the older "mod 2**61 - 1, then 32 bits" fold
+    does: issue 212).
+
+    One permutation at a time over the distinct shingles, then each set's minimum over its shingles
+    (``np.minimum.reduceat`` in CSR order): extra memory is one value per shingle occurrence, and
+    1-d reduceat is several times faster than the same reduction over a 2-d block."""
+    rng = np.random.RandomState(seed)  # datasketch's draws, in its order: all of a, then all of b
+    a = rng.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = rng.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    h = sets.hashes.copy()
+    for shift, mult in _FMIX32:
+        h ^= h >> np.uint32(shift)
+        if mult is not None:
+            h *= np.uint32(mult)  # uint32 arithmetic wraps modulo 2**32, as intended
+    out = np.empty((len(sets), num_perm), dtype=np.uint32)
+    if len(sets):
+        permuted = np.empty_like(h)
+        for k in range(num_perm):
+            np.multiply(h, a[k], out=permuted)
+            permuted += b[k]
+            out[:, k] = np.minimum.reduceat(permuted[sets.ids], sets.starts[:-1])
+    return out
+
+
+_DEDUP_EVERY = 1 << 22  # candidate pairs collected before duplicates across bands are dropped
+
+
+def _lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (a < b, sorted): every two sets whose signatures agree on all ``rows`` values of
+    at least one band. Nothing is capped: a bucket of k sets gives its k(k-1)/2 pairs, as many as an
+    LSH index's queries return for it.
+
+    A band's ``rows`` values are folded into one 64-bit key: equal bands always share a key, so no
+    pair is lost, and two different bands that collide only add a candidate that verification drops."""
+    n = len(signatures)
+    found = [np.zeros(0, dtype=np.int64)]  # a * n + b
+    if n < 2:
+        return found[0], found[0]
+    mult = np.random.RandomState(0).randint(0, 1 << 63, rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    for band in range(bands):
+        values = signatures[:, band * rows:(band + 1) * rows].astype(np.uint64)
+        key = np.zeros(n, dtype=np.uint64)
+        for r in range(rows):
+            key ^= key >> np.uint64(29)
+            key += values[:, r] * mult[r]
+        order = np.argsort(key)
+        key = key[order]
+        starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        ends = np.append(starts[1:], n)
+        # position p of the sorted order pairs with positions p+1 .. (end of its bucket) - 1
+        after = np.repeat(ends, ends - starts) - np.arange(n) - 1
+        total = int(after.sum())
+        if not total:
+            continue
+        left = np.repeat(np.arange(n), after)
+        right = left + 1 + np.arange(total) - np.repeat(np.cumsum(after) - after, after)
+        x, y = order[left], order[right]
+        found.append(np.minimum(x, y) * n + np.maximum(x, y))
+        if sum(map(len, found)) > _DEDUP_EVERY:  # bounds memory where most pairs recur in many bands
+            found = [np.unique(np.concatenate(found))]
+    codes = np.unique(np.concatenate(found))
+    return codes // n, codes % n
 
 
 def _part_counts(found: NearDuplicates, part_of: np.ndarray, n_parts: int) -> np.ndarray:
