@@ -86,8 +86,10 @@ def missing_label_note(split: "Split", train, fraction: float) -> str | None:
 
 
 def default_jobs(n_tasks: int) -> int:
-    """Baseline points trained side by side: one per CPU, no more than there are points."""
-    return max(1, min(n_tasks, os.cpu_count() or 1))
+    """Baseline points trained side by side: one per usable CPU, no more than there are points."""
+    from joblib import cpu_count
+
+    return max(1, min(n_tasks, cpu_count()))
 
 
 def learning_curve(split_dir: str | os.PathLike, *, baselines: list[str] = (), finetune_model=None,
@@ -158,7 +160,9 @@ def _train_points(tasks: list, runs_dir, jobs: int, *, progress, say) -> list["R
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    from joblib import cpu_count
+
+    threads = max(1, cpu_count() // jobs)
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i][2]["curve"]["n_train"])
     paths: list = [None] * len(tasks)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
@@ -185,7 +189,14 @@ def _baseline_point(view, config: dict, runs_dir, extra: dict, progress=None) ->
 
 
 def _point_in_worker(view, config: dict, runs_dir, extra: dict) -> str:
-    return str(_baseline_point(view, config, runs_dir, extra)[0].path)
+    try:
+        return str(_baseline_point(view, config, runs_dir, extra)[0].path)
+    finally:
+        # A pool worker ends without atexit handlers, so joblib's idle process pool (per-label fits)
+        # would keep it alive for loky's 300 s idle timeout: stop that pool now.
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
 
 
 def _limit_threads(threads: int) -> None:

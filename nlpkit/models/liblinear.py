@@ -105,9 +105,9 @@ _MEMMAP_MIN_BYTES = "1M"
 def n_workers(n_jobs: int | None, work: int) -> int:
     """Worker processes for ``work`` (non-zeros x models): ``n_jobs`` (None or -1 = every CPU), or 1
     when the work is too small to pay for starting processes."""
-    import os
+    from joblib import cpu_count
 
-    cpus = os.cpu_count() or 1
+    cpus = cpu_count()  # the usable CPUs: affinity, cgroup quota and LOKY_MAX_CPU_COUNT, unlike os.cpu_count
     jobs = cpus if n_jobs in (None, -1) else max(1, min(int(n_jobs), cpus))
     return 1 if work < _PARALLEL_MIN_WORK else jobs
 
