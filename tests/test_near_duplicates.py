@@ -152,6 +152,7 @@ def test_finds_exactly_the_pairs_brute_force_finds():
     assert all(0.45 <= jac <= 0.55 for jac in half_jaccard)
 
 
+@pytest.mark.slow  # starts two interpreters
 def test_same_pairs_every_time_and_in_any_process():
     texts, _, half = synthetic_texts()
     texts += ["Oil prices ROSE sharply", "oil prices rose sharply", "good film", "!!!"]
