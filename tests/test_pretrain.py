@@ -222,6 +222,27 @@ def test_vocab_too_large_for_corpus_is_a_data_error(small_corpus):
         train_wordpiece(small_corpus.read_text(encoding="utf-8").splitlines()[:20], 100000)
 
 
+def test_wordpiece_training_reads_a_streamed_corpus_twice(small_corpus):
+    """A streamed corpus is read again on every pass: one survey (word count, characters) and
+    the trainer's own pass, not a pass per question."""
+    from nlpkit.hf.tokenizer import train_wordpiece
+
+    class Passes:
+        def __init__(self, texts):
+            self.texts, self.passes = texts, 0
+
+        def __len__(self):
+            return len(self.texts)
+
+        def __iter__(self):
+            self.passes += 1
+            return iter(self.texts)
+
+    corpus = Passes(small_corpus.read_text(encoding="utf-8").splitlines())
+    train_wordpiece(corpus, 200)
+    assert corpus.passes == 2
+
+
 def test_vocab_check_counts_chinese_characters_not_clauses():
     from nlpkit.hf.tokenizer import MIN_WORDS_PER_VOCAB_ENTRY, check_vocab_fits
 

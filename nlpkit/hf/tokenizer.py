@@ -23,14 +23,16 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 in t
 MIN_WORDS_PER_VOCAB_ENTRY = 10
 
 
-def check_vocab_fits(texts: Sequence[str], vocab_size: int) -> None:
+def check_vocab_fits(texts: Sequence[str], vocab_size: int, *, n_words: int | None = None) -> None:
     """Refuse a vocabulary larger than the corpus can support (DataError naming the fix).
 
     Words are counted by :func:`nlpkit.text.count_words`: each character of Chinese or
-    Japanese is one, as BERT's pre-tokenizer makes it, not each clause between spaces."""
+    Japanese is one, as BERT's pre-tokenizer makes it, not each clause between spaces
+    (``n_words``: the count, when the caller has it)."""
     from nlpkit.text import count_words
 
-    n_words = sum(count_words(t) for t in texts)
+    if n_words is None:
+        n_words = sum(count_words(t) for t in texts)
     needed = MIN_WORDS_PER_VOCAB_ENTRY * vocab_size
     if n_words < needed:
         fits = n_words // MIN_WORDS_PER_VOCAB_ENTRY
@@ -53,7 +55,8 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizerFast
 
-    check_vocab_fits(texts, vocab_size)
+    n_words, chars = _survey(texts)  # one reading of a streamed corpus for both, not two
+    check_vocab_fits(texts, vocab_size, n_words=n_words)
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                 strip_accents=strip_accents, lowercase=lowercase)
@@ -67,7 +70,7 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
     # words in hash-map order, which changes from process to process; merges of equal frequency are
     # then taken in the order of those numbers, so two trainings on one corpus could end with
     # different pieces. Registering every "##c" up front, in sorted order, fixes the numbers.
-    continuations = _continuation_pieces(texts, tok.normalizer, tok.pre_tokenizer)
+    continuations = _continuation_pieces(texts, tok.normalizer, tok.pre_tokenizer, chars=chars)
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                         special_tokens=list(SPECIAL_TOKENS) + continuations,
                                         initial_alphabet=alphabet, show_progress=False)
@@ -86,19 +89,32 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, *, lowercase: bool = 
                              model_max_length=1_000_000_000)
 
 
-def _continuation_pieces(texts: Sequence[str], normalizer, pre_tokenizer, prefix: str = "##") -> list[str]:
+def _survey(texts: Sequence[str]) -> tuple[int, set[str]]:
+    """The words (as :func:`check_vocab_fits` counts them) and the distinct characters of ``texts``."""
+    from nlpkit.text import count_words
+
+    n_words, chars = 0, set()
+    for text in texts:
+        n_words += count_words(text)
+        chars.update(text)
+    return n_words, chars
+
+
+def _continuation_pieces(texts: Sequence[str], normalizer, pre_tokenizer, prefix: str = "##", *,
+                         chars: set[str] | None = None) -> list[str]:
     """``prefix + c``, sorted, for every character ``c`` of the normalised ``texts`` that can
     continue a word (the pre-tokeniser keeps it inside "a{c}a"; punctuation it splits off cannot).
 
     The normaliser (BERT's: cleaning, lower-casing, accent stripping) works character by character,
     so it is applied to the distinct characters only: one pass over the corpus in C, not a Python
-    loop over every word.
+    loop over every word (``chars``: the distinct characters, when the caller has them).
     """
-    raw: set[str] = set()
-    for text in texts:
-        raw.update(text)
-    chars = {c for r in raw for c in normalizer.normalize_str(r) if not c.isspace()}
-    inner = [c for c in chars if [w for w, _ in pre_tokenizer.pre_tokenize_str(f"a{c}a")] == [f"a{c}a"]]
+    raw = chars if chars is not None else set()
+    if chars is None:
+        for text in texts:
+            raw.update(text)
+    normalised = {c for r in raw for c in normalizer.normalize_str(r) if not c.isspace()}
+    inner = [c for c in normalised if [w for w, _ in pre_tokenizer.pre_tokenize_str(f"a{c}a")] == [f"a{c}a"]]
     return [prefix + c for c in sorted(inner)]
 
 
