@@ -22,7 +22,7 @@ from nlpkit.data.dataset import (
 )
 from nlpkit.data.describe import describe, describe_split
 from nlpkit.data.near_dup import near_duplicate_record, near_duplicates, test_ids_with_near_duplicates
-from nlpkit.data.opener import file_sha256, is_gzip, read_bytes, read_text_file
+from nlpkit.data.opener import file_sha256, is_gzip, read_bytes, read_text_file, text_encoding
 from nlpkit.data.readers import MAX_NESTING, dataset_suffix
 from nlpkit.data.splits import (
     Split,
@@ -60,6 +60,7 @@ __all__ = [
     "read_text_file",
     "split_folder_extras",
     "test_ids_with_near_duplicates",
+    "text_encoding",
     "write_dataset",
     "write_split",
 ]

@@ -77,27 +77,38 @@ def read_text_file(path, encoding: str = "utf-8") -> str:
     8-bit encoding (UTF-16 without a mark, a ZIP or Parquet file, other compression).
     """
     path = Path(path)
+    raw = read_bytes(path)
+    use, skip = text_encoding(path, raw, encoding)
+    return _decode(path, raw, use, skip=skip)
+
+
+def text_encoding(path, head: bytes, encoding: str = "utf-8") -> tuple[str, int]:
+    """``(encoding to decode with, bytes of byte-order mark to skip)`` for a file whose first bytes
+    are ``head``, as every reader of user files decides it (:func:`read_text_file`; streamed
+    readers give the first few KB): a byte-order mark sets the encoding, an ``encoding`` that
+    contradicts it is an error (``utf-8``, the default, never does), and with ``utf-8`` asked, text
+    that looks like UTF-16/32 without a mark is an error naming the encoding to pass.
+    """
     try:
         asked = codecs.lookup(encoding).name
     except LookupError:
         raise ConfigError(f"unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from None
-    raw = read_bytes(path)
     for bom, bom_encoding in _BOMS:
-        if raw.startswith(bom):
+        if head.startswith(bom):
             if asked not in _BOM_AGREES[bom_encoding]:
                 raise DataError(
                     f"{path} starts with a {bom_encoding.upper()} byte-order mark, but --encoding {encoding}"
                     f" was given; pass --encoding {bom_encoding} (or leave --encoding out)"
                 )
-            return _decode(path, raw, bom_encoding, skip=len(bom))
+            return bom_encoding, len(bom)
     if asked == "utf-8":
-        guess = _utf16_guess(raw)
+        guess = _utf16_guess(head)
         if guess:  # ASCII in UTF-16/32 decodes as "UTF-8" with a NUL after every character
             raise DataError(
                 f"{path} looks like {guess.upper()} text without a byte-order mark (NUL bytes between"
                 f" the characters); pass --encoding {guess}"
             )
-    return _decode(path, raw, encoding)
+    return encoding, 0
 
 
 def _decode(path: Path, raw: bytes, encoding: str, skip: int = 0) -> str:

@@ -242,7 +242,7 @@ def _read_jsonl(path: Path, text: str) -> Table:
                     f' write one {{"text": ..., "labels": ...}} object per line'
                 )
             records.append(obj)
-    return _records_table(records, _line_where(lines))
+    return records_table(records, _line_where(lines))
 
 
 def _read_json(path: Path, text: str) -> Table:
@@ -268,11 +268,13 @@ def _read_json(path: Path, text: str) -> Table:
             raise DataError(
                 f"{path}: row {i + 1} is a {type(rec).__name__}, not an object; every record must be an object"
             )
-    return _records_table(obj, _row_where)
+    return records_table(obj, _row_where)
 
 
-def _records_table(records: list[dict], where: Callable[[int], str]) -> Table:
-    # Columns in first-seen order; dict.fromkeys over the chained keys runs at C speed.
+def records_table(records: list[dict], where: Callable[[int], str]) -> Table:
+    """A table of JSON ``records`` (columns in first-seen order); ``where(i)`` names row i in errors
+    (e.g. its line). JSONL and JSON arrays are read through it, and streamed JSONL chunks too."""
+    # dict.fromkeys over the chained keys runs at C speed
     from itertools import chain
 
     columns = list(dict.fromkeys(chain.from_iterable(records)))

@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
-from nlpkit.errors import ConfigError, DataError
+from nlpkit.errors import DataError
 
 DATASET_EXTS = {".jsonl", ".json", ".csv", ".tsv", ".parquet"}
 COMPRESSED_EXTS = (".gz", ".zst")
@@ -72,28 +72,11 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[str]:
     """The lines of a text file (without line ends; "\\r\\n" and a lone "\\r" end lines as well),
     decoded one at a time. A byte that is not ``encoding`` is a DataError naming its line, as
     :func:`nlpkit.data.read_text_file` names it; byte-order marks are honoured as there."""
-    from nlpkit.data.opener import _BOM_AGREES, _BOMS, _utf16_guess
+    from nlpkit.data import text_encoding
 
     try:
-        asked = codecs.lookup(encoding).name
-    except LookupError:
-        raise ConfigError(f"unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from None
-    try:
         with open_binary(path) as fh:
-            head = fh.peek(4096)[:4096]
-            use, skip = encoding, 0
-            for bom, bom_encoding in _BOMS:
-                if head.startswith(bom):
-                    if asked not in _BOM_AGREES[bom_encoding]:
-                        raise DataError(f"{path} starts with a {bom_encoding.upper()} byte-order mark, but --encoding "
-                                        f"{encoding} was given; pass --encoding {bom_encoding} (or leave --encoding out)")
-                    use, skip = bom_encoding, len(bom)
-                    break
-            if not skip and asked == "utf-8":
-                guess = _utf16_guess(head)
-                if guess:
-                    raise DataError(f"{path} looks like {guess.upper()} text without a byte-order mark (NUL bytes "
-                                    f"between the characters); pass --encoding {guess}")
+            use, skip = text_encoding(path, fh.peek(4096)[:4096], encoding)
             fh.read(skip)
             if "\n".encode(use) != b"\n" or codecs.lookup(use).name.startswith(("utf-16", "utf-32")):
                 # not ASCII-compatible: the decoder finds the line ends
@@ -162,15 +145,14 @@ def _iter_jsonl_texts(path: Path, options: dict) -> Iterator[str]:
     """The texts of a JSONL file, ``JSONL_CHUNK_LINES`` records at a time, each chunk read by
     nlpkit.data's own rules (text columns, empty texts, --drop-empty) with its real line numbers."""
     from nlpkit.data.convert import table_to_dataset
-    from nlpkit.data.readers import Table, _records_table
+    from nlpkit.data.readers import records_table
 
     opts = _dataset_options(options)
     records: list[dict] = []
     lines: list[int] = []
 
     def flush() -> list[str]:
-        table = _records_table(records, lambda i, ln=list(lines): f"line {ln[i]}")
-        return list(table_to_dataset(Table(table.columns, table.n_rows, table.get, table.where), path, opts).texts)
+        return list(table_to_dataset(records_table(records, lambda i, ln=list(lines): f"line {ln[i]}"), path, opts).texts)
 
     for lineno, line in enumerate(iter_lines(path, opts.encoding), start=1):
         if not line.strip():
