@@ -413,7 +413,8 @@ import torch, torch.distributed as dist
 from test_finetune import agnews_parts, FAST
 from nlpkit.models.transformer import TransformerClassifier
 train, valid, test = agnews_parts(n_train=32, n_valid=8, n_test=4)
-m = TransformerClassifier(model={ckpt!r}, **FAST).fit(train, valid)
+extra = json.loads(os.environ.get("NLPKIT_TEST_PARAMS", "{{}}"))
+m = TransformerClassifier(model={ckpt!r}, **{{**FAST, **extra}}).fit(train, valid)
 w = torch.cat([p.detach().flatten() for p in m.model_.parameters()])
 print(json.dumps({{"rank": dist.get_rank(), "world": dist.get_world_size(), "steps": m.fit_info()["steps"],
                   "checksum": float(w.double().sum()), "first": float(w[0])}}))
@@ -421,8 +422,8 @@ dist.destroy_process_group()
 """
 
 
-@pytest.mark.slow
-def test_two_process_gloo_data_parallel_keeps_replicas_in_sync(tiny_ckpt, tmp_path):
+def _two_ranks(tiny_ckpt, tmp_path, params_by_rank=({}, {})) -> list[dict]:
+    """The DDP script on 2 gloo processes (rank r with ``params_by_rank[r]`` added); each rank's result."""
     import socket
 
     script = tmp_path / "ddp.py"
@@ -433,17 +434,37 @@ def test_two_process_gloo_data_parallel_keeps_replicas_in_sync(tiny_ckpt, tmp_pa
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1",
+               "NLPKIT_TEST_PARAMS": json.dumps(params_by_rank[rank])}
         procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     results = []
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-2000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:  # a rank left waiting in a collective would wait forever
+            p.kill()
     assert sorted(r["rank"] for r in results) == [0, 1] and all(r["world"] == 2 for r in results)
+    return results
+
+
+@pytest.mark.slow
+def test_two_process_gloo_data_parallel_keeps_replicas_in_sync(tiny_ckpt, tmp_path):
+    results = _two_ranks(tiny_ckpt, tmp_path)
     assert results[0]["steps"] == results[1]["steps"] == 32 // FAST["batch_size"] // 2
     assert results[0]["checksum"] == results[1]["checksum"]  # gradients were averaged across ranks
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_every_rank_on_the_same_step(tiny_ckpt, tmp_path):
+    # rank 0's budget is over after its first step, rank 1's never is: ranks that decided alone would
+    # part ways, and rank 1 would wait forever for rank 0 in its next gradient all-reduce
+    results = _two_ranks(tiny_ckpt, tmp_path, ({"time_budget": 1e-9}, {"time_budget": 1e9}))
+    assert results[0]["steps"] == results[1]["steps"] == 1
+    assert results[0]["checksum"] == results[1]["checksum"]
 
 
 def test_plain_callable_progress_gets_step_and_eval_records(tiny_ckpt):

@@ -49,7 +49,7 @@ from nlpkit.hf.checkpoint import (
 )
 from nlpkit.models.base import Classifier
 from nlpkit.seeds import check_seed
-from nlpkit.training.distributed import init_distributed
+from nlpkit.training.distributed import init_distributed, max_over_ranks
 from nlpkit.training.optim import adamw, param_groups
 from nlpkit.training.precision import autocast_for
 from nlpkit.training.schedule import lr_multiplier
@@ -598,6 +598,10 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
             # evaluate: every eval_every steps (evals_per_epoch per epoch), except within half an
             # interval of the epoch's end, which has its own evaluation; and when time is up
             over_budget = config.time_budget is not None and state.train_seconds >= config.time_budget
+            if config.time_budget is not None and dist.world_size > 1:
+                # every rank must stop on the same step (a rank that trains on alone waits forever in
+                # its gradient all-reduce): stop when any rank's clock says so
+                over_budget = max_over_ranks(float(over_budget), dist, device) > 0
             end_of_epoch = i == len(mine) - 1
             steps_left_in_epoch = len(mine) - (i + 1)
             periodic = state.step % config.eval_every == 0 and steps_left_in_epoch > config.eval_every // 2
