@@ -467,6 +467,29 @@ def test_a_time_budget_stops_every_rank_on_the_same_step(tiny_ckpt, tmp_path):
     assert results[0]["checksum"] == results[1]["checksum"]
 
 
+def test_under_a_time_budget_the_schedule_warms_up_and_decays_within_the_budget(tiny_ckpt, monkeypatch):
+    """4 epochs of 10 steps are planned but the budget allows about 12 steps: the learning rate must
+    have decayed to near zero by the stop, not be cut off near its peak a third of the way in."""
+    import itertools
+    import time as time_module
+
+    from nlpkit.models.transformer import TransformerClassifier
+
+    train, valid, _ = agnews_parts(n_train=80, n_valid=8, n_test=0)
+    ticks = itertools.count()
+    monkeypatch.setattr(time_module, "perf_counter", lambda: next(ticks) * 0.5)  # a clock that runs on calls
+    records = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = TransformerClassifier(model=str(tiny_ckpt), **{**FAST, "epochs": 4}, warmup=0.1, time_budget=6.0,
+                                      throughput_docs=0, patience=0)
+        model.fit(train, valid, progress=records.append)
+    info = model.fit_info()
+    assert info["stopped"].startswith("time budget") and info["steps"] < info["total_steps_planned"] / 2
+    last = [r["eval"] for r in records if "eval" in r][-1]  # the evaluation at the stop
+    assert last["step"] == info["steps"] and last["lr_scale"] < 0.25  # step-based: about 0.8 of the peak
+
+
 def test_plain_callable_progress_gets_step_and_eval_records(tiny_ckpt):
     from nlpkit.models.transformer import LOG_EVERY, TransformerClassifier
 

@@ -90,6 +90,20 @@ def test_schedule_shape_checks():
         lr_multiplier(0)
     with pytest.raises(ValueError):
         lr_multiplier(0, total_steps=10, warmup=0.1, decay_after_warmup=True)
+    with pytest.raises(ValueError):
+        lr_multiplier(0, progress=0.5, warmup=3, decay_after_warmup=True)
+
+
+def test_bert_schedule_by_share_of_the_run_warms_up_then_decays_over_the_rest():
+    from nlpkit.training.schedule import lr_multiplier
+
+    def at(p):
+        return lr_multiplier(0, progress=p, warmup=0.2, decay_after_warmup=True)
+
+    assert at(0.1) == pytest.approx(0.5) and at(0.2) == pytest.approx(1.0)  # warm-up over the first 20 %
+    assert at(0.6) == pytest.approx(0.5) and at(1.0) == 0.0 and at(1.5) == 0.0  # linear decay over the other 80 %
+    # the same curve as the step-based one when progress is step / total
+    assert at(0.6) == pytest.approx(lr_multiplier(60, total_steps=100, warmup=20, decay_after_warmup=True))
 
 
 # --- the two parameter-group rules this one replaced (verbatim) ---------------------------------

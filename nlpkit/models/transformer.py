@@ -497,6 +497,16 @@ def _training_state(model, optimizer, state: FitState, *, epoch: int, next_batch
     }
 
 
+def _budget_clock(state: FitState, config: LoopConfig, dist, device) -> float | None:
+    """The share of the time budget spent (None without one), the same on every rank: the largest
+    rank's, so that all ranks follow one schedule and stop on the same step (a rank that trained on
+    alone would wait forever in its gradient all-reduce)."""
+    if config.time_budget is None:
+        return None
+    clock = state.train_seconds / config.time_budget
+    return max_over_ranks(clock, dist, device) if dist.world_size > 1 else clock
+
+
 def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, device, dist,
                      net=None, evaluate: Callable[[Any], float] | None = None, progress=None,
                      checkpointing: Checkpointing | None = None) -> FitState:
@@ -536,6 +546,7 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
         data.batch_rng.bit_generator.state = json.loads(resume["data"]["epoch_rng"])
         set_rng_state(resume["rng"])
     last_saved = time.perf_counter()
+    clock = _budget_clock(state, config, dist, device)
 
     def save(epoch: int, next_batch: int, epoch_rng: dict) -> None:
         nonlocal last_saved
@@ -563,9 +574,16 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
             t_step, c_step = time.perf_counter(), time.process_time()
             ids, mask, seq_doc = collate(data.enc, docs, data.pad_id)
             ids, mask = ids.to(device), mask.to(device)
-            # BERT's schedule: linear warm-up, then linear decay to 0 over the remaining steps
-            lr_mult = lr_multiplier(state.step, total_steps=config.total_steps, warmup=config.warmup_steps,
-                                    decay_after_warmup=True)
+            # BERT's schedule: linear warm-up, then linear decay to 0 over the remaining steps; under a
+            # time budget over the share of the run done by steps or by the clock, whichever is ahead,
+            # so that warm-up and decay fit in the budget (as pretraining's, after Cramming, Geiping &
+            # Goldstein 2022) instead of the run being cut off early in the epochs it planned
+            if clock is None:
+                lr_mult = lr_multiplier(state.step, total_steps=config.total_steps, warmup=config.warmup_steps,
+                                        decay_after_warmup=True)
+            else:
+                lr_mult = lr_multiplier(state.step, progress=max(state.step / config.total_steps, clock),
+                                        warmup=config.warmup_steps / config.total_steps, decay_after_warmup=True)
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * lr_mult
             with autocast_for(config.precision, device)[0]:
@@ -592,16 +610,14 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
                 progress.update(task_id, advance=1, description=f"fine-tuning loss {loss_sum / loss_n:.4f}")
             elif callable(progress) and (state.step % LOG_EVERY == 0 or state.step == config.total_steps):
                 progress({"step": state.step, "total_steps": config.total_steps, "loss": loss_sum / loss_n,
+                          "lr_scale": lr_mult,  # the schedule: this step's learning rates as a share of their peaks
                           "train_seconds": round(state.train_seconds, 2),
                           "tokens_per_s": state.n_tokens_seen / state.train_seconds if state.train_seconds else None})
 
             # evaluate: every eval_every steps (evals_per_epoch per epoch), except within half an
             # interval of the epoch's end, which has its own evaluation; and when time is up
-            over_budget = config.time_budget is not None and state.train_seconds >= config.time_budget
-            if config.time_budget is not None and dist.world_size > 1:
-                # every rank must stop on the same step (a rank that trains on alone waits forever in
-                # its gradient all-reduce): stop when any rank's clock says so
-                over_budget = max_over_ranks(float(over_budget), dist, device) > 0
+            clock = _budget_clock(state, config, dist, device)
+            over_budget = clock is not None and clock >= 1.0
             end_of_epoch = i == len(mine) - 1
             steps_left_in_epoch = len(mine) - (i + 1)
             periodic = state.step % config.eval_every == 0 and steps_left_in_epoch > config.eval_every // 2
@@ -611,7 +627,8 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
                     save(epoch, i + 1, epoch_rng)
                 continue
             record = {"step": state.step, "epoch": round(epoch + (i + 1) / len(mine), 3),
-                      "train_loss": loss_sum / max(loss_n, 1), "train_seconds": round(state.train_seconds, 2)}
+                      "train_loss": loss_sum / max(loss_n, 1), "lr_scale": round(lr_mult, 6),
+                      "train_seconds": round(state.train_seconds, 2)}
             loss_sum, loss_n = 0.0, 0
             if evaluate is not None:
                 record["valid_metric"] = evaluate(model)

@@ -30,7 +30,8 @@ def lr_multiplier(step: int, *, total_steps: int | None = None, progress: float 
     decay_after_warmup : decay over the steps after the warm-up (BERT, Devlin et al. 2019; HF
         ``get_linear_schedule_with_warmup``) instead of over the whole run multiplied by the
         warm-up (nanoGPT ``get_lr`` with the decay starting at step 0). Needs ``total_steps`` and
-        ``warmup`` in steps.
+        ``warmup`` in steps, or ``progress`` and ``warmup`` as a share of it (decay over the
+        share after the warm-up).
     scale : multiplied first (``scale * warm * decay``): pass the peak lr to get the rate itself.
 
     Returns
@@ -39,8 +40,11 @@ def lr_multiplier(step: int, *, total_steps: int | None = None, progress: float 
     """
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
-    if decay_after_warmup and (total_steps is None or 0 < warmup < 1):
-        raise ValueError("decay_after_warmup needs total_steps and a warm-up in steps (warmup >= 1 or 0)")
+    if decay_after_warmup and progress is None and (total_steps is None or 0 < warmup < 1):
+        raise ValueError("decay_after_warmup needs total_steps and a warm-up in steps (warmup >= 1 or 0), "
+                         "or progress and a warm-up share (warmup < 1)")
+    if decay_after_warmup and progress is not None and warmup >= 1:
+        raise ValueError("decay_after_warmup with progress needs the warm-up as a share of it (warmup < 1)")
     if progress is None and not decay_after_warmup:
         if total_steps is None:
             raise ValueError("give total_steps or progress")
@@ -51,7 +55,11 @@ def lr_multiplier(step: int, *, total_steps: int | None = None, progress: float 
         warm = min(1.0, max(progress, 1e-9) / warmup)
     else:
         warm = 1.0
-    if decay_after_warmup:
+    if decay_after_warmup and progress is not None:
+        p = min(max(progress, 0.0), 1.0)
+        remaining = 1.0 if p < warmup else max(0.0, (1.0 - p) / (1.0 - warmup))
+        p = 1.0 - remaining
+    elif decay_after_warmup:
         if step < warmup or total_steps <= warmup:
             remaining = 1.0
         else:
