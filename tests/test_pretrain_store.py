@@ -157,6 +157,22 @@ def test_store_blocks_are_the_blocks_pack_makes_across_shards(corpus, tokenizer,
     assert torch.equal(blocks[5:9], expected[5:9])
     lengths = [len(d) for d in encode_docs(tokenizer, list(stream.heldout))]
     assert store.heldout.doc_lengths().tolist() == lengths
+    train_lengths = [len(d) for d in encode_docs(tokenizer, list(stream.train))]
+    assert store.train.length_counts().tolist() == np.bincount(train_lengths).tolist()  # across the shards
+
+
+def test_corpus_report_from_length_counts_is_the_report_of_the_lengths():
+    from nlpkit.pretrain.corpus import corpus_report
+
+    stats = {"source": "s", "kind": "txt", "heldout_from": "h", "documents": 7, "heldout_documents": 0, "words": 1,
+             "characters": 1, "fingerprint": "f"}
+    lengths = np.array([3, 9, 9, 14, 126, 127, 300])
+    report = corpus_report(stats, np.bincount(lengths), 128)
+    q = np.percentile(lengths, [50, 90, 99])
+    assert report["tokens"] == lengths.sum() and report["tokens_per_doc"]["max"] == 300
+    assert report["tokens_per_doc"]["mean"] == pytest.approx(lengths.mean())
+    assert [report["tokens_per_doc"][k] for k in ("median", "p90", "p99")] == pytest.approx(q.tolist())
+    assert report["docs_over_max_length"] == 2  # 127 and 300 tokens do not fit 128 with [CLS] and [SEP]
 
 
 def test_parallel_build_writes_the_same_store(corpus, tokenizer, tmp_path, monkeypatch):

@@ -468,14 +468,18 @@ def read_corpus(path, *, heldout_docs: float = 0.05, seed: int = 0, dataset_opti
                   heldout_from=stream.heldout_from)
 
 
-def corpus_report(stats: dict, lengths: np.ndarray, max_length: int) -> dict:
+def corpus_report(stats: dict, length_counts: np.ndarray, max_length: int) -> dict:
     """Documents, words, characters and the token-length distribution (after tokenisation).
 
     ``stats``: source, kind, heldout_from, documents, heldout_documents, words, characters and
-    fingerprint of the corpus (the token store's record); ``lengths``: tokens of each training document.
+    fingerprint of the corpus (the token store's record); ``length_counts[k]``: training documents of
+    k tokens (:meth:`nlpkit.pretrain.store.StorePart.length_counts`).
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    q = np.percentile(lengths, [50, 90, 99]) if len(lengths) else [0, 0, 0]
+    counts = np.asarray(length_counts, dtype=np.int64)
+    n = int(counts.sum())
+    sizes = np.arange(len(counts), dtype=np.int64)
+    tokens = int((sizes * counts).sum())
+    q = [_percentile_of_counts(counts, p) for p in (50, 90, 99)] if n else [0.0, 0.0, 0.0]
     return {
         "source": stats["source"],
         "kind": stats["kind"],
@@ -484,10 +488,20 @@ def corpus_report(stats: dict, lengths: np.ndarray, max_length: int) -> dict:
         "heldout_documents": int(stats["heldout_documents"]),
         "words": int(stats["words"]),
         "characters": int(stats["characters"]),
-        "tokens": int(lengths.sum()),
-        "tokens_per_doc": {"mean": float(lengths.mean()) if len(lengths) else 0.0, "median": float(q[0]),
-                           "p90": float(q[1]), "p99": float(q[2]), "max": int(lengths.max()) if len(lengths) else 0},
+        "tokens": tokens,
+        "tokens_per_doc": {"mean": tokens / n if n else 0.0, "median": float(q[0]),
+                           "p90": float(q[1]), "p99": float(q[2]), "max": int(np.flatnonzero(counts)[-1]) if n else 0},
         "max_length": max_length,
-        "docs_over_max_length": int((lengths > max_length - 2).sum()),  # [CLS] ... [SEP] must fit
+        "docs_over_max_length": int(counts[max(max_length - 1, 0):].sum()),  # [CLS] ... [SEP] must fit
         "fingerprint": stats["fingerprint"],
     }
+
+
+def _percentile_of_counts(counts: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear interpolation) of the values whose histogram is ``counts``."""
+    cum = np.cumsum(counts)
+    pos = q / 100 * (cum[-1] - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    # the value of rank r (0-based): the first size whose cumulative count exceeds r
+    v_lo, v_hi = np.searchsorted(cum, [lo, hi], side="right")
+    return float(v_lo + (v_hi - v_lo) * (pos - lo))

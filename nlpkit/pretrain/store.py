@@ -125,6 +125,19 @@ class StorePart:
             return np.empty(0, dtype=np.int64)
         return np.concatenate([np.diff(s.offsets_map()) - 1 for s in self.shards]).astype(np.int64)
 
+    def length_counts(self) -> np.ndarray:
+        """How many documents have each number of tokens (index = tokens, [SEP] not counted): the
+        length distribution in memory that grows with the longest document, not with their number."""
+        counts = np.zeros(1, dtype=np.int64)
+        for s in self.shards:
+            offsets = s.offsets_map()
+            for i in range(0, max(len(offsets) - 1, 0), 1 << 22):
+                c = np.bincount(np.diff(offsets[i:i + (1 << 22) + 1]) - 1)
+                if len(c) > len(counts):
+                    counts = np.pad(counts, (0, len(c) - len(counts)))
+                counts[:len(c)] += c
+        return counts
+
     def token_counts(self, sep: int) -> np.ndarray:
         """How often each token id occurs in the documents (the [SEP] after each not counted)."""
         counts = np.zeros(0, dtype=np.int64)

@@ -276,7 +276,7 @@ def _describe_corpus(run: PreparedRun, tokenizer, store: TokenStore, tokenizer_s
     train, held = meta["parts"]["train"], meta["parts"]["heldout"]
     stats = {**meta["corpus"], "documents": train["documents"], "heldout_documents": held["documents"],
              "words": train["words"], "characters": train["characters"], "fingerprint": meta["corpus_fingerprint"]}
-    report = {"corpus": corpus_report(stats, store.train.doc_lengths(), cfg.max_length)}
+    report = {"corpus": corpus_report(stats, store.train.length_counts(), cfg.max_length)}
     sample = store.heldout_sample()
     report["tokenizer"] = {"vocab_size": len(tokenizer), "seconds": round(tokenizer_seconds, 3),
                            "sample_docs": cfg.tokenizer_sample_docs, "heldout": fertility(tokenizer, sample)}
