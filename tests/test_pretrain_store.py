@@ -209,6 +209,7 @@ def test_store_is_reused_by_fingerprint_and_rebuilt_when_the_corpus_changes(corp
     ("truncate", "shard train-00000"),
     ("meta", "unreadable meta.json"),
     ("missing", "shard train-00000"),
+    ("alter", "shard train-00000 does not match its CRC-32"),
 ])
 def test_a_damaged_store_is_one_line(corpus, tmp_path, damage, fragment):
     out = tmp_path / "o"
@@ -218,6 +219,10 @@ def test_a_damaged_store_is_one_line(corpus, tmp_path, damage, fragment):
     shard = store / "train-00000.tokens.npy"
     if damage == "truncate":
         shard.write_bytes(shard.read_bytes()[:1000])
+    elif damage == "alter":  # same size, one token changed: only the checksum can tell
+        tokens = np.load(shard)
+        tokens[len(tokens) // 2] ^= 1
+        np.save(shard, tokens)
     elif damage == "meta":
         (store / "meta.json").write_text("{", encoding="utf-8")
     else:

@@ -14,7 +14,8 @@ The fingerprint covers the corpus files' bytes, how they are read and the held-o
 (:meth:`CorpusStream.fingerprint`) and the tokenizer's full definition, so a store is never
 reused for other tokens. A store is built in a hidden sibling folder and renamed into place
 whole: a folder with that name is complete, or damaged by something other than nlpkit (then
-:func:`open_store` says so in one line). Shards of documents are tokenised in worker
+:func:`open_store` says so in one line: every shard's shape and CRC-32 are checked against
+meta.json, so a shard cut, swapped or altered in place is found before training reads it). Shards of documents are tokenised in worker
 processes (``num_proc``), at most ``2 x num_proc`` shards in flight, so memory does not grow
 with the corpus. This module imports neither torch nor transformers.
 """
@@ -27,6 +28,7 @@ import json
 import os
 import shutil
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,7 +38,7 @@ import numpy as np
 from nlpkit.errors import DataError, NlpkitError
 from nlpkit.pretrain.corpus import CorpusStream
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: a CRC-32 of each shard's arrays in meta.json
 META = "meta.json"
 HELDOUT_SAMPLE = "heldout_sample.jsonl"
 SHARD_CHARS = 8 * 2**20  # characters of text per shard: tokens of a few MB, seconds of work
@@ -167,6 +169,15 @@ class TokenStore:
             return [json.loads(line) for line in fh]
 
 
+def _crc32(values: np.ndarray, chunk: int = 1 << 24) -> int:
+    """CRC-32 of an array's bytes (a memory map read a chunk at a time)."""
+    flat = values.reshape(-1)
+    crc = 0
+    for i in range(0, len(flat), chunk):
+        crc = zlib.crc32(np.ascontiguousarray(flat[i:i + chunk]).view(np.uint8), crc)
+    return crc
+
+
 def _damaged(path: Path, detail: str) -> DataError:
     return DataError(f"token store {path} is damaged ({detail}); delete that folder and run again to rebuild it.")
 
@@ -187,10 +198,11 @@ def open_store(path: Path, *, reused: bool = True) -> TokenStore:
     for name in ("train", "heldout"):
         shards = []
         try:
-            listed = [(str(s["file"]), int(s["tokens"]), int(s["documents"])) for s in parts[name]["shards"]]
+            listed = [(str(s["file"]), int(s["tokens"]), int(s["documents"]), [int(c) for c in s["crc32"]])
+                      for s in parts[name]["shards"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise _damaged(path, f"{META} lists no valid {name} shards: {type(exc).__name__}") from None
-        for file, n_tokens, n_docs in listed:
+        for file, n_tokens, n_docs, crc in listed:
             try:
                 t = np.load(path / f"{file}.tokens.npy", mmap_mode="r")
                 o = np.load(path / f"{file}.offsets.npy", mmap_mode="r")
@@ -199,6 +211,8 @@ def open_store(path: Path, *, reused: bool = True) -> TokenStore:
             if t.dtype != dtype or t.shape != (n_tokens,) or o.shape != (n_docs + 1,) \
                     or int(o[0]) != 0 or int(o[-1]) != len(t):
                 raise _damaged(path, f"shard {file} does not match {META}")
+            if [_crc32(t), _crc32(o)] != crc:
+                raise _damaged(path, f"shard {file} does not match its CRC-32 in {META}: changed since it was written")
             shards.append(Shard(Path(t.filename), Path(o.filename), n_tokens, n_docs, dtype, t.offset, o.offset))
             del t, o
         opened[name] = StorePart(name, shards)
@@ -241,7 +255,7 @@ def _encode_shard(job: tuple) -> dict:
     np.cumsum(lengths, out=offsets[1:])
     np.save(Path(folder) / f"{name}.tokens.npy", tokens)
     np.save(Path(folder) / f"{name}.offsets.npy", offsets)
-    return {"file": name, "documents": len(texts), "tokens": int(len(tokens)),
+    return {"file": name, "documents": len(texts), "tokens": int(len(tokens)), "crc32": [_crc32(tokens), _crc32(offsets)],
             "words": sum(count_words(t) for t in texts), "characters": sum(len(t) for t in texts),
             "bytes": sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)}
 
@@ -351,7 +365,7 @@ def _build(folder: Path, corpus: CorpusStream, tokenizer, *, num_proc: int,
     parts = {}
     for name, recs in shards.items():
         recs.sort(key=lambda r: r["file"])
-        parts[name] = {"shards": [{k: r[k] for k in ("file", "documents", "tokens")} for r in recs],
+        parts[name] = {"shards": [{k: r[k] for k in ("file", "documents", "tokens", "crc32")} for r in recs],
                        "documents": sum(r["documents"] for r in recs), "tokens": sum(r["tokens"] for r in recs),
                        "words": sum(r["words"] for r in recs), "characters": sum(r["characters"] for r in recs),
                        "bytes": sum(r["bytes"] for r in recs)}
