@@ -303,3 +303,41 @@ def test_out_keeps_only_the_store_of_its_current_corpus(docs, tmp_path):
     assert result.exit_code == 0 and "(built in" in result.stdout, result.output
     (new,) = (out / "token_store").iterdir()
     assert new != old
+
+
+# --- bad corpora and a full disk: one line, nothing half-written ---------------------------------
+
+def test_a_gzip_corpus_cut_half_way_is_one_line(docs, tmp_path):
+    packed = gzip.compress(("\n".join(docs) + "\n").encode("utf-8"))
+    corpus = tmp_path / "docs.txt.gz"
+    corpus.write_bytes(packed[: len(packed) // 2])
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(tmp_path / "o"), "--prepare-only", *MICRO])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot read {corpus}: compressed data ends early: the file is truncated" in " ".join(result.output.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_corpus_of_empty_lines_is_one_line(tmp_path):
+    corpus = tmp_path / "blank.txt"
+    corpus.write_text("\n  \n\t\n\n", encoding="utf-8")
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(tmp_path / "o"), "--prepare-only", *MICRO])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{corpus}: only 0 non-empty document(s); need at least 2" in " ".join(result.output.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_full_disk_while_the_store_is_written_leaves_no_store(corpus, tmp_path, monkeypatch):
+    import errno
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_mod.np, "save", full)
+    store = tmp_path / "shared"
+    result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(tmp_path / "o"), "--prepare-only",
+                                 "--store", str(store), *MICRO])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "no space left on the device; free some space" in " ".join(result.output.split())
+    assert not (tmp_path / "o").exists()
+    assert not store.exists() or not [p for p in store.iterdir() if not p.name.startswith(".")]  # none listed as ready
+    assert not store.exists() or not list(store.iterdir())  # nor its half-written hidden folder
