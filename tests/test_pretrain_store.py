@@ -337,7 +337,8 @@ def test_a_full_disk_while_the_store_is_written_leaves_no_store(corpus, tmp_path
     result = runner.invoke(app, ["pretrain", str(corpus), "--out", str(tmp_path / "o"), "--prepare-only",
                                  "--store", str(store), *MICRO])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "no space left on the device; free some space" in " ".join(result.output.split())
+    assert f"no space left on the device while writing the token store in {store}; free some space, or put the " \
+           "store on a disk with room (--store DIR)." in " ".join(result.output.split())
     assert not (tmp_path / "o").exists()
     assert not store.exists() or not [p for p in store.iterdir() if not p.name.startswith(".")]  # none listed as ready
     assert not store.exists() or not list(store.iterdir())  # nor its half-written hidden folder

@@ -393,6 +393,8 @@ def prepare_store(root: Path, corpus: CorpusStream, tokenizer, *, num_proc: int 
         return open_store(path, reused=True)
     if not build:
         raise NlpkitError(f"token store {path} was not built; rank 0 builds it before the other ranks open it.")
+    from nlpkit._io import is_full_disk
+
     tmp = temp_dir_beside(path, "building")
     try:
         meta = _build(tmp, corpus, tokenizer, num_proc=num_proc or default_num_proc(), on_progress=on_progress)
@@ -403,6 +405,12 @@ def prepare_store(root: Path, corpus: CorpusStream, tokenizer, *, num_proc: int 
         except OSError:
             if not (path / META).is_file():  # not another run's complete store of the same corpus
                 raise
+    except OSError as exc:
+        if not is_full_disk(exc):
+            raise
+        # the store is most of what a run writes, and --store can put it elsewhere: say so
+        raise NlpkitError(f"no space left on the device while writing the token store in {root}; free some "
+                          f"space, or put the store on a disk with room (--store DIR).") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return open_store(path, reused=False)
