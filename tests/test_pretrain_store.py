@@ -156,7 +156,8 @@ def test_store_blocks_are_the_blocks_pack_makes_across_shards(corpus, tokenizer,
     assert torch.equal(blocks[np.arange(len(blocks))], expected)
     assert torch.equal(blocks[5:9], expected[5:9])
     lengths = [len(d) for d in encode_docs(tokenizer, list(stream.heldout))]
-    assert store.heldout.doc_lengths().tolist() == lengths
+    offsets = [s.offsets_map() for s in store.heldout.shards]  # each document's tokens, [SEP] not counted
+    assert np.concatenate([np.diff(o) - 1 for o in offsets]).tolist() == lengths
     train_lengths = [len(d) for d in encode_docs(tokenizer, list(stream.train))]
     assert store.train.length_counts().tolist() == np.bincount(train_lengths).tolist()  # across the shards
 

@@ -121,12 +121,6 @@ class StorePart:
             shard += 1
         return out
 
-    def doc_lengths(self) -> np.ndarray:
-        """Tokens of each document ([SEP] not counted)."""
-        if not self.shards:
-            return np.empty(0, dtype=np.int64)
-        return np.concatenate([np.diff(s.offsets_map()) - 1 for s in self.shards]).astype(np.int64)
-
     def length_counts(self) -> np.ndarray:
         """How many documents have each number of tokens (index = tokens, [SEP] not counted): the
         length distribution in memory that grows with the longest document, not with their number."""
