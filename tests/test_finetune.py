@@ -270,11 +270,32 @@ def test_bad_options_are_rejected_before_any_work(tiny_ckpt):
                           (dict(chunk_stride=8), "only applies"), (dict(layer_decay=1.5), "--layer-decay"),
                           (dict(warmup=1.0), "--warmup"), (dict(epochs=0), "epochs"), (dict(lr=-1.0), "--lr"),
                           (dict(long_text="chunks", chunk_stride=500, max_length=64), "--chunk-stride"),
-                          (dict(precision="fp16"), "--precision")]:
+                          (dict(precision="fp16"), "--precision"), (dict(label_smoothing=1.0), "--label-smoothing"),
+                          (dict(label_smoothing=-0.1), "--label-smoothing")]:
         with pytest.raises(ConfigError, match=fragment):
             TransformerClassifier(model=str(tiny_ckpt), **bad)
     with pytest.raises(ConfigError, match="unknown parameter"):
         TransformerClassifier(model=str(tiny_ckpt), nonsense=1)
+
+
+def test_label_smoothing_moves_targets_toward_uniform():
+    import torch.nn.functional as F
+
+    from nlpkit.models.transformer import training_loss
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    ids = torch.tensor([0, 1])
+    onehot = F.one_hot(ids, 3).float()
+    smooth = onehot * 0.8 + 0.2 / 3  # cross-entropy's smoothing: spread over the K classes
+    expected = -(smooth * logits.log_softmax(dim=1)).sum(dim=1).mean()
+    assert torch.isclose(training_loss(logits, ids, multi=False, label_smoothing=0.2), expected)
+    assert torch.isclose(training_loss(logits, ids, multi=False), F.cross_entropy(logits, ids))
+    # multi-label: every label is a two-class problem, smoothed toward 1/2
+    multi = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    assert torch.isclose(training_loss(logits, multi, multi=True, label_smoothing=0.2),
+                         F.binary_cross_entropy_with_logits(logits, multi * 0.8 + 0.1))
+    assert not torch.isclose(training_loss(logits, multi, multi=True, label_smoothing=0.2),
+                             training_loss(logits, multi, multi=True))
 
 
 # --- the model contract ----------------------------------------------------------------------

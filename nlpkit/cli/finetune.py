@@ -29,6 +29,7 @@ def finetune_cmd(
     max_chunks: Annotated[int, typer.Option("--max-chunks", min=1, help="With --long-text chunks: at most this many chunks per document (the first ones).")] = 8,
     pool: Annotated[str, typer.Option("--pool", help="With --long-text chunks: pool chunk logits by mean or max.")] = "mean",
     pos_weight: Annotated[bool, typer.Option("--pos-weight", help="Multi-label: weight positives of rare labels in the BCE loss (negatives/positives, at most 30).")] = False,
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="Share of each training target spread evenly over the classes (each label's two outcomes for multi-label); 0 = off.")] = 0.0,
     layer_decay: Annotated[float, typer.Option("--layer-decay", help="Layer-wise lr decay factor in (0, 1]; 1 = off.")] = 1.0,
     warmup: Annotated[float, typer.Option("--warmup", help="Warm-up fraction of the training steps, then linear decay.")] = 0.1,
     patience: Annotated[int, typer.Option("--patience", min=0, help="Stop after this many evaluations without a better validation metric; 0 = never.")] = 2,
@@ -66,7 +67,7 @@ def finetune_cmd(
             max_length = min(DEFAULT_MAX_LENGTH, position_limit(model) or DEFAULT_MAX_LENGTH)
         options = dict(epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
                        long_text=long_text, chunk_stride=chunk_stride, max_chunks=max_chunks, pool=pool,
-                       pos_weight=pos_weight, layer_decay=layer_decay, warmup=warmup, patience=patience,
+                       pos_weight=pos_weight, label_smoothing=label_smoothing, layer_decay=layer_decay, warmup=warmup, patience=patience,
                        evals_per_epoch=evals_per_epoch, time_budget=time_budget, threads=threads, device=device,
                        precision=precision)
         from nlpkit.seeds import seeds_option

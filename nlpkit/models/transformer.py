@@ -89,6 +89,7 @@ class TransformerClassifier(Classifier):
         "max_chunks": 8,
         "pool": "mean",           # mean | max, chunk logits -> document logits
         "pos_weight": False,      # multi-label: BCE positive-class weights for rare labels
+        "label_smoothing": 0.0,   # share of each target spread over the classes (Szegedy et al. 2016)
         "layer_decay": 1.0,
         "warmup": 0.1,
         "weight_decay": 0.01,
@@ -424,6 +425,7 @@ class LoopConfig:
     precision: str           # auto | fp32 | bf16, see TransformerClassifier.param_defaults
     patience: int | None     # evaluations without improvement before stopping; 0/None: never
     time_budget: float | None  # seconds of training steps, then one last evaluation and stop
+    label_smoothing: float = 0.0
 
     @classmethod
     def from_params(cls, p: dict, *, n_docs: int, world_size: int, multi: bool) -> "LoopConfig":
@@ -433,7 +435,8 @@ class LoopConfig:
         return cls(epochs=int(p["epochs"]), batch_size=bs, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                    warmup_steps=int(round(p["warmup"] * total_steps)),
                    eval_every=max(1, steps_per_epoch // int(p["evals_per_epoch"])), multi=multi, pool=p["pool"],
-                   precision=p["precision"], patience=p["patience"], time_budget=p["time_budget"])
+                   precision=p["precision"], patience=p["patience"], time_budget=p["time_budget"],
+                   label_smoothing=float(p.get("label_smoothing") or 0.0))
 
 
 @dataclass
@@ -521,7 +524,6 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
     ``checkpointing``: keep the training state for a resume, and continue from its ``state``.
     """
     import torch
-    import torch.nn.functional as F
 
     net = model if net is None else net
     for g in optimizer.param_groups:
@@ -590,10 +592,8 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
                 logits = net(input_ids=ids, attention_mask=mask).logits.float()
             logits = pool_logits(logits, seq_doc, len(docs), config.pool)
             docs_t = torch.as_tensor(docs, device=device)
-            if config.multi:
-                loss = F.binary_cross_entropy_with_logits(logits, data.targets[docs_t], pos_weight=data.pos_weight)
-            else:
-                loss = F.cross_entropy(logits, data.targets[docs_t])
+            loss = training_loss(logits, data.targets[docs_t], multi=config.multi, pos_weight=data.pos_weight,
+                                 label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -779,6 +779,18 @@ def positive_weights(y, max_weight: float = 30.0) -> np.ndarray:
 
 
 
+def training_loss(logits, targets, *, multi: bool, pos_weight=None, label_smoothing: float = 0.0):
+    """BCE over labels (multi-label, ``targets`` 0/1 floats) or cross-entropy (``targets`` class ids)."""
+    import torch.nn.functional as F
+
+    if not multi:
+        return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    if label_smoothing:
+        # each label is its own two-class problem: smooth toward 1/2 (Müller et al. 2019, eq. 1 with K = 2)
+        targets = targets * (1 - label_smoothing) + label_smoothing / 2
+    return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+
+
 def validate_options(params: dict) -> None:
     """Reject bad option values and combinations before any work (one-line ConfigError)."""
     def positive_int(key):
@@ -801,6 +813,9 @@ def validate_options(params: dict) -> None:
         raise ConfigError(f"--layer-decay must be in (0, 1], got {params['layer_decay']!r}; 1 means no decay.")
     if not 0 <= params["warmup"] < 1:
         raise ConfigError(f"--warmup is a fraction of the training steps in [0, 1), got {params['warmup']!r}.")
+    smoothing = params.get("label_smoothing", 0.0)
+    if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
+        raise ConfigError(f"--label-smoothing is a share of each target in [0, 1), got {smoothing!r}; 0 turns it off.")
     if params["patience"] is not None and params["patience"] < 0:
         raise ConfigError(f"--patience must be >= 0 (0 disables early stopping), got {params['patience']!r}.")
     if params["max_length"] > 8192:
