@@ -101,6 +101,12 @@ def test_single_label_error_analysis_counts_mcnemar_examples_and_confusion(tmp_p
     tail = sum(comb(n, k) for k in range(min(only_m, only_b) + 1)) / 2 ** n
     assert c["mcnemar_p"] == pytest.approx(min(1.0, 2 * tail))
     assert "label_differences" not in c  # multi-label only
+    # two models against one baseline: Holm's step-down on the two McNemar p-values
+    ps = [x["mcnemar_p"] for x in errors["comparisons"]]
+    low, high = sorted(ps)
+    holm = {low: min(1.0, 2 * low), high: min(1.0, max(2 * low, high))}
+    assert [x["mcnemar_p_holm"] for x in errors["comparisons"]] == [pytest.approx(holm[p]) for p in ps]
+    assert all(x["comparisons"] == 2 for x in errors["comparisons"])
 
     ids = split.test.ids
     position = {doc_id: i for i, doc_id in enumerate(ids)}
@@ -134,7 +140,7 @@ def test_single_label_error_analysis_counts_mcnemar_examples_and_confusion(tmp_p
     md, html = render_markdown(report), render_html(report)
     assert "## Errors against the baseline" in md and "### Confusion matrices" in md
     assert f"| transformer right | {both} | {only_m} |" in md
-    assert "McNemar exact p" in md and "McNemar exact p" in html
+    assert "McNemar exact p" in md and "McNemar exact p" in html and "(Holm, 2 comparisons)" in md
     assert html.count('<table class="confusion">') == 2
     assert html.count("<svg") == 5  # the tables are HTML, not more charts
 

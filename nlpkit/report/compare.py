@@ -810,6 +810,11 @@ def error_report(split, y: np.ndarray, scored: list[_Scored], base: _Scored, row
                             "baseline_note": _first_seed_note(base),
                             **compare_errors(y, split.label_names, s, base, test=split.test, task=split.task,
                                              examples=examples, top_labels=top_labels)})
+    if len(comparisons) > 1:  # one test per model against the same baseline: adjusted as the leaderboard's
+        from nlpkit.metrics import holm
+
+        for c, p in zip(comparisons, holm([c["mcnemar_p"] for c in comparisons])):
+            c["mcnemar_p_holm"], c["comparisons"] = p, len(comparisons)
     confusion = None
     if split.task == "single" and y.shape[1] <= MAX_CONFUSION_LABELS:
         shown = [base] + others[:1]  # rows are sorted by the headline metric: others[0] is the best

@@ -265,8 +265,11 @@ def fmt_top_scores(pairs: list) -> str:
 
 
 def error_summary(c: dict, base_label: str) -> str:
-    """"McNemar exact p = 0.012: 30 documents only transformer gets right, 12 only tfidf-lr." """
-    return (f"McNemar exact {format_p(c['mcnemar_p'])}: {c['only_model_right']:,} documents only {c['label']} "
+    """"McNemar exact p = 0.012: 30 documents only transformer gets right, 12 only tfidf-lr.", with
+    several comparisons "p = 0.024 (Holm, 2 comparisons)"."""
+    p = format_p(c["mcnemar_p"]) if "mcnemar_p_holm" not in c else \
+        f"{format_p(c['mcnemar_p_holm'])} (Holm, {c['comparisons']} comparisons)"
+    return (f"McNemar exact {p}: {c['only_model_right']:,} documents only {c['label']} "
             f"gets right, {c['only_baseline_right']:,} only {base_label}.")
 
 
