@@ -179,6 +179,10 @@ TRIAL_ROLE, TUNED_ROLE = "tune-trial", "tuned"
 # scoring and saving come on top of --time-budget.
 TRIAL_SHARE = 0.8
 MIN_TRIAL_SECONDS = 30.0  # a trial with less training time than this is not started
+# Under --tune-budget, this share of the budget screens every pair on short runs and the rest trains
+# the best pair again for longer: successive halving with two rungs, half the budget each, as
+# Hyperband's brackets spend it (Jamieson & Talwalkar 2016; Li et al. 2018).
+SCREEN_SHARE = 0.5
 
 
 def tuned_options(run) -> dict:
@@ -209,10 +213,12 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
     the role ``tune-trial``; the trial with the best valid metric (the first on a tie, so the options as
     given win ties) is kept: its run gets the role ``tuned`` and the search's record (``run.json`` "tune").
 
-    ``budget_seconds`` bounds the whole search (wall clock): as many trials run, in order, as can each
-    have :data:`MIN_TRIAL_SECONDS` of training (the others are recorded as skipped), and each trial's
-    training gets :data:`TRIAL_SHARE` of the time left per trial left (as ``time_budget``, capped by the
-    caller's).
+    ``budget_seconds`` bounds the whole search (wall clock). :data:`SCREEN_SHARE` of it screens the
+    pairs: as many trials run, in order, as can each have :data:`MIN_TRIAL_SECONDS` of training (the
+    others are recorded as skipped), each trial's training getting :data:`TRIAL_SHARE` of the screen's
+    time left per trial left (as ``time_budget``, capped by the caller's). Then, if the best screened
+    trial was stopped by its time budget, its pair trains again from the start on the time left (the
+    refit, one more trial); the best valid metric of all trials decides.
     ``kwargs`` go to :func:`finetune` (``resume`` is refused: a search is restarted, not resumed).
     Returns the kept run (None on non-zero ranks of a distributed launch).
     """
@@ -220,6 +226,7 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
     import time
 
     from nlpkit.errors import ConfigError
+    from nlpkit.training.distributed import dist_context, from_main
 
     if kwargs.get("resume"):
         raise ConfigError("--resume continues one fine-tuning, not a --tune search; run the search again without "
@@ -228,42 +235,61 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
         raise ConfigError(f"--tune-budget must be a positive duration, got {budget_seconds!r}.")
     say = say or (lambda _msg: None)
     trials = tune_candidates(kwargs)
-    # the trials that fit the budget, in order (the options as given first), each with its share
-    n_run = len(trials) if budget_seconds is None else \
-        min(len(trials), int(budget_seconds * TRIAL_SHARE // MIN_TRIAL_SECONDS))
+    # the trials that fit the screen, in order (the options as given first), each with its share
+    screen = None if budget_seconds is None else budget_seconds * SCREEN_SHARE
+    n_run = len(trials) if screen is None else min(len(trials), int(screen * TRIAL_SHARE // MIN_TRIAL_SECONDS))
     if n_run == 0:
         raise ConfigError(f"--tune-budget {budget_seconds:g} s cannot give a trial {MIN_TRIAL_SECONDS:.0f} s of "
-                          f"training; give at least {math.ceil(MIN_TRIAL_SECONDS / TRIAL_SHARE)} s.")
+                          f"training; give at least {math.ceil(MIN_TRIAL_SECONDS / TRIAL_SHARE / SCREEN_SHARE)} s.")
     started = time.perf_counter()
     record: list[dict] = []
     done: list[tuple[dict, Any]] = []  # (its record, its run) for each trial that ran
+
+    def run_trial(pair: dict, label: str, of: str, seconds: float | None, **extra) -> None:
+        options = {**kwargs, **pair}
+        if seconds is not None:
+            options["time_budget"] = max(min(options.get("time_budget") or math.inf, seconds), 1.0)
+        say(f"{label}{of}: lr {pair['lr']:g}, head lr {'= lr' if pair['head_lr'] is None else format(pair['head_lr'], 'g')}"
+            + (f", training up to {options['time_budget']:.0f} s" if seconds is not None else ""))
+        t0 = time.perf_counter()
+        run = finetune(split_dir, model_dir, seed=seed, runs_dir=runs_dir, role=TRIAL_ROLE,
+                       name=f"{name + ' ' if name else ''}{label}", **options)
+        fit = run.info["fit_info"] if run is not None else {}
+        record.append({**pair, **extra, "run": run.name if run is not None else None,
+                       "time_budget": options.get("time_budget"), "valid_metric": fit.get("best_valid_metric"), "stopped": fit.get("stopped"),
+                       "seconds": round(time.perf_counter() - t0, 1)})
+        done.append((record[-1], run))
+        if run is not None:
+            say(f"  valid {fit.get('best_valid_metric')}, {fit.get('stopped')} ({record[-1]['seconds']:.0f} s)")
+
+    def best() -> tuple[dict, Any]:
+        # the best valid metric; on a tie the earlier trial (the options as given come first)
+        return max(done, key=lambda pair: pair[0]["valid_metric"] if pair[0]["valid_metric"] is not None else -math.inf)
+
     for k, pair in enumerate(trials):
         if k >= n_run:
             record.append({**pair, "run": None, "skipped": f"the budget gives {n_run} trials "
                                                           f"{MIN_TRIAL_SECONDS:.0f} s of training or more"})
             continue
-        options = {**kwargs, **pair}
-        if budget_seconds is not None:
-            share = max(budget_seconds - (time.perf_counter() - started), 0.0) / (n_run - k) * TRIAL_SHARE
-            options["time_budget"] = max(min(options.get("time_budget") or math.inf, share), 1.0)
-        say(f"trial {k + 1}/{len(trials)}: lr {pair['lr']:g}, head lr "
-            f"{'= lr' if pair['head_lr'] is None else format(pair['head_lr'], 'g')}"
-            + (f", training up to {options['time_budget']:.0f} s" if budget_seconds is not None else ""))
-        t0 = time.perf_counter()
-        run = finetune(split_dir, model_dir, seed=seed, runs_dir=runs_dir, role=TRIAL_ROLE,
-                       name=f"{name + ' ' if name else ''}trial {k + 1}", **options)
-        fit = run.info["fit_info"] if run is not None else {}
-        record.append({**pair, "run": run.name if run is not None else None,
-                       "valid_metric": fit.get("best_valid_metric"), "stopped": fit.get("stopped"),
-                       "seconds": round(time.perf_counter() - t0, 1)})
-        done.append((record[-1], run))
-        if run is not None:
-            say(f"  valid {fit.get('best_valid_metric')}, {fit.get('stopped')} ({record[-1]['seconds']:.0f} s)")
+        share = None if screen is None else \
+            max(screen - (time.perf_counter() - started), 0.0) / (n_run - k) * TRIAL_SHARE
+        run_trial(pair, f"trial {k + 1}", f"/{len(trials)}", share)
+    # the refit: decided by rank 0, which alone holds the runs' records, and taken by every rank
+    ctx = dist_context()
+    refit, left = -1, 0.0
+    if ctx.is_main and budget_seconds is not None:
+        screened, _ = best()
+        if (screened["stopped"] or "").startswith("time budget"):
+            refit, left = record.index(screened), (budget_seconds - (time.perf_counter() - started)) * TRIAL_SHARE
+    refit, left = int(from_main(refit, ctx)), from_main(left, ctx)
+    # (no refit when the caller's own --time-budget would cap it to the screened trial's training time)
+    if refit >= 0 and left >= MIN_TRIAL_SECONDS and min(kwargs.get("time_budget") or math.inf, left) > \
+            record[refit]["time_budget"]:
+        pair = {"lr": record[refit]["lr"], "head_lr": record[refit]["head_lr"]}
+        run_trial(pair, f"refit of trial {refit + 1}", " (longer)", left, refit_of=refit)
     if done[0][1] is None:  # a non-zero rank of a distributed launch: rank 0 records
         return None
-    # the best valid metric; on a tie the earlier trial (the options as given come first)
-    best_record, best_run = max(done, key=lambda pair: pair[0]["valid_metric"] if pair[0]["valid_metric"]
-                                is not None else -math.inf)
+    best_record, best_run = best()
     summary = {"trials": record, "chosen": record.index(best_record), "budget_seconds": budget_seconds,
                "seconds": round(time.perf_counter() - started, 1), "decided_on": "best valid metric of each trial"}
     best_run.update_info(role=TUNED_ROLE, tune=summary)

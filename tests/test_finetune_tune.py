@@ -66,16 +66,75 @@ def test_the_budget_decides_how_many_trials_run_and_caps_their_training(ckpt, sp
     import nlpkit.finetune as ft
 
     monkeypatch.setattr(ft, "MIN_TRIAL_SECONDS", 2.0)
-    run = ft.finetune_tuned(split, ckpt, budget_seconds=6.0, runs_dir=runs_dir, epochs=1, max_length=32,
+    run = ft.finetune_tuned(split, ckpt, budget_seconds=12.0, runs_dir=runs_dir, epochs=1, max_length=32,
                             batch_size=8, threads=1, device="cpu", throughput_docs=0)
     trials = run.info["tune"]["trials"]
     ran = [t for t in trials if t["run"] is not None]
-    assert len(ran) == 2  # 6 s x 0.8 / 2 s
+    assert len(ran) == 2  # the screen: 12 s x 0.5 x 0.8 / 2 s
     assert all("skipped" in t for t in trials[2:])
     from nlpkit.runs import load_run
 
     first = load_run(ran[0]["run"], runs_dir)
-    assert first.info["config"]["time_budget"] <= 6.0 * ft.TRIAL_SHARE / 2 + 1e-9
+    assert first.info["config"]["time_budget"] <= 12.0 * ft.SCREEN_SHARE * ft.TRIAL_SHARE / 2 + 1e-9
+
+
+class FakeRun:
+    """What finetune_tuned reads of a run: its name, fit_info, and update_info."""
+
+    def __init__(self, name, valid, stopped):
+        self.name, self.info = name, {"fit_info": {"best_valid_metric": valid, "stopped": stopped}}
+
+    def update_info(self, **changes):
+        self.info.update(changes)
+
+
+def fake_finetune(scores: dict, calls: list):
+    """A stand-in for finetune(): valid from ``scores[(lr, head_lr)]`` (a function of the training
+    seconds), stopped by its time budget unless the score function says otherwise."""
+    def finetune(split_dir, model_dir, *, time_budget=None, lr, head_lr, name, **kwargs):
+        calls.append({"lr": lr, "head_lr": head_lr, "time_budget": time_budget, "name": name})
+        valid, stopped = scores[(lr, head_lr)](time_budget)
+        return FakeRun(f"run{len(calls)}", valid, stopped)
+    return finetune
+
+
+def test_a_budgeted_search_screens_every_pair_then_trains_the_best_again_for_longer(monkeypatch):
+    import nlpkit.finetune as ft
+
+    pairs = ft.tune_candidates({})
+    budget = "time budget of 1 s reached"
+    scores = {pair: (lambda s, v=0.5 + 0.01 * i: (v + (0.2 if s > 500 else 0.0), budget))
+              for i, pair in enumerate((p["lr"], p["head_lr"]) for p in pairs)}
+    calls = []
+    monkeypatch.setattr(ft, "finetune", fake_finetune(scores, calls))
+    run = ft.finetune_tuned("split", "model", budget_seconds=1200.0)
+    trials = run.info["tune"]["trials"]
+    # six screening trials on half the budget, each its share of what is left of the half (the fake
+    # takes no time, so the later ones get more)
+    assert len(calls) == len(pairs) + 1
+    assert calls[0]["time_budget"] == pytest.approx(600 * ft.TRIAL_SHARE / len(pairs), rel=1e-3)
+    assert all(c["time_budget"] <= 600 * ft.TRIAL_SHARE for c in calls[:-1])
+    # then the best screened pair (the last: highest valid) again, on the time left
+    refit = calls[-1]
+    assert (refit["lr"], refit["head_lr"]) == (pairs[-1]["lr"], pairs[-1]["head_lr"])
+    assert refit["time_budget"] > 500 and refit["name"] == f"refit of trial {len(pairs)}"
+    assert trials[-1]["refit_of"] == len(pairs) - 1
+    assert run.info["tune"]["chosen"] == len(trials) - 1 and run.info["role"] == ft.TUNED_ROLE
+
+
+def test_no_refit_when_the_best_trial_ended_on_its_own_or_without_a_budget(monkeypatch):
+    import nlpkit.finetune as ft
+
+    pairs = ft.tune_candidates({})
+    ended = {(p["lr"], p["head_lr"]): (lambda s, v=0.5 + 0.01 * i: (v, "early stop: no improvement in 2 evaluation(s)"))
+             for i, p in enumerate(pairs)}
+    for budget in (1200.0, None):
+        calls = []
+        monkeypatch.setattr(ft, "finetune", fake_finetune(ended, calls))
+        run = ft.finetune_tuned("split", "model", budget_seconds=budget)
+        assert len(calls) == len(pairs) and "refit_of" not in run.info["tune"]["trials"][-1]
+        assert run.info["tune"]["chosen"] == len(pairs) - 1
+        assert all(c["time_budget"] is None for c in calls) == (budget is None)
 
 
 @pytest.mark.parametrize("extra, fragment", [

@@ -244,3 +244,49 @@ def test_dist_context_reads_the_launcher_environment(monkeypatch):
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ConfigError, match="must be integers"):
         dist_context()
+
+
+RANKS_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, {repo!r})
+from nlpkit.training.distributed import from_main, init_distributed, max_over_ranks
+import torch
+ctx = init_distributed("cpu")
+mine = [3.0, 7.5][ctx.rank]  # rank 0 holds the smaller value: its value is not the maximum
+print(json.dumps({{"rank": ctx.rank, "from_main": from_main(mine, ctx),
+                  "max": max_over_ranks(mine, ctx, torch.device("cpu"))}}))
+torch.distributed.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_rank_zeros_value_and_the_largest_value_reach_every_rank(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ranks.py"
+    script.write_text(RANKS_SCRIPT.format(repo=str(Path(__file__).resolve().parent.parent)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}) for r in range(2)]
+    try:
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err[-2000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            p.kill()
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    assert all(r["from_main"] == 3.0 and r["max"] == 7.5 for r in results)
+    from nlpkit.training.distributed import from_main
+
+    assert from_main(3.0, DistContext()) == 3.0  # a single process: its own value, nothing joined

@@ -44,7 +44,7 @@ def finetune_cmd(
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: the fold to run on (0..K-1).")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="Search the learning rates: the options as given, then each of --lr 5e-5, 1e-4, 2e-4 with the head at the same rate or at 3e-3; each trial is recorded (role tune-trial, left out of reports) and the best on valid is kept (role tuned).")] = False,
-    tune_budget: Annotated[Optional[str], typer.Option("--tune-budget", help="With --tune: wall-clock budget of the whole search, e.g. 30m or 2h; each trial's training gets a share of what is left, a trial with under 30 s is skipped. Default: every trial runs to its end.")] = None,
+    tune_budget: Annotated[Optional[str], typer.Option("--tune-budget", help="With --tune: wall-clock budget of the whole search, e.g. 30m or 2h: half of it tries every pair on short runs (a trial with under 30 s of training is skipped), the rest trains the best pair again, longer. Default: every trial runs to its end.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tuning: the same command plus --resume goes on from its last saved training state (kept at every evaluation and every 10 minutes) and gives the result of an uninterrupted run.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:

@@ -80,3 +80,16 @@ def max_over_ranks(value: float, ctx: DistContext, device: "torch.device") -> fl
     t = torch.tensor([value], dtype=torch.float64, device=device)
     td.all_reduce(t, op=td.ReduceOp.MAX)
     return float(t.item())
+
+
+def from_main(value: float, ctx: DistContext) -> float:
+    """Rank 0's ``value`` on every rank: a decision only rank 0 can take (it alone holds the run records)."""
+    if not ctx.distributed:
+        return value
+    import torch
+    import torch.distributed as td
+
+    device = torch.device("cuda", ctx.local_rank) if td.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([value if ctx.is_main else 0.0], dtype=torch.float64, device=device)
+    td.broadcast(t, src=0)
+    return float(t.item())
