@@ -89,7 +89,7 @@ def side_nlpkit(args) -> dict:
     valid = valid.subset(np.arange(min(args.valid_docs, len(valid))))
     model = TransformerClassifier(model=args.model, epochs=1, lr=args.lr, batch_size=args.batch_size,
                                   max_length=args.max_length, warmup=0.1, patience=0, seed=args.seed,
-                                  threads=args.threads, throughput_docs=0, precision=args.precision)
+                                  threads=args.threads, precision=args.precision)
     model.fit(train, valid)
     info = model.fit_info()
     return {"side": "nlpkit", "precision": info["precision"], "docs": len(train), "train_seconds": info["train_seconds"],

@@ -103,7 +103,7 @@ def run_dataset(name: str, split, args) -> list[dict]:
             "p_holm": diff.get("p_holm"), "fit_seconds": row["fit_seconds"],
             "wall_seconds": seconds.get(label) if run.kind == "finetune" else None,
             "train_docs_per_s": fit.get("train_docs_per_s"),
-            "predict_docs_per_s": fit.get("predict_docs_per_s_batch32") or row["predict_docs_per_s"],
+            "predict_docs_per_s": (run.info.get("timings") or {}).get("predict_docs_per_s_batch32") or row["predict_docs_per_s"],
             "stopped": fit.get("stopped"), "tune": run.info.get("tune"), "run": run.name,
         })
     return rows

@@ -312,13 +312,14 @@ def test_single_label_fit_predict_save_load_round_trip(tiny_ckpt, tmp_path):
     from nlpkit.models import load_model
 
     train, valid, test = agnews_parts()
-    model = _fit(tiny_ckpt, train, valid, seed=3)
+    model = _fit(tiny_ckpt, train, valid, seed=3, throughput_docs=8)  # speed figures on request
     scores = model.predict_proba(test.texts)
     assert scores.shape == (len(test), train.n_labels)
     assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
     info = model.fit_info()
     assert info["valid_metric_name"] == "accuracy" and 0 <= info["best_valid_metric"] <= 1
     assert info["predict_docs_per_s_batch1"] > 0 and info["predict_docs_per_s_batch32"] > 0
+    assert info["throughput_docs"] == 8
     assert 0 < info["train_cpu_seconds"] and info["train_tokens_per_s"] > 0
     assert info["steps"] == int(np.ceil(len(train) / FAST["batch_size"]))
     model.save(tmp_path / "m")
@@ -503,7 +504,7 @@ def test_under_a_time_budget_the_schedule_warms_up_and_decays_within_the_budget(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = TransformerClassifier(model=str(tiny_ckpt), **{**FAST, "epochs": 4}, warmup=0.1, time_budget=6.0,
-                                      throughput_docs=0, patience=0)
+                                      patience=0)
         model.fit(train, valid, progress=records.append)
     info = model.fit_info()
     assert info["stopped"].startswith("time budget") and info["steps"] < info["total_steps_planned"] / 2
@@ -518,7 +519,7 @@ def test_plain_callable_progress_gets_step_and_eval_records(tiny_ckpt):
     records = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        TransformerClassifier(model=str(tiny_ckpt), **FAST, throughput_docs=0).fit(train, valid, progress=records.append)
+        TransformerClassifier(model=str(tiny_ckpt), **FAST).fit(train, valid, progress=records.append)
     steps = [r for r in records if "step" in r]
     evals = [r["eval"] for r in records if "eval" in r]
     assert [r["step"] for r in steps] == [LOG_EVERY]

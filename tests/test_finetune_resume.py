@@ -17,7 +17,7 @@ from test_finetune_cli import _split  # noqa: E402
 
 # 40 training documents in batches of 4: 10 steps an epoch, two evaluations an epoch, three epochs
 OPTIONS = dict(epochs=3, batch_size=4, max_length=32, lr=1e-3, evals_per_epoch=2, patience=0, threads=1,
-               device="cpu", throughput_docs=0)
+               device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_the_budget_decides_how_many_trials_run_and_caps_their_training(ckpt, sp
 
     monkeypatch.setattr(ft, "MIN_TRIAL_SECONDS", 2.0)
     run = ft.finetune_tuned(split, ckpt, budget_seconds=12.0, runs_dir=runs_dir, epochs=1, max_length=32,
-                            batch_size=8, threads=1, device="cpu", throughput_docs=0)
+                            batch_size=8, threads=1, device="cpu")
     trials = run.info["tune"]["trials"]
     ran = [t for t in trials if t["run"] is not None]
     assert len(ran) == 2  # the screen: 12 s x 0.5 x 0.8 / 2 s

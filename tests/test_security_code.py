@@ -119,7 +119,7 @@ def transformer_run(split_dir, tiny_checkpoint, tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return finetune(split_dir, tiny_checkpoint, runs_dir=runs, epochs=1, max_length=32, batch_size=8,
-                        threads=1, device="cpu", throughput_docs=0)
+                        threads=1, device="cpu")
 
 
 def evil_run(run, tmp_path: Path, side: str, **kw) -> tuple[Path, Path, Path]:

@@ -147,8 +147,8 @@ def _print_summary(run, as_json: bool) -> None:
         "stopped": fit.get("stopped"),
         "fit_seconds": info["timings"]["fit_seconds"],
         "train_docs_per_s": fit.get("train_docs_per_s"),
-        "predict_docs_per_s_batch1": fit.get("predict_docs_per_s_batch1"),
-        "predict_docs_per_s_batch32": fit.get("predict_docs_per_s_batch32"),
+        "predict_docs_per_s_batch1": info["timings"].get("predict_docs_per_s_batch1"),
+        "predict_docs_per_s_batch32": info["timings"].get("predict_docs_per_s_batch32"),
         "model_size_bytes": info.get("model_size_bytes"),
     }
     tune = info.get("tune")
