@@ -120,6 +120,9 @@ def test_a_budgeted_search_screens_every_pair_then_trains_the_best_again_for_lon
     assert refit["time_budget"] > 500 and refit["name"] == f"refit of trial {len(pairs)}"
     assert trials[-1]["refit_of"] == len(pairs) - 1
     assert run.info["tune"]["chosen"] == len(trials) - 1 and run.info["role"] == ft.TUNED_ROLE
+    from nlpkit.cli.finetune import _tune_line
+
+    assert _tune_line(run.info["tune"]).startswith("trial 7 (trial 6 trained longer) of 7 (lr 0.0002, head lr 0.003)")
 
 
 def test_no_refit_when_the_best_trial_ended_on_its_own_or_without_a_budget(monkeypatch):

@@ -223,7 +223,9 @@ def _tune_line(tune: dict) -> str:
     chosen, trials = tune["chosen"], tune["trials"]
     budget = f" of a {tune['budget_seconds']:g} s budget" if tune.get("budget_seconds") else ""
     skipped = sum(1 for t in trials if t.get("skipped"))
-    return (f"trial {chosen + 1} of {len(trials)} ({lrs(trials[chosen])}), search {tune['seconds']:.0f} s{budget}"
+    refit = trials[chosen].get("refit_of")
+    which = f"trial {chosen + 1}" if refit is None else f"trial {chosen + 1} (trial {refit + 1} trained longer)"
+    return (f"{which} of {len(trials)} ({lrs(trials[chosen])}), search {tune['seconds']:.0f} s{budget}"
             + (f", {skipped} skipped for the budget" if skipped else ""))
 
 
