@@ -256,7 +256,8 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
                        name=f"{name + ' ' if name else ''}{label}", **options)
         fit = run.info["fit_info"] if run is not None else {}
         record.append({**pair, **extra, "run": run.name if run is not None else None,
-                       "time_budget": options.get("time_budget"), "valid_metric": fit.get("best_valid_metric"), "stopped": fit.get("stopped"),
+                       "time_budget": options.get("time_budget"), "valid_metric": fit.get("best_valid_metric"),
+                       "stopped": fit.get("stopped"),
                        "seconds": round(time.perf_counter() - t0, 1)})
         done.append((record[-1], run))
         if run is not None:
