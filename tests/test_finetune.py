@@ -377,6 +377,26 @@ def test_precision_auto_follows_the_device_and_is_recorded(tiny_ckpt, monkeypatc
         _fit(tiny_ckpt, train, valid, precision="bf16")
 
 
+def test_bert_classifiers_train_and_predict_with_the_cls_only_last_layer(tiny_ckpt, tmp_path):
+    """The fine-tuned and the reloaded model use the [CLS]-only forward and score as the model's own
+    forward does (tests/test_cls_only.py proves the two equal on any BERT)."""
+    import torch
+
+    from nlpkit.hf.cls_only import CLS_ONLY
+    from nlpkit.models.transformer import TransformerClassifier
+
+    train, valid, test = agnews_parts(n_train=16, n_valid=8, n_test=8)
+    model = _fit(tiny_ckpt, train, valid, precision="fp32")
+    assert model.fit_info()["forward"] == CLS_ONLY
+    model.save(tmp_path / "m")
+    back = TransformerClassifier.load(tmp_path / "m")
+    assert "forward" in vars(back.model_)  # switched on load too
+    ours = back.predict_proba(test.texts)
+    del back.model_.forward  # the model's own forward
+    with torch.no_grad():
+        np.testing.assert_allclose(back.predict_proba(test.texts), ours, rtol=1e-4, atol=1e-6)
+
+
 def test_head_with_another_number_of_labels_is_reinitialised_with_a_warning(tmp_path):
     from nlpkit.models.transformer import FinetuneWarning, TransformerClassifier
 

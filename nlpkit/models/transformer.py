@@ -47,6 +47,7 @@ from nlpkit.hf.checkpoint import (
     refuse_custom_code,
     unfinished_pretraining,
 )
+from nlpkit.hf.cls_only import CLS_ONLY, use_cls_only_last_layer
 from nlpkit.models.base import Classifier
 from nlpkit.seeds import check_seed
 from nlpkit.training.distributed import init_distributed, max_over_ranks
@@ -207,6 +208,7 @@ class TransformerClassifier(Classifier):
         if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
             model.config.pad_token_id = tokenizer.pad_token_id
         self.new_head_ = bool(loading.get("missing_keys") or mismatched)
+        self.forward_ = CLS_ONLY if use_cls_only_last_layer(model) else "model's own"
         return tokenizer, model
 
     # -- contract ------------------------------------------------------------------------------
@@ -282,6 +284,7 @@ class TransformerClassifier(Classifier):
         self.train_info_ = {
             "steps": result.step, "total_steps_planned": config.total_steps, "warmup_steps": config.warmup_steps,
             "world_size": dist.world_size, "device": device.type, "precision": self._precision(device),
+            "forward": self.forward_,
             "best_step": result.best_step if result.best_weights is not None else result.step,
             "best_valid_metric": result.best_metric if result.best_weights is not None else None,
             "valid_metric_name": ("micro_f1 (tuned rule)" if multi else "accuracy") if enc_valid is not None else None,
@@ -401,6 +404,7 @@ class TransformerClassifier(Classifier):
             except Exception as exc:
                 raise NlpkitError(f"cannot load the transformer model in {path}: {type(exc).__name__}: {exc}".split("\n")[0]) from None
         check_vocab_fits_model(model.tokenizer_, model.model_, path)
+        use_cls_only_last_layer(model.model_)
         n = model.model_.config.num_labels
         if n != len(model.label_names_):
             raise NlpkitError(f"{path}: the model has {n} outputs but nlpkit_model.json lists {len(model.label_names_)} labels; re-run the fine-tuning.")
