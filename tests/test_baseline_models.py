@@ -1510,3 +1510,42 @@ def test_fasttext_words_that_look_like_labels_stay_words():
     scores = model.predict_proba(["good __label__x", "__label__1", "bad"])
     assert scores.shape == (3, 2) and np.allclose(scores.sum(axis=1), 1)
     assert fasttext_clf.fasttext_line("A __label__b ___label__c") == "a _label__b ___label__c"
+
+
+# --- word2vec: PPMI + SVD vectors (--set word2vec.trainer=ppmi-svd) -------------------------------
+
+def test_ppmi_svd_vectors_place_words_of_the_same_contexts_together():
+    from nlpkit.models.word2vec import ppmi_svd_vectors
+
+    docs = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat", "on", "the", "log"],
+            ["a", "cat", "and", "a", "dog", "ran"], ["stocks", "fell", "as", "bond", "yields", "rose"],
+            ["bond", "prices", "fell", "as", "stocks", "rose"]] * 3
+    kv = ppmi_svd_vectors(docs, min_count=2, window=2, dim=6, seed=0)
+    assert "ran" in kv.key_to_index and kv.vector_size == 6  # every word seen twice or more
+    assert kv.similarity("cat", "dog") > kv.similarity("cat", "bond")
+    again = ppmi_svd_vectors(docs, min_count=2, window=2, dim=6, seed=0)
+    assert np.array_equal(kv.vectors, again.vectors)  # no threads, no epochs: the same vectors for a seed
+
+
+def test_ppmi_svd_windows_stop_at_document_ends():
+    from nlpkit.models.word2vec import ppmi_svd_vectors
+
+    # "x" and "y" only meet across a document boundary: no window may see them together
+    kv = ppmi_svd_vectors([["x", "a"], ["y", "b"], ["x", "a"], ["y", "b"]], min_count=1, window=3, dim=4, seed=0)
+    assert abs(kv.similarity("x", "y")) < 1e-6
+
+
+def test_word2vec_ppmi_svd_trains_saves_and_reloads(tmp_path, single_parts, multi_parts):
+    for parts in (single_parts, multi_parts):
+        model = Word2VecClassifier(vector_size=8, trainer="ppmi-svd").fit(parts["train"])
+        assert model.fit_info()["trainer"] == "ppmi-svd"
+        model.save(tmp_path / parts["train"].task)
+        back = Word2VecClassifier.load(tmp_path / parts["train"].task)
+        np.testing.assert_allclose(back.predict_proba(parts["test"].texts), model.predict_proba(parts["test"].texts),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_word2vec_ppmi_svd_without_any_shared_window_is_a_clear_error():
+    ds = make_dataset(["alpha", "beta", "alpha"], ["a", "b", "a"], task="single")
+    with pytest.raises(DataError, match="no two known words share a window"):
+        Word2VecClassifier(vector_size=8, trainer="ppmi-svd").fit(ds)

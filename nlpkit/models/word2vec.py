@@ -1,7 +1,7 @@
 """Averaged word vectors + logistic regression (the "word2vec" baseline).
 
 Word vectors are trained on the training texts with gensim's word2vec (Mikolov et al. 2013), or
-read from a file (``vectors=``: word2vec text or binary format, or GloVe-style text without a
+factorised from their PPMI matrix (``trainer="ppmi-svd"``, :func:`ppmi_svd_vectors`), or read from a file (``vectors=``: word2vec text or binary format, or GloVe-style text without a
 header). A document is the mean of its word vectors, by default weighted by TF-IDF (each
 occurrence weighs the word's idf), so that frequent function words do not dominate the average.
 Features are standardised, then one logistic regression per label (multi-label) or a
@@ -108,6 +108,57 @@ def load_vectors(path: Path, expected_dim: int | None = None):
     return kv
 
 
+def ppmi_svd_vectors(tokens: list[list[str]], *, min_count: int, window: int, dim: int, seed: int):
+    """Word vectors from a truncated SVD of the positive PMI matrix of the training texts.
+
+    Skip-gram with negative sampling implicitly factorises a shifted PMI matrix (Levy & Goldberg
+    2014); factorising it explicitly, with word2vec's own tricks carried over — a context weighted
+    by (window - distance + 1) / window as word2vec's shrinking window does in expectation, context
+    counts smoothed to the power 0.75, W = U·sqrt(S) — comes close to it (Levy, Goldberg & Dagan
+    2015). One pass over the corpus and one randomized SVD (Halko et al. 2011): no epochs, no
+    threads to race, the same vectors for a seed. Returns gensim ``KeyedVectors``.
+    """
+    import scipy.sparse as sp
+    from gensim.models import KeyedVectors
+    from sklearn.utils.extmath import randomized_svd
+
+    counts: dict[str, int] = {}
+    for doc in tokens:
+        for w in doc:
+            counts[w] = counts.get(w, 0) + 1
+    vocab = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    index = {w: i for i, w in enumerate(vocab)}
+    n = len(vocab)
+    # the corpus as one id array, rare words dropped (as word2vec drops them before windowing); a
+    # document's id separates documents so that no window crosses a boundary
+    ids = [np.fromiter((index[w] for w in doc if w in index), dtype=np.int64) for doc in tokens]
+    seq = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+    doc = np.repeat(np.arange(len(ids)), [len(a) for a in ids])
+    cooc = sp.csr_matrix((n, n), dtype=np.float64)
+    for d in range(1, window + 1):
+        same = doc[:-d] == doc[d:]
+        a, b = seq[:-d][same], seq[d:][same]
+        weight = np.full(len(a), (window - d + 1) / window)
+        part = sp.csr_matrix((weight, (a, b)), shape=(n, n))
+        cooc = cooc + part + part.T
+    cooc = cooc.tocoo()
+    if cooc.nnz == 0:
+        raise DataError("word2vec: no two known words share a window in the training texts; "
+                        "use --set word2vec.trainer=word2vec or more text.")
+    word_total = np.asarray(cooc.sum(axis=1)).ravel()
+    context = np.asarray(cooc.sum(axis=0)).ravel() ** 0.75
+    pmi = np.log(cooc.data * context.sum() / (word_total[cooc.row] * context[cooc.col]))
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (cooc.row[keep], cooc.col[keep])), shape=(n, n))
+    k = min(dim, n)
+    u, s, _ = randomized_svd(ppmi, k, n_iter=5, random_state=seed)
+    vectors = np.zeros((n, dim), dtype=np.float32)
+    vectors[:, :k] = u * np.sqrt(s)
+    kv = KeyedVectors(dim)
+    kv.add_vectors(vocab, vectors)
+    return kv
+
+
 class Word2VecClassifier(Classifier):
     """Mean (or TF-IDF-weighted mean) word vectors, standardised, + logistic regression.
 
@@ -115,6 +166,9 @@ class Word2VecClassifier(Classifier):
     -------------------------
     vectors : str or None
         Pre-trained vectors file; None = train word2vec on the training texts.
+    trainer : "word2vec" or "ppmi-svd"
+        gensim's word2vec, or :func:`ppmi_svd_vectors` (faster; window, min_count and vector_size
+        apply, the other word2vec options do not).
     vector_size, window, min_count, sg, epochs
         word2vec training options (``epochs=None``: scaled so that about ``target_tokens`` tokens
         are seen, between ``min_epochs`` and ``max_epochs``).
@@ -140,6 +194,8 @@ class Word2VecClassifier(Classifier):
         # small corpora baselines train on (docs/benchmarks.md, "Evidence behind the defaults")
         "sg": 1,
         "epochs": None,
+        # "ppmi-svd": vectors from an SVD of the PPMI matrix (ppmi_svd_vectors), deterministic and fast
+        "trainer": "word2vec",
         "target_tokens": 5_000_000,
         "min_epochs": 5,
         "max_epochs": 30,
@@ -160,6 +216,7 @@ class Word2VecClassifier(Classifier):
         "min_count": integer(1),
         "sg": one_of(0, 1),  # CBOW or skip-gram
         "epochs": integer(1, also=(None,)),
+        "trainer": one_of("word2vec", "ppmi-svd"),
         "target_tokens": integer(1),
         "min_epochs": integer(1),
         "max_epochs": integer(1),
@@ -203,6 +260,10 @@ class Word2VecClassifier(Classifier):
             for w in doc:
                 counts[w] = counts.get(w, 0) + 1
         min_count = int(p["min_count"]) if max(counts.values()) >= int(p["min_count"]) else 1
+        if p["trainer"] == "ppmi-svd":
+            kv = ppmi_svd_vectors(tokens, min_count=min_count, window=int(p["window"]), dim=int(p["vector_size"]),
+                                  seed=int(p["seed"]))
+            return kv, {"trainer": "ppmi-svd", "min_count": min_count, "corpus_tokens": n_tokens}
         # gensim reads the corpus in order, with a learning rate that falls to 0 over the run: on data
         # stored class after class the last class's words would be learnt at the lowest rates
         # (docs/benchmarks.md, "Evidence behind the defaults")
@@ -210,7 +271,7 @@ class Word2VecClassifier(Classifier):
         w2v = Word2Vec(sentences=[tokens[i] for i in order], vector_size=int(p["vector_size"]), window=int(p["window"]),
                        min_count=min_count, sg=int(p["sg"]), epochs=epochs, workers=int(p["workers"]),
                        seed=int(p["seed"]), hashfxn=stable_hash)
-        return w2v.wv, {"epochs": epochs, "min_count": min_count, "corpus_tokens": n_tokens}
+        return w2v.wv, {"trainer": "word2vec", "epochs": epochs, "min_count": min_count, "corpus_tokens": n_tokens}
 
     def _doc_vectors(self, tokens: list[list[str]]) -> np.ndarray:
         kv = self.vectors_
