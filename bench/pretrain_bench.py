@@ -11,6 +11,14 @@ same held-out blocks and masks.
     python bench/pretrain_bench.py --size mini --max-length 128 --steps 60 --repeats 3 --threads 2
     python bench/pretrain_bench.py --peak-flops 989e12      # on a GPU: also MFU
 
+MFU = model FLOPs per token × tokens/s ÷ the device's peak. Model FLOPs per token of a BERT MLM
+training step (forward + backward = 3 × forward; PaLM's appendix B count, Chowdhery et al. 2022):
+6 · L · (4H² + 2HI) for the encoder's matrix products, 12 · L · H · S for attention's scores and
+weighted sums, and 6 · p · (H² + V·H) for the LM head on the masked share p of the tokens — the head
+work the task needs, which is what nlpkit computes (a Trainer computing the head on every position
+does more work than this, none of it counted). Embedding lookups, norms and biases are not counted.
+``--peak-flops``: the datasheet's dense bf16 peak (H100 SXM and H200: 989e12).
+
 Data: ../shared/data/reuters21578 train texts when present, else data/reuters_sample.jsonl.
 """
 
@@ -53,6 +61,13 @@ def peak_memory_mb(device) -> float:
 
 # --- workers (one side per subprocess) ----------------------------------------------------------
 
+def model_flops_per_token(cfg, vocab_size: int) -> float:
+    """Training FLOPs per token of the BERT MLM in ``cfg`` (see the module docstring)."""
+    h, i, layers, seq = cfg.hidden, cfg.intermediate or 4 * cfg.hidden, cfg.layers, cfg.max_length
+    return (6 * layers * (4 * h * h + 2 * h * i) + 12 * layers * h * seq
+            + 6 * cfg.mlm_prob * (h * h + vocab_size * h))
+
+
 def _prepare(args):
     """Config, tokenizer (from the nlpkit run folder, so both sides share it) and data blocks."""
     import torch
@@ -65,7 +80,7 @@ def _prepare(args):
     cfg = PretrainConfig(corpus=args.corpus, out=str(Path(args.workdir) / "nlpkit"), size=args.size,
                          vocab_size=args.vocab_size, max_length=args.max_length, batch_size=args.batch_size,
                          steps=args.steps, eval_every=10**9, save_every=10**9, threads=args.threads, seed=args.seed,
-                         lr=args.lr, log_every=1, precision=args.precision,
+                         lr=args.lr, log_every=1, precision=args.precision, compile=args.compile,
                          tokenizer=str(Path(args.workdir) / "tokenizer")).validate()
     tok = load_tokenizer(Path(args.workdir) / "tokenizer")
     corpus = read_corpus(cfg.corpus, heldout_docs=cfg.heldout_docs, seed=cfg.seed)
@@ -91,7 +106,7 @@ def worker_nlpkit(args) -> dict:
     return {"side": f"nlpkit-{res.report['throughput']['precision']}", "tokens_per_s": tokens / (t_end - t_skip), "final_heldout_loss": loss,
             "train_curve": [(r["step"], r["tokens"], r["loss"]) for r in train],
             "params": res.report["throughput"]["params"], "peak_mem_mb": peak_memory_mb(device),
-            "device": str(device)}
+            "flops_per_token": model_flops_per_token(cfg, len(tok)), "device": str(device)}
 
 
 def worker_trainer(args) -> dict:
@@ -119,6 +134,8 @@ def worker_trainer(args) -> dict:
 
     class Clock(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()  # the step's kernels have run before its clock stops
             times[state.global_step] = time.perf_counter()
 
     targs = TrainingArguments(
@@ -131,6 +148,7 @@ def worker_trainer(args) -> dict:
         # nlpkit's --precision auto would use it (the same rule, autocast_for)
         bf16=torch.cuda.is_available() or (args.worker == "trainer-bf16" and
                                            autocast_for("auto", torch.device("cpu"))[1] == "bf16"),
+        torch_compile=args.compile,
     )
     collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=cfg.mlm_prob)
     trainer = Trainer(model=model, args=targs, train_dataset=dataset, data_collator=collator, callbacks=[Clock()])
@@ -146,7 +164,8 @@ def worker_trainer(args) -> dict:
     return {"side": args.worker, "precision": "bf16" if targs.bf16 else "fp32",
             "tokens_per_s": tokens / (times[cfg.steps] - times[args.skip]),
             "final_heldout_loss": loss, "train_curve": curve, "params": sum(p.numel() for p in model.parameters()),
-            "peak_mem_mb": peak_memory_mb(device), "device": str(device)}
+            "peak_mem_mb": peak_memory_mb(device), "flops_per_token": model_flops_per_token(cfg, len(tok)),
+            "device": str(device)}
 
 
 # --- driver -------------------------------------------------------------------------------------
@@ -169,6 +188,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s for MFU (e.g. 989e12 bf16 H100/H200)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile on both sides (nlpkit --compile, "
+                    "Trainer torch_compile=True)")
     ap.add_argument("--json", default=None, help="write all results here")
     ap.add_argument("--worker", choices=["nlpkit", "nlpkit-fp32", "trainer", "trainer-bf16"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -202,6 +223,7 @@ def main() -> None:
                    "--size", args.size, "--vocab-size", str(args.vocab_size), "--max-length", str(args.max_length),
                    "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--steps", str(args.steps),
                    "--skip", str(args.skip), "--threads", str(args.threads), "--seed", str(args.seed)]
+            cmd += ["--compile"] if args.compile else []
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
@@ -224,7 +246,7 @@ def main() -> None:
                "speedup_per_repeat": ratios, "params": results[sides[0]][0]["params"], "results": results}
     if args.peak_flops:
         for s in med:
-            med[s]["mfu"] = 6 * results[s][0]["params"] * med[s]["tokens_per_s"] / args.peak_flops
+            med[s]["mfu"] = results[s][0]["flops_per_token"] * med[s]["tokens_per_s"] / args.peak_flops
     print(json.dumps({k: summary[k] for k in ("median", "speedup_median", "speedup_per_repeat")}, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
