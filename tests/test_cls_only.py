@@ -10,31 +10,43 @@ transformers = pytest.importorskip("transformers")
 from nlpkit.hf.cls_only import cls_only_supported, use_cls_only_last_layer  # noqa: E402
 
 
-def _bert(attn="sdpa", layers=3, seed=0):
-    cfg = transformers.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=64, num_labels=5)
+FAMILIES = {  # classifier class -> its config class and options
+    "BertForSequenceClassification": ("BertConfig", {}),
+    "RobertaForSequenceClassification": ("RobertaConfig", {"pad_token_id": 1}),
+    "XLMRobertaForSequenceClassification": ("XLMRobertaConfig", {"pad_token_id": 1}),
+    "CamembertForSequenceClassification": ("CamembertConfig", {"pad_token_id": 1}),
+    "ElectraForSequenceClassification": ("ElectraConfig", {"embedding_size": 16}),  # with its projection
+}
+
+
+def _bert(attn="sdpa", layers=3, seed=0, family="BertForSequenceClassification"):
+    config_class, options = FAMILIES[family]
+    cfg = getattr(transformers, config_class)(vocab_size=120, hidden_size=32, num_hidden_layers=layers,
+                                              num_attention_heads=4, intermediate_size=64,
+                                              max_position_embeddings=64, num_labels=5, **options)
     cfg._attn_implementation = attn
     torch.manual_seed(seed)
-    return transformers.BertForSequenceClassification(cfg)
+    return getattr(transformers, family)(cfg)
 
 
-def _batch(padded=True):
+def _batch(padded=True, pad_id=0):
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(5, 120, (4, 17), generator=g)
     mask = torch.ones_like(ids)
     if padded:
         for i, n in enumerate((0, 3, 9, 15)):  # one full row, three padded ones
             mask[i, 17 - n:] = 0
-            ids[i, 17 - n:] = 0
+            ids[i, 17 - n:] = pad_id
     return ids, mask
 
 
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("padded", [True, False])
-def test_same_logits_and_gradients_as_the_models_own_forward(padded):
-    own = _bert()
+def test_same_logits_and_gradients_as_the_models_own_forward(padded, family):
+    own = _bert(family=family)
     fast = copy.deepcopy(own)
     assert use_cls_only_last_layer(fast)
-    ids, mask = _batch(padded)
+    ids, mask = _batch(padded, pad_id=own.config.pad_token_id or 0)
     own.eval(), fast.eval()  # dropout off: the two must then be the same function
     a = own(input_ids=ids, attention_mask=mask).logits
     b = fast(input_ids=ids, attention_mask=mask).logits
@@ -48,12 +60,13 @@ def test_same_logits_and_gradients_as_the_models_own_forward(padded):
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_padding_changes_nothing_for_a_document():
+@pytest.mark.parametrize("family", ["BertForSequenceClassification", "RobertaForSequenceClassification"])
+def test_padding_changes_nothing_for_a_document(family):
     """A document's logits do not depend on how much padding its batch gives it."""
-    model = _bert()
+    model = _bert(family=family)
     use_cls_only_last_layer(model)
     model.eval()
-    ids, mask = _batch(padded=True)
+    ids, mask = _batch(padded=True, pad_id=model.config.pad_token_id or 0)
     whole = model(input_ids=ids, attention_mask=mask).logits
     alone = model(input_ids=ids[3:, :2], attention_mask=mask[3:, :2]).logits  # row 3 has 2 real tokens
     torch.testing.assert_close(alone[0], whole[3], rtol=1e-5, atol=1e-6)
@@ -93,6 +106,11 @@ def test_unsupported_models_keep_their_forward():
     distil = transformers.DistilBertForSequenceClassification(cfg)
     assert not use_cls_only_last_layer(distil)
     assert "forward" not in vars(distil)
+
+    class Custom(transformers.BertForSequenceClassification):  # a subclass may change the forward
+        pass
+
+    assert not use_cls_only_last_layer(Custom(_bert().config))
 
 
 def test_a_switched_model_still_saves_and_reloads(tmp_path):

@@ -7,9 +7,9 @@ attends to) but runs its query, attention and feed-forward on [CLS] alone — th
 FLOPs (MosaicBERT's ``subset_mask`` for the final layer, Portes et al. 2023); the time it saves is
 in docs/benchmarks.md.
 
-Only models this module can prove it computes exactly are switched: Hugging Face's own
-``BertForSequenceClassification`` with SDPA attention, as an encoder; anything else keeps its own
-forward.
+Only models whose layers this module knows are switched — transformers 5's sequence classifiers of
+the BERT layout (BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA) with SDPA attention, as encoders —
+and the tests prove each the same function as its own forward; anything else keeps its own forward.
 """
 
 from __future__ import annotations
@@ -18,15 +18,27 @@ import types
 
 CLS_ONLY = "cls-only last layer"  # what fit_info reports when the switch is on
 
+# classifier class -> the attribute holding its encoder; each head reads position 0 only (BERT's
+# pooler; the others' ClassificationHead takes features[:, 0])
+ENCODERS = {"BertForSequenceClassification": "bert", "RobertaForSequenceClassification": "roberta",
+            "XLMRobertaForSequenceClassification": "roberta", "CamembertForSequenceClassification": "roberta",
+            "ElectraForSequenceClassification": "electra"}
+
 
 def cls_only_supported(model) -> bool:
-    """True when ``model`` is a plain BERT classifier whose output depends on [CLS] alone."""
-    from transformers import BertForSequenceClassification
+    """True when ``model`` is a classifier of a known BERT-layout family whose output depends on
+    [CLS] alone, from transformers 5 (whose layers take a mask and return a tensor)."""
+    import transformers
 
-    cfg = model.config
-    return (type(model) is BertForSequenceClassification and getattr(cfg, "_attn_implementation", None) == "sdpa"
-            and not cfg.is_decoder and not cfg.add_cross_attention and model.bert.pooler is not None
-            and len(model.bert.encoder.layer) > 0)
+    name = type(model).__name__
+    if name not in ENCODERS or type(model) is not getattr(transformers, name, None):
+        return False  # a subclass may change the forward
+    if int(transformers.__version__.split(".")[0]) < 5:
+        return False
+    cfg, encoder = model.config, getattr(model, ENCODERS[name])
+    return (getattr(cfg, "_attn_implementation", None) == "sdpa" and not cfg.is_decoder
+            and not getattr(cfg, "add_cross_attention", False) and len(encoder.encoder.layer) > 0
+            and (name != "BertForSequenceClassification" or encoder.pooler is not None))
 
 
 def use_cls_only_last_layer(model) -> bool:
@@ -45,23 +57,28 @@ def _forward(self, input_ids=None, attention_mask=None, **kwargs):
 
     if input_ids is None or any(v is not None for v in kwargs.values()):
         return type(self).forward(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    bert = self.bert
-    hidden = bert.embeddings(input_ids=input_ids)
+    encoder = getattr(self, ENCODERS[type(self).__name__])
+    hidden = encoder.embeddings(input_ids=input_ids)
+    if hasattr(encoder, "embeddings_project"):  # ELECTRA with embeddings narrower than its layers
+        hidden = encoder.embeddings_project(hidden)
     # one (batch, 1, 1, length) boolean mask broadcasts over heads and queries; None lets SDPA pick
     # its unmasked kernels when nothing is padded, as transformers' own mask builder does
     mask = None
     if attention_mask is not None and not bool(attention_mask.all()):
         mask = attention_mask[:, None, None, :].bool()
-    layers = bert.encoder.layer
+    layers = encoder.encoder.layer
     for layer in layers[:-1]:
         hidden = layer(hidden, mask)
     hidden = _cls_layer(layers[-1], hidden, mask)
-    logits = self.classifier(self.dropout(bert.pooler(hidden)))
+    if type(self).__name__ == "BertForSequenceClassification":
+        logits = self.classifier(self.dropout(encoder.pooler(hidden)))
+    else:
+        logits = self.classifier(hidden)
     return SequenceClassifierOutput(logits=logits)
 
 
 def _cls_layer(layer, hidden, mask):
-    """``layer`` (a ``BertLayer``) applied to ``hidden`` with position 0's output only: (batch, 1, width)."""
+    """``layer`` (a BERT-layout layer) applied to ``hidden`` with position 0's output only: (batch, 1, width)."""
     import torch.nn.functional as F
 
     attn = layer.attention.self
