@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,8 @@ def run_dataset(name: str, split, args) -> list[dict]:
     from nlpkit.report import build_report
 
     runs_root = args.work / "finetune-quality" / f"runs-{split.path.name}"
+    if runs_root.exists():  # the report compares this invocation's runs only
+        shutil.rmtree(runs_root)
     for model in BASELINES:
         suite.bb.run_nlpkit(split, model, runs_root, args.seed, [])
     options = {"max_length": args.max_length, **parse_settings(args.set)}
