@@ -1,12 +1,12 @@
 """Averaged word vectors + logistic regression (the "word2vec" baseline).
 
 Word vectors are trained on the training texts with gensim's word2vec (Mikolov et al. 2013), or
-factorised from their PPMI matrix (``trainer="ppmi-svd"``, :func:`ppmi_svd_vectors`), or read from
-a file (``vectors=``: word2vec text or binary format, or GloVe-style text without a header). A document is the mean of its word vectors, by default weighted by TF-IDF (each
-occurrence weighs the word's idf), so that frequent function words do not dominate the average.
-Features are standardised, then one logistic regression per label (multi-label) or a
-multinomial one (single-label) is fitted. A document without any known word gets the zero
-vector, i.e. the scores of the intercepts.
+factorised from their PPMI matrix (``trainer="ppmi-svd"``, :func:`ppmi_svd_vectors`), or read from a
+file (``vectors=``: word2vec text or binary format, or GloVe-style text without a header). A
+document is the mean of its word vectors, by default weighted by TF-IDF (each occurrence weighs the
+word's idf), so that frequent function words do not dominate the average. Features are standardised,
+then one logistic regression per label (multi-label) or a multinomial one (single-label) is fitted.
+A document without any known word gets the zero vector, i.e. the scores of the intercepts.
 
 Determinism: gensim is reproducible only with one worker thread (``workers=1``, the default);
 its per-word initial vectors are seeded through a hash function, which is Python's salted
