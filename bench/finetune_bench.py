@@ -58,10 +58,15 @@ def minilm_dir() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+def reuters_dir() -> Path:
+    """Reuters' folder: ``--data`` (passed to the sides' subprocesses in the environment), else ../shared."""
+    return Path(os.environ.get("NLPKIT_BENCH_REUTERS", REUTERS))
+
+
 def read_reuters(part: str):
     from nlpkit.data import read_dataset
 
-    return read_dataset(Path(os.environ.get("NLPKIT_BENCH_REUTERS", REUTERS)) / f"{part}.jsonl")
+    return read_dataset(reuters_dir() / f"{part}.jsonl")
 
 
 def reuters_parts(valid_fraction: float, seed: int, n_train: int | None = None):
@@ -251,16 +256,16 @@ def compare(args) -> dict:
                          "median_valid_micro_f1": statistics.median(x["valid_micro_f1"] for x in recs),
                          "precision": recs[0].get("precision")}
     mine = [x for x in rounds if x["side"] == "nlpkit"]
-    for peer, tag in (("trainer", ""), ("trainer-careful", "_careful")):
-        if peer not in sides or "nlpkit" not in sides:
-            continue
+    peers = [p for p in ("trainer", "trainer-careful") if p in sides and mine]
+    for peer in peers:
+        tag = "_careful" if peer == "trainer-careful" else ""
         pairs = list(zip(mine, [x for x in rounds if x["side"] == peer]))
         # paired per round (same load), then the median: wall-clock and CPU-time ratios
         summary[f"throughput_ratio_wall{tag}"] = statistics.median(a["samples_per_s"] / b["samples_per_s"] for a, b in pairs)
         summary[f"throughput_ratio_cpu{tag}"] = statistics.median(a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs)
         summary[f"per_round_ratio_wall{tag}"] = [a["samples_per_s"] / b["samples_per_s"] for a, b in pairs]
         summary[f"per_round_ratio_cpu{tag}"] = [a["samples_per_cpu_s"] / b["samples_per_cpu_s"] for a, b in pairs]
-    for peer in (p for p in ("trainer", "trainer-careful") if p in sides and "nlpkit" in sides):
+    for peer in peers:
         print(f"nlpkit / {peer}: samples/s ratio per round (wall) "
               + ", ".join(f"{v:.2f}" for v in summary[f"per_round_ratio_wall{'_careful' if 'careful' in peer else ''}"])
               + f"; valid micro-F1 {summary['nlpkit']['median_valid_micro_f1']:.4f} vs "
@@ -330,7 +335,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.data is not None:
         os.environ["NLPKIT_BENCH_REUTERS"] = str(args.data.resolve())  # the sides' subprocesses read it too
-    data = Path(os.environ.get("NLPKIT_BENCH_REUTERS", REUTERS))
+    data = reuters_dir()
     if not data.is_dir():
         print(json.dumps({"skipped": f"{data} not found"}))
         return 0

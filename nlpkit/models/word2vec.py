@@ -108,7 +108,17 @@ def load_vectors(path: Path, expected_dim: int | None = None):
     return kv
 
 
-def ppmi_svd_vectors(tokens: list[list[str]], *, min_count: int, window: int, dim: int, seed: int):
+def word_counts(tokens: list[list[str]]) -> dict[str, int]:
+    """How often each word occurs in the tokenised texts."""
+    counts: dict[str, int] = {}
+    for doc in tokens:
+        for w in doc:
+            counts[w] = counts.get(w, 0) + 1
+    return counts
+
+
+def ppmi_svd_vectors(tokens: list[list[str]], *, min_count: int, window: int, dim: int, seed: int,
+                     counts: dict[str, int] | None = None):
     """Word vectors from a truncated SVD of the positive PMI matrix of the training texts.
 
     Skip-gram with negative sampling implicitly factorises a shifted PMI matrix (Levy & Goldberg
@@ -116,16 +126,14 @@ def ppmi_svd_vectors(tokens: list[list[str]], *, min_count: int, window: int, di
     by (window - distance + 1) / window as word2vec's shrinking window does in expectation, context
     counts smoothed to the power 0.75, W = U·sqrt(S) — comes close to it (Levy, Goldberg & Dagan
     2015). One pass over the corpus and one randomized SVD (Halko et al. 2011): no epochs, no
-    threads to race, the same vectors for a seed. Returns gensim ``KeyedVectors``.
+    threads to race, the same vectors for a seed. Returns gensim ``KeyedVectors``. ``counts``: the
+    texts' :func:`word_counts`, when the caller has them.
     """
     import scipy.sparse as sp
     from gensim.models import KeyedVectors
     from sklearn.utils.extmath import randomized_svd
 
-    counts: dict[str, int] = {}
-    for doc in tokens:
-        for w in doc:
-            counts[w] = counts.get(w, 0) + 1
+    counts = word_counts(tokens) if counts is None else counts
     vocab = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
     index = {w: i for i, w in enumerate(vocab)}
     n = len(vocab)
@@ -255,14 +263,11 @@ class Word2VecClassifier(Classifier):
         epochs = int(p["epochs"]) if p["epochs"] is not None else int(
             min(int(p["max_epochs"]), max(int(p["min_epochs"]), round(int(p["target_tokens"]) / n_tokens))))
         # a word must occur min_count times, unless the corpus is so small that nothing would remain
-        counts: dict[str, int] = {}
-        for doc in tokens:
-            for w in doc:
-                counts[w] = counts.get(w, 0) + 1
+        counts = word_counts(tokens)
         min_count = int(p["min_count"]) if max(counts.values()) >= int(p["min_count"]) else 1
         if p["trainer"] == "ppmi-svd":
             kv = ppmi_svd_vectors(tokens, min_count=min_count, window=int(p["window"]), dim=int(p["vector_size"]),
-                                  seed=int(p["seed"]))
+                                  seed=int(p["seed"]), counts=counts)
             return kv, {"trainer": "ppmi-svd", "min_count": min_count, "corpus_tokens": n_tokens}
         # gensim reads the corpus in order, with a learning rate that falls to 0 over the run: on data
         # stored class after class the last class's words would be learnt at the lowest rates
