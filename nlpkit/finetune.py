@@ -170,40 +170,70 @@ def base_model_info(model_dir: str | os.PathLike) -> dict:
     return info
 
 
-# `--tune`: peak learning rates of the body x of the new head, tried after the options as given.
-# The candidates and why: docs/benchmarks.md, "Fine-tuning defaults".
+# `--tune`: the body's peak learning rate x the new head's x the batch size, tried after the options
+# as given. BERT's own fine-tuning grid has batch sizes 16 and 32 (Devlin et al. 2019, appendix A.3);
+# the candidates and the search's evidence: docs/benchmarks.md, "nlpkit finetune --tune".
 TUNE_LRS = (5e-5, 1e-4, 2e-4)
 TUNE_HEAD_LRS = (None, 3e-3)  # None: the head at the body's rate
+TUNE_BATCH_SIZES = (16, 32)
+TUNED_KEYS = ("lr", "head_lr", "batch_size")
+# Under a budget the first trials matter most: a change of one setting comes in this order, the
+# defaults study's (batch 32 was the one change above the defaults on most sets; docs/benchmarks.md).
+TUNE_ORDER = ("batch_size", "lr", "head_lr")
 TRIAL_ROLE, TUNED_ROLE = "tune-trial", "tuned"
-# A trial's training gets this share of the budget left per trial left: its last evaluation, test
-# scoring and saving come on top of --time-budget.
+# A trial's training gets this share of the budget left: its last evaluation, test scoring and saving
+# come on top of --time-budget.
 TRIAL_SHARE = 0.8
 MIN_TRIAL_SECONDS = 30.0  # a trial with less training time than this is not started
-# Under --tune-budget, this share of the budget screens every pair on short runs and the rest trains
-# the best pair again for longer: successive halving with two rungs, half the budget each, as
-# Hyperband's brackets spend it (Jamieson & Talwalkar 2016; Li et al. 2018).
-SCREEN_SHARE = 0.5
+# Under --tune-budget, the options as given (the reference) may train for up to this share of it.
+REFERENCE_SHARE = 0.5
+# Every other trial is pruned at an evaluation where its best valid so far is below the running mean
+# of the reference's valid metric at the same epoch: Vizier's median stopping rule with the reference
+# as the completed trial (Golovin et al. 2017, section 3.2.1), not before this share of the planned
+# epochs (a grace period, as Optuna's MedianPruner's n_warmup_steps: early curves cross).
+PRUNE_GRACE = 1 / 3
 
 
 def tuned_options(run) -> dict:
     """The settings a ``--tune`` search chose, from its kept run: what another seed trains with."""
     config = run.info.get("config") or {}
-    return {key: config.get(key) for key in ("lr", "head_lr", "time_budget")}
+    return {key: config.get(key) for key in (*TUNED_KEYS, "time_budget")}
 
 
 def tune_candidates(options: dict) -> list[dict]:
-    """The trials of ``--tune``: first the options as given, then every other (lr, head_lr) pair."""
+    """The trials of ``--tune``: first the options as given, then every other (lr, head_lr, batch_size)
+    of the grid: those that change fewer settings of the given first, then by :data:`TUNE_ORDER` of
+    the first setting they change, then in grid order."""
     from nlpkit.models.transformer import TransformerClassifier
 
-    given = {"lr": options.get("lr", TransformerClassifier.param_defaults["lr"]),
-             "head_lr": options.get("head_lr", TransformerClassifier.param_defaults["head_lr"])}
-    trials = [given]
-    for lr in TUNE_LRS:
-        for head_lr in TUNE_HEAD_LRS:
-            pair = {"lr": lr, "head_lr": head_lr}
-            if pair != given:
-                trials.append(pair)
-    return trials
+    given = {key: options.get(key, TransformerClassifier.param_defaults[key]) for key in TUNED_KEYS}
+    grid = [{"lr": lr, "head_lr": head_lr, "batch_size": batch}
+            for lr in TUNE_LRS for head_lr in TUNE_HEAD_LRS for batch in TUNE_BATCH_SIZES]
+    others = [c for c in grid if c != given]
+    changed = lambda c: [k for k in TUNE_ORDER if c[k] != given[k]]  # noqa: E731
+    return [given, *sorted(others, key=lambda c: (len(changed(c)), TUNE_ORDER.index(changed(c)[0])))]
+
+
+def prune_thresholds(history: list[dict], epochs: int) -> list[list[float]]:
+    """``prune_below`` for the other trials, from the reference run's evaluation ``history``: at each of
+    its evaluations from :data:`PRUNE_GRACE` of the ``epochs`` on, the running mean of its valid metric."""
+    out, seen = [], []
+    for h in history:
+        if h.get("valid_metric") is None:
+            continue
+        seen.append(float(h["valid_metric"]))
+        if h["epoch"] >= PRUNE_GRACE * epochs - 1e-9:
+            out.append([float(h["epoch"]), sum(seen) / len(seen)])
+    return out
+
+
+def _pairs_from_main(pairs: list[list[float]], ctx) -> list[list[float]]:
+    """Rank 0's list of pairs on every rank (it alone holds the reference run's record)."""
+    from nlpkit.training.distributed import from_main
+
+    n = int(from_main(float(len(pairs)), ctx))
+    return [[from_main(pairs[i][0] if ctx.is_main else 0.0, ctx), from_main(pairs[i][1] if ctx.is_main else 0.0, ctx)]
+            for i in range(n)]
 
 
 def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *, budget_seconds: float | None = None,
@@ -213,12 +243,13 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
     the role ``tune-trial``; the trial with the best valid metric (the first on a tie, so the options as
     given win ties) is kept: its run gets the role ``tuned`` and the search's record (``run.json`` "tune").
 
-    ``budget_seconds`` bounds the whole search (wall clock). :data:`SCREEN_SHARE` of it screens the
-    pairs: as many trials run, in order, as can each have :data:`MIN_TRIAL_SECONDS` of training (the
-    others are recorded as skipped), each trial's training getting :data:`TRIAL_SHARE` of the screen's
-    time left per trial left (as ``time_budget``, capped by the caller's). Then, if the best screened
-    trial was stopped by its time budget, its pair trains again from the start on the time left (the
-    refit, one more trial); the best valid metric of all trials decides.
+    The options as given train first, as they would without ``--tune`` (under a budget, for at most
+    :data:`REFERENCE_SHARE` of it): the reference. Every other trial then trains, in order, with the
+    same plan and is pruned once its best valid metric falls below the reference's running mean at the
+    same epoch (:func:`prune_thresholds`), so a poor trial costs a few epochs and a good one runs to
+    its end. ``budget_seconds`` bounds the whole search (wall clock): each trial's training gets
+    :data:`TRIAL_SHARE` of the time left (as ``time_budget``, capped by the caller's), and trials are
+    recorded as skipped once that is under :data:`MIN_TRIAL_SECONDS`.
     ``kwargs`` go to :func:`finetune` (``resume`` is refused: a search is restarted, not resumed).
     Returns the kept run (None on non-zero ranks of a distributed launch).
     """
@@ -226,6 +257,7 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
     import time
 
     from nlpkit.errors import ConfigError
+    from nlpkit.models.transformer import TransformerClassifier
     from nlpkit.training.distributed import dist_context, from_main
 
     if kwargs.get("resume"):
@@ -233,65 +265,59 @@ def finetune_tuned(split_dir: str | os.PathLike, model_dir: str | os.PathLike, *
                           "--resume (or resume the interrupted trial without --tune).")
     if budget_seconds is not None and not budget_seconds > 0:
         raise ConfigError(f"--tune-budget must be a positive duration, got {budget_seconds!r}.")
-    say = say or (lambda _msg: None)
-    trials = tune_candidates(kwargs)
-    # the trials that fit the screen, in order (the options as given first), each with its share
-    screen = None if budget_seconds is None else budget_seconds * SCREEN_SHARE
-    n_run = len(trials) if screen is None else min(len(trials), int(screen * TRIAL_SHARE // MIN_TRIAL_SECONDS))
-    if n_run == 0:
+    if budget_seconds is not None and budget_seconds * REFERENCE_SHARE * TRIAL_SHARE < MIN_TRIAL_SECONDS:
         raise ConfigError(f"--tune-budget {budget_seconds:g} s cannot give a trial {MIN_TRIAL_SECONDS:.0f} s of "
-                          f"training; give at least {math.ceil(MIN_TRIAL_SECONDS / TRIAL_SHARE / SCREEN_SHARE)} s.")
+                          f"training; give at least {math.ceil(MIN_TRIAL_SECONDS / TRIAL_SHARE / REFERENCE_SHARE)} s.")
+    if kwargs.get("prune_below") is not None:
+        raise ConfigError("prune_below is set by --tune itself, from the reference run; leave it out.")
+    say = say or (lambda _msg: None)
+    ctx = dist_context()
+    trials = tune_candidates(kwargs)
+    epochs = int(kwargs.get("epochs") or TransformerClassifier.param_defaults["epochs"])
     started = time.perf_counter()
     record: list[dict] = []
     done: list[tuple[dict, Any]] = []  # (its record, its run) for each trial that ran
 
-    def run_trial(pair: dict, label: str, of: str, seconds: float | None, **extra) -> None:
-        options = {**kwargs, **pair}
+    def seconds_left(share: float = 1.0) -> float | None:
+        # rank 0's clock on every rank, so that all ranks run (or skip) the same trials
+        if budget_seconds is None:
+            return None
+        return from_main((budget_seconds * share - (time.perf_counter() - started)) * TRIAL_SHARE, ctx)
+
+    def run_trial(pair: dict, label: str, seconds: float | None, **extra) -> Any:
+        options = {**kwargs, **pair, **extra}
         if seconds is not None:
             options["time_budget"] = max(min(options.get("time_budget") or math.inf, seconds), 1.0)
-        say(f"{label}{of}: lr {pair['lr']:g}, head lr {'= lr' if pair['head_lr'] is None else format(pair['head_lr'], 'g')}"
+        head = "= lr" if pair["head_lr"] is None else format(pair["head_lr"], "g")
+        say(f"{label}/{len(trials)}: lr {pair['lr']:g}, head lr {head}, batch {pair['batch_size']}"
             + (f", training up to {options['time_budget']:.0f} s" if seconds is not None else ""))
         t0 = time.perf_counter()
         run = finetune(split_dir, model_dir, seed=seed, runs_dir=runs_dir, role=TRIAL_ROLE,
                        name=f"{name + ' ' if name else ''}{label}", **options)
         fit = run.info["fit_info"] if run is not None else {}
-        record.append({**pair, **extra, "run": run.name if run is not None else None,
+        record.append({**pair, "run": run.name if run is not None else None,
                        "time_budget": options.get("time_budget"), "valid_metric": fit.get("best_valid_metric"),
-                       "stopped": fit.get("stopped"),
-                       "seconds": round(time.perf_counter() - t0, 1)})
+                       "stopped": fit.get("stopped"), "seconds": round(time.perf_counter() - t0, 1)})
         done.append((record[-1], run))
         if run is not None:
             say(f"  valid {fit.get('best_valid_metric')}, {fit.get('stopped')} ({record[-1]['seconds']:.0f} s)")
+        return run
 
-    def best() -> tuple[dict, Any]:
-        # the best valid metric; on a tie the earlier trial (the options as given come first)
-        return max(done, key=lambda pair: pair[0]["valid_metric"] if pair[0]["valid_metric"] is not None else -math.inf)
-
-    for k, pair in enumerate(trials):
-        if k >= n_run:
-            record.append({**pair, "run": None, "skipped": f"the budget gives {n_run} trials "
-                                                          f"{MIN_TRIAL_SECONDS:.0f} s of training or more"})
+    reference = run_trial(trials[0], "trial 1", seconds_left(REFERENCE_SHARE))
+    floors = prune_thresholds(reference.info["fit_info"].get("history") or [], epochs) if reference is not None else []
+    floors = _pairs_from_main(floors, ctx)
+    for k, pair in enumerate(trials[1:], start=2):
+        left = seconds_left()
+        if left is not None and left < MIN_TRIAL_SECONDS:
+            record.append({**pair, "run": None, "skipped": f"under {MIN_TRIAL_SECONDS:.0f} s of the budget left"})
             continue
-        share = None if screen is None else \
-            max(screen - (time.perf_counter() - started), 0.0) / (n_run - k) * TRIAL_SHARE
-        run_trial(pair, f"trial {k + 1}", f"/{len(trials)}", share)
-    # the refit: decided by rank 0, which alone holds the runs' records, and taken by every rank
-    ctx = dist_context()
-    refit, left = -1, 0.0
-    if ctx.is_main and budget_seconds is not None:
-        screened, _ = best()
-        if (screened["stopped"] or "").startswith("time budget"):
-            refit, left = record.index(screened), (budget_seconds - (time.perf_counter() - started)) * TRIAL_SHARE
-    refit, left = int(from_main(refit, ctx)), from_main(left, ctx)
-    # (no refit when the caller's own --time-budget would cap it to the screened trial's training time)
-    if refit >= 0 and left >= MIN_TRIAL_SECONDS and min(kwargs.get("time_budget") or math.inf, left) > \
-            record[refit]["time_budget"]:
-        pair = {"lr": record[refit]["lr"], "head_lr": record[refit]["head_lr"]}
-        run_trial(pair, f"refit of trial {refit + 1}", " (longer)", left, refit_of=refit)
+        run_trial(pair, f"trial {k}", left, prune_below=floors or None)
     if done[0][1] is None:  # a non-zero rank of a distributed launch: rank 0 records
         return None
-    best_record, best_run = best()
+    best_record, best_run = max(  # the best valid metric; on a tie the earlier trial (the reference first)
+        done, key=lambda pair: pair[0]["valid_metric"] if pair[0]["valid_metric"] is not None else -math.inf)
     summary = {"trials": record, "chosen": record.index(best_record), "budget_seconds": budget_seconds,
-               "seconds": round(time.perf_counter() - started, 1), "decided_on": "best valid metric of each trial"}
+               "seconds": round(time.perf_counter() - started, 1), "decided_on": "best valid metric of each trial",
+               "pruned_below": floors}
     best_run.update_info(role=TUNED_ROLE, tune=summary)
     return best_run

@@ -43,8 +43,8 @@ def finetune_cmd(
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder. Default: $NLPKIT_RUNS_DIR or ./runs.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for this run, stored in run.json.")] = None,
     fold: Annotated[Optional[int], typer.Option("--fold", help="k-fold split: the fold to run on (0..K-1).")] = None,
-    tune: Annotated[bool, typer.Option("--tune", help="Search the learning rates: the options as given, then each of --lr 5e-5, 1e-4, 2e-4 with the head at the same rate or at 3e-3; each trial is recorded (role tune-trial, left out of reports) and the best on valid is kept (role tuned).")] = False,
-    tune_budget: Annotated[Optional[str], typer.Option("--tune-budget", help="With --tune: wall-clock budget of the whole search, e.g. 30m or 2h: half of it tries every pair on short runs (a trial with under 30 s of training is skipped), the rest trains the best pair again, longer. Default: every trial runs to its end.")] = None,
+    tune: Annotated[bool, typer.Option("--tune", help="Search the learning rates and batch size: the options as given first (the reference), then --lr 5e-5, 1e-4, 2e-4 x the head at the same rate or at 3e-3 x --batch-size 16, 32, each trial pruned once its best valid falls below the reference's running mean at the same epoch (from a third of the epochs on); each trial is recorded (role tune-trial, left out of reports) and the best on valid is kept (role tuned).")] = False,
+    tune_budget: Annotated[Optional[str], typer.Option("--tune-budget", help="With --tune: wall-clock budget of the whole search, e.g. 30m or 2h: the reference trains for at most half of it, each other trial on what is left (trials that would get under 30 s of training are skipped). Default: every trial runs to its end or its pruning.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted fine-tuning: the same command plus --resume goes on from its last saved training state (kept at every evaluation and every 10 minutes) and gives the result of an uninterrupted run.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
@@ -215,18 +215,17 @@ def _print_seeds(runs: list, as_json: bool) -> None:
 
 
 def _tune_line(tune: dict) -> str:
-    """'trial 3 of 7 (lr 1e-4, head lr 3e-3), search 412 s of a 1800 s budget'."""
-    def lrs(t: dict) -> str:
+    """'trial 3 of 12 (lr 1e-4, head lr 3e-3, batch 32), search 412 s of a 1800 s budget, 5 pruned'."""
+    def settings(t: dict) -> str:
         head = "= lr" if t.get("head_lr") is None else format(t["head_lr"], "g")
-        return f"lr {t['lr']:g}, head lr {head}"
+        return f"lr {t['lr']:g}, head lr {head}" + (f", batch {t['batch_size']}" if t.get("batch_size") else "")
 
     chosen, trials = tune["chosen"], tune["trials"]
     budget = f" of a {tune['budget_seconds']:g} s budget" if tune.get("budget_seconds") else ""
     skipped = sum(1 for t in trials if t.get("skipped"))
-    refit = trials[chosen].get("refit_of")
-    which = f"trial {chosen + 1}" if refit is None else f"trial {chosen + 1} (trial {refit + 1} trained longer)"
-    return (f"{which} of {len(trials)} ({lrs(trials[chosen])}), search {tune['seconds']:.0f} s{budget}"
-            + (f", {skipped} skipped for the budget" if skipped else ""))
+    pruned = sum(1 for t in trials if (t.get("stopped") or "").startswith("pruned"))
+    return (f"trial {chosen + 1} of {len(trials)} ({settings(trials[chosen])}), search {tune['seconds']:.0f} s{budget}"
+            + (f", {pruned} pruned" if pruned else "") + (f", {skipped} skipped for the budget" if skipped else ""))
 
 
 def register(app: typer.Typer) -> None:

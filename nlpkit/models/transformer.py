@@ -96,6 +96,9 @@ class TransformerClassifier(Classifier):
         "patience": 2,            # evaluations without improvement before stopping; 0 = never stop early
         "evals_per_epoch": 1,
         "time_budget": None,      # seconds of training after which the loop stops (then evaluates)
+        # [[epoch, valid], ...]: stop once the best valid so far is below the valid given for the
+        # latest such epoch reached (a --tune trial pruned against the reference run's curve)
+        "prune_below": None,
         "predict_batch_size": 32,
         # docs timed after fit for speed figures in fit_info (library use); 0 = none: a recorded run
         # times its test part instead (nlpkit.experiment), so the CLI does not time twice
@@ -431,6 +434,7 @@ class LoopConfig:
     patience: int | None     # evaluations without improvement before stopping; 0/None: never
     time_budget: float | None  # seconds of training steps, then one last evaluation and stop
     label_smoothing: float = 0.0
+    prune_below: tuple = ()    # ((epoch, valid), ...) ascending in epoch: TransformerClassifier's prune_below
 
     @classmethod
     def from_params(cls, p: dict, *, n_docs: int, world_size: int, multi: bool) -> "LoopConfig":
@@ -441,7 +445,8 @@ class LoopConfig:
                    warmup_steps=int(round(p["warmup"] * total_steps)),
                    eval_every=max(1, steps_per_epoch // int(p["evals_per_epoch"])), multi=multi, pool=p["pool"],
                    precision=p["precision"], patience=p["patience"], time_budget=p["time_budget"],
-                   label_smoothing=float(p.get("label_smoothing") or 0.0))
+                   label_smoothing=float(p.get("label_smoothing") or 0.0),
+                   prune_below=tuple(sorted((float(e), float(v)) for e, v in p.get("prune_below") or ())))
 
 
 @dataclass
@@ -643,8 +648,12 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
                 else:
                     bad_evals += 1
             state.history.append(record)
+            floor = pruning_floor(config.prune_below, record["epoch"]) if evaluate is not None else None
             if evaluate is not None and config.patience and bad_evals >= config.patience:
                 state.stopped = f"early stop: no improvement in {bad_evals} evaluation(s)"
+            elif floor is not None and state.best_metric < floor[1] and state.step < config.total_steps:
+                state.stopped = (f"pruned: best valid {state.best_metric:.4f} below {floor[1]:.4f}, "
+                                 f"the reference's by epoch {floor[0]:g}")
             elif over_budget:
                 state.stopped = f"time budget of {config.time_budget} s reached"
             elif checkpointing is not None and state.step < config.total_steps:  # the last step: nothing to resume
@@ -658,6 +667,12 @@ def train_classifier(model, optimizer, data: TrainData, *, config: LoopConfig, d
     if task_id is not None:
         progress.update(task_id, completed=config.total_steps)
     return state
+
+
+def pruning_floor(prune_below: tuple, epoch: float) -> tuple[float, float] | None:
+    """The (epoch, valid) of ``prune_below`` that applies at ``epoch``: the latest one reached."""
+    reached = [pair for pair in prune_below if pair[0] <= epoch + 1e-9]
+    return reached[-1] if reached else None
 
 
 # "barely moved": the last evaluation interval's mean training loss above this share of the first's
@@ -835,6 +850,11 @@ def validate_options(params: dict) -> None:
         raise ConfigError("--pool only applies with --long-text chunks.")
     if params.get("time_budget") is not None and not params["time_budget"] > 0:
         raise ConfigError(f"--time-budget must be a positive number of seconds, got {params['time_budget']!r}.")
+    prune = params.get("prune_below")
+    if prune is not None and not (isinstance(prune, (list, tuple)) and all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, (int, float)) for x in pair)
+            for pair in prune)):
+        raise ConfigError(f"prune_below must be a list of [epoch, valid metric] pairs, got {prune!r}.")
     if params.get("device") not in ("auto", "cpu", "cuda") and not str(params.get("device", "")).startswith("cuda:"):
         raise ConfigError(f"--device must be auto, cpu or cuda, got {params.get('device')!r}.")
     if params.get("precision", "auto") not in ("auto", "fp32", "bf16"):
